@@ -1,0 +1,35 @@
+"""The dependencies every service function receives: store, settings, secrets and the sync hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from vlm.config import Settings
+from vlm.secret_box import SecretBox
+from vlm.store import Database, open_database
+
+
+def _ignore_change(server_ids: Iterable[int]) -> None:
+    """Default change hook: nothing listens."""
+
+
+@dataclass
+class ServiceContext:
+    """Injected into services; the sync scheduler sets on_allocations_changed to push at once."""
+
+    db: Database
+    settings: Settings
+    secrets: SecretBox
+    on_allocations_changed: Callable[[Iterable[int]], None] = field(default=_ignore_change)
+
+    @classmethod
+    def open(cls, settings: Settings) -> ServiceContext:
+        """Open and migrate the settings' database and build a context around it."""
+        return cls(open_database(settings.db_path), settings, SecretBox(settings.secret_key))
+
+    def allocations_changed(self, server_ids: Iterable[int]) -> None:
+        """Tell the reconciler which servers have new desired state."""
+        ids = {int(s) for s in server_ids}
+        if ids:
+            self.on_allocations_changed(ids)

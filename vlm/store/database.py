@@ -1,0 +1,101 @@
+"""Thread-safe access to one DuckDB file: a cursor per operation and one write lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pandas as pd
+
+T = TypeVar("T")
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+class DatabaseLockedError(RuntimeError):
+    """Another process (usually the running app) holds the DuckDB file."""
+
+
+class Database:
+    """One DuckDB connection per process; reads use their own cursor, writes share one lock."""
+
+    def __init__(self, path: str | Path, *, threads: int = 2, memory_limit: str = "1GB") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(
+                self.path, config={"threads": threads, "memory_limit": memory_limit}
+            )
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseLockedError(
+                    f"the database {self.path} is in use by another process "
+                    "(is the VLM app running?); stop it or use its 'Sync now' button"
+                ) from exc
+            raise
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self.generation = 0
+
+    def query_df(self, sql: str, params: Params = ()) -> pd.DataFrame:
+        """Run a read and return a fully fetched DataFrame."""
+        cur = getattr(self._local, "write_cursor", None)
+        if cur is not None:
+            return cur.execute(sql, params).df()
+        with self._con.cursor() as cur:
+            return cur.execute(sql, params).df()
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        """Run a read and return all rows as tuples."""
+        cur = getattr(self._local, "write_cursor", None)
+        if cur is not None:
+            return cur.execute(sql, params).fetchall()
+        with self._con.cursor() as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def query_dicts(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """Run a read and return rows as dicts keyed by column name."""
+        cur = getattr(self._local, "write_cursor", None)
+        if cur is not None:
+            result = cur.execute(sql, params)
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        with self._con.cursor() as cur:
+            result = cur.execute(sql, params)
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn inside one transaction under the write lock; reads inside see its changes."""
+        with self._write_lock:
+            outer = getattr(self._local, "write_cursor", None)
+            if outer is not None:
+                return fn(outer)
+            with self._con.cursor() as cur:
+                cur.execute("BEGIN TRANSACTION")
+                self._local.write_cursor = cur
+                try:
+                    result = fn(cur)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                finally:
+                    self._local.write_cursor = None
+                self.generation += 1
+                return result
+
+    def execute_script(self, sql: str) -> None:
+        """Run DDL statements outside an explicit transaction (used by migrations)."""
+        with self._write_lock, self._con.cursor() as cur:
+            cur.execute(sql)
+
+    def close(self) -> None:
+        self._con.close()

@@ -1,0 +1,208 @@
+"""Numbered schema migrations, applied in order at start; none of them ever drops data."""
+
+from __future__ import annotations
+
+from vlm.store.database import Database
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "initial schema",
+        """
+        CREATE SEQUENCE IF NOT EXISTS seq_server START 1;
+        CREATE SEQUENCE IF NOT EXISTS seq_server_feature START 1;
+        CREATE SEQUENCE IF NOT EXISTS seq_vlm START 1;
+        CREATE SEQUENCE IF NOT EXISTS seq_pool START 1;
+        CREATE SEQUENCE IF NOT EXISTS seq_allocation START 1;
+        CREATE SEQUENCE IF NOT EXISTS seq_audit START 1;
+
+        CREATE TABLE license_servers (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_server'),
+            name VARCHAR NOT NULL UNIQUE,
+            base_url VARCHAR NOT NULL,
+            instance VARCHAR NOT NULL DEFAULT '~',
+            username VARCHAR,
+            password_encrypted VARCHAR,
+            verify_tls BOOLEAN NOT NULL DEFAULT TRUE,
+            ca_path VARCHAR,
+            timeout_seconds DOUBLE NOT NULL DEFAULT 10,
+            description VARCHAR NOT NULL DEFAULT '',
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            status VARCHAR NOT NULL DEFAULT 'unknown',
+            last_sync_at TIMESTAMP,
+            last_success_at TIMESTAMP,
+            last_error VARCHAR,
+            last_latency_ms DOUBLE
+        );
+
+        CREATE TABLE server_features (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_server_feature'),
+            server_id BIGINT NOT NULL,
+            feature_name VARCHAR NOT NULL,
+            feature_version VARCHAR NOT NULL,
+            total INTEGER NOT NULL DEFAULT 0,
+            used INTEGER NOT NULL DEFAULT 0,
+            reserved INTEGER NOT NULL DEFAULT 0,
+            reserved_by_others INTEGER NOT NULL DEFAULT 0,
+            concurrent BOOLEAN NOT NULL DEFAULT TRUE,
+            uncounted BOOLEAN NOT NULL DEFAULT FALSE,
+            metered BOOLEAN NOT NULL DEFAULT FALSE,
+            expiry VARCHAR,
+            slices INTEGER NOT NULL DEFAULT 1,
+            present BOOLEAN NOT NULL DEFAULT TRUE,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            UNIQUE (server_id, feature_name, feature_version)
+        );
+
+        CREATE TABLE utilization_snapshots (
+            server_feature_id BIGINT NOT NULL,
+            taken_at TIMESTAMP NOT NULL,
+            total INTEGER NOT NULL,
+            used INTEGER NOT NULL,
+            reserved INTEGER NOT NULL
+        );
+
+        CREATE TABLE vlms (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_vlm'),
+            name VARCHAR NOT NULL UNIQUE,
+            vlm_type VARCHAR NOT NULL DEFAULT 'FlexNet Embedded',
+            description VARCHAR NOT NULL DEFAULT '',
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            created_by VARCHAR NOT NULL
+        );
+
+        CREATE TABLE vlm_servers (
+            vlm_id BIGINT NOT NULL,
+            server_id BIGINT NOT NULL,
+            PRIMARY KEY (vlm_id, server_id)
+        );
+
+        CREATE TABLE vlm_features (
+            vlm_id BIGINT NOT NULL,
+            server_feature_id BIGINT NOT NULL PRIMARY KEY
+        );
+
+        CREATE TABLE pools (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_pool'),
+            vlm_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            manager VARCHAR NOT NULL,
+            description VARCHAR NOT NULL DEFAULT '',
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            created_by VARCHAR NOT NULL,
+            UNIQUE (vlm_id, name)
+        );
+
+        CREATE TABLE pool_portions (
+            pool_id BIGINT NOT NULL,
+            server_feature_id BIGINT NOT NULL,
+            quantity INTEGER NOT NULL,
+            PRIMARY KEY (pool_id, server_feature_id)
+        );
+
+        CREATE TABLE allocations (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_allocation'),
+            pool_id BIGINT NOT NULL,
+            server_feature_id BIGINT NOT NULL,
+            feature_name VARCHAR NOT NULL,
+            feature_version VARCHAR NOT NULL,
+            host_type VARCHAR NOT NULL,
+            host_id VARCHAR NOT NULL,
+            count INTEGER NOT NULL,
+            description VARCHAR NOT NULL DEFAULT '',
+            state VARCHAR NOT NULL DEFAULT 'pending',
+            last_error VARCHAR,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMP,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            created_by VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            applied_at TIMESTAMP
+        );
+
+        CREATE TABLE reservation_mirror (
+            server_id BIGINT NOT NULL,
+            group_id BIGINT,
+            group_name VARCHAR NOT NULL,
+            owned BOOLEAN NOT NULL,
+            reservation_id BIGINT,
+            host_type VARCHAR NOT NULL,
+            host_id VARCHAR NOT NULL,
+            entry_id BIGINT,
+            feature_name VARCHAR NOT NULL,
+            feature_version VARCHAR NOT NULL,
+            count INTEGER NOT NULL,
+            entry_state VARCHAR
+        );
+
+        CREATE TABLE sync_conflicts (
+            server_id BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,
+            host_type VARCHAR,
+            host_id VARCHAR,
+            feature_name VARCHAR,
+            feature_version VARCHAR,
+            detail VARCHAR NOT NULL,
+            found_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+
+        CREATE TABLE users (
+            username VARCHAR PRIMARY KEY,
+            display_name VARCHAR NOT NULL,
+            email VARCHAR NOT NULL DEFAULT '',
+            role VARCHAR NOT NULL,
+            password_hash VARCHAR NOT NULL,
+            disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            must_change_password BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+
+        CREATE TABLE audit_log (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_audit'),
+            happened_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            target_type VARCHAR NOT NULL,
+            target_id VARCHAR NOT NULL,
+            before VARCHAR,
+            after VARCHAR
+        );
+        """,
+    ),
+    (
+        2,
+        "indexes for allocation, snapshot and audit lookups",
+        """
+        CREATE INDEX idx_alloc_pool ON allocations (pool_id);
+        CREATE INDEX idx_alloc_sf ON allocations (server_feature_id);
+        CREATE INDEX idx_alloc_host ON allocations (host_type, host_id);
+        CREATE INDEX idx_snap_sf_time ON utilization_snapshots (server_feature_id, taken_at);
+        CREATE INDEX idx_mirror_server ON reservation_mirror (server_id);
+        CREATE INDEX idx_audit_at ON audit_log (happened_at);
+        """,
+    ),
+]
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply every migration not yet recorded; return the versions applied now."""
+    db.execute_script(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+    )
+    done = {row[0] for row in db.query("SELECT version FROM schema_migrations")}
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+
+        def apply(cur, sql=sql, version=version, name=name):
+            cur.execute(sql)
+            cur.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name]
+            )
+
+        db.write(apply)
+        applied.append(version)
+    return applied
