@@ -1,4 +1,4 @@
-"""Runtime settings, read from environment variables (the UI layer may overlay Streamlit secrets)."""
+"""Runtime settings from environment variables (the UI layer may overlay Streamlit secrets)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ class Settings:
             return []
         found = []
         if not self.cookie_key or self.cookie_key == DEMO_COOKIE_KEY:
-            found.append("set VLM_COOKIE_KEY (or [auth] cookie_key in secrets.toml) to a random key")
+            found.append(
+                "set VLM_COOKIE_KEY (or [auth] cookie_key in secrets.toml) to a random key"
+            )
         elif len(self.cookie_key.encode()) < 32:
             found.append("the cookie key must be at least 32 bytes long")
         if not self.secret_key or self.secret_key == DEMO_SECRET_KEY:

@@ -190,9 +190,7 @@ def split_into_portions(quantity: int, rooms: list[PortionRoom]) -> dict[int, in
             remaining -= take
     if remaining > 0:
         available = sum(max(r.room, 0) for r in rooms)
-        raise ValidationError(
-            f"only {available} available, {quantity} requested", field="quantity"
-        )
+        raise ValidationError(f"only {available} available, {quantity} requested", field="quantity")
     return portions
 
 
@@ -213,7 +211,5 @@ def reduce_portions(
         excess -= take
     if excess > 0:
         in_use = sum(allocated.values())
-        raise ValidationError(
-            f"cannot go below the {in_use} already allocated", field="quantity"
-        )
+        raise ValidationError(f"cannot go below the {in_use} already allocated", field="quantity")
     return {sf: q for sf, q in result.items() if q > 0 or allocated.get(sf, 0) > 0}

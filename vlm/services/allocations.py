@@ -1,0 +1,313 @@
+"""Manager use cases: allocate to host ids, edit, remove, retry — one row or a whole grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from vlm.domain import Actor, VlmError
+from vlm.services import audit
+from vlm.services.context import ServiceContext
+from vlm.services.ledger import FeatureKey, PoolLedger
+from vlm.services.permissions import pool_scope_sql, require_pool_read, require_pool_write
+
+Operation = Literal["add", "edit", "delete", "retry"]
+_ORDER = {"delete": 0, "retry": 1, "edit": 2, "add": 3}
+
+
+@dataclass(frozen=True)
+class AllocationChange:
+    """One requested change, e.g. a grid row; row is its position for messages."""
+
+    op: Operation
+    row: int | None = None
+    allocation_id: int | None = None
+    feature_name: str | None = None
+    feature_version: str | None = None
+    host_type: object = None
+    host_id: object = None
+    count: object = None
+    description: object = None
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The outcome of one change: ok, or the message to show next to its row."""
+
+    change: AllocationChange
+    ok: bool
+    message: str
+    allocation_id: int | None = None
+    field: str | None = None
+
+    @property
+    def row(self) -> int | None:
+        return self.change.row
+
+
+def _feature_of(change: AllocationChange, default: FeatureKey | None) -> FeatureKey:
+    if change.feature_name:
+        return (str(change.feature_name), str(change.feature_version or ""))
+    if default is None:
+        raise VlmError("no feature given for this row", field="feature")
+    return default
+
+
+def _apply_one(
+    ledger: PoolLedger, change: AllocationChange, feature: FeatureKey | None, actor: Actor
+) -> tuple[RowResult, tuple | None]:
+    """Apply a change to the ledger; return its result and the audit row it needs."""
+    if change.op == "add":
+        alloc = ledger.add(
+            _feature_of(change, feature),
+            change.host_type,
+            change.host_id,
+            change.count,
+            change.description,
+            actor.username,
+        )
+        label = f"{alloc['host_type']} {alloc['host_id']} × {alloc['count']}"
+        return RowResult(change, True, f"allocated {label}"), ("allocation.add", alloc)
+    if change.op == "edit":
+        before, after = ledger.edit(
+            change.allocation_id, count=change.count, description=change.description
+        )
+        if before == after:
+            return RowResult(change, True, "unchanged", change.allocation_id), None
+        return (
+            RowResult(change, True, "updated", change.allocation_id),
+            ("allocation.edit", before, after),
+        )
+    if change.op == "retry":
+        before, after = ledger.retry(change.allocation_id)
+        return (
+            RowResult(change, True, "queued for retry", change.allocation_id),
+            ("allocation.retry", before, after),
+        )
+    if change.op == "delete":
+        before = ledger.remove(change.allocation_id)
+        return (
+            RowResult(change, True, "removed", change.allocation_id),
+            ("allocation.remove", before),
+        )
+    raise VlmError(f"unknown operation '{change.op}'")
+
+
+def _flush(cur, ledger: PoolLedger) -> list[int]:
+    """Write the ledger's accepted changes in bulk; return the new allocation ids in order."""
+    new_ids: list[int] = []
+    if ledger.inserts:
+        frame = pd.DataFrame(ledger.inserts).drop(columns=["id"])
+        frame.insert(0, "pool_id", ledger.pool_id)
+        cur.register("new_allocations", frame)
+        try:
+            new_ids = [
+                r[0]
+                for r in cur.execute(
+                    "INSERT INTO allocations (pool_id, server_feature_id, feature_name, "
+                    "feature_version, host_type, host_id, count, description, state, created_by) "
+                    "SELECT pool_id, server_feature_id, feature_name, feature_version, host_type, "
+                    "host_id, count, description, state, created_by FROM new_allocations "
+                    "RETURNING id"
+                ).fetchall()
+            ]
+        finally:
+            cur.unregister("new_allocations")
+    for allocation_id, changes in ledger.updates.items():
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        extra = (
+            ", attempts = 0, next_attempt_at = NULL, last_error = NULL"
+            if "state" in changes
+            else ""
+        )
+        cur.execute(
+            f"UPDATE allocations SET {sets}{extra}, updated_at = current_timestamp WHERE id = ?",
+            [*changes.values(), allocation_id],
+        )
+    if ledger.deletes:
+        ids = sorted(ledger.deletes)
+        cur.execute(f"DELETE FROM allocations WHERE id IN ({', '.join('?' for _ in ids)})", ids)
+    if ledger.removals:
+        ids = sorted(ledger.removals)
+        cur.execute(
+            "UPDATE allocations SET state = 'removing', updated_at = current_timestamp "
+            f"WHERE id IN ({', '.join('?' for _ in ids)})",
+            ids,
+        )
+    return new_ids
+
+
+def apply_allocation_changes(
+    ctx: ServiceContext,
+    actor: Actor,
+    pool_id: int,
+    changes: Sequence[AllocationChange],
+    *,
+    feature: FeatureKey | None = None,
+) -> list[RowResult]:
+    """Apply every valid change in one transaction; invalid ones come back with their message."""
+    require_pool_write(ctx.db, actor, pool_id)
+    if not changes:
+        return []
+
+    def write(cur):
+        ledger = PoolLedger.load(cur, pool_id)
+        results: dict[int, RowResult] = {}
+        audit_rows: list[tuple] = []
+        adds: list[tuple[int, RowResult]] = []
+        order = sorted(range(len(changes)), key=lambda i: (_ORDER.get(changes[i].op, 9), i))
+        for index in order:
+            change = changes[index]
+            try:
+                result, audit_row = _apply_one(ledger, change, feature, actor)
+            except VlmError as exc:
+                results[index] = RowResult(change, False, exc.message, field=exc.field)
+                continue
+            results[index] = result
+            if audit_row is not None:
+                audit_rows.append(audit_row)
+            if change.op == "add":
+                adds.append((index, result))
+        new_ids = _flush(cur, ledger)
+        for (index, result), new_id in zip(adds, new_ids, strict=True):
+            results[index] = RowResult(result.change, True, result.message, new_id)
+        _audit(cur, actor, audit_rows, new_ids)
+        return [results[i] for i in range(len(changes))], ledger.server_ids()
+
+    results, servers = ctx.db.write(write)
+    ctx.allocations_changed(servers)
+    return results
+
+
+def _audit(cur, actor: Actor, audit_rows: list[tuple], new_ids: list[int]) -> None:
+    ids = iter(new_ids)
+    rows = []
+    for entry in audit_rows:
+        action = entry[0]
+        if action == "allocation.add":
+            alloc = {**entry[1], "id": next(ids)}
+            rows.append((action, "allocation", alloc["id"], None, alloc))
+        elif action == "allocation.remove":
+            rows.append((action, "allocation", entry[1]["id"], entry[1], None))
+        else:
+            rows.append((action, "allocation", entry[1]["id"], entry[1], entry[2]))
+    audit.record_many(cur, actor, rows)
+
+
+def _single(results: list[RowResult]) -> RowResult:
+    result = results[0]
+    if not result.ok:
+        raise VlmError(result.message, field=result.field)
+    return result
+
+
+def allocate(
+    ctx: ServiceContext,
+    actor: Actor,
+    pool_id: int,
+    feature: FeatureKey,
+    host_type: object,
+    host_id: object,
+    count: object = 1,
+    description: object = "",
+) -> int:
+    """Allocate count licenses of a pool feature to one host id; returns the allocation id."""
+    change = AllocationChange(
+        "add", None, None, feature[0], feature[1], host_type, host_id, count, description
+    )
+    result = _single(apply_allocation_changes(ctx, actor, pool_id, [change]))
+    assert result.allocation_id is not None
+    return result.allocation_id
+
+
+def update_allocation(
+    ctx: ServiceContext,
+    actor: Actor,
+    pool_id: int,
+    allocation_id: int,
+    *,
+    description: object = None,
+    count: object = None,
+) -> None:
+    """Edit an allocation's description and/or count."""
+    change = AllocationChange("edit", None, allocation_id, count=count, description=description)
+    _single(apply_allocation_changes(ctx, actor, pool_id, [change]))
+
+
+def remove_allocation(ctx: ServiceContext, actor: Actor, pool_id: int, allocation_id: int) -> None:
+    """Remove an allocation; its reservation goes from the server on the next push."""
+    _single(
+        apply_allocation_changes(
+            ctx, actor, pool_id, [AllocationChange("delete", None, allocation_id)]
+        )
+    )
+
+
+def retry_allocation(ctx: ServiceContext, actor: Actor, pool_id: int, allocation_id: int) -> None:
+    """Send a failed allocation to the server again."""
+    _single(
+        apply_allocation_changes(
+            ctx, actor, pool_id, [AllocationChange("retry", None, allocation_id)]
+        )
+    )
+
+
+ALLOCATION_COLUMNS = """
+    a.id, a.pool_id, p.name AS pool_name, a.feature_name, a.feature_version, a.host_type,
+    a.host_id, a.count, a.description, a.state, a.last_error, s.name AS server_name,
+    a.created_at, a.created_by, a.updated_at, a.applied_at
+"""
+
+
+def list_allocations(
+    ctx: ServiceContext,
+    actor: Actor,
+    pool_id: int,
+    feature: FeatureKey | None = None,
+    *,
+    include_removing: bool = False,
+) -> pd.DataFrame:
+    """A pool's allocations (optionally one feature), oldest first."""
+    require_pool_read(ctx.db, actor, pool_id)
+    clauses, params = ["a.pool_id = ?"], [pool_id]
+    if feature is not None:
+        clauses.append("a.feature_name = ? AND a.feature_version = ?")
+        params.extend(feature)
+    if not include_removing:
+        clauses.append("a.state <> 'removing'")
+    return ctx.db.query_df(
+        f"SELECT {ALLOCATION_COLUMNS} FROM allocations a JOIN pools p ON p.id = a.pool_id "
+        "JOIN server_features sf ON sf.id = a.server_feature_id "
+        "JOIN license_servers s ON s.id = sf.server_id "
+        f"WHERE {' AND '.join(clauses)} ORDER BY a.id",
+        params,
+    )
+
+
+def allocation_states(ctx: ServiceContext, actor: Actor, ids: Sequence[int]) -> pd.DataFrame:
+    """Current state and last error of given allocations (for live grid refresh)."""
+    if not ids:
+        return pd.DataFrame(columns=["id", "state", "last_error"])
+    scope, params = pool_scope_sql(actor)
+    marks = ", ".join("?" for _ in ids)
+    return ctx.db.query_df(
+        f"SELECT a.id, a.state, a.last_error FROM allocations a JOIN pools p ON p.id = a.pool_id "
+        f"WHERE a.id IN ({marks}) AND {scope}",
+        [*ids, *params],
+    )
+
+
+def visible_allocations(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """Every allocation the actor may see (managers: their pools), for export."""
+    scope, params = pool_scope_sql(actor)
+    return ctx.db.query_df(
+        f"SELECT v.name AS vlm_name, {ALLOCATION_COLUMNS} FROM allocations a "
+        "JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_id "
+        "JOIN server_features sf ON sf.id = a.server_feature_id "
+        "JOIN license_servers s ON s.id = sf.server_id "
+        f"WHERE a.state <> 'removing' AND {scope} ORDER BY a.pool_id, a.id",
+        params,
+    )

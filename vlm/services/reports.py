@@ -1,0 +1,175 @@
+"""Figures for dashboards: KPIs, per-server / VLM / pool stacks, over-commitment, trends."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from vlm.domain import Actor, Role
+from vlm.services.context import ServiceContext
+from vlm.services.permissions import pool_scope_sql, require_pool_read
+from vlm.services.servers import require_can_read_estate
+from vlm.store.figures import POOL_FEATURE_FIGURES, SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
+
+
+def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
+    """Headline numbers scoped to what the actor may see."""
+    scope, params = pool_scope_sql(actor, alias="f")
+    pool_row = ctx.db.query(
+        f"SELECT COUNT(DISTINCT pool_id)::INTEGER, COALESCE(SUM(quantity), 0)::INTEGER, "
+        f"COALESCE(SUM(allocated), 0)::INTEGER, COALESCE(SUM(available), 0)::INTEGER, "
+        f"COALESCE(SUM(pending), 0)::INTEGER, COALESCE(SUM(failed), 0)::INTEGER, "
+        f"COUNT(*) FILTER (WHERE over_committed)::INTEGER "
+        f"FROM ({POOL_FEATURE_FIGURES}) f WHERE {scope}",
+        params,
+    )[0]
+    figures = {
+        "pools": pool_row[0],
+        "pool_quantity": pool_row[1],
+        "allocated": pool_row[2],
+        "pool_available": pool_row[3],
+        "pending": pool_row[4],
+        "failed": pool_row[5],
+        "over_committed_pool_features": pool_row[6],
+    }
+    if actor.role is not Role.MANAGER:
+        row = ctx.db.query(
+            f"SELECT COUNT(DISTINCT server_id)::INTEGER, COUNT(*)::INTEGER, "
+            f"COALESCE(SUM(total), 0)::INTEGER, COALESCE(SUM(used), 0)::INTEGER, "
+            f"COALESCE(SUM(pooled), 0)::INTEGER, "
+            f"COALESCE(SUM(GREATEST(poolable, 0)) FILTER (WHERE can_pool), 0)::INTEGER, "
+            f"COUNT(*) FILTER (WHERE deficit > 0)::INTEGER "
+            f"FROM ({SERVER_FEATURE_FIGURES}) WHERE present",
+        )[0]
+        errors = ctx.db.scalar("SELECT COUNT(*) FROM license_servers WHERE status = 'error'")
+        figures.update(
+            servers=row[0],
+            server_features=row[1],
+            total=row[2],
+            used=row[3],
+            pooled=row[4],
+            poolable=row[5],
+            over_committed=row[6],
+            servers_in_error=int(errors or 0),
+        )
+    return figures
+
+
+def server_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """Per server: allocated / pooled unallocated / poolable / reserved outside VLM / total."""
+    require_can_read_estate(actor)
+    return ctx.db.query_df(
+        f"""
+        SELECT server_name AS name,
+            SUM(allocated)::INTEGER AS allocated,
+            SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
+            SUM(GREATEST(poolable, 0)) FILTER (WHERE can_pool)::INTEGER AS poolable,
+            SUM(reserved_by_others)::INTEGER AS reserved_outside,
+            SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
+            SUM(deficit)::INTEGER AS deficit
+        FROM ({SERVER_FEATURE_FIGURES}) WHERE present
+        GROUP BY server_name ORDER BY server_name
+        """
+    ).fillna(0)
+
+
+def vlm_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """Per VLM: the same stack as server_stack."""
+    require_can_read_estate(actor)
+    return ctx.db.query_df(
+        f"""
+        SELECT vlm_name AS name, SUM(allocated)::INTEGER AS allocated,
+            SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
+            SUM(GREATEST(available, 0))::INTEGER AS poolable,
+            SUM(reserved_by_others)::INTEGER AS reserved_outside,
+            SUM(total)::INTEGER AS total, SUM(deficit)::INTEGER AS deficit
+        FROM ({VLM_FEATURE_FIGURES}) GROUP BY vlm_name ORDER BY vlm_name
+        """
+    )
+
+
+def pool_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """Per pool the actor may see: allocated and available of its quantity."""
+    scope, params = pool_scope_sql(actor, alias="f")
+    return ctx.db.query_df(
+        f"SELECT vlm_name || ' / ' || pool_name AS name, pool_id, SUM(allocated)::INTEGER "
+        f"AS allocated, SUM(available)::INTEGER AS available, SUM(quantity)::INTEGER AS quantity, "
+        f"BOOL_OR(over_committed) AS over_committed FROM ({POOL_FEATURE_FIGURES}) f "
+        f"WHERE {scope} GROUP BY 1, 2 ORDER BY 1",
+        params,
+    )
+
+
+def over_committed(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """Server features whose total fell below what is pooled, with the deficit."""
+    require_can_read_estate(actor)
+    return ctx.db.query_df(
+        f"SELECT server_name, feature_name, feature_version, total, reserved_by_others, pooled, "
+        f"allocated, deficit, vlm_name FROM ({SERVER_FEATURE_FIGURES}) WHERE deficit > 0 "
+        "ORDER BY deficit DESC, server_name"
+    )
+
+
+TREND_SQL = """
+WITH grid AS (
+    SELECT unnest(generate_series(?::TIMESTAMP, ?::TIMESTAMP, INTERVAL {step})) AS t
+), keys AS (
+    SELECT id AS server_feature_id FROM server_features WHERE {key_filter}
+), frame AS (
+    SELECT k.server_feature_id, g.t FROM keys k CROSS JOIN grid g
+)
+SELECT f.t AS taken_at, SUM(s.total)::INTEGER AS total, SUM(s.used)::INTEGER AS used,
+    SUM(s.reserved)::INTEGER AS reserved
+FROM frame f ASOF JOIN utilization_snapshots s
+    ON s.server_feature_id = f.server_feature_id AND s.taken_at <= f.t
+GROUP BY f.t ORDER BY f.t
+"""
+
+
+def _trend(
+    ctx: ServiceContext, key_filter: str, params: list, days: int, step: str
+) -> pd.DataFrame:
+    end = datetime.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(days=days)
+    sql = TREND_SQL.format(step=step, key_filter=key_filter)
+    return ctx.db.query_df(sql, [start, end, *params])
+
+
+def _step(days: int) -> str:
+    return "'1 hour'" if days <= 14 else "'6 hours'" if days <= 120 else "'1 day'"
+
+
+def server_trend(
+    ctx: ServiceContext, actor: Actor, server_id: int | None = None, days: int = 30
+) -> pd.DataFrame:
+    """Total / used / reserved over time for one server (or all), last value carried forward."""
+    require_can_read_estate(actor)
+    if server_id is None:
+        return _trend(ctx, "TRUE", [], days, _step(days))
+    return _trend(ctx, "server_id = ?", [server_id], days, _step(days))
+
+
+def pool_trend(ctx: ServiceContext, actor: Actor, pool_id: int, days: int = 30) -> pd.DataFrame:
+    """Utilization over time of the server features a pool draws on."""
+    require_pool_read(ctx.db, actor, pool_id)
+    return _trend(
+        ctx,
+        "id IN (SELECT server_feature_id FROM pool_portions WHERE pool_id = ?)",
+        [pool_id],
+        days,
+        _step(days),
+    )
+
+
+def utilization_history(ctx: ServiceContext, actor: Actor, days: int = 90) -> pd.DataFrame:
+    """Raw change-only snapshot rows of the last days, for export (admins and analysts)."""
+    require_can_read_estate(actor)
+    return ctx.db.query_df(
+        "SELECT s.name AS server_name, sf.feature_name, sf.feature_version, u.taken_at, "
+        "u.total, u.used, u.reserved FROM utilization_snapshots u "
+        "JOIN server_features sf ON sf.id = u.server_feature_id "
+        "JOIN license_servers s ON s.id = sf.server_id "
+        "WHERE u.taken_at >= ? ORDER BY u.taken_at, s.name, sf.feature_name",
+        [datetime.now() - timedelta(days=days)],
+    )

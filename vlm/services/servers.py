@@ -1,0 +1,260 @@
+"""Admin use cases for physical FNE license servers: add, edit, remove, test, list, features."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from vlm.domain import (
+    Actor,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    Role,
+    ValidationError,
+    validate_name,
+)
+from vlm.services import audit
+from vlm.services.context import ServiceContext
+from vlm.services.permissions import require_admin
+from vlm.store.figures import SERVER_FEATURE_FIGURES
+
+CONNECTION_FIELDS = ("base_url", "instance", "username", "verify_tls", "ca_path", "timeout_seconds")
+
+
+@dataclass(frozen=True)
+class ServerInput:
+    """What an admin types to connect a license server."""
+
+    name: str
+    base_url: str
+    instance: str = "~"
+    username: str | None = None
+    password: str | None = None
+    verify_tls: bool = True
+    ca_path: str | None = None
+    timeout_seconds: float = 10.0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+    latency_ms: float
+    features: int = 0
+    security: str | None = None
+
+
+def _validated(data: ServerInput) -> dict[str, Any]:
+    name = validate_name(data.name, "server name")
+    url = (data.base_url or "").strip().rstrip("/")
+    parsed = urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ValidationError(
+            f"base URL '{data.base_url}' must look like http://host:7070", field="base_url"
+        )
+    instance = (data.instance or "~").strip() or "~"
+    if "/" in instance:
+        raise ValidationError("instance must be '~' or a CLS instance id", field="instance")
+    if not 0.5 <= float(data.timeout_seconds) <= 120:
+        raise ValidationError("timeout must be between 0.5 and 120 seconds", field="timeout")
+    return {
+        "name": name,
+        "base_url": url,
+        "instance": instance,
+        "username": (data.username or "").strip() or None,
+        "verify_tls": bool(data.verify_tls),
+        "ca_path": (data.ca_path or "").strip() or None,
+        "timeout_seconds": float(data.timeout_seconds),
+        "description": (data.description or "").strip(),
+    }
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    """A server row without its secret, for audit and display."""
+    return {k: v for k, v in row.items() if k != "password_encrypted"}
+
+
+def get_server(ctx: ServiceContext, actor: Actor, server_id: int) -> dict[str, Any]:
+    require_admin(actor)
+    rows = ctx.db.query_dicts("SELECT * FROM license_servers WHERE id = ?", [server_id])
+    if not rows:
+        raise NotFound(f"license server {server_id} does not exist")
+    return _public(rows[0])
+
+
+def add_server(ctx: ServiceContext, actor: Actor, data: ServerInput) -> int:
+    """Connect a new license server; the password is stored encrypted."""
+    require_admin(actor)
+    values = _validated(data)
+    values["password_encrypted"] = ctx.secrets.encrypt(data.password)
+
+    def write(cur):
+        if cur.execute("SELECT 1 FROM license_servers WHERE name = ?", [values["name"]]).fetchone():
+            raise Conflict(f"a server named '{values['name']}' exists already", field="name")
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        server_id = cur.execute(
+            f"INSERT INTO license_servers ({cols}) VALUES ({marks}) RETURNING id",
+            list(values.values()),
+        ).fetchone()[0]
+        audit.record(cur, actor, "server.add", "license_server", server_id, None, _public(values))
+        return server_id
+
+    return ctx.db.write(write)
+
+
+def edit_server(
+    ctx: ServiceContext, actor: Actor, server_id: int, data: ServerInput, *, keep_password: bool
+) -> None:
+    """Change a server's connection; an empty password with keep_password keeps the stored one."""
+    require_admin(actor)
+    values = _validated(data)
+    if not keep_password:
+        values["password_encrypted"] = ctx.secrets.encrypt(data.password)
+
+    def write(cur):
+        before = cur.execute("SELECT * FROM license_servers WHERE id = ?", [server_id])
+        names = [d[0] for d in before.description]
+        row = before.fetchone()
+        if row is None:
+            raise NotFound(f"license server {server_id} does not exist")
+        old = dict(zip(names, row, strict=True))
+        clash = cur.execute(
+            "SELECT 1 FROM license_servers WHERE name = ? AND id <> ?", [values["name"], server_id]
+        ).fetchone()
+        if clash:
+            raise Conflict(f"a server named '{values['name']}' exists already", field="name")
+        sets = ", ".join(f"{k} = ?" for k in values)
+        cur.execute(
+            f"UPDATE license_servers SET {sets} WHERE id = ?", [*values.values(), server_id]
+        )
+        audit.record(
+            cur, actor, "server.edit", "license_server", server_id, _public(old), _public(values)
+        )
+
+    ctx.db.write(write)
+
+
+def remove_server(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
+    """Remove a server; refused while a VLM exposes any of its features."""
+    require_admin(actor)
+
+    def write(cur):
+        row = cur.execute("SELECT name FROM license_servers WHERE id = ?", [server_id]).fetchone()
+        if row is None:
+            raise NotFound(f"license server {server_id} does not exist")
+        users = cur.execute(
+            "SELECT DISTINCT v.name FROM vlm_features vf JOIN vlms v ON v.id = vf.vlm_id "
+            "JOIN server_features sf ON sf.id = vf.server_feature_id WHERE sf.server_id = ? "
+            "UNION SELECT v.name FROM vlm_servers vs JOIN vlms v ON v.id = vs.vlm_id "
+            "WHERE vs.server_id = ? ORDER BY 1",
+            [server_id, server_id],
+        ).fetchall()
+        if users:
+            names = ", ".join(u[0] for u in users)
+            raise Conflict(f"server '{row[0]}' is used by virtual license manager(s): {names}")
+        sf_ids = "SELECT id FROM server_features WHERE server_id = ?"
+        cur.execute(
+            f"DELETE FROM utilization_snapshots WHERE server_feature_id IN ({sf_ids})", [server_id]
+        )
+        for table in ("server_features", "reservation_mirror", "sync_conflicts"):
+            cur.execute(f"DELETE FROM {table} WHERE server_id = ?", [server_id])
+        cur.execute("DELETE FROM license_servers WHERE id = ?", [server_id])
+        audit.record(cur, actor, "server.remove", "license_server", server_id, {"name": row[0]})
+
+    ctx.db.write(write)
+
+
+def check_connection(ctx: ServiceContext, actor: Actor, data: ServerInput) -> ConnectionCheck:
+    """Try to reach a server with the given settings: health, login and the feature list."""
+    require_admin(actor)
+    from vlm.flexnet import FlexNetClient
+    from vlm.flexnet.errors import FlexNetError
+
+    values = _validated(data)
+    verify: bool | str = values["ca_path"] or values["verify_tls"]
+    started = time.perf_counter()
+    try:
+        with FlexNetClient(
+            values["base_url"],
+            instance=values["instance"],
+            username=values["username"],
+            password=data.password,
+            verify=verify,
+            timeout=values["timeout_seconds"],
+        ) as client:
+            health = client.health()
+            features = client.feature_totals()
+    except FlexNetError as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return ConnectionCheck(False, f"{type(exc).__name__}: {exc.message}", elapsed)
+    elapsed = (time.perf_counter() - started) * 1000
+    return ConnectionCheck(
+        True,
+        f"connected: {len(features)} features",
+        elapsed,
+        features=len(features),
+        security=str(health.get("security")) if isinstance(health, dict) else None,
+    )
+
+
+def check_saved_server(ctx: ServiceContext, actor: Actor, server_id: int) -> ConnectionCheck:
+    """Test the connection of a stored server with its stored (decrypted) password."""
+    require_admin(actor)
+    rows = ctx.db.query_dicts("SELECT * FROM license_servers WHERE id = ?", [server_id])
+    if not rows:
+        raise NotFound(f"license server {server_id} does not exist")
+    row = rows[0]
+    data = ServerInput(
+        name=row["name"],
+        base_url=row["base_url"],
+        instance=row["instance"],
+        username=row["username"],
+        password=ctx.secrets.decrypt(row["password_encrypted"]),
+        verify_tls=row["verify_tls"],
+        ca_path=row["ca_path"],
+        timeout_seconds=row["timeout_seconds"],
+    )
+    return check_connection(ctx, actor, data)
+
+
+def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """Servers with status, last sync, last error and feature totals (admins and analysts)."""
+    require_can_read_estate(actor)
+    return ctx.db.query_df(
+        """
+        SELECT s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls, s.description,
+            s.status, s.last_sync_at, s.last_success_at, s.last_error, s.last_latency_ms,
+            COUNT(sf.id) FILTER (WHERE sf.present)::INTEGER AS features,
+            COALESCE(SUM(sf.total) FILTER (WHERE sf.present), 0)::INTEGER AS total,
+            COALESCE(SUM(sf.used) FILTER (WHERE sf.present), 0)::INTEGER AS used,
+            COALESCE(SUM(sf.total - sf.used) FILTER (WHERE sf.present), 0)::INTEGER AS available
+        FROM license_servers s LEFT JOIN server_features sf ON sf.server_id = s.id
+        GROUP BY ALL ORDER BY s.name
+        """
+    )
+
+
+def require_can_read_estate(actor: Actor) -> None:
+    """Physical-server detail is for admins and analysts, not managers."""
+    if actor.role is Role.MANAGER:
+        raise PermissionDenied("managers see only their pools, not license servers")
+
+
+def server_features(
+    ctx: ServiceContext, actor: Actor, server_id: int | None = None
+) -> pd.DataFrame:
+    """Each server feature with total, used, reserved, pooled, poolable, deficit and expiry."""
+    require_can_read_estate(actor)
+    where, params = ("WHERE server_id = ?", [server_id]) if server_id is not None else ("", [])
+    return ctx.db.query_df(
+        f"SELECT * FROM ({SERVER_FEATURE_FIGURES}) {where} "
+        "ORDER BY server_name, feature_name, feature_version",
+        params,
+    )

@@ -1,0 +1,297 @@
+"""User administration: add with a one-time password, change role, disable, reset, set password."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import bcrypt
+import pandas as pd
+
+from vlm.domain import Actor, Conflict, NotFound, PermissionDenied, Role, ValidationError
+from vlm.services import audit
+from vlm.services.context import ServiceContext
+from vlm.services.permissions import require_admin
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,31}$")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_BYTES = 72
+
+
+def validate_username(value: object) -> str:
+    name = str(value or "").strip().lower()
+    if not _USERNAME.match(name):
+        raise ValidationError(
+            "user name must be 2–32 characters: letters, digits, '.', '_' or '-'",
+            field="username",
+        )
+    return name
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise ValidationError(
+            f"password must be at most {MAX_PASSWORD_BYTES} bytes", field="password"
+        )
+
+
+def hash_password(password: str) -> str:
+    validate_password(password)
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+
+def check_password(password: str, password_hash: str) -> bool:
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        return False
+    return bcrypt.checkpw(password.encode(), password_hash.encode())
+
+
+def one_time_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _role(value: object) -> Role:
+    try:
+        return Role(str(value).strip().lower())
+    except ValueError:
+        raise ValidationError(
+            f"role must be one of {', '.join(r.value for r in Role)}", field="role"
+        ) from None
+
+
+def _user(cur, username: str) -> dict:
+    result = cur.execute(
+        "SELECT username, display_name, email, role, disabled, must_change_password "
+        "FROM users WHERE username = ?",
+        [username],
+    )
+    names = [d[0] for d in result.description]
+    row = result.fetchone()
+    if row is None:
+        raise NotFound(f"user '{username}' does not exist", field="username")
+    return dict(zip(names, row, strict=True))
+
+
+def _active_admins(cur) -> int:
+    return cur.execute(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled"
+    ).fetchone()[0]
+
+
+def add_user(
+    ctx: ServiceContext,
+    actor: Actor,
+    username: str,
+    role: object,
+    *,
+    display_name: str = "",
+    email: str = "",
+    password: str | None = None,
+) -> str:
+    """Create a user; without a password one is generated, shown once, and must be changed."""
+    require_admin(actor)
+    name = validate_username(username)
+    user_role = _role(role)
+    chosen = password if password is not None else one_time_password()
+    password_hash = hash_password(chosen)
+
+    def write(cur):
+        if cur.execute("SELECT 1 FROM users WHERE username = ?", [name]).fetchone():
+            raise Conflict(f"user '{name}' exists already", field="username")
+        cur.execute(
+            "INSERT INTO users (username, display_name, email, role, password_hash, "
+            "must_change_password) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                name,
+                display_name.strip() or name,
+                email.strip(),
+                user_role.value,
+                password_hash,
+                password is None,
+            ],
+        )
+        audit.record(
+            cur,
+            actor,
+            "user.add",
+            "user",
+            name,
+            None,
+            {"role": user_role.value, "display_name": display_name or name},
+        )
+
+    ctx.db.write(write)
+    return chosen
+
+
+def change_role(ctx: ServiceContext, actor: Actor, username: str, role: object) -> None:
+    """Give a user another role; the last admin keeps theirs, a pool's manager stays a manager."""
+    require_admin(actor)
+    new_role = _role(role)
+
+    def write(cur):
+        user = _user(cur, username)
+        if user["role"] == new_role.value:
+            return
+        if user["role"] == "admin" and not user["disabled"] and _active_admins(cur) <= 1:
+            raise Conflict("the last active admin cannot lose the admin role", field="role")
+        pools = cur.execute("SELECT COUNT(*) FROM pools WHERE manager = ?", [username]).fetchone()
+        if user["role"] == "manager" and pools[0]:
+            raise Conflict(
+                f"'{username}' manages {pools[0]} pool(s); give them another manager first",
+                field="role",
+            )
+        cur.execute(
+            "UPDATE users SET role = ?, updated_at = current_timestamp WHERE username = ?",
+            [new_role.value, username],
+        )
+        audit.record(
+            cur,
+            actor,
+            "user.role",
+            "user",
+            username,
+            {"role": user["role"]},
+            {"role": new_role.value},
+        )
+
+    ctx.db.write(write)
+
+
+def set_disabled(ctx: ServiceContext, actor: Actor, username: str, disabled: bool) -> None:
+    """Disable or re-enable a user; nobody disables themselves or the last admin."""
+    require_admin(actor)
+
+    def write(cur):
+        user = _user(cur, username)
+        if disabled and username == actor.username:
+            raise Conflict("you cannot disable yourself", field="username")
+        if disabled and user["role"] == "admin" and _active_admins(cur) <= 1:
+            raise Conflict("the last active admin cannot be disabled", field="username")
+        cur.execute(
+            "UPDATE users SET disabled = ?, updated_at = current_timestamp WHERE username = ?",
+            [disabled, username],
+        )
+        audit.record(
+            cur,
+            actor,
+            "user.disable" if disabled else "user.enable",
+            "user",
+            username,
+            {"disabled": user["disabled"]},
+            {"disabled": disabled},
+        )
+
+    ctx.db.write(write)
+
+
+def reset_password(ctx: ServiceContext, actor: Actor, username: str) -> str:
+    """Give a user a new one-time password (returned once) that must be changed at login."""
+    require_admin(actor)
+    chosen = one_time_password()
+    password_hash = hash_password(chosen)
+
+    def write(cur):
+        _user(cur, username)
+        cur.execute(
+            "UPDATE users SET password_hash = ?, must_change_password = TRUE, "
+            "updated_at = current_timestamp WHERE username = ?",
+            [password_hash, username],
+        )
+        audit.record(cur, actor, "user.reset_password", "user", username)
+
+    ctx.db.write(write)
+    return chosen
+
+
+def set_own_password(
+    ctx: ServiceContext, actor: Actor, current_password: str, new_password: str
+) -> None:
+    """A signed-in user replaces their password (required after a one-time password)."""
+    stored = ctx.db.scalar(
+        "SELECT password_hash FROM users WHERE username = ? AND NOT disabled", [actor.username]
+    )
+    if stored is None:
+        raise NotFound(f"user '{actor.username}' does not exist")
+    if not check_password(current_password, stored):
+        raise PermissionDenied("the current password is wrong", field="current_password")
+    if new_password == current_password:
+        raise ValidationError("choose a password different from the current one", field="password")
+    password_hash = hash_password(new_password)
+
+    def write(cur):
+        cur.execute(
+            "UPDATE users SET password_hash = ?, must_change_password = FALSE, "
+            "updated_at = current_timestamp WHERE username = ?",
+            [password_hash, actor.username],
+        )
+        audit.record(cur, actor, "user.set_password", "user", actor.username)
+
+    ctx.db.write(write)
+
+
+def list_users(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    require_admin(actor)
+    return ctx.db.query_df(
+        "SELECT u.username, u.display_name, u.email, u.role, u.disabled, u.must_change_password, "
+        "(SELECT COUNT(*) FROM pools p WHERE p.manager = u.username)::INTEGER AS pools, "
+        "u.created_at, u.updated_at FROM users u ORDER BY u.username"
+    )
+
+
+def managers(ctx: ServiceContext, actor: Actor) -> list[str]:
+    require_admin(actor)
+    return [
+        r[0]
+        for r in ctx.db.query(
+            "SELECT username FROM users WHERE role = 'manager' AND NOT disabled ORDER BY 1"
+        )
+    ]
+
+
+def get_user(ctx: ServiceContext, username: str) -> dict | None:
+    """The stored profile of a user (no hash), or None."""
+    rows = ctx.db.query_dicts(
+        "SELECT username, display_name, email, role, disabled, must_change_password "
+        "FROM users WHERE username = ?",
+        [str(username or "").lower()],
+    )
+    return rows[0] if rows else None
+
+
+def actor_for(ctx: ServiceContext, username: str) -> Actor:
+    """The Actor for a signed-in user, refusing unknown or disabled accounts."""
+    user = get_user(ctx, username)
+    if user is None or user["disabled"]:
+        raise PermissionDenied(f"user '{username}' is unknown or disabled")
+    return Actor(user["username"], Role(user["role"]))
+
+
+def authenticator_credentials(ctx: ServiceContext) -> dict:
+    """The credentials dict streamlit-authenticator expects, built from enabled users."""
+    rows = ctx.db.query(
+        "SELECT username, display_name, email, role, password_hash FROM users WHERE NOT disabled"
+    )
+    return {
+        "usernames": {
+            username: {
+                "name": display,
+                "first_name": display,
+                "last_name": "",
+                "email": email or f"{username}@vlm.local",
+                "password": password_hash,
+                "roles": [role],
+                "failed_login_attempts": 0,
+                "logged_in": False,
+            }
+            for username, display, email, role, password_hash in rows
+        }
+    }
+
+
+def has_users(ctx: ServiceContext) -> bool:
+    return bool(ctx.db.scalar("SELECT COUNT(*) FROM users"))

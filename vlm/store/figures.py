@@ -1,0 +1,73 @@
+"""Accounting SQL: figures per server feature, VLM feature and pool feature (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+POOLABLE_KIND = "sf.concurrent AND NOT sf.uncounted AND NOT sf.metered"
+
+SERVER_FEATURE_FIGURES = f"""
+WITH pooled AS (
+    SELECT server_feature_id, SUM(quantity) AS pooled FROM pool_portions GROUP BY 1
+), allocated AS (
+    SELECT server_feature_id, SUM(count) AS allocated
+    FROM allocations WHERE state <> 'removing' GROUP BY 1
+)
+SELECT
+    sf.id AS server_feature_id, sf.server_id, s.name AS server_name,
+    sf.feature_name, sf.feature_version, sf.total, sf.used, sf.reserved,
+    sf.reserved_by_others, COALESCE(p.pooled, 0)::INTEGER AS pooled,
+    COALESCE(a.allocated, 0)::INTEGER AS allocated,
+    (sf.total - sf.reserved_by_others - COALESCE(p.pooled, 0))::INTEGER AS poolable,
+    GREATEST(COALESCE(p.pooled, 0) - (sf.total - sf.reserved_by_others), 0)::INTEGER AS deficit,
+    ({POOLABLE_KIND}) AS can_pool,
+    sf.concurrent, sf.uncounted, sf.metered, sf.expiry, sf.slices, sf.present,
+    vf.vlm_id, v.name AS vlm_name, sf.updated_at
+FROM server_features sf
+JOIN license_servers s ON s.id = sf.server_id
+LEFT JOIN pooled p ON p.server_feature_id = sf.id
+LEFT JOIN allocated a ON a.server_feature_id = sf.id
+LEFT JOIN vlm_features vf ON vf.server_feature_id = sf.id
+LEFT JOIN vlms v ON v.id = vf.vlm_id
+"""
+
+VLM_FEATURE_FIGURES = f"""
+WITH sff AS ({SERVER_FEATURE_FIGURES})
+SELECT vlm_id, vlm_name, feature_name, feature_version,
+    SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
+    SUM(reserved_by_others)::INTEGER AS reserved_by_others,
+    SUM(pooled)::INTEGER AS pooled, SUM(allocated)::INTEGER AS allocated,
+    SUM(poolable)::INTEGER AS available, SUM(deficit)::INTEGER AS deficit,
+    COUNT(*)::INTEGER AS servers, MIN(expiry) AS expiry
+FROM sff WHERE vlm_id IS NOT NULL
+GROUP BY vlm_id, vlm_name, feature_name, feature_version
+"""
+
+POOL_FEATURE_FIGURES = """
+WITH portions AS (
+    SELECT pp.pool_id, sf.feature_name, sf.feature_version,
+        SUM(pp.quantity) AS quantity,
+        BOOL_OR(sf.total - sf.reserved_by_others < (
+            SELECT SUM(quantity) FROM pool_portions x WHERE x.server_feature_id = sf.id
+        )) AS over_committed
+    FROM pool_portions pp JOIN server_features sf ON sf.id = pp.server_feature_id
+    GROUP BY 1, 2, 3
+), allocated AS (
+    SELECT pool_id, feature_name, feature_version, SUM(count) AS allocated,
+        COUNT(*) AS allocations,
+        COUNT(*) FILTER (WHERE state = 'failed') AS failed,
+        COUNT(*) FILTER (WHERE state = 'pending') AS pending
+    FROM allocations WHERE state <> 'removing' GROUP BY 1, 2, 3
+)
+SELECT p.id AS pool_id, p.name AS pool_name, p.vlm_id, v.name AS vlm_name, p.manager,
+    pt.feature_name, pt.feature_version, pt.quantity::INTEGER AS quantity,
+    COALESCE(a.allocated, 0)::INTEGER AS allocated,
+    (pt.quantity - COALESCE(a.allocated, 0))::INTEGER AS available,
+    COALESCE(a.allocations, 0)::INTEGER AS allocations,
+    COALESCE(a.pending, 0)::INTEGER AS pending,
+    COALESCE(a.failed, 0)::INTEGER AS failed,
+    COALESCE(pt.over_committed, FALSE) AS over_committed
+FROM pools p
+JOIN vlms v ON v.id = p.vlm_id
+JOIN portions pt ON pt.pool_id = p.id
+LEFT JOIN allocated a ON a.pool_id = p.id AND a.feature_name = pt.feature_name
+    AND a.feature_version = pt.feature_version
+"""
