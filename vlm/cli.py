@@ -1,0 +1,173 @@
+"""Command line: `python -m vlm demo | sync | users add | emulator`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from vlm.config import Settings
+from vlm.domain import SYSTEM_ACTOR, Role, VlmError
+from vlm.store import DatabaseLockedError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vlm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="start emulated servers, seed data and serve the app")
+    demo.add_argument("--port", type=int, default=8501, help="app port (default 8501)")
+    demo.add_argument("--emulator-port", type=int, default=7071, help="first emulator port")
+    demo.add_argument("--db", default=str(ROOT / "data" / "vlm.duckdb"))
+
+    sync = sub.add_parser("sync", help="pull inventory and reconcile reservations once")
+    sync.add_argument("--db", default=None, help="database path (default VLM_DB_PATH)")
+
+    user_cmd = sub.add_parser("users", help="manage users")
+    user_sub = user_cmd.add_subparsers(dest="action", required=True)
+    add = user_sub.add_parser("add", help="add a user (password from a prompt or stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--display-name", default="")
+    add.add_argument("--db", default=None)
+
+    emulator = sub.add_parser("emulator", help="run an emulated FNE license server")
+    emulator.add_argument("--port", type=int, default=7070)
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--fixture", default=None, help="fixture JSON (data/demo/*.json)")
+    emulator.add_argument("--admin-password", default="admin")
+    emulator.add_argument("--no-security", action="store_true")
+    return parser
+
+
+def _settings(db: str | None) -> Settings:
+    return Settings.from_env(**({"db_path": db} if db else {}))
+
+
+def _open_context(settings: Settings):
+    from vlm.services.context import ServiceContext
+
+    return ServiceContext.open(settings)
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    from vlm.sync.scheduler import sync_all
+
+    settings = _settings(args.db)
+    try:
+        ctx = _open_context(settings)
+    except DatabaseLockedError as exc:
+        print(f"vlm sync: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = sync_all(ctx, progress=lambda fraction, text: print(f"[{fraction:4.0%}] {text}"))
+    finally:
+        ctx.db.close()
+    for result in results:
+        print(result)
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            raise VlmError("the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def run_users_add(args: argparse.Namespace) -> int:
+    from vlm.services import users
+
+    settings = _settings(args.db)
+    try:
+        ctx = _open_context(settings)
+    except DatabaseLockedError as exc:
+        print(f"vlm users: {exc}", file=sys.stderr)
+        return 2
+    try:
+        password = _read_password()
+        users.add_user(
+            ctx,
+            SYSTEM_ACTOR,
+            args.name,
+            args.role,
+            display_name=args.display_name,
+            password=password,
+        )
+    except VlmError as exc:
+        print(f"vlm users: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.db.close()
+    print(f"user '{args.name.lower()}' added with role {args.role}")
+    return 0
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    from vlm.flexnet.emulator.server import serve
+
+    serve(
+        args.fixture,
+        port=args.port,
+        host=args.host,
+        admin_password=args.admin_password,
+        security=not args.no_security,
+    )
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from vlm.demo import prepare_demo_database, start_demo_emulators
+
+    print("Starting emulated license servers …")
+    emulators = start_demo_emulators(args.emulator_port)
+    urls = {name: running.url for name, running in emulators.items()}
+    for name, url in urls.items():
+        print(f"  {name}: {url}")
+    try:
+        print(f"Preparing demo database {args.db} …")
+        prepare_demo_database(args.db, urls)
+        env = {
+            **os.environ,
+            "VLM_DEMO": "1",
+            "VLM_DB_PATH": args.db,
+            "VLM_SYNC_INTERVAL": os.environ.get("VLM_SYNC_INTERVAL", "30"),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            f"--server.port={args.port}",
+            "--server.headless=true",
+            "--browser.gatherUsageStats=false",
+        ]
+        print(f"Serving VLM on http://localhost:{args.port} (Ctrl+C to stop)")
+        app = subprocess.Popen(command, cwd=ROOT, env=env)
+        try:
+            return app.wait()
+        except KeyboardInterrupt:
+            app.send_signal(signal.SIGINT)
+            return app.wait(timeout=15)
+    finally:
+        for running in emulators.values():
+            running.stop()
+
+
+COMMANDS = {"demo": run_demo, "sync": run_sync, "emulator": run_emulator}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "users":
+        return run_users_add(args)
+    return COMMANDS[args.command](args)

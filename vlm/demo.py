@@ -1,0 +1,156 @@
+"""Demo mode: emulated license servers on loopback and a seeded database with every role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlm.config import Settings
+from vlm.domain import SYSTEM_ACTOR, Actor, Role
+from vlm.secret_box import SecretBox
+from vlm.services import allocations, pools, servers, users, vlms
+from vlm.services.context import ServiceContext
+from vlm.store import open_database
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+EMULATOR_ADMIN_PASSWORD = "admin"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+    role: Role
+    display_name: str
+
+
+@dataclass(frozen=True)
+class DemoServer:
+    name: str
+    fixture: str
+    port_offset: int
+    description: str
+
+
+DEMO_USERS = [
+    DemoUser("admin", "admin-demo-pw", Role.ADMIN, "Ada Admin"),
+    DemoUser("mia", "mia-demo-pw", Role.MANAGER, "Mia Manager (CAD team)"),
+    DemoUser("max", "max-demo-pw", Role.MANAGER, "Max Manager (Simulation team)"),
+    DemoUser("ana", "ana-demo-pw", Role.ANALYST, "Ana Analyst"),
+]
+
+DEMO_SERVERS = [
+    DemoServer("lls-east", "lls-east.json", 0, "Local License Server, east data centre"),
+    DemoServer("lls-west", "lls-west.json", 1, "Local License Server, west data centre"),
+    DemoServer("cls-cloud", "cls-cloud.json", 2, "Cloud License Server instance"),
+]
+
+DEMO_ALLOCATIONS = [
+    ("ETHERNET", "0050569A0001", 1, "CAD workstation 01 (Anna)"),
+    ("ETHERNET", "0050569A0002", 1, "CAD workstation 02 (Ben)"),
+    ("USER", "jsmith", 1, "John Smith, remote"),
+]
+
+
+def start_demo_emulators(base_port: int | None = None) -> dict:
+    """Start one emulator per demo server (free ports when base_port is None)."""
+    from vlm.flexnet.emulator.server import start_emulator
+
+    running = {}
+    for server in DEMO_SERVERS:
+        port = 0 if base_port is None else base_port + server.port_offset
+        running[server.name] = start_emulator(
+            DEMO_DIR / server.fixture, admin_password=EMULATOR_ADMIN_PASSWORD, port=port
+        )
+    return running
+
+
+def _point_servers(ctx: ServiceContext, urls: dict[str, str]) -> None:
+    """Keep stored servers pointing at this run's emulator URLs."""
+    existing = {row["name"]: row for row in ctx.db.query_dicts("SELECT * FROM license_servers")}
+    for server in DEMO_SERVERS:
+        if server.name not in urls:
+            continue
+        data = servers.ServerInput(
+            name=server.name,
+            base_url=urls[server.name],
+            username="admin",
+            password=EMULATOR_ADMIN_PASSWORD,
+            description=server.description,
+            timeout_seconds=5,
+        )
+        if server.name in existing:
+            if existing[server.name]["base_url"] != urls[server.name]:
+                servers.edit_server(
+                    ctx, SYSTEM_ACTOR, existing[server.name]["id"], data, keep_password=True
+                )
+        else:
+            servers.add_server(ctx, SYSTEM_ACTOR, data)
+
+
+def _seed_catalog(ctx: ServiceContext) -> None:
+    """Users, a VLM over the two LLS servers, a pool for each manager and a few allocations."""
+    for user in DEMO_USERS:
+        users.add_user(
+            ctx,
+            SYSTEM_ACTOR,
+            user.username,
+            user.role,
+            display_name=user.display_name,
+            password=user.password,
+        )
+    features = servers.server_features(ctx, SYSTEM_ACTOR)
+    chosen = features[
+        features["can_pool"]
+        & features["present"]
+        & features["server_name"].isin(["lls-east", "lls-west"])
+    ]
+    vlm_id = vlms.create_vlm(
+        ctx,
+        SYSTEM_ACTOR,
+        "Engineering",
+        chosen["server_feature_id"].tolist(),
+        description="CAD and simulation licenses of both data centres",
+    )
+    figures = vlms.vlm_features(ctx, SYSTEM_ACTOR, vlm_id).sort_values("available", ascending=False)
+    keys = [(r.feature_name, r.feature_version, int(r.available)) for r in figures.itertuples()]
+    cad = {(n, v): max(1, a // 3) for n, v, a in keys[:2] if a > 0}
+    sim = {(n, v): max(1, a // 4) for n, v, a in keys[2:4] if a > 0}
+    cad_pool = pools.create_pool(
+        ctx, SYSTEM_ACTOR, vlm_id, "CAD team", "mia", cad, description="Design engineers"
+    )
+    pools.create_pool(
+        ctx, SYSTEM_ACTOR, vlm_id, "Simulation team", "max", sim, description="CAE analysts"
+    )
+    manager = Actor("mia", Role.MANAGER)
+    feature = next(iter(cad))
+    changes = [
+        allocations.AllocationChange("add", i, None, feature[0], feature[1], t, h, c, d)
+        for i, (t, h, c, d) in enumerate(DEMO_ALLOCATIONS)
+    ]
+    allocations.apply_allocation_changes(ctx, manager, cad_pool, changes)
+
+
+def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
+    """Idempotent: point servers at the emulators, pull inventory, seed the catalog once."""
+    from vlm.sync.scheduler import sync_all
+
+    _point_servers(ctx, urls)
+    sync_all(ctx)
+    if not users.has_users(ctx):
+        _seed_catalog(ctx)
+        sync_all(ctx)
+
+
+def demo_settings(db_path: str) -> Settings:
+    return Settings.from_env(db_path=db_path, demo=True)
+
+
+def prepare_demo_database(db_path: str, urls: dict[str, str]) -> None:
+    """Open, seed and close the demo database so another process can own it."""
+    settings = demo_settings(db_path)
+    ctx = ServiceContext(open_database(db_path), settings, SecretBox(settings.secret_key))
+    try:
+        seed_demo(ctx, urls)
+    finally:
+        ctx.db.close()
