@@ -1,0 +1,377 @@
+"""Synchronous httpx client for the FlexNet Embedded License Server (LLS/CLS) REST API.
+
+See shared/flexnet-lls-api.md. Only behaviour confirmed there is relied upon: writes succeed on
+any 2xx or 410, error bodies are treated as opaque text (the Spring `message` field is used when
+present), and feature rows are slices that callers sum with `sum_feature_slices`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from vlm.flexnet.errors import (
+    AuthenticationError,
+    FlexNetError,
+    NotFoundError,
+    RefusedError,
+    TransientError,
+)
+from vlm.flexnet.models import (
+    FeatureSlice,
+    FeatureTotal,
+    Reservation,
+    ReservationEntry,
+    ReservationGroup,
+    sum_feature_slices,
+)
+
+TOKEN_REFRESH_MARGIN = 60.0
+FALLBACK_TOKEN_LIFETIME = 300.0
+RETRY_BACKOFF = (0.2, 0.5, 1.0)
+
+Params = Mapping[str, str] | None
+
+
+class FlexNetClient:
+    """Client of one license server instance; thread-safe, keeps connections alive."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        instance: str = "~",
+        username: str | None = None,
+        password: str | None = None,
+        verify: bool | str = True,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        retries: int = 2,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.instance = instance
+        self.api_root = f"{self.base_url}/api/1.0/instances/{instance}"
+        self._username = username
+        self._password = password or ""
+        self._retries = max(0, retries)
+        self._http = httpx.Client(
+            verify=_ssl_verify(verify),
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
+        self._token_lock = threading.Lock()
+        self._token: str | None = None
+        self._token_expires = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FlexNetClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """GET /health (never authenticated); returns the inner "LLS" object."""
+        body = self._get_json("/health", authenticated=False)
+        if isinstance(body, dict) and isinstance(body.get("LLS"), dict):
+            return body["LLS"]
+        if isinstance(body, dict):
+            return body
+        raise FlexNetError("unexpected /health body")
+
+    def feature_slices(self, active_only: bool = False) -> list[FeatureSlice]:
+        params = {"activeOnly": "true"} if active_only else None
+        rows = self._get_list("/features", params)
+        return [FeatureSlice.from_json(row) for row in rows if isinstance(row, dict)]
+
+    def feature_totals(self, active_only: bool = True) -> list[FeatureTotal]:
+        return sum_feature_slices(self.feature_slices(active_only=active_only))
+
+    def clients(self) -> list[dict[str, Any]]:
+        return [row for row in self._get_list("/clients") if isinstance(row, dict)]
+
+    def reservation_groups(self, name: str | None = None) -> list[ReservationGroup]:
+        """Groups (with reservations only if the server lists them inline)."""
+        return [ReservationGroup.from_json(raw) for raw in self._raw_groups(name)]
+
+    def reservation_groups_with_reservations(self) -> list[ReservationGroup]:
+        """Every group with its reservations; fetches per group only when not listed inline."""
+        result = []
+        for raw in self._raw_groups(None):
+            group = ReservationGroup.from_json(raw)
+            if not _has_inline_reservations(raw) and group.id is not None:
+                group = replace(group, reservations=tuple(self.reservations(group.id)))
+            result.append(group)
+        return result
+
+    def reservations(self, group_id: int, hostid: str | None = None) -> list[Reservation]:
+        params = {"hostid": hostid} if hostid is not None else None
+        rows = self._get_list(f"/reservationgroups/{group_id}/reservations", params)
+        return [Reservation.from_json(row) for row in rows if isinstance(row, dict)]
+
+    # -- writes (never retried here: the caller decides) -------------------------------------
+
+    def create_reservation_group(self, group: ReservationGroup) -> ReservationGroup:
+        """POST the group; returns it with server ids (re-read by name if the echo lacks them)."""
+        response = self._request("POST", "/reservationgroups", body=group.to_json(), write=True)
+        created = _echoed_group(response)
+        if created is not None:
+            return created
+        return self._reread_group(group.name)
+
+    def add_entries(
+        self, group_id: int, reservation_id: int, entries: Sequence[ReservationEntry]
+    ) -> None:
+        path = f"/reservationgroups/{group_id}/reservations/{reservation_id}/entries"
+        self._request("POST", path, body=[e.to_json() for e in entries], write=True)
+
+    def delete_entry(self, group_id: int, reservation_id: int, entry_id: int) -> None:
+        path = f"/reservationgroups/{group_id}/reservations/{reservation_id}/entries/{entry_id}"
+        self._request("DELETE", path, write=True)
+
+    def delete_reservation(self, group_id: int, reservation_id: int) -> None:
+        self._request(
+            "DELETE", f"/reservationgroups/{group_id}/reservations/{reservation_id}", write=True
+        )
+
+    def delete_group(self, group_id: int) -> None:
+        self._request("DELETE", f"/reservationgroups/{group_id}", write=True)
+
+    # -- helpers for groups ----------------------------------------------------------------
+
+    def _raw_groups(self, name: str | None) -> list[dict[str, Any]]:
+        params = {"name": name} if name is not None else None
+        rows = [
+            row for row in self._get_list("/reservationgroups", params) if isinstance(row, dict)
+        ]
+        if name is not None:
+            rows = [row for row in rows if row.get("name") == name]
+        return rows
+
+    def _reread_group(self, name: str) -> ReservationGroup:
+        for raw in self._raw_groups(name):
+            group = ReservationGroup.from_json(raw)
+            if group.id is None:
+                continue
+            if not _has_inline_reservations(raw):
+                group = replace(group, reservations=tuple(self.reservations(group.id)))
+            return group
+        raise FlexNetError(f"reservation group {name!r} was created but cannot be read back")
+
+    # -- HTTP plumbing ---------------------------------------------------------------------
+
+    def _get_json(self, path: str, params: Params = None, *, authenticated: bool = True) -> Any:
+        response = self._request("GET", path, params=params, authenticated=authenticated)
+        return _json_body(response)
+
+    def _get_list(self, path: str, params: Params = None) -> list[Any]:
+        body = self._get_json(path, params)
+        if not isinstance(body, list):
+            raise FlexNetError(f"expected a JSON array from {path}, got {type(body).__name__}")
+        return body
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        body: Any = None,
+        write: bool = False,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """Send with auth; GETs are retried on transient failures, writes never are."""
+        attempts = 1 if write else self._retries + 1
+        for attempt in range(attempts):
+            try:
+                response = self._send_authenticated(method, path, params, body, authenticated)
+                return _check(response, write=write)
+            except TransientError:
+                if attempt + 1 >= attempts:
+                    raise
+                time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
+        raise AssertionError("unreachable")
+
+    def _send_authenticated(
+        self, method: str, path: str, params: Params, body: Any, authenticated: bool
+    ) -> httpx.Response:
+        if not authenticated or self._username is None:
+            return self._send(method, path, params, body, None)
+        token = self._current_token()
+        response = self._send(method, path, params, body, token)
+        if response.status_code != 401:
+            return response
+        self._drop_token(token)
+        response = self._send(method, path, params, body, self._current_token())
+        if response.status_code == 401:
+            raise AuthenticationError(_server_message(response), 401)
+        return response
+
+    def _send(
+        self, method: str, path: str, params: Params, body: Any, token: str | None
+    ) -> httpx.Response:
+        url = f"{self.api_root}{path}"
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            return self._http.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=headers,
+            )
+        except httpx.TransportError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise TransientError(f"{method} {url} failed: {detail}") from exc
+
+    # -- token handling --------------------------------------------------------------------
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            if self._token is not None and time.time() < self._token_expires - TOKEN_REFRESH_MARGIN:
+                return self._token
+            self._token, self._token_expires = self._login()
+            return self._token
+
+    def _drop_token(self, token: str) -> None:
+        with self._token_lock:
+            if self._token == token:
+                self._token = None
+
+    def _login(self) -> tuple[str, float]:
+        credentials = {"user": self._username, "password": self._password}
+        response = self._send("POST", "/authorize", None, credentials, None)
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise TransientError(_server_message(response), status)
+        if status != 200:
+            raise AuthenticationError(_server_message(response), status)
+        body = _json_body(response)
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthenticationError("login answer carries no token", status)
+        return token, _token_expiry(body.get("expires"), token)
+
+
+def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx wants a bool or an SSLContext; a string is a CA bundle file or directory."""
+    if isinstance(verify, bool):
+        return verify
+    if Path(verify).is_dir():
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
+
+
+def _check(response: httpx.Response, *, write: bool) -> httpx.Response:
+    """Return the response if successful, else raise the matching FlexNetError."""
+    status = response.status_code
+    if 200 <= status < 300 or (write and status == 410):
+        return response
+    message = _server_message(response)
+    if status in (401, 403):
+        raise AuthenticationError(message, status)
+    if status in (404, 410):
+        raise NotFoundError(message, status)
+    if status == 429 or status >= 500:
+        raise TransientError(message, status)
+    if 400 <= status < 500:
+        raise RefusedError(message, status)
+    raise FlexNetError(message, status)
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The `message` of a JSON error body, else the raw text, else the reason phrase."""
+    text = response.text.strip()
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]:
+        return body["message"]
+    return text or response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise FlexNetError(
+            f"invalid JSON from {response.request.url}", response.status_code
+        ) from exc
+
+
+def _has_inline_reservations(raw: Mapping[str, Any]) -> bool:
+    """True when the group lists non-empty reservations that each carry their entries."""
+    reservations = raw.get("reservations")
+    if not isinstance(reservations, list) or not reservations:
+        return False
+    return all(isinstance(r, dict) and "reservationEntries" in r for r in reservations)
+
+
+def _echoed_group(response: httpx.Response) -> ReservationGroup | None:
+    """The created group from the POST answer, if it carries ids for all its parts."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("id") is None:
+        return None
+    group = ReservationGroup.from_json(body)
+    if group.id is None or not isinstance(body.get("reservations"), list):
+        return None
+    for reservation in group.reservations:
+        if reservation.id is None or any(e.id is None for e in reservation.entries):
+            return None
+    return group
+
+
+def _token_expiry(expires: Any, token: str) -> float:
+    """Epoch seconds when the token expires: from `expires`, else the JWT `exp` claim."""
+    if isinstance(expires, str):
+        try:
+            moment = dt.datetime.fromisoformat(expires.strip())
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            return moment.timestamp()
+    exp = _jwt_claim(token, "exp")
+    if isinstance(exp, int | float):
+        return float(exp)
+    return time.time() + FALLBACK_TOKEN_LIFETIME
+
+
+def _jwt_claim(token: str, claim: str) -> Any:
+    """Read a claim from an unverified JWT payload (None if the token is not a JWT)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        return json.loads(base64.urlsafe_b64decode(payload)).get(claim)
+    except (ValueError, AttributeError):
+        return None
