@@ -355,7 +355,7 @@ class EmulatorState:
             self.server_host_ids = list(fixture.get("serverHostIds") or [])
             if not self.server_host_ids:
                 self.server_host_ids = [{"type": "ETHERNET", "value": "0050569A0001"}]
-            self.model_definition = bool(fixture.get("modelDefinition", False))
+            self.model_definition = False
             self._load_users(fixture.get("users") or [])
             for raw in fixture.get("features") or []:
                 self._add_slice(raw)
@@ -363,6 +363,7 @@ class EmulatorState:
                 self.create_group(body)
             for checkout in fixture.get("checkouts") or []:
                 self.checkout(checkout)
+            self.model_definition = bool(fixture.get("modelDefinition", False))
 
     def _clear(self) -> None:
         self._slice_ids = itertools.count(1)
