@@ -1,0 +1,135 @@
+"""FlexNet clients built from license_servers rows, and a thread-safe cache of them."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from vlm.domain import NotFound
+from vlm.flexnet import FlexNetClient
+from vlm.services.context import ServiceContext
+from vlm.store import Database
+from vlm.sync import store_queries as q
+
+CONNECTION_FIELDS = (
+    "base_url",
+    "instance",
+    "username",
+    "password_encrypted",
+    "verify_tls",
+    "ca_path",
+    "timeout_seconds",
+)
+
+
+def tls_verify(server: Mapping[str, Any]) -> bool | str:
+    """httpx `verify`: False when verification is off, the CA bundle path if given, else True."""
+    if not server.get("verify_tls", True):
+        return False
+    return server.get("ca_path") or True
+
+
+class ServerConfigError(RuntimeError):
+    """A license_servers row cannot be turned into a client (e.g. undecryptable password)."""
+
+
+def client_for_server(ctx: ServiceContext, server: Mapping[str, Any]) -> FlexNetClient:
+    """A new client for one license_servers row (password decrypted here, never stored plain)."""
+    try:
+        password = ctx.secrets.decrypt(server.get("password_encrypted"))
+    except RuntimeError as exc:
+        raise ServerConfigError(f"license server {server.get('name')!r}: {exc}") from exc
+    return FlexNetClient(
+        server["base_url"],
+        instance=server.get("instance") or "~",
+        username=server.get("username") or None,
+        password=password,
+        verify=tls_verify(server),
+        timeout=float(server.get("timeout_seconds") or 10.0),
+    )
+
+
+def connection_key(server: Mapping[str, Any]) -> tuple:
+    """The fields whose change requires a new client."""
+    return tuple(server.get(name) for name in CONNECTION_FIELDS)
+
+
+class ClientCache:
+    """One client per server id, rebuilt when the row's connection fields change."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._clients: dict[int, tuple[tuple, FlexNetClient]] = {}
+        self._retired: list[FlexNetClient] = []
+
+    def get(self, server: Mapping[str, Any]) -> FlexNetClient:
+        """The cached client for this row, replacing it if the connection settings changed."""
+        server_id = int(server["id"])
+        key = connection_key(server)
+        with self._lock:
+            cached = self._clients.get(server_id)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            client = client_for_server(self._ctx, server)
+            if cached is not None:
+                self._retired.append(cached[1])
+            self._clients[server_id] = (key, client)
+            return client
+
+    def get_by_id(self, server_id: int) -> FlexNetClient:
+        """The client for a server id, reading its current row."""
+        server = q.load_server(self._ctx.db, server_id)
+        if server is None:
+            raise NotFound(f"license server {server_id} does not exist")
+        return self.get(server)
+
+    def discard(self, server_id: int) -> None:
+        """Forget a server's client (it is closed with the cache, as a request may be in flight)."""
+        with self._lock:
+            cached = self._clients.pop(int(server_id), None)
+            if cached is not None:
+                self._retired.append(cached[1])
+
+    def close_all(self) -> None:
+        """Close every client this cache created."""
+        with self._lock:
+            clients = [c for _, c in self._clients.values()] + self._retired
+            self._clients.clear()
+            self._retired = []
+        for client in clients:
+            client.close()
+
+
+@contextmanager
+def borrowed_client(
+    ctx: ServiceContext, server_id: int, client: FlexNetClient | None = None
+) -> Iterator[FlexNetClient]:
+    """Yield the given client, or a fresh one for the server that is closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    server = q.load_server(ctx.db, server_id)
+    if server is None:
+        raise NotFound(f"license server {server_id} does not exist")
+    own = client_for_server(ctx, server)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+_registry_lock = threading.Lock()
+_server_locks: weakref.WeakKeyDictionary[Database, dict[int, threading.RLock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def server_lock(db: Database, server_id: int) -> threading.RLock:
+    """The lock serialising inventory pulls and reconcile passes of one server of one database."""
+    with _registry_lock:
+        per_db = _server_locks.setdefault(db, {})
+        return per_db.setdefault(int(server_id), threading.RLock())

@@ -1,0 +1,130 @@
+"""Inventory pull: feature totals and reservation groups of one server into DuckDB, in one write."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError, ReservationGroup
+from vlm.services.context import ServiceContext
+from vlm.sync import drift
+from vlm.sync import store_queries as q
+from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
+
+
+@dataclass(frozen=True)
+class InventoryResult:
+    """What one inventory pull found (or the error that stopped it)."""
+
+    server_id: int
+    ok: bool
+    error: str | None = None
+    features: int = 0
+    groups: int = 0
+    owned_groups: int = 0
+    snapshots_added: int = 0
+    conflicts: int = 0
+    latency_ms: float | None = None
+    duration_s: float = 0.0
+
+
+def mirror_rows(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> list[tuple]:
+    """Mirror rows (MIRROR_COLUMNS order); a group is owned when its name has the prefix.
+
+    A reservation without entries, or a group without reservations, is kept as one placeholder
+    row (empty feature name, count 0) so that its existence is remembered.
+    """
+    rows: list[tuple] = []
+    for group in groups:
+        head = (server_id, group.id, group.name, group.name.startswith(prefix))
+        if not group.reservations:
+            rows.append((*head, None, "", "", None, "", "", 0, None))
+        for res in group.reservations:
+            host = (res.id, res.host_id.type, res.host_id.value)
+            if not res.entries:
+                rows.append((*head, *host, None, "", "", 0, None))
+            rows.extend(
+                (*head, *host, e.id, e.feature_name, e.feature_version, e.count, e.state)
+                for e in res.entries
+            )
+    return rows
+
+
+def mirror_frame(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> pd.DataFrame:
+    return q.frame(mirror_rows(server_id, groups, prefix), q.MIRROR_DTYPES)
+
+
+def feature_frame(totals: list[FeatureTotal], mirror: pd.DataFrame) -> pd.DataFrame:
+    """One row per (name, version) with reserved_by_others from the foreign groups' entries."""
+    others = mirror[~mirror["owned"]].groupby(["feature_name", "feature_version"])["count"].sum()
+    rows = [
+        (t.name, t.version, t.total, t.used, t.reserved, int(others.get((t.name, t.version), 0)))
+        + (t.concurrent, t.uncounted, t.metered, t.expiry, t.slices)
+        for t in totals
+    ]
+    return q.frame(rows, q.FEATURE_DTYPES)
+
+
+def _fetch(api: FlexNetClient) -> tuple[list[FeatureTotal], list[ReservationGroup], float]:
+    t0 = time.perf_counter()
+    totals = api.feature_totals(active_only=True)
+    latency_ms = (time.perf_counter() - t0) * 1000.0
+    return totals, api.reservation_groups_with_reservations(), latency_ms
+
+
+def pull_inventory(
+    ctx: ServiceContext, server_id: int, client: FlexNetClient | None = None
+) -> InventoryResult:
+    """Read features and reservation groups of one server and store them; errors are recorded."""
+    started = time.perf_counter()
+    with server_lock(ctx.db, server_id):
+        try:
+            with borrowed_client(ctx, server_id, client) as api:
+                totals, groups, latency_ms = _fetch(api)
+        except (FlexNetError, ServerConfigError) as exc:
+            message = str(exc)
+            ctx.db.write(lambda cur: q.record_server_error(cur, server_id, message, None))
+            return InventoryResult(
+                server_id, False, message, duration_s=time.perf_counter() - started
+            )
+        mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
+        features = feature_frame(totals, mirror)
+
+        def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+            q.replace_mirror(cur, server_id, mirror)
+            q.upsert_features(cur, server_id, features)
+            q.mark_absent_features(cur, server_id, features)
+            added = q.insert_changed_snapshots(cur, server_id)
+            q.record_server_success(cur, server_id, latency_ms)
+            return added, drift.store_conflicts(ctx, server_id)
+
+        added, conflicts = ctx.db.write(store)
+    owned = sum(1 for g in groups if g.name.startswith(ctx.settings.group_prefix))
+    return InventoryResult(
+        server_id=server_id,
+        ok=True,
+        features=len(totals),
+        groups=len(groups),
+        owned_groups=owned,
+        snapshots_added=added,
+        conflicts=conflicts,
+        latency_ms=latency_ms,
+        duration_s=time.perf_counter() - started,
+    )
+
+
+def refresh_reservations(ctx: ServiceContext, server_id: int, client: FlexNetClient) -> int:
+    """Re-read every reservation group of one server into the mirror; returns the group count."""
+    groups = client.reservation_groups_with_reservations()
+    mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
+
+    def store(cur: duckdb.DuckDBPyConnection) -> None:
+        q.replace_mirror(cur, server_id, mirror)
+        q.update_reserved_by_others(cur, server_id)
+
+    ctx.db.write(store)
+    return len(groups)

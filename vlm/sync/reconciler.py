@@ -1,0 +1,647 @@
+"""Level-triggered reconciler: desired allocations minus VLM's reservation groups -> operations.
+
+VLM owns one group per host id per server, named `reservation_group_name(prefix, type, id)`,
+holding one reservation (that host id) with one entry per feature+version whose count is the
+sum of the host's pending and applied allocations on that server. A pass:
+
+1. plans every host from DuckDB alone (allocations + the owned mirror rows);
+2. sends the HTTP writes of different hosts concurrently, without holding the DB write lock:
+   first hosts that only free licenses (deletions, decreases), then the others. A group that
+   exists is re-read right before it is edited, so a stale mirror never duplicates an entry;
+3. records the mirror and every allocation state in one batched write.
+
+Crash safety: a create refused because the name is taken re-reads that group and re-diffs it;
+a 404 on a delete means already gone; anything left half-done is seen by the next pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+import duckdb
+import pandas as pd
+
+from vlm.domain import AllocationState, reservation_group_name
+from vlm.flexnet import (
+    AuthenticationError,
+    FlexNetClient,
+    FlexNetError,
+    HostId,
+    NotFoundError,
+    RefusedError,
+    Reservation,
+    ReservationEntry,
+    ReservationGroup,
+    TransientError,
+)
+from vlm.services.context import ServiceContext
+from vlm.sync import store_queries as q
+from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
+from vlm.sync.inventory import mirror_frame, refresh_reservations
+
+Key = tuple[str, str]
+T = TypeVar("T")
+WORKERS = 16
+MAX_ROUNDS = 4
+BREAKER_THRESHOLD = 10
+PENDING = AllocationState.PENDING.value
+APPLIED = AllocationState.APPLIED.value
+REMOVING = AllocationState.REMOVING.value
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What one reconcile pass of one server did."""
+
+    server_id: int
+    hosts: int = 0
+    hosts_changed: int = 0
+    operations: int = 0
+    applied: int = 0
+    failed: int = 0
+    transient: int = 0
+    removed: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.transient == 0
+
+
+@dataclass(frozen=True)
+class AllocRow:
+    id: int
+    key: Key
+    count: int
+    state: str
+    due: bool
+
+
+@dataclass
+class HostPlan:
+    """Desired and last known actual state of one host's group on one server."""
+
+    host_type: str
+    host_id: str
+    group_name: str
+    actual: ReservationGroup | None
+    rows: list[AllocRow] = field(default_factory=list)
+    want: dict[Key, int] = field(default_factory=dict)
+    applied: dict[Key, int] = field(default_factory=dict)
+    skip: set[Key] = field(default_factory=set)
+
+    @property
+    def host(self) -> HostId:
+        return HostId(self.host_type, self.host_id)
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.want or self.skip)
+
+    def add(self, row: AllocRow) -> None:
+        self.rows.append(row)
+
+    def settle(self) -> None:
+        """Compute want/applied/skip: keys with a backed-off pending row are left alone."""
+        self.skip = {r.key for r in self.rows if r.state == PENDING and not r.due}
+        for r in self.rows:
+            if r.state in (PENDING, APPLIED) and r.key not in self.skip:
+                self.want[r.key] = self.want.get(r.key, 0) + r.count
+                if r.state == APPLIED:
+                    self.applied[r.key] = self.applied.get(r.key, 0) + r.count
+
+
+@dataclass
+class HostOutcome:
+    """The state of a host's group after its operations (`known` False if uncertain)."""
+
+    group: ReservationGroup | None
+    known: bool = True
+    refused: dict[Key, str] = field(default_factory=dict)
+    error: str | None = None
+    operations: int = 0
+
+
+# -- helpers on groups -------------------------------------------------------------------------
+
+
+def same_host(a: HostId, b: HostId) -> bool:
+    return a.type.upper() == b.type.upper() and a.value == b.value
+
+
+def is_sane(group: ReservationGroup, host: HostId) -> bool:
+    """A VLM group holds exactly one reservation, for the host its name stands for."""
+    return len(group.reservations) == 1 and same_host(group.reservations[0].host_id, host)
+
+
+def entries_by_key(group: ReservationGroup | None) -> dict[Key, list[ReservationEntry]]:
+    found: dict[Key, list[ReservationEntry]] = defaultdict(list)
+    for reservation in group.reservations if group else ():
+        for entry in reservation.entries:
+            found[(entry.feature_name, entry.feature_version)].append(entry)
+    return found
+
+
+def held_counts(group: ReservationGroup | None) -> dict[Key, int]:
+    return {key: sum(e.count for e in es) for key, es in entries_by_key(group).items()}
+
+
+def in_sync(plan: HostPlan) -> bool:
+    """True when the last known group already matches the plan (no request needed)."""
+    group = plan.actual
+    if not plan.wanted:
+        return group is None
+    if group is None:
+        return not plan.want
+    if not is_sane(group, plan.host):
+        return False
+    held = entries_by_key(group)
+    for key, count in plan.want.items():
+        if [e.count for e in held.get(key, [])] != [count]:
+            return False
+    return all(key in plan.want or key in plan.skip for key in held)
+
+
+def frees_only(plan: HostPlan) -> bool:
+    """True when the host's operations only release licenses (run before the others)."""
+    if not plan.wanted:
+        return True
+    if plan.actual is None or not is_sane(plan.actual, plan.host):
+        return False
+    held = held_counts(plan.actual)
+    return all(held.get(key, 0) >= count for key, count in plan.want.items())
+
+
+def _with_entries(
+    group: ReservationGroup, add: Iterable[ReservationEntry] = (), drop: int | None = None
+) -> ReservationGroup:
+    """The group's single reservation with entries added and/or one entry id removed."""
+    reservation = group.reservations[0]
+    kept = tuple(e for e in reservation.entries if drop is None or e.id != drop)
+    return replace(group, reservations=(replace(reservation, entries=kept + tuple(add)),))
+
+
+# -- the per-host worker -----------------------------------------------------------------------
+
+
+class _Breaker:
+    """Stops a pass from hammering a server that fails every request (e.g. it is down)."""
+
+    def __init__(self, threshold: int = BREAKER_THRESHOLD) -> None:
+        self._lock = threading.Lock()
+        self._threshold = threshold
+        self._streak = 0
+        self._reason: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self._reason is not None
+
+    def check(self) -> None:
+        if self._reason is not None:
+            raise TransientError(f"not attempted, the server keeps failing: {self._reason}")
+
+    def success(self) -> None:
+        with self._lock:
+            self._streak = 0
+
+    def failure(self, exc: FlexNetError) -> None:
+        with self._lock:
+            self._streak += 1
+            if self._streak >= self._threshold and self._reason is None:
+                self._reason = str(exc)
+
+
+class _HostTask:
+    """Brings one host's group on one server to the plan, then reports what it holds."""
+
+    def __init__(self, client: FlexNetClient, plan: HostPlan, breaker: _Breaker) -> None:
+        self.client = client
+        self.plan = plan
+        self.breaker = breaker
+        self.group = plan.actual
+        self.want = dict(plan.want)
+        self.refused: dict[Key, str] = {}
+        self.operations = 0
+
+    def run(self) -> HostOutcome:
+        try:
+            self._converge()
+            self._drop_if_empty()
+        except FlexNetError as exc:
+            return self._uncertain(exc)
+        return HostOutcome(self.group, True, self.refused, None, self.operations)
+
+    def _uncertain(self, exc: FlexNetError) -> HostOutcome:
+        """After a failed request: re-read the group to learn what really happened."""
+        outcome = HostOutcome(self.group, False, self.refused, str(exc), self.operations)
+        if self.breaker.open:
+            return outcome
+        try:
+            outcome.group = self._read_by_name()
+            outcome.known = True
+        except FlexNetError:
+            pass
+        return outcome
+
+    # -- the plan, step by step --------------------------------------------------------------
+
+    def _converge(self) -> None:
+        for _ in range(MAX_ROUNDS):
+            if not self.plan.wanted:
+                self._delete_group()
+                return
+            if self.group is not None and not is_sane(self.group, self.plan.host):
+                self._delete_group()
+            if self.group is None:
+                if not self.want or self._create():
+                    return
+            elif self._edit():
+                return
+        raise FlexNetError(f"reservation group {self.plan.group_name} kept changing")
+
+    def _create(self) -> bool:
+        """POST the group with every wanted entry; False if it turned out to exist already."""
+        keys = list(self.want)
+        try:
+            self._create_with([self._entry(k, self.want[k]) for k in keys])
+            return True
+        except RefusedError as exc:
+            existing = self._read_by_name()
+            if existing is not None:
+                self.group = existing
+                return False
+            self._one_by_one(keys, exc)
+            return True
+
+    def _edit(self) -> bool:
+        """Re-read the group, then delete and add entries; False if it vanished meanwhile."""
+        assert self.group is not None and self.group.id is not None
+        try:
+            fresh = self._read(self.client.reservations, self.group.id)
+        except NotFoundError:
+            self.group = None
+            return False
+        self.group = replace(self.group, reservations=tuple(fresh))
+        if not is_sane(self.group, self.plan.host):
+            return False
+        held = entries_by_key(self.group)
+        stale = [key for key, entries in held.items() if self._stale(key, entries)]
+        adds = [key for key in self.want if key not in held or key in stale]
+        try:
+            for key in stale:
+                for entry in held[key]:
+                    self._delete_entry(entry)
+            if adds:
+                self._add_keys(adds)
+        except NotFoundError:
+            return False
+        return True
+
+    def _stale(self, key: Key, entries: list[ReservationEntry]) -> bool:
+        if key in self.plan.skip:
+            return False
+        if key not in self.want:
+            return True
+        return [e.count for e in entries] != [self.want[key]]
+
+    def _add_keys(self, keys: list[Key]) -> None:
+        try:
+            self._add([self._entry(k, self.want[k]) for k in keys])
+        except RefusedError as exc:
+            self._one_by_one(keys, exc)
+
+    def _one_by_one(self, keys: list[Key], first: RefusedError) -> None:
+        """After a refused batch: place each key alone so only the refused ones fail."""
+        for key in keys:
+            self._place(key, first if len(keys) == 1 else None)
+
+    def _place(self, key: Key, refusal: RefusedError | None) -> None:
+        """Place one key; on refusal keep the allocations that were already applied."""
+        if refusal is None:
+            try:
+                self._send([self._entry(key, self.want[key])])
+                return
+            except RefusedError as exc:
+                refusal = exc
+        self.refused[key] = refusal.message
+        keep = self.plan.applied.get(key, 0)
+        self.want.pop(key)
+        if 0 < keep < self.plan.want[key]:
+            try:
+                self._send([self._entry(key, keep)])
+                self.want[key] = keep
+            except RefusedError:
+                pass
+
+    def _drop_if_empty(self) -> None:
+        """A group left without any entry (everything refused) is deleted."""
+        if self.group is None or self.plan.skip or self.want:
+            return
+        if not entries_by_key(self.group):
+            self._delete_group()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _entry(key: Key, count: int) -> ReservationEntry:
+        return ReservationEntry(key[0], key[1], count)
+
+    def _send(self, entries: list[ReservationEntry]) -> None:
+        if self.group is None:
+            self._create_with(entries)
+        else:
+            self._add(entries)
+
+    def _create_with(self, entries: list[ReservationEntry]) -> None:
+        reservation = Reservation(self.plan.host, tuple(entries))
+        body = ReservationGroup(None, self.plan.group_name, (reservation,))
+        self.group = self._write(self.client.create_reservation_group, body)
+
+    def _add(self, entries: list[ReservationEntry]) -> None:
+        assert self.group is not None and self.group.id is not None
+        rid = self.group.reservations[0].id
+        self._write(self.client.add_entries, self.group.id, rid, entries)
+        self.group = _with_entries(self.group, add=entries)
+
+    def _delete_entry(self, entry: ReservationEntry) -> None:
+        assert self.group is not None and self.group.id is not None
+        rid = self.group.reservations[0].id
+        with contextlib.suppress(NotFoundError):
+            self._write(self.client.delete_entry, self.group.id, rid, entry.id)
+        self.group = _with_entries(self.group, drop=entry.id)
+
+    def _delete_group(self) -> None:
+        if self.group is None:
+            return
+        if self.group.id is not None:
+            with contextlib.suppress(NotFoundError):
+                self._write(self.client.delete_group, self.group.id)
+        self.group = None
+
+    def _read_by_name(self) -> ReservationGroup | None:
+        for group in self._read(self.client.reservation_groups, self.plan.group_name):
+            if group.name != self.plan.group_name or group.id is None:
+                continue
+            if not group.reservations:
+                fresh = self._read(self.client.reservations, group.id)
+                group = replace(group, reservations=tuple(fresh))
+            return group
+        return None
+
+    def _write(self, fn: Callable[..., T], *args: object) -> T:
+        self.operations += 1
+        return self._read(fn, *args)
+
+    def _read(self, fn: Callable[..., T], *args: object) -> T:
+        self.breaker.check()
+        try:
+            result = fn(*args)
+        except (TransientError, AuthenticationError) as exc:
+            self.breaker.failure(exc)
+            raise
+        except FlexNetError:
+            self.breaker.success()
+            raise
+        self.breaker.success()
+        return result
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def groups_from_mirror(rows: Iterable[tuple]) -> dict[str, ReservationGroup]:
+    """Rebuild groups from mirror rows (MIRROR_COLUMNS order), skipping placeholder rows."""
+    found: dict[str, tuple[int | None, dict[tuple, list[ReservationEntry]]]] = {}
+    for _, gid, name, _, rid, host_type, host_id, eid, fname, fver, count, state in rows:
+        _, reservations = found.setdefault(name, (_opt_int(gid), {}))
+        if host_type == "" and host_id == "":
+            continue
+        entries = reservations.setdefault((_opt_int(rid), host_type, host_id), [])
+        if fname != "":
+            entries.append(ReservationEntry(fname, fver, int(count), _opt_int(eid), state))
+    return {
+        name: ReservationGroup(
+            gid,
+            name,
+            tuple(
+                Reservation(HostId(t, v), tuple(entries), rid)
+                for (rid, t, v), entries in reservations.items()
+            ),
+        )
+        for name, (gid, reservations) in found.items()
+    }
+
+
+def plan_server(ctx: ServiceContext, server_id: int, *, force: bool = False) -> list[HostPlan]:
+    """One plan per host with allocations or with a VLM-owned group on the server (no HTTP)."""
+    prefix = ctx.settings.group_prefix
+    groups = groups_from_mirror(q.owned_mirror_rows(ctx.db, server_id))
+    plans: dict[tuple[str, str], HostPlan] = {}
+    for aid, host_type, host_id, fname, fver, count, state, due in q.allocation_rows(
+        ctx.db, server_id, force
+    ):
+        plan = plans.get((host_type, host_id))
+        if plan is None:
+            name = reservation_group_name(prefix, host_type, host_id)
+            plan = HostPlan(host_type, host_id, name, groups.pop(name, None))
+            plans[(host_type, host_id)] = plan
+        plan.add(AllocRow(int(aid), (fname, fver), int(count), state, bool(due)))
+    result = list(plans.values())
+    for name, group in groups.items():
+        host = group.reservations[0].host_id if group.reservations else HostId("", "")
+        result.append(HostPlan(host.type, host.value, name, group))
+    for plan in result:
+        plan.settle()
+    return result
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def _run_tasks(
+    client: FlexNetClient, plans: list[HostPlan], workers: int
+) -> dict[str, HostOutcome]:
+    """Run the host tasks: license-freeing hosts first, then the rest, each batch concurrently."""
+    breaker = _Breaker()
+    outcomes: dict[str, HostOutcome] = {}
+    if len(plans) == 1:
+        outcomes[plans[0].group_name] = _HostTask(client, plans[0], breaker).run()
+        return outcomes
+    first = [p for p in plans if frees_only(p)]
+    second = [p for p in plans if not frees_only(p)]
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vlm-reconcile")
+    try:
+        for batch in (first, second):
+            results = pool.map(lambda p: _HostTask(client, p, breaker).run(), batch)
+            for plan, outcome in zip(batch, results, strict=True):
+                outcomes[plan.group_name] = outcome
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return outcomes
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Verdicts:
+    """Allocation updates of one pass: (id, count, state seen, message) rows and deletions."""
+
+    applied: list[tuple] = field(default_factory=list)
+    failed: list[tuple] = field(default_factory=list)
+    retry: list[tuple] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+
+    def judge(self, plan: HostPlan, outcome: HostOutcome) -> None:
+        held = held_counts(outcome.group) if outcome.known else None
+        rows_by_key: dict[Key, list[AllocRow]] = defaultdict(list)
+        for row in plan.rows:
+            rows_by_key[row.key].append(row)
+        for key, rows in rows_by_key.items():
+            if key not in plan.skip:
+                have = None if held is None else held.get(key, 0)
+                self._judge_key(plan, outcome, key, rows, have)
+
+    def _judge_key(
+        self,
+        plan: HostPlan,
+        outcome: HostOutcome,
+        key: Key,
+        rows: list[AllocRow],
+        have: int | None,
+    ) -> None:
+        want = plan.want.get(key, 0)
+        refusal = outcome.refused.get(key)
+        for row in rows:
+            item = (row.id, row.count, row.state, refusal)
+            if row.state == REMOVING:
+                if have is not None and have <= want:
+                    self.removed.append(row.id)
+            elif refusal is not None:
+                lost = have is not None and have < plan.applied.get(key, 0)
+                if row.state == PENDING or lost:
+                    self.failed.append(item)
+            elif have == want:
+                if row.state == PENDING:
+                    self.applied.append(item)
+            elif row.state == PENDING:
+                message = outcome.error or "not yet held by the server"
+                self.retry.append((row.id, row.count, row.state, message))
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        return (
+            q.frame(self.applied, q.OUTCOME_DTYPES),
+            q.frame(self.failed, q.OUTCOME_DTYPES),
+            q.frame(self.retry, q.OUTCOME_DTYPES),
+        )
+
+
+def _record(
+    ctx: ServiceContext,
+    server_id: int,
+    plans: list[HostPlan],
+    outcomes: dict[str, HostOutcome],
+) -> tuple[int, int, int, int]:
+    """Store the mirror of touched groups and every allocation verdict in one write."""
+    verdicts = _Verdicts()
+    touched: list[str] = []
+    groups: list[ReservationGroup] = []
+    for plan in plans:
+        outcome = outcomes.get(plan.group_name)
+        if outcome is None:
+            outcome = HostOutcome(plan.actual)
+        elif outcome.known:
+            touched.append(plan.group_name)
+            if outcome.group is not None:
+                groups.append(outcome.group)
+        verdicts.judge(plan, outcome)
+    mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
+    applied, failed, retry = verdicts.frames()
+
+    def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
+        q.replace_mirror_groups(cur, server_id, touched, mirror)
+        return (
+            q.mark_applied(cur, applied),
+            q.mark_failed(cur, failed),
+            q.mark_retry(cur, retry),
+            q.delete_removed(cur, verdicts.removed),
+        )
+
+    return ctx.db.write(store)
+
+
+# -- public ------------------------------------------------------------------------------------
+
+
+def reconcile_server(
+    ctx: ServiceContext,
+    server_id: int,
+    client: FlexNetClient | None = None,
+    *,
+    refresh: bool = False,
+    force: bool = False,
+    workers: int = WORKERS,
+) -> ReconcileReport:
+    """Bring one server's VLM groups to the desired allocations; see the module docstring.
+
+    refresh re-reads the server's groups into the mirror first; force ignores the retry
+    backoff of pending allocations (an explicit "Sync now").
+    """
+    started = time.perf_counter()
+    with server_lock(ctx.db, server_id):
+        try:
+            with borrowed_client(ctx, server_id, client) as api:
+                if refresh:
+                    refresh_reservations(ctx, server_id, api)
+                plans = plan_server(ctx, server_id, force=force)
+                todo = [p for p in plans if not in_sync(p)]
+                outcomes = _run_tasks(api, todo, workers)
+        except (FlexNetError, ServerConfigError) as exc:
+            return ReconcileReport(
+                server_id, error=str(exc), duration_s=time.perf_counter() - started
+            )
+        applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)
+    return ReconcileReport(
+        server_id=server_id,
+        hosts=len(plans),
+        hosts_changed=len(todo),
+        operations=sum(o.operations for o in outcomes.values()),
+        applied=applied,
+        failed=failed,
+        transient=retry,
+        removed=removed,
+        duration_s=time.perf_counter() - started,
+    )
+
+
+def reconcile_all(
+    ctx: ServiceContext,
+    *,
+    client_cache: ClientCache | None = None,
+    refresh: bool = False,
+    force: bool = False,
+) -> list[ReconcileReport]:
+    """reconcile_server for every license server, one after the other."""
+    reports = []
+    for server in q.load_servers(ctx.db):
+        server_id = int(server["id"])
+        try:
+            client = client_cache.get(server) if client_cache is not None else None
+        except ServerConfigError as exc:
+            reports.append(ReconcileReport(server_id, error=str(exc)))
+            continue
+        reports.append(reconcile_server(ctx, server_id, client, refresh=refresh, force=force))
+    return reports

@@ -1,0 +1,470 @@
+"""The SQL the sync needs: inventory upserts, mirror replacement, desired state, outcomes, drift.
+
+Functions taking `cur` run inside a caller's `Database.write` transaction; functions taking `db`
+are reads. Bulk data always travels as a registered DataFrame (`INSERT ... SELECT FROM frame`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from vlm.store import Database
+
+NOW = "current_timestamp::TIMESTAMP"
+MAX_BACKOFF_SECONDS = 60
+
+MIRROR_COLUMNS = [
+    "server_id",
+    "group_id",
+    "group_name",
+    "owned",
+    "reservation_id",
+    "host_type",
+    "host_id",
+    "entry_id",
+    "feature_name",
+    "feature_version",
+    "count",
+    "entry_state",
+]
+MIRROR_DTYPES = {
+    "server_id": "int64",
+    "group_id": "Int64",
+    "group_name": "object",
+    "owned": "bool",
+    "reservation_id": "Int64",
+    "host_type": "object",
+    "host_id": "object",
+    "entry_id": "Int64",
+    "feature_name": "object",
+    "feature_version": "object",
+    "count": "int64",
+    "entry_state": "object",
+}
+FEATURE_DTYPES = {
+    "feature_name": "object",
+    "feature_version": "object",
+    "total": "int64",
+    "used": "int64",
+    "reserved": "int64",
+    "reserved_by_others": "int64",
+    "concurrent": "bool",
+    "uncounted": "bool",
+    "metered": "bool",
+    "expiry": "object",
+    "slices": "int64",
+}
+OUTCOME_DTYPES = {"id": "int64", "count": "int64", "state": "object", "message": "object"}
+
+
+def frame(rows: list[tuple], dtypes: dict[str, str]) -> pd.DataFrame:
+    """A DataFrame with fixed column types, also when there are no rows."""
+    df = pd.DataFrame.from_records(rows, columns=list(dtypes))
+    return df.astype(dtypes)
+
+
+@contextmanager
+def registered(cur: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> Iterator[None]:
+    """Expose df to SQL as `name` for the duration of the block."""
+    cur.register(name, df)
+    try:
+        yield
+    finally:
+        cur.unregister(name)
+
+
+def _affected(result: duckdb.DuckDBPyConnection) -> int:
+    rows = result.fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+# -- license servers ---------------------------------------------------------------------------
+
+SERVER_COLUMNS = (
+    "id, name, base_url, instance, username, password_encrypted, verify_tls, ca_path, "
+    "timeout_seconds, status, last_sync_at, last_success_at, last_error, last_latency_ms"
+)
+
+
+def load_server(db: Database, server_id: int) -> dict[str, Any] | None:
+    rows = db.query_dicts(f"SELECT {SERVER_COLUMNS} FROM license_servers WHERE id = ?", [server_id])
+    return rows[0] if rows else None
+
+
+def load_servers(db: Database) -> list[dict[str, Any]]:
+    return db.query_dicts(f"SELECT {SERVER_COLUMNS} FROM license_servers ORDER BY name, id")
+
+
+def record_server_success(
+    cur: duckdb.DuckDBPyConnection, server_id: int, latency_ms: float
+) -> None:
+    cur.execute(
+        f"UPDATE license_servers SET status = 'ok', last_sync_at = {NOW}, "
+        f"last_success_at = {NOW}, last_error = NULL, last_latency_ms = ? WHERE id = ?",
+        [latency_ms, server_id],
+    )
+
+
+def record_server_error(
+    cur: duckdb.DuckDBPyConnection, server_id: int, message: str, latency_ms: float | None
+) -> None:
+    cur.execute(
+        f"UPDATE license_servers SET status = 'error', last_sync_at = {NOW}, last_error = ?, "
+        "last_latency_ms = coalesce(?, last_latency_ms) WHERE id = ?",
+        [message, latency_ms, server_id],
+    )
+
+
+# -- inventory ---------------------------------------------------------------------------------
+
+
+def upsert_features(cur: duckdb.DuckDBPyConnection, server_id: int, features: pd.DataFrame) -> None:
+    """Insert or update the listed features of one server (present again, fresh figures)."""
+    if features.empty:
+        return
+    with registered(cur, "sync_features_in", features):
+        cur.execute(
+            f"""
+            INSERT INTO server_features (server_id, feature_name, feature_version, total, used,
+                reserved, reserved_by_others, concurrent, uncounted, metered, expiry, slices,
+                present, updated_at)
+            SELECT ?, feature_name, feature_version, total, used, reserved, reserved_by_others,
+                concurrent, uncounted, metered, expiry, slices, TRUE, {NOW}
+            FROM sync_features_in
+            ON CONFLICT (server_id, feature_name, feature_version) DO UPDATE SET
+                total = excluded.total, used = excluded.used, reserved = excluded.reserved,
+                reserved_by_others = excluded.reserved_by_others,
+                concurrent = excluded.concurrent, uncounted = excluded.uncounted,
+                metered = excluded.metered, expiry = excluded.expiry, slices = excluded.slices,
+                present = TRUE, updated_at = excluded.updated_at
+            """,
+            [server_id],
+        )
+
+
+def mark_absent_features(
+    cur: duckdb.DuckDBPyConnection, server_id: int, features: pd.DataFrame
+) -> None:
+    """Features the server no longer lists keep their row (portions point at it) with total 0."""
+    with registered(cur, "sync_listed", features[["feature_name", "feature_version"]]):
+        cur.execute(
+            f"""
+            UPDATE server_features SET present = FALSE, total = 0, used = 0, reserved = 0,
+                reserved_by_others = coalesce((
+                    SELECT sum(m.count) FROM reservation_mirror m
+                    WHERE m.server_id = server_features.server_id AND NOT m.owned
+                      AND m.feature_name = server_features.feature_name
+                      AND m.feature_version = server_features.feature_version), 0),
+                updated_at = {NOW}
+            WHERE server_id = ? AND (present OR total <> 0 OR used <> 0 OR reserved <> 0)
+              AND NOT EXISTS (
+                SELECT 1 FROM sync_listed l
+                WHERE l.feature_name = server_features.feature_name
+                  AND l.feature_version = server_features.feature_version)
+            """,
+            [server_id],
+        )
+
+
+def insert_changed_snapshots(cur: duckdb.DuckDBPyConnection, server_id: int) -> int:
+    """Add a snapshot row for every feature of the server whose figures moved since its last row."""
+    result = cur.execute(
+        f"""
+        INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
+        WITH last AS (
+            SELECT s.server_feature_id,
+                   arg_max({{'total': s.total, 'used': s.used, 'reserved': s.reserved}},
+                           s.taken_at) AS fig
+            FROM utilization_snapshots s
+            WHERE s.server_feature_id IN (SELECT id FROM server_features WHERE server_id = $sid)
+            GROUP BY s.server_feature_id)
+        SELECT sf.id, {NOW}, sf.total, sf.used, sf.reserved
+        FROM server_features sf LEFT JOIN last ON last.server_feature_id = sf.id
+        WHERE sf.server_id = $sid
+          AND (last.fig IS NULL OR last.fig.total <> sf.total OR last.fig.used <> sf.used
+               OR last.fig.reserved <> sf.reserved)
+        """,
+        {"sid": server_id},
+    )
+    return _affected(result)
+
+
+def replace_mirror(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.DataFrame) -> None:
+    """Replace every mirrored reservation row of one server."""
+    cur.execute("DELETE FROM reservation_mirror WHERE server_id = ?", [server_id])
+    _insert_mirror(cur, rows)
+
+
+def replace_mirror_groups(
+    cur: duckdb.DuckDBPyConnection, server_id: int, group_names: list[str], rows: pd.DataFrame
+) -> None:
+    """Replace the mirrored rows of the named groups of one server."""
+    if not group_names:
+        return
+    names = pd.DataFrame({"group_name": pd.Series(group_names, dtype="object")})
+    with registered(cur, "sync_touched_groups", names):
+        cur.execute(
+            "DELETE FROM reservation_mirror WHERE server_id = ? "
+            "AND group_name IN (SELECT group_name FROM sync_touched_groups)",
+            [server_id],
+        )
+    _insert_mirror(cur, rows)
+
+
+def _insert_mirror(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
+    if rows.empty:
+        return
+    with registered(cur, "sync_mirror_in", rows[MIRROR_COLUMNS]):
+        cur.execute(
+            f"INSERT INTO reservation_mirror ({', '.join(MIRROR_COLUMNS)}) "
+            f"SELECT {', '.join(MIRROR_COLUMNS)} FROM sync_mirror_in"
+        )
+
+
+def update_reserved_by_others(cur: duckdb.DuckDBPyConnection, server_id: int) -> None:
+    """Recompute reserved_by_others of one server's features from the mirror's foreign groups."""
+    cur.execute(
+        """
+        UPDATE server_features SET reserved_by_others = coalesce((
+            SELECT sum(m.count) FROM reservation_mirror m
+            WHERE m.server_id = server_features.server_id AND NOT m.owned
+              AND m.feature_name = server_features.feature_name
+              AND m.feature_version = server_features.feature_version), 0)
+        WHERE server_id = ?
+        """,
+        [server_id],
+    )
+
+
+# -- reconciler --------------------------------------------------------------------------------
+
+
+def allocation_rows(db: Database, server_id: int, force: bool) -> list[tuple]:
+    """(id, host_type, host_id, feature_name, feature_version, count, state, due) of the
+    pending/applied/removing allocations of one server; `due` is False for backed-off rows."""
+    return db.query(
+        f"""
+        SELECT a.id, a.host_type, a.host_id, a.feature_name, a.feature_version, a.count, a.state,
+               (a.state <> 'pending' OR $force OR a.next_attempt_at IS NULL
+                OR a.next_attempt_at <= {NOW}) AS due
+        FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+        WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'removing')
+        ORDER BY a.host_type, a.host_id, a.feature_name, a.feature_version, a.id
+        """,
+        {"sid": server_id, "force": force},
+    )
+
+
+def owned_mirror_rows(db: Database, server_id: int) -> list[tuple]:
+    """The mirror rows (MIRROR_COLUMNS order) of the groups VLM owns on one server."""
+    return db.query(
+        f"SELECT {', '.join(MIRROR_COLUMNS)} FROM reservation_mirror "
+        "WHERE server_id = ? AND owned ORDER BY group_name, reservation_id, entry_id",
+        [server_id],
+    )
+
+
+def mark_applied(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """pending -> applied for rows whose count and state are still what the diff saw."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_applied", rows):
+        return _affected(
+            cur.execute(
+                f"""
+                UPDATE allocations SET state = 'applied', last_error = NULL, attempts = 0,
+                    next_attempt_at = NULL, applied_at = {NOW}
+                FROM sync_applied u
+                WHERE allocations.id = u.id AND allocations.count = u.count
+                  AND allocations.state = u.state
+                """
+            )
+        )
+
+
+def mark_failed(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """Refused by the server: failed with its message, unless the row changed meanwhile."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_failed", rows):
+        return _affected(
+            cur.execute(
+                """
+                UPDATE allocations SET state = 'failed', last_error = u.message,
+                    next_attempt_at = NULL
+                FROM sync_failed u
+                WHERE allocations.id = u.id AND allocations.count = u.count
+                  AND allocations.state = u.state
+                """
+            )
+        )
+
+
+def mark_retry(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """Transient failure: stay pending, count the attempt and back off (1, 2, 4 ... 60 s)."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_retry", rows):
+        return _affected(
+            cur.execute(
+                f"""
+                UPDATE allocations SET last_error = u.message,
+                    attempts = allocations.attempts + 1,
+                    next_attempt_at = {NOW} + to_seconds(
+                        least({MAX_BACKOFF_SECONDS}, pow(2, least(allocations.attempts, 16))))
+                FROM sync_retry u
+                WHERE allocations.id = u.id AND allocations.count = u.count
+                  AND allocations.state = u.state AND allocations.state = 'pending'
+                """
+            )
+        )
+
+
+def delete_removed(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> int:
+    """Delete 'removing' allocations whose reservation is gone from the server."""
+    if not ids:
+        return 0
+    with registered(cur, "sync_removed", pd.DataFrame({"id": pd.Series(ids, dtype="int64")})):
+        return _affected(
+            cur.execute(
+                "DELETE FROM allocations WHERE state = 'removing' "
+                "AND id IN (SELECT id FROM sync_removed)"
+            )
+        )
+
+
+# -- scheduling --------------------------------------------------------------------------------
+
+
+def seconds_until_next_retry(db: Database) -> float | None:
+    """Seconds until the earliest backed-off pending allocation is due (None if there is none)."""
+    value = db.scalar(
+        f"SELECT date_diff('millisecond', {NOW}, min(next_attempt_at)) FROM allocations "
+        "WHERE state = 'pending' AND next_attempt_at IS NOT NULL"
+    )
+    return None if value is None else max(0.0, value / 1000.0)
+
+
+def servers_with_due_retries(db: Database) -> list[int]:
+    rows = db.query(
+        f"""
+        SELECT DISTINCT sf.server_id FROM allocations a
+        JOIN server_features sf ON sf.id = a.server_feature_id
+        WHERE a.state = 'pending' AND a.next_attempt_at IS NOT NULL AND a.next_attempt_at <= {NOW}
+        ORDER BY 1
+        """
+    )
+    return [int(r[0]) for r in rows]
+
+
+# -- drift -------------------------------------------------------------------------------------
+
+DRIFT_SQL = """
+WITH desired AS (
+    SELECT sf.server_id, a.host_type, a.host_id, a.feature_name, a.feature_version,
+           sum(a.count)::BIGINT AS want
+    FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+    WHERE a.state IN ('pending', 'applied') AND ($sid IS NULL OR sf.server_id = $sid)
+    GROUP BY ALL),
+actual AS (
+    SELECT server_id, host_type, host_id, feature_name, feature_version,
+           sum(count)::BIGINT AS have
+    FROM reservation_mirror
+    WHERE owned AND feature_name <> '' AND ($sid IS NULL OR server_id = $sid)
+    GROUP BY ALL),
+reservations AS (
+    SELECT coalesce(d.server_id, x.server_id) AS server_id,
+           CASE WHEN x.have IS NULL THEN 'missing' WHEN d.want IS NULL THEN 'extra'
+                ELSE 'changed' END AS kind,
+           coalesce(d.host_type, x.host_type) AS host_type,
+           coalesce(d.host_id, x.host_id) AS host_id,
+           coalesce(d.feature_name, x.feature_name) AS feature_name,
+           coalesce(d.feature_version, x.feature_version) AS feature_version,
+           d.want AS expected, x.have AS actual, NULL::BIGINT AS deficit
+    FROM desired d FULL OUTER JOIN actual x
+      ON d.server_id = x.server_id AND d.host_type = x.host_type AND d.host_id = x.host_id
+     AND d.feature_name = x.feature_name AND d.feature_version = x.feature_version
+    WHERE x.have IS NULL OR d.want IS NULL OR x.have <> d.want),
+held AS (
+    SELECT DISTINCT sf.server_id, 'host_held_elsewhere' AS kind, a.host_type, a.host_id,
+           NULL AS feature_name, NULL AS feature_version, NULL::BIGINT AS expected,
+           NULL::BIGINT AS actual, NULL::BIGINT AS deficit, m.group_name
+    FROM allocations a
+    JOIN server_features sf ON sf.id = a.server_feature_id
+    JOIN reservation_mirror m ON m.server_id = sf.server_id AND NOT m.owned
+     AND m.host_type = a.host_type AND m.host_id = a.host_id
+    WHERE a.state IN ('pending', 'applied', 'failed') AND ($sid IS NULL OR sf.server_id = $sid)),
+pooled AS (
+    SELECT server_feature_id, sum(quantity)::BIGINT AS pooled
+    FROM pool_portions GROUP BY server_feature_id),
+over AS (
+    SELECT sf.server_id, 'over_committed' AS kind, NULL AS host_type, NULL AS host_id,
+           sf.feature_name, sf.feature_version, p.pooled AS expected,
+           (sf.total - sf.reserved_by_others)::BIGINT AS actual,
+           (p.pooled - (sf.total - sf.reserved_by_others))::BIGINT AS deficit,
+           sf.total, sf.reserved_by_others
+    FROM server_features sf JOIN pooled p ON p.server_feature_id = sf.id
+    WHERE p.pooled > sf.total - sf.reserved_by_others AND ($sid IS NULL OR sf.server_id = $sid))
+SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
+       deficit,
+       CASE kind
+         WHEN 'missing' THEN format('{} reserved for {}:{} in VLM, not held on the server',
+                                    expected, host_type, host_id)
+         WHEN 'extra' THEN format('{} reserved for {}:{} on the server, not allocated in VLM',
+                                  actual, host_type, host_id)
+         ELSE format('{}:{} holds {} on the server, VLM allocates {}',
+                     host_type, host_id, actual, expected) END AS detail
+FROM reservations
+UNION ALL
+SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
+       deficit,
+       format('{}:{} is held by reservation group ''{}'' not managed by VLM',
+              host_type, host_id, group_name) AS detail
+FROM held
+UNION ALL
+SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
+       deficit,
+       format('pooled {} exceeds total {} minus {} reserved by others: deficit {}',
+              expected, total, reserved_by_others, deficit) AS detail
+FROM over
+ORDER BY server_id, kind, host_type, host_id, feature_name, feature_version
+"""
+
+
+def drift_rows(db: Database, server_id: int | None) -> pd.DataFrame:
+    return db.query_df(DRIFT_SQL, {"sid": server_id})
+
+
+def replace_conflicts(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.DataFrame) -> None:
+    """Replace one server's conflicts; a conflict already known keeps its first found_at."""
+    keep = rows[["kind", "host_type", "host_id", "feature_name", "feature_version", "detail"]]
+    with registered(cur, "sync_conflicts_in", keep):
+        merged = cur.execute(
+            f"""
+            SELECT n.kind, n.host_type, n.host_id, n.feature_name, n.feature_version, n.detail,
+                   coalesce(min(o.found_at), {NOW}) AS found_at
+            FROM sync_conflicts_in n
+            LEFT JOIN sync_conflicts o ON o.server_id = ? AND o.kind = n.kind
+              AND o.host_type IS NOT DISTINCT FROM n.host_type
+              AND o.host_id IS NOT DISTINCT FROM n.host_id
+              AND o.feature_name IS NOT DISTINCT FROM n.feature_name
+              AND o.feature_version IS NOT DISTINCT FROM n.feature_version
+            GROUP BY ALL
+            """,
+            [server_id],
+        ).df()
+    cur.execute("DELETE FROM sync_conflicts WHERE server_id = ?", [server_id])
+    if merged.empty:
+        return
+    with registered(cur, "sync_conflicts_merged", merged):
+        cur.execute(
+            "INSERT INTO sync_conflicts (server_id, kind, host_type, host_id, feature_name, "
+            "feature_version, detail, found_at) SELECT ?, kind, host_type, host_id, feature_name, "
+            "feature_version, detail, found_at FROM sync_conflicts_merged",
+            [server_id],
+        )
