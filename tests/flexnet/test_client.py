@@ -6,12 +6,14 @@ import socket
 import ssl
 import threading
 
+import certifi
 import pytest
 
 from vlm.flexnet import (
     AuthenticationError,
     FeatureSlice,
     FlexNetClient,
+    FlexNetError,
     HostId,
     NotFoundError,
     RefusedError,
@@ -385,3 +387,10 @@ def test_verify_option_is_passed_to_httpx() -> None:
     with FlexNetClient("https://127.0.0.1:1") as secure:
         context = secure._http._transport._pool._ssl_context  # type: ignore[attr-defined]
         assert context.verify_mode == ssl.CERT_REQUIRED
+    with FlexNetClient("https://127.0.0.1:1", verify=certifi.where()) as bundle:
+        context = bundle._http._transport._pool._ssl_context  # type: ignore[attr-defined]
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.cert_store_stats()["x509_ca"] > 10
+    with pytest.raises(FlexNetError) as caught:
+        FlexNetClient("https://127.0.0.1:1", verify="/nonexistent/ca.pem")
+    assert "/nonexistent/ca.pem" in caught.value.message

@@ -280,9 +280,12 @@ def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
     """httpx wants a bool or an SSLContext; a string is a CA bundle file or directory."""
     if isinstance(verify, bool):
         return verify
-    if Path(verify).is_dir():
-        return ssl.create_default_context(capath=verify)
-    return ssl.create_default_context(cafile=verify)
+    try:
+        if Path(verify).is_dir():
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as exc:
+        raise FlexNetError(f"cannot load CA certificates from {verify}: {exc}") from exc
 
 
 def _check(response: httpx.Response, *, write: bool) -> httpx.Response:
