@@ -42,6 +42,7 @@ class RowResult:
     message: str
     allocation_id: int | None = None
     field: str | None = None
+    error: VlmError | None = None
 
     @property
     def row(self) -> int | None:
@@ -164,7 +165,7 @@ def apply_allocation_changes(
             try:
                 result, audit_row = _apply_one(ledger, change, feature, actor)
             except VlmError as exc:
-                results[index] = RowResult(change, False, exc.message, field=exc.field)
+                results[index] = RowResult(change, False, exc.message, field=exc.field, error=exc)
                 continue
             results[index] = result
             if audit_row is not None:
@@ -200,7 +201,7 @@ def _audit(cur, actor: Actor, audit_rows: list[tuple], new_ids: list[int]) -> No
 def _single(results: list[RowResult]) -> RowResult:
     result = results[0]
     if not result.ok:
-        raise VlmError(result.message, field=result.field)
+        raise result.error or VlmError(result.message, field=result.field)
     return result
 
 

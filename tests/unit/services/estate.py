@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 from vlm.services import users
 from vlm.services.context import ServiceContext
-from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 
 
 def add_server(ctx: ServiceContext, name: str, features: dict[tuple[str, str], int]) -> int:
@@ -28,7 +28,9 @@ def add_server(ctx: ServiceContext, name: str, features: dict[tuple[str, str], i
 
 def feature_ids(ctx: ServiceContext, server_id: int | None = None) -> list[int]:
     where, params = ("WHERE server_id = ?", [server_id]) if server_id else ("", [])
-    return [r[0] for r in ctx.db.query(f"SELECT id FROM server_features {where} ORDER BY id", params)]
+    return [
+        r[0] for r in ctx.db.query(f"SELECT id FROM server_features {where} ORDER BY id", params)
+    ]
 
 
 def add_people(ctx: ServiceContext) -> None:
