@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("VLM_BCRYPT_ROUNDS", "4")
+
 import pytest
 
 from vlm.config import Settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 
@@ -16,6 +17,7 @@ from vlm.services.permissions import require_admin
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,31}$")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_BYTES = 72
+BCRYPT_ROUNDS = int(os.environ.get("VLM_BCRYPT_ROUNDS", "12"))
 
 
 def validate_username(value: object) -> str:
@@ -41,7 +43,7 @@ def validate_password(password: str) -> None:
 
 def hash_password(password: str) -> str:
     validate_password(password)
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
 
 
 def check_password(password: str, password_hash: str) -> bool:
