@@ -131,6 +131,29 @@ def _seed_catalog(ctx: ServiceContext) -> None:
     allocations.apply_allocation_changes(ctx, manager, cad_pool, changes)
 
 
+HISTORY_SQL = """
+INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
+SELECT sf.id, t.ts, sf.total,
+    LEAST(sf.total, GREATEST(0, CAST(round(sf.total * (0.45
+        + 0.3 * sin(2 * pi() * (hour(t.ts) - 8) / 24.0) * (dayofweek(t.ts) BETWEEN 1 AND 5)::INT
+        + 0.1 * sin(sf.id + epoch(t.ts) / 86400.0))) AS INTEGER))),
+    sf.reserved
+FROM server_features sf
+CROSS JOIN (
+    SELECT unnest(generate_series(
+        date_trunc('hour', now()::TIMESTAMP) - INTERVAL (?) DAY,
+        date_trunc('hour', now()::TIMESTAMP) - INTERVAL 1 HOUR,
+        INTERVAL 3 HOUR)) AS ts
+) t
+WHERE sf.present AND sf.total > 0
+"""
+
+
+def _seed_history(ctx: ServiceContext, days: int = 21) -> None:
+    """Synthetic working-hours usage for the trend charts, older than the first real pull."""
+    ctx.db.write(lambda cur: cur.execute(HISTORY_SQL, [days]))
+
+
 def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
     """Idempotent: point servers at the emulators, pull inventory, seed the catalog once."""
     from vlm.sync.scheduler import sync_all
@@ -138,6 +161,7 @@ def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
     _point_servers(ctx, urls)
     sync_all(ctx)
     if not users.has_users(ctx):
+        _seed_history(ctx)
         _seed_catalog(ctx)
         sync_all(ctx)
 

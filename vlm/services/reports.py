@@ -130,7 +130,7 @@ GROUP BY f.t ORDER BY f.t
 def _trend(
     ctx: ServiceContext, key_filter: str, params: list, days: int, step: str
 ) -> pd.DataFrame:
-    end = datetime.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    end = datetime.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(days=days)
     sql = TREND_SQL.format(step=step, key_filter=key_filter)
     return ctx.db.query_df(sql, [start, end, *params])
