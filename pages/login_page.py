@@ -1,0 +1,15 @@
+"""Shown below the sign-in form: what VLM is, and the demo logins in demo mode."""
+
+import streamlit as st
+
+from vlm.ui.auth import demo_logins
+from vlm.ui.runtime import get_runtime
+
+st.caption(
+    "Split the licenses of your FlexNet Embedded license servers among teams: "
+    "admins build virtual license managers and pools, managers allocate licenses to devices "
+    "and users, analysts follow utilization."
+)
+if get_runtime().settings.demo:
+    st.info("Demo mode — sign in with one of these accounts:", icon=":material/science:")
+    st.table(demo_logins(), hide_index=True)

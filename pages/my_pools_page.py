@@ -1,0 +1,67 @@
+"""My Pools (managers: their pools; admins: all): figures per pool and per feature."""
+
+import streamlit as st
+
+from vlm.domain import Role
+from vlm.services import pools
+from vlm.ui.navigation import page_path_of
+from vlm.ui.session import page_context
+from vlm.ui.widgets import choose_columns, table_with_download
+
+POOL_COLUMNS = [
+    "vlm_name",
+    "name",
+    "manager",
+    "description",
+    "features",
+    "quantity",
+    "allocated",
+    "available",
+    "allocations",
+    "failed",
+    "over_committed",
+    "created_at",
+]
+FEATURE_COLUMNS = [
+    "vlm_name",
+    "pool_name",
+    "manager",
+    "feature_name",
+    "feature_version",
+    "quantity",
+    "allocated",
+    "available",
+    "allocations",
+    "pending",
+    "failed",
+    "over_committed",
+]
+
+page = page_context(Role.ADMIN, Role.MANAGER)
+st.title("All Pools" if page.actor.is_admin else "My Pools")
+search = st.text_input(
+    "Search", placeholder="pool, VLM or manager name", key="my_pools_search"
+).strip()
+pool_frame = pools.list_pools(page.ctx, page.actor, search=search or None)
+if pool_frame.empty:
+    st.info("No pool matches." if search else "You do not manage any pool yet.")
+    st.stop()
+
+st.subheader(f"Pools ({len(pool_frame)})")
+shown = choose_columns(POOL_COLUMNS, key="my_pools_columns", default=POOL_COLUMNS[:9])
+table_with_download(pool_frame, "pools", column_order=shown, key="my_pools")
+
+st.subheader("Features per pool")
+features = pools.pool_features(page.ctx, page.actor)
+features = features[features["pool_id"].isin(pool_frame["id"])]
+shown_features = choose_columns(FEATURE_COLUMNS, key="my_pool_features_columns")
+table_with_download(features, "pool features", column_order=shown_features, key="my_pool_features")
+
+st.subheader("Allocate")
+for row in pool_frame.itertuples():
+    st.page_link(
+        page_path_of("allocations"),
+        label=f"Allocations of {row.vlm_name} / {row.name}",
+        icon=":material/assignment:",
+        query_params={"pool": str(row.id)},
+    )

@@ -1,0 +1,107 @@
+"""Virtual Pools (admin): create in a VLM, edit quantities and manager, delete with confirmation."""
+
+import streamlit as st
+
+from vlm.domain import Role
+from vlm.services import pools, users, vlms
+from vlm.ui.pickers import pick_row, pool_label
+from vlm.ui.pool_forms import quantity_inputs
+from vlm.ui.session import page_context
+from vlm.ui.widgets import (
+    ask_confirmation,
+    attempt,
+    confirmation,
+    flash,
+    show_flashes,
+    table_with_download,
+)
+
+page = page_context(Role.ADMIN)
+ctx, actor = page.ctx, page.actor
+st.title("Virtual Pools")
+show_flashes()
+
+pool_frame = pools.list_pools(ctx, actor)
+table_with_download(pool_frame, "virtual pools", key="pools")
+vlm_frame = vlms.list_vlms(ctx, actor)
+managers = users.managers(ctx, actor)
+
+with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_frame.empty):
+    if vlm_frame.empty:
+        st.info("Create a virtual license manager first (Virtual LMs page).")
+    elif not managers:
+        st.info("Add a user with the manager role first (Users page).")
+    else:
+        vlm_id = pick_row(vlm_frame, key="new_pool_vlm", label="Virtual license manager")
+        bounds = pools.pool_quantity_bounds(ctx, actor, vlm_id)
+        with st.form("new_pool"):
+            name_col, manager_col = st.columns(2)
+            name = name_col.text_input("Pool name")
+            manager = manager_col.selectbox("Manager", managers)
+            description = st.text_input("Description")
+            st.markdown("**Quantity per feature** (bounded by what the VLM still has available)")
+            quantities = quantity_inputs(bounds, key_prefix=f"new_pool_q_{vlm_id}")
+            create = st.form_submit_button("Create pool", type="primary")
+        if create:
+            outcome = attempt(
+                pools.create_pool,
+                ctx,
+                actor,
+                vlm_id,
+                name,
+                manager,
+                {k: q for k, q in quantities.items() if q > 0},
+                description=description,
+            )
+            if outcome.ok:
+                flash(f"Pool '{name.strip()}' created for {manager}.")
+                st.rerun()
+
+if pool_frame.empty:
+    st.stop()
+
+st.subheader("Edit or delete a pool")
+labels = {int(r["id"]): pool_label(r) for _, r in pool_frame.iterrows()}
+pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="edit_pool")
+pool = pool_frame[pool_frame["id"] == pool_id].iloc[0]
+bounds = pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)
+with st.form(f"edit_pool_{pool_id}"):
+    name_col, manager_col = st.columns(2)
+    name = name_col.text_input("Pool name", value=pool["name"])
+    options = sorted({*managers, pool["manager"]})
+    manager = manager_col.selectbox("Manager", options, index=options.index(pool["manager"]))
+    description = st.text_input("Description", value=pool["description"] or "")
+    st.markdown("**Quantity per feature** (not below what is allocated)")
+    quantities = quantity_inputs(bounds, key_prefix=f"edit_pool_q_{pool_id}")
+    save = st.form_submit_button("Save changes", type="primary")
+if save:
+    outcome = attempt(
+        pools.update_pool,
+        ctx,
+        actor,
+        pool_id,
+        name=name,
+        manager=manager,
+        description=description,
+        quantities=quantities,
+    )
+    if outcome.ok:
+        flash(f"Pool '{name.strip()}' saved.")
+        st.rerun()
+
+if st.button("Delete pool…", key="delete_pool", icon=":material/delete:"):
+    ask_confirmation(f"delete_pool_{pool_id}")
+impact = pools.deletion_impact(ctx, actor, pool_id)
+if confirmation(
+    f"delete_pool_{pool_id}",
+    f"Delete pool '{pool['name']}'? This removes its {impact['allocations']} allocation(s) and "
+    f"{impact['reservations']} reservation(s) of {impact['hosts']} host(s) from the license "
+    "servers. This cannot be undone.",
+    f"Delete pool and {impact['allocations']} allocation(s)",
+):
+    outcome = attempt(
+        pools.delete_pool, ctx, actor, pool_id, confirmed_allocations=impact["allocations"]
+    )
+    if outcome.ok:
+        flash(f"Pool '{pool['name']}' deleted with {impact['allocations']} allocation(s).")
+        st.rerun()

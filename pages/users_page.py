@@ -1,0 +1,91 @@
+"""Users (admin): add with a role and a one-time password, change role, disable, reset password."""
+
+import streamlit as st
+
+from vlm.domain import Role
+from vlm.services import users
+from vlm.ui import one_time
+from vlm.ui.session import page_context
+from vlm.ui.widgets import (
+    ask_confirmation,
+    attempt,
+    confirmation,
+    flash,
+    show_flashes,
+    table_with_download,
+)
+
+ROLES = [r.value for r in Role]
+
+page = page_context(Role.ADMIN)
+ctx, actor = page.ctx, page.actor
+st.title("Users")
+show_flashes()
+one_time.show_once()
+
+people = users.list_users(ctx, actor)
+table_with_download(people, "users", key="users")
+
+with st.expander("Add a user", icon=":material/person_add:"):
+    with st.form("add_user", clear_on_submit=True):
+        name_col, role_col = st.columns(2)
+        username = name_col.text_input("User name", help="2–32 characters: a-z, 0-9, . _ -")
+        role = role_col.selectbox("Role", ROLES, index=ROLES.index(Role.MANAGER.value))
+        display_name = name_col.text_input("Display name")
+        email = role_col.text_input("E-mail")
+        add = st.form_submit_button("Add user", type="primary")
+    if add:
+        outcome = attempt(
+            users.add_user, ctx, actor, username, role, display_name=display_name, email=email
+        )
+        if outcome.ok:
+            one_time.remember(username.strip().lower(), str(outcome.value))
+            flash(f"User {username.strip().lower()} added as {role}.")
+            st.rerun()
+
+st.subheader("Manage a user")
+chosen = st.selectbox("User", people["username"].tolist(), key="users_selected")
+if chosen:
+    user = people[people["username"] == chosen].iloc[0]
+    status = "disabled" if user["disabled"] else "active"
+    st.caption(
+        f"{user['display_name']} · {user['role']} · {status} · manages {user['pools']} pool(s)"
+    )
+    role_col, action_col = st.columns(2)
+    with role_col:
+        new_role = st.selectbox(
+            "Role", ROLES, index=ROLES.index(user["role"]), key=f"users_role_{chosen}"
+        )
+        changed = st.button(
+            "Change role", key="users_change_role", disabled=new_role == user["role"]
+        )
+        if changed and attempt(users.change_role, ctx, actor, chosen, new_role).ok:
+            flash(f"{chosen} is now {new_role}.")
+            st.rerun()
+    with action_col:
+        if st.button("Reset password", key="users_reset", icon=":material/lock_reset:"):
+            outcome = attempt(users.reset_password, ctx, actor, chosen)
+            if outcome.ok:
+                page.runtime.throttle.clear(chosen)
+                one_time.remember(chosen, str(outcome.value))
+                st.rerun()
+        if user["disabled"]:
+            if (
+                st.button("Enable", key="users_enable")
+                and attempt(users.set_disabled, ctx, actor, chosen, False).ok
+            ):
+                flash(f"{chosen} is enabled again.")
+                st.rerun()
+        elif st.button("Disable…", key="users_disable", icon=":material/block:"):
+            ask_confirmation(f"disable_user_{chosen}")
+    if (
+        confirmation(
+            "disable_user",
+            f"Disable {chosen}? They are signed out at their next click and cannot sign in until "
+            "enabled again. Their pools and allocations stay.",
+            f"Disable {chosen}",
+        )
+        and attempt(users.set_disabled, ctx, actor, chosen, True).ok
+    ):
+        flash(f"{chosen} is disabled.")
+        st.rerun()

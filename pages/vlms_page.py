@@ -1,0 +1,109 @@
+"""Virtual LMs (admin): create from server features, list available vs total, delete."""
+
+import streamlit as st
+
+from vlm.domain import Role
+from vlm.services import servers, vlms
+from vlm.ui.feature_picker import pick_features
+from vlm.ui.pickers import pick_row
+from vlm.ui.session import page_context
+from vlm.ui.widgets import (
+    ask_confirmation,
+    attempt,
+    confirmation,
+    flash,
+    show_flashes,
+    table_with_download,
+)
+
+page = page_context(Role.ADMIN)
+ctx, actor = page.ctx, page.actor
+st.title("Virtual License Managers")
+show_flashes()
+
+vlm_frame = vlms.list_vlms(ctx, actor)
+table_with_download(
+    vlm_frame,
+    "virtual license managers",
+    key="vlms",
+    column_order=[
+        "name",
+        "vlm_type",
+        "servers",
+        "pools",
+        "features",
+        "total",
+        "pooled",
+        "allocated",
+        "available",
+        "deficit",
+        "description",
+        "created_at",
+        "created_by",
+    ],
+)
+
+with st.expander("Create a VLM", icon=":material/add_circle:", expanded=vlm_frame.empty):
+    server_frame = servers.list_servers(ctx, actor)
+    features = servers.server_features(ctx, actor)
+    name_col, type_col = st.columns(2)
+    name = name_col.text_input("Name", key="new_vlm_name")
+    vlm_type = type_col.selectbox("Type", vlms.VLM_TYPES, key="new_vlm_type")
+    description = st.text_input("Description", key="new_vlm_description")
+    chosen_servers = st.multiselect(
+        "License servers", server_frame["name"].tolist(), key="new_vlm_servers"
+    )
+    feature_ids = pick_features(features, chosen_servers, key="new_vlm_features")
+    if st.button("Create VLM", type="primary", key="new_vlm_create", disabled=not feature_ids):
+        outcome = attempt(
+            vlms.create_vlm,
+            ctx,
+            actor,
+            name,
+            feature_ids,
+            vlm_type=vlm_type,
+            description=description,
+        )
+        if outcome.ok:
+            flash(f"VLM '{name.strip()}' created with {len(feature_ids)} feature(s).")
+            for key in ("new_vlm_name", "new_vlm_description", "new_vlm_servers"):
+                st.session_state.pop(key, None)
+            st.rerun()
+
+if vlm_frame.empty:
+    st.stop()
+
+st.subheader("Features of a VLM")
+vlm_id = pick_row(vlm_frame, key="vlm_selected", label="VLM")
+table_with_download(
+    vlms.vlm_features(ctx, actor, vlm_id),
+    "vlm features",
+    key="vlm_features",
+    column_order=[
+        "feature_name",
+        "feature_version",
+        "servers",
+        "total",
+        "used",
+        "reserved_by_others",
+        "pooled",
+        "allocated",
+        "available",
+        "deficit",
+        "expiry",
+    ],
+)
+chosen = vlm_frame[vlm_frame["id"] == vlm_id].iloc[0]
+if st.button("Delete VLM…", key="delete_vlm", icon=":material/delete:"):
+    ask_confirmation(f"delete_vlm_{vlm_id}")
+if (
+    confirmation(
+        f"delete_vlm_{vlm_id}",
+        f"Delete VLM '{chosen['name']}'? Its features become free for another VLM. "
+        "This is refused while pools depend on it.",
+        f"Delete VLM {chosen['name']}",
+    )
+    and attempt(vlms.delete_vlm, ctx, actor, vlm_id).ok
+):
+    flash(f"VLM '{chosen['name']}' deleted.")
+    st.rerun()

@@ -1,0 +1,307 @@
+"""The allocation grid: edit → review → apply, refused rows kept, live reservation states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from vlm.domain import AllocationState, HostType
+from vlm.services import allocations
+from vlm.services.allocations import AllocationChange, RowResult
+from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
+from vlm.ui.grid_drafts import drafts_after_apply
+from vlm.ui.grid_state import GridScope
+from vlm.ui.session import PageContext
+from vlm.ui.widgets import attempt, download_csv, flash
+
+DISPLAY_COLUMNS = [
+    "host_type",
+    "host_id",
+    "count",
+    "description",
+    "state",
+    "problem",
+    "last_error",
+    "created_at",
+    "id",
+]
+READ_ONLY = ["state", "problem", "last_error", "created_at", "id"]
+LIVE = {AllocationState.PENDING.value, AllocationState.REMOVING.value}
+ACTION_LABEL = {"add": "add", "edit": "edit", "delete": "remove", "retry": "retry"}
+STATE_LABEL = {
+    "pending": "⏳ pending",
+    "applied": "✅ applied",
+    "failed": "❌ failed",
+    "removing": "⏳ removing",
+    "removed": "✅ removed from server",
+}
+
+
+def column_config() -> dict[str, Any]:
+    cc = st.column_config
+    return {
+        "host_type": cc.SelectboxColumn(
+            "Host type",
+            options=[t.value for t in HostType],
+            default=HostType.ETHERNET.value,
+            required=True,
+            width=110,
+        ),
+        "host_id": cc.TextColumn(
+            "Host id", help="ETHERNET: 12 hex digits; USER and STRING: any text", width=170
+        ),
+        "count": cc.NumberColumn("Count", min_value=1, step=1, default=1, format="%d", width=70),
+        "description": cc.TextColumn("Description", max_chars=500, width=260),
+        "state": cc.TextColumn("State", width=90),
+        "problem": cc.TextColumn("Problem (last Apply)", width=300),
+        "last_error": cc.TextColumn("Server error", width=200),
+        "created_at": cc.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm", width=140),
+        "id": cc.NumberColumn("Id", format="%d", width=60),
+    }
+
+
+def _host(change: AllocationChange) -> str:
+    if change.host_id in (None, ""):
+        return ""
+    return f"{change.host_type or ''} {change.host_id}".strip()
+
+
+def preview_frame(diff: GridDiff, source: pd.DataFrame) -> pd.DataFrame:
+    """One line per change (and per refused row) for the review step."""
+    hosts = {
+        int(r["id"]): f"{r['host_type']} {r['host_id']}"
+        for r in source.to_dict("records")
+        if not pd.isna(r["id"])
+    }
+    rows = []
+    for change in diff.changes:
+        host = _host(change) or hosts.get(change.allocation_id or -1, "")
+        detail = (
+            f"count {change.count}, description '{change.description}'"
+            if change.op != "delete"
+            else "reservation removed from the license server"
+        )
+        rows.append(
+            {"row": change.row, "action": ACTION_LABEL[change.op], "host": host, "detail": detail}
+        )
+    for problem in diff.problems:
+        rows.append(
+            {
+                "row": problem.row,
+                "action": "refused",
+                "host": hosts.get(problem.allocation_id or -1, ""),
+                "detail": problem.message,
+            }
+        )
+    return pd.DataFrame(rows, columns=["row", "action", "host", "detail"]).sort_values("row")
+
+
+def result_rows(
+    diff: GridDiff, results: Sequence[RowResult], source: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """What the Apply did, per grid row; ok rows carry the allocation id to follow its state."""
+    hosts = {
+        int(r["id"]): f"{r['host_type']} {r['host_id']}"
+        for r in source.to_dict("records")
+        if not pd.isna(r["id"])
+    }
+    rows: list[dict[str, Any]] = []
+    for result in results:
+        change = result.change
+        allocation_id = result.allocation_id or change.allocation_id
+        rows.append(
+            {
+                "row": change.row,
+                "action": ACTION_LABEL[change.op],
+                "host": _host(change) or hosts.get(allocation_id or -1, ""),
+                "result": ("✓ " if result.ok else "✗ ") + result.message,
+                "id": allocation_id if result.ok else None,
+                "ok": result.ok,
+            }
+        )
+    for problem in diff.problems:
+        rows.append(_problem_row(problem, hosts))
+    return sorted(rows, key=lambda r: r["row"] or 0)
+
+
+def _problem_row(problem: RowProblem, hosts: dict[int, str]) -> dict[str, Any]:
+    return {
+        "row": problem.row,
+        "action": "edit",
+        "host": hosts.get(problem.allocation_id or -1, ""),
+        "result": "✗ " + problem.message,
+        "id": None,
+        "ok": False,
+    }
+
+
+def _apply(page: PageContext, scope: GridScope, diff: GridDiff, source: pd.DataFrame) -> None:
+    outcome = attempt(
+        allocations.apply_allocation_changes,
+        page.ctx,
+        page.actor,
+        scope.pool_id,
+        diff.changes,
+        feature=scope.feature,
+    )
+    if not outcome.ok:
+        return
+    results = outcome.value or []
+    rows = result_rows(diff, results, source)
+    memory = scope.memory
+    memory.results = rows
+    memory.tracked = {r["id"]: r for r in rows if r["ok"] and r["id"] is not None}
+    scope.restart(page.ctx, page.actor, drafts_after_apply(diff, results))
+    refused = sum(1 for r in rows if not r["ok"])
+    applied = len(rows) - refused
+    if refused:
+        flash(
+            f"Applied {applied} change(s); {refused} row(s) were refused and are kept in the grid "
+            "with their problem — correct them and apply again.",
+            "warning",
+        )
+    else:
+        flash(f"Applied {applied} change(s). Reservations are being pushed to the license server.")
+    st.rerun()
+
+
+def _review(page: PageContext, scope: GridScope, diff: GridDiff, source: pd.DataFrame) -> None:
+    counts = diff.counts()
+    with st.container(border=True, key=f"alloc_review_box_{scope.tag}"):
+        st.markdown(
+            f"**Review** — {counts['add']} to add, {counts['edit']} to edit, "
+            f"{counts['delete']} to remove"
+            + (f", {len(diff.problems)} refused" if diff.problems else "")
+        )
+        st.table(preview_frame(diff, source), hide_index=True)
+        apply_col, back_col = st.columns(2)
+        if apply_col.button(
+            f"Apply {len(diff.changes)} change(s)",
+            type="primary",
+            key=f"alloc_apply_{scope.tag}",
+            disabled=not diff.changes and not diff.problems,
+        ):
+            _apply(page, scope, diff, source)
+        if back_col.button("Back to editing", key=f"alloc_back_{scope.tag}"):
+            scope.memory.preview = False
+            st.rerun()
+
+
+def render_grid(page: PageContext, scope: GridScope) -> None:
+    """The editable grid with its Review / Apply / Discard controls and the last Apply's report."""
+    source = scope.source(page.ctx, page.actor)
+    memory = scope.memory
+    if memory.drafts:
+        st.warning(
+            "Rows that were refused are kept in the grid with their problem. Correct them and "
+            "apply again, or delete them.",
+            icon=":material/edit_note:",
+        )
+    st.data_editor(
+        source,
+        key=scope.editor_key,
+        num_rows="dynamic",
+        hide_index=True,
+        column_order=DISPLAY_COLUMNS,
+        column_config=column_config(),
+        disabled=READ_ONLY,
+        width="stretch",
+    )
+    diff = diff_grid(source, scope.editor_state())
+    counts = diff.counts()
+    review_col, discard_col, info_col = st.columns([1, 1, 3])
+    if review_col.button(
+        "Review changes",
+        type="primary",
+        key=f"alloc_review_{scope.tag}",
+        disabled=diff.empty,
+        icon=":material/fact_check:",
+    ):
+        memory.preview = True
+    if discard_col.button(
+        "Discard edits", key=f"alloc_discard_{scope.tag}", disabled=diff.empty and not memory.drafts
+    ):
+        scope.restart(page.ctx, page.actor)
+        st.rerun()
+    info_col.caption(
+        f"Pending: {counts['add']} to add, {counts['edit']} to edit, {counts['delete']} to remove. "
+        "Add rows at the bottom, edit cells, select rows and press Delete to remove them."
+    )
+    if memory.preview and not diff.empty:
+        _review(page, scope, diff, source)
+    elif diff.empty:
+        memory.preview = False
+    download_csv(source[DISPLAY_COLUMNS[:-1]], "allocations grid", key=f"dl_grid_{scope.tag}")
+    _live_report(page, scope, source)
+
+
+def _states(page: PageContext, scope: GridScope, source: pd.DataFrame) -> dict[int, tuple]:
+    ids = set(scope.memory.tracked)
+    ids |= {
+        int(i)
+        for i, s in zip(source["id"], source["state"], strict=True)
+        if s in LIVE and not pd.isna(i)
+    }
+    if not ids:
+        return {}
+    frame = allocations.allocation_states(page.ctx, page.actor, sorted(ids))
+    return {int(r.id): (r.state, r.last_error) for r in frame.itertuples()}
+
+
+def _report_frame(scope: GridScope, states: dict[int, tuple]) -> pd.DataFrame:
+    rows = []
+    for row in scope.memory.results:
+        state = ""
+        if row["id"] is not None:
+            found = states.get(row["id"])
+            if found is None:
+                state = STATE_LABEL["removed"] if row["action"] == "remove" else "gone"
+            else:
+                state = STATE_LABEL.get(found[0], found[0])
+                if found[1]:
+                    state += f" — {found[1]}"
+        rows.append(
+            {
+                "row": row["row"],
+                "action": row["action"],
+                "host": row["host"],
+                "result": row["result"],
+                "reservation": state,
+            }
+        )
+    return pd.DataFrame(rows, columns=["row", "action", "host", "result", "reservation"])
+
+
+def _is_live(scope: GridScope, source: pd.DataFrame, states: dict[int, tuple]) -> bool:
+    tracked_live = any(states.get(i, ("gone",))[0] in LIVE for i in scope.memory.tracked)
+    grid_live = any(
+        states.get(int(i), ("gone",))[0] in LIVE
+        for i, s in zip(source["id"], source["state"], strict=True)
+        if s in LIVE and not pd.isna(i)
+    )
+    return tracked_live or grid_live
+
+
+def _render_report(
+    page: PageContext, scope: GridScope, source: pd.DataFrame, ticking: bool = False
+) -> None:
+    states = _states(page, scope, source)
+    if scope.memory.results:
+        st.markdown("**Last Apply** — reservation state on the license server")
+        st.table(_report_frame(scope, states), hide_index=True)
+    if ticking and not _is_live(scope, source, states):
+        if scope.editing():
+            st.caption("Reservation states changed; apply or discard your edits to refresh.")
+        else:
+            st.rerun()
+
+
+def _live_report(page: PageContext, scope: GridScope, source: pd.DataFrame) -> None:
+    """The last Apply's rows with their reservation state, re-read every second while pending."""
+    if _is_live(scope, source, _states(page, scope, source)):
+        st.fragment(run_every="1s")(_render_report)(page, scope, source, True)
+    else:
+        _render_report(page, scope, source)

@@ -1,0 +1,135 @@
+"""Login through streamlit-authenticator with credentials from the users table (notes §3.7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+import streamlit_authenticator as stauth
+
+from vlm.domain import Actor, VlmError
+from vlm.services import users
+from vlm.ui.runtime import Runtime
+
+LOGIN_FIELDS = {
+    "Form name": "Sign in",
+    "Username": "Username",
+    "Password": "Password",
+    "Login": "Sign in",
+}
+LOCKED_MESSAGE = (
+    "Too many failed sign-in attempts for this user. Wait 15 minutes or ask an admin to reset "
+    "your password."
+)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The user this session acts for, re-read from the users table on every run."""
+
+    actor: Actor
+    display_name: str
+    must_change_password: bool
+
+
+def _hide_cookie_component() -> None:
+    st.html("<style>.st-key-init{display:none}</style>")
+
+
+def _logout_button(auth: stauth.Authenticate) -> None:
+    """Logout button in the sidebar (clicking it signs out in this very run)."""
+    auth.logout("Log out", location="sidebar", key="vlm_logout", use_container_width=True)
+
+
+def _resolve(runtime: Runtime, username: str) -> SignedIn:
+    actor = users.actor_for(runtime.ctx, username)
+    profile = users.get_user(runtime.ctx, username) or {}
+    return SignedIn(
+        actor,
+        str(profile.get("display_name") or username),
+        bool(profile.get("must_change_password")),
+    )
+
+
+def _show_identity(box: st.delta_generator.DeltaGenerator, signed_in: SignedIn) -> None:
+    role = signed_in.actor.role.value
+    box.markdown(
+        f"Signed in as **{signed_in.display_name}**  \n"
+        f"`{signed_in.actor.username}` · role **{role}**"
+    )
+
+
+def authenticate(runtime: Runtime) -> SignedIn | None:
+    """Render the login form, or return who is signed in (with the account box in the sidebar)."""
+    settings = runtime.settings
+    _hide_cookie_component()
+    credentials = users.authenticator_credentials(runtime.ctx)
+    seeded = runtime.throttle.seed(credentials)
+    auth = stauth.Authenticate(
+        credentials,
+        settings.cookie_name,
+        settings.cookie_key,
+        settings.cookie_expiry_days,
+        auto_hash=False,
+        login_sleep_time=0,
+    )
+    identity = st.sidebar.container()
+    logout_rendered = bool(st.session_state.get("authentication_status"))
+    if logout_rendered:
+        _logout_button(auth)
+    heading = st.container()
+    problem: str | None = None
+    with st.empty():
+        try:
+            auth.login(
+                location="main",
+                max_login_attempts=settings.max_login_attempts,
+                fields=LOGIN_FIELDS,
+                key="vlm_login",
+            )
+        except stauth.LoginError as exc:
+            problem = LOCKED_MESSAGE if "attempts" in str(exc) else str(exc)
+    runtime.throttle.harvest(credentials, seeded)
+
+    status = st.session_state.get("authentication_status")
+    if not status:
+        heading.title("VLM — Virtual License Manager")
+        if problem:
+            heading.error(problem)
+        elif status is False:
+            heading.error("Wrong user name or password.")
+        return None
+    try:
+        signed_in = _resolve(runtime, st.session_state["username"])
+    except VlmError as exc:
+        auth.logout(location="unrendered")
+        heading.error(f"{exc.message}. Ask an admin to enable your account.")
+        return None
+    if not logout_rendered:
+        _logout_button(auth)
+    _show_identity(identity, signed_in)
+    return signed_in
+
+
+def demo_logins() -> pd.DataFrame:
+    """The demo accounts (only shown when settings.demo is true)."""
+    from vlm.demo import DEMO_USERS
+
+    return pd.DataFrame(
+        {
+            "user": [u.username for u in DEMO_USERS],
+            "password": [u.password for u in DEMO_USERS],
+            "role": [str(u.role) for u in DEMO_USERS],
+            "who": [u.display_name for u in DEMO_USERS],
+        }
+    )
+
+
+def check_new_password(new: str, repeat: str) -> str | None:
+    """UI-side checks the service cannot make (the form's two fields; the login form strips)."""
+    if new != repeat:
+        return "The two new passwords differ."
+    if new != new.strip():
+        return "The password must not start or end with a space."
+    return None

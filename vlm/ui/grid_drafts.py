@@ -1,0 +1,113 @@
+"""The allocation grid's source frame, and the drafts that keep refused rows as they were typed.
+
+Pure pandas (no streamlit): after an Apply, every refused addition comes back as a row without
+an id and every refused edit comes back with the typed values, each with its problem, so the
+user can correct it in the grid and apply again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from vlm.services.allocations import AllocationChange, RowResult
+from vlm.ui.grid_diff import GridDiff, clean
+
+GRID_COLUMNS = [
+    "host_type",
+    "host_id",
+    "count",
+    "description",
+    "state",
+    "problem",
+    "last_error",
+    "created_at",
+    "id",
+    "pending_edit",
+]
+NOT_SAVED = "not saved"
+
+
+@dataclass
+class Drafts:
+    """Refused rows to put back into the grid: additions and edits, with their problem."""
+
+    adds: list[dict[str, Any]] = field(default_factory=list)
+    edits: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.adds or self.edits)
+
+
+def _typed(change: AllocationChange) -> dict[str, Any]:
+    return {
+        "host_type": clean(change.host_type),
+        "host_id": clean(change.host_id),
+        "count": clean(change.count),
+        "description": clean(change.description) or "",
+    }
+
+
+def drafts_after_apply(diff: GridDiff, results: Sequence[RowResult]) -> Drafts:
+    """Keep every refused row: additions with what was typed, edits with the typed values."""
+    drafts = Drafts()
+    for problem in diff.problems:
+        if problem.allocation_id is not None:
+            drafts.edits[problem.allocation_id] = {"problem": problem.message}
+    for result in results:
+        if result.ok:
+            continue
+        change = result.change
+        if change.op == "add":
+            drafts.adds.append({**_typed(change), "problem": result.message})
+        elif change.op == "edit" and change.allocation_id is not None:
+            typed = {"count": clean(change.count), "description": clean(change.description)}
+            drafts.edits[change.allocation_id] = {**typed, "problem": result.message}
+    return drafts
+
+
+def _as_count(value: Any) -> Any:
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    if pd.isna(number):
+        return pd.NA
+    return int(number) if float(number).is_integer() else pd.NA
+
+
+def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.DataFrame:
+    """The editor's input: the feature's allocations, refused edits overlaid, refused adds last."""
+    drafts = drafts or Drafts()
+    frame = allocations.reindex(columns=GRID_COLUMNS).copy()
+    frame["problem"] = ""
+    frame["pending_edit"] = False
+    rows = frame.to_dict("records")
+    by_id = {int(r["id"]): r for r in rows if clean(r["id"]) is not None}
+    for allocation_id, edit in drafts.edits.items():
+        row = by_id.get(int(allocation_id))
+        if row is None:
+            continue
+        row["problem"] = edit.get("problem", "")
+        typed = {k: edit[k] for k in ("count", "description") if k in edit}
+        if typed:
+            row.update(typed)
+            row["pending_edit"] = True
+    for add in drafts.adds:
+        rows.append(
+            {
+                **{c: None for c in GRID_COLUMNS},
+                **{k: add.get(k) for k in ("host_type", "host_id", "count", "description")},
+                "state": NOT_SAVED,
+                "problem": add.get("problem", ""),
+                "pending_edit": False,
+            }
+        )
+    out = pd.DataFrame(rows, columns=GRID_COLUMNS)
+    out["id"] = pd.array([clean(v) for v in out["id"]], dtype="Int64")
+    out["count"] = pd.array([_as_count(v) for v in out["count"]], dtype="Int64")
+    for column in ("host_type", "host_id", "description", "state", "problem", "last_error"):
+        out[column] = out[column].map(lambda v: "" if clean(v) is None else str(v)).astype(str)
+    out["created_at"] = pd.to_datetime(out["created_at"])
+    out["pending_edit"] = out["pending_edit"].fillna(False).astype(bool)
+    return out.reset_index(drop=True)

@@ -1,0 +1,105 @@
+"""Which pages each role may open, and the st.navigation built from that.
+
+Page files are named `*_page.py` while their URLs are plain (`/servers`): Streamlit treats a
+`pages/` folder as a legacy multipage app until the process's first st.navigation call, and in
+that mode a URL equal to a file's stem would run that file directly, skipping app.py's login
+gate. With distinct names such a URL falls through to app.py (page_context stops the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from vlm.domain import Role
+
+APP_DIR = Path(__file__).resolve().parents[2]
+PAGES_DIR = APP_DIR / "pages"
+EVERYONE = frozenset(Role)
+ADMIN_ONLY = frozenset({Role.ADMIN})
+POOL_MANAGERS = frozenset({Role.ADMIN, Role.MANAGER})
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page: its script under pages/, title, URL path, menu section and who may open it."""
+
+    script: str
+    title: str
+    url_path: str
+    icon: str
+    section: str
+    roles: frozenset[Role]
+    admin_title: str | None = None
+
+    def title_for(self, role: Role | None) -> str:
+        return self.admin_title if role is Role.ADMIN and self.admin_title else self.title
+
+    @property
+    def path(self) -> str:
+        return str(PAGES_DIR / self.script)
+
+
+def _spec(
+    name: str, title: str, url: str, icon: str, section: str, roles: frozenset[Role], **kw: str
+) -> PageSpec:
+    return PageSpec(f"{name}_page.py", title, url, f":material/{icon}:", section, roles, **kw)
+
+
+OVERVIEW, LICENSES, ADMINISTRATION = "Overview", "Licenses", "Administration"
+PAGES: tuple[PageSpec, ...] = (
+    _spec("dashboard", "Dashboard", "dashboard", "monitoring", OVERVIEW, EVERYONE),
+    _spec(
+        "my_pools",
+        "My Pools",
+        "my-pools",
+        "inventory_2",
+        LICENSES,
+        POOL_MANAGERS,
+        admin_title="All Pools",
+    ),
+    _spec("allocations", "Allocations", "allocations", "assignment", LICENSES, POOL_MANAGERS),
+    _spec("servers", "Physical LMs", "servers", "dns", ADMINISTRATION, ADMIN_ONLY),
+    _spec("vlms", "Virtual LMs", "vlms", "hub", ADMINISTRATION, ADMIN_ONLY),
+    _spec("pools", "Virtual Pools", "pools", "workspaces", ADMINISTRATION, ADMIN_ONLY),
+    _spec("users", "Users", "users", "group", ADMINISTRATION, ADMIN_ONLY),
+    _spec("audit", "Audit", "audit", "history", ADMINISTRATION, ADMIN_ONLY),
+    _spec("export", "Export", "export", "download", OVERVIEW, EVERYONE),
+)
+LOGIN = _spec("login", "Sign in", "login", "login", "", EVERYONE)
+SET_PASSWORD = _spec("set_password", "Set your password", "set-password", "password", "", EVERYONE)
+
+
+def pages_for(role: Role) -> list[PageSpec]:
+    """The pages a role may open, in menu order."""
+    return [spec for spec in PAGES if role in spec.roles]
+
+
+def page_path_of(name: str) -> str:
+    """The script path of a page by its short name ('allocations'), for st.page_link."""
+    return str(PAGES_DIR / f"{name}_page.py")
+
+
+def _page(spec: PageSpec, role: Role | None = None, *, default: bool = False) -> st.Page:
+    return st.Page(
+        spec.path,
+        title=spec.title_for(role),
+        icon=spec.icon,
+        url_path=spec.url_path,
+        default=default,
+    )
+
+
+def role_navigation(role: Role) -> st.Page:
+    """st.navigation with exactly the role's pages, grouped by section."""
+    sections: dict[str, list[st.Page]] = {}
+    for index, spec in enumerate(pages_for(role)):
+        sections.setdefault(spec.section, []).append(_page(spec, role, default=index == 0))
+    return st.navigation(sections)
+
+
+def single_page_navigation(spec: PageSpec) -> st.Page:
+    """A hidden menu with one page (sign in, set password)."""
+    return st.navigation([_page(spec, default=True)], position="hidden")

@@ -1,0 +1,117 @@
+"""The process-wide runtime: settings (env + secrets), service context and sync scheduler."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import streamlit as st
+
+from vlm.config import Settings
+from vlm.services.context import ServiceContext
+from vlm.ui.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
+
+# secrets.toml section -> key -> Settings field
+SECRET_FIELDS: dict[str, dict[str, str]] = {
+    "auth": {
+        "cookie_key": "cookie_key",
+        "cookie_name": "cookie_name",
+        "cookie_expiry_days": "cookie_expiry_days",
+        "max_login_attempts": "max_login_attempts",
+    },
+    "vlm": {
+        "secret_key": "secret_key",
+        "db_path": "db_path",
+        "demo": "demo",
+        "group_prefix": "group_prefix",
+        "sync_interval_seconds": "sync_interval_seconds",
+    },
+}
+
+
+class Scheduler(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> Any: ...
+
+    def sync_now(self, progress: Any = None) -> Any: ...
+
+
+@dataclass
+class Runtime:
+    """Everything a session shares with every other session of this process."""
+
+    settings: Settings
+    ctx: ServiceContext
+    scheduler: Scheduler | None
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    scheduler_problem: str | None = None
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            try:
+                self.scheduler.stop()
+            except Exception:  # a failing stop must not keep the database open
+                log.exception("stopping the sync scheduler failed")
+        self.ctx.db.close()
+
+
+def secret_overrides() -> dict[str, object]:
+    """Settings given in .streamlit/secrets.toml, if such a file exists."""
+    if not st.secrets.load_if_toml_exists():
+        return {}
+    overrides: dict[str, object] = {}
+    for section, fields in SECRET_FIELDS.items():
+        values = st.secrets.get(section) or {}
+        for key, name in fields.items():
+            if key in values and values[key] not in (None, ""):
+                overrides[name] = values[key]
+    return overrides
+
+
+def load_settings() -> Settings:
+    """Settings.from_env() overlaid with secrets."""
+    return Settings.from_env(**secret_overrides())
+
+
+def _start_scheduler(ctx: ServiceContext) -> tuple[Scheduler | None, str | None]:
+    try:
+        from vlm.sync.scheduler import SyncScheduler
+    except ImportError as exc:
+        log.warning("sync scheduler unavailable: %s", exc)
+        return None, f"the sync engine is not available ({exc})"
+    scheduler = SyncScheduler(ctx)
+    scheduler.start()
+    return scheduler, None
+
+
+def _release(runtime: Runtime) -> None:
+    runtime.close()
+
+
+@st.cache_resource(
+    show_spinner="Opening the database…",
+    on_release=_release,
+    hash_funcs={Settings: repr},
+)
+def _open_runtime(settings: Settings) -> Runtime:
+    ctx = ServiceContext.open(settings)
+    scheduler, problem = _start_scheduler(ctx)
+    return Runtime(settings, ctx, scheduler, scheduler_problem=problem)
+
+
+def get_runtime() -> Runtime:
+    """The shared runtime; refuses to start (error + stop) when the settings are unsafe."""
+    settings = load_settings()
+    problems = settings.problems()
+    if problems:
+        st.error(
+            "VLM refuses to start: "
+            + "; ".join(problems)
+            + ". See .streamlit/secrets.toml.example, or run the demo with VLM_DEMO=1."
+        )
+        st.stop()
+    return _open_runtime(settings)

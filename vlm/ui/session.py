@@ -1,0 +1,59 @@
+"""What a page needs from the entrypoint: the runtime and the acting user, checked by role."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import streamlit as st
+
+from vlm.config import Settings
+from vlm.domain import Actor, Role
+from vlm.services.context import ServiceContext
+from vlm.ui.runtime import Runtime, get_runtime
+
+_entry = threading.local()
+
+
+@dataclass(frozen=True)
+class PageContext:
+    runtime: Runtime
+    actor: Actor
+
+    @property
+    def ctx(self) -> ServiceContext:
+        return self.runtime.ctx
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+
+@contextmanager
+def entrypoint_run(actor: Actor | None) -> Iterator[None]:
+    """app.py runs the chosen page inside this, with the user it resolved in this very run."""
+    _entry.actor = actor
+    _entry.active = True
+    try:
+        yield
+    finally:
+        _entry.active = False
+        _entry.actor = None
+
+
+def page_context(*roles: Role) -> PageContext:
+    """The page's runtime and actor; stops a page opened outside app.py or by another role."""
+    if not getattr(_entry, "active", False):
+        st.error("Open VLM from its start page.")
+        st.stop()
+    actor = _entry.actor
+    if not isinstance(actor, Actor):
+        st.error("Please sign in.")
+        st.stop()
+    if roles and actor.role not in roles:
+        allowed = ", ".join(r.value for r in roles)
+        st.error(f"This page is for {allowed} users; you are signed in as {actor.role.value}.")
+        st.stop()
+    return PageContext(get_runtime(), actor)
