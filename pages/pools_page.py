@@ -22,7 +22,25 @@ st.title("Virtual Pools")
 show_flashes()
 
 pool_frame = pools.list_pools(ctx, actor)
-table_with_download(pool_frame, "virtual pools", key="pools")
+table_with_download(
+    pool_frame,
+    "virtual pools",
+    key="pools",
+    column_order=[
+        "vlm_name",
+        "name",
+        "manager",
+        "description",
+        "features",
+        "quantity",
+        "allocated",
+        "available",
+        "allocations",
+        "failed",
+        "over_committed",
+        "created_at",
+    ],
+)
 vlm_frame = vlms.list_vlms(ctx, actor)
 managers = users.managers(ctx, actor)
 

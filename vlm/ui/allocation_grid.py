@@ -15,7 +15,7 @@ from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
 from vlm.ui.grid_drafts import drafts_after_apply
 from vlm.ui.grid_state import GridScope
 from vlm.ui.session import PageContext
-from vlm.ui.widgets import attempt, download_csv, flash
+from vlm.ui.widgets import attempt, download_csv
 
 DISPLAY_COLUMNS = [
     "host_type",
@@ -32,11 +32,11 @@ READ_ONLY = ["state", "problem", "last_error", "created_at", "id"]
 LIVE = {AllocationState.PENDING.value, AllocationState.REMOVING.value}
 ACTION_LABEL = {"add": "add", "edit": "edit", "delete": "remove", "retry": "retry"}
 STATE_LABEL = {
-    "pending": "⏳ pending",
-    "applied": "✅ applied",
-    "failed": "❌ failed",
-    "removing": "⏳ removing",
-    "removed": "✅ removed from server",
+    "pending": "pending…",
+    "applied": "applied ✓",
+    "failed": "failed ✗",
+    "removing": "removing…",
+    "removed": "removed from server ✓",
 }
 
 
@@ -69,13 +69,18 @@ def _host(change: AllocationChange) -> str:
     return f"{change.host_type or ''} {change.host_id}".strip()
 
 
-def preview_frame(diff: GridDiff, source: pd.DataFrame) -> pd.DataFrame:
-    """One line per change (and per refused row) for the review step."""
-    hosts = {
+def _hosts(source: pd.DataFrame) -> dict[int, str]:
+    """Allocation id → 'TYPE host id' of the grid's saved rows."""
+    return {
         int(r["id"]): f"{r['host_type']} {r['host_id']}"
         for r in source.to_dict("records")
         if not pd.isna(r["id"])
     }
+
+
+def preview_frame(diff: GridDiff, source: pd.DataFrame) -> pd.DataFrame:
+    """One line per change (and per refused row) for the review step."""
+    hosts = _hosts(source)
     rows = []
     for change in diff.changes:
         host = _host(change) or hosts.get(change.allocation_id or -1, "")
@@ -103,11 +108,7 @@ def result_rows(
     diff: GridDiff, results: Sequence[RowResult], source: pd.DataFrame
 ) -> list[dict[str, Any]]:
     """What the Apply did, per grid row; ok rows carry the allocation id to follow its state."""
-    hosts = {
-        int(r["id"]): f"{r['host_type']} {r['host_id']}"
-        for r in source.to_dict("records")
-        if not pd.isna(r["id"])
-    }
+    hosts = _hosts(source)
     rows: list[dict[str, Any]] = []
     for result in results:
         change = result.change
@@ -155,16 +156,16 @@ def _apply(page: PageContext, scope: GridScope, diff: GridDiff, source: pd.DataF
     memory.results = rows
     memory.tracked = {r["id"]: r for r in rows if r["ok"] and r["id"] is not None}
     scope.restart(page.ctx, page.actor, drafts_after_apply(diff, results))
+    fresh = memory.source if memory.source is not None else source
+    hosts = _hosts(fresh)
+    for row in rows:
+        row["host"] = hosts.get(row["id"], row["host"])
     refused = sum(1 for r in rows if not r["ok"])
-    applied = len(rows) - refused
-    if refused:
-        flash(
-            f"Applied {applied} change(s); {refused} row(s) were refused and are kept in the grid "
-            "with their problem — correct them and apply again.",
-            "warning",
-        )
-    else:
-        flash(f"Applied {applied} change(s). Reservations are being pushed to the license server.")
+    memory.summary = f"Applied {len(rows) - refused} change(s)" + (
+        f"; {refused} row(s) refused — they are kept in the grid with their problem."
+        if refused
+        else "."
+    )
     st.rerun()
 
 
@@ -234,8 +235,8 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
         _review(page, scope, diff, source)
     elif diff.empty:
         memory.preview = False
-    download_csv(source[DISPLAY_COLUMNS[:-1]], "allocations grid", key=f"dl_grid_{scope.tag}")
     _live_report(page, scope, source)
+    download_csv(source[DISPLAY_COLUMNS[:-1]], "allocations grid", key=f"dl_grid_{scope.tag}")
 
 
 def _states(page: PageContext, scope: GridScope, source: pd.DataFrame) -> dict[int, tuple]:
@@ -289,9 +290,11 @@ def _render_report(
     page: PageContext, scope: GridScope, source: pd.DataFrame, ticking: bool = False
 ) -> None:
     states = _states(page, scope, source)
-    if scope.memory.results:
-        st.markdown("**Last Apply** — reservation state on the license server")
-        st.table(_report_frame(scope, states), hide_index=True)
+    memory = scope.memory
+    if memory.results:
+        with st.container(key=f"alloc_report_{scope.tag}"):
+            st.markdown(f"**Last Apply** — {memory.summary} Reservation state on the server:")
+            st.table(_report_frame(scope, states), hide_index=True)
     if ticking and not _is_live(scope, source, states):
         if scope.editing():
             st.caption("Reservation states changed; apply or discard your edits to refresh.")

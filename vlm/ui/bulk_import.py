@@ -9,11 +9,11 @@ import streamlit as st
 
 from vlm.domain import HostType
 from vlm.services import allocations
-from vlm.services.allocations import RowResult
+from vlm.services.allocations import AllocationChange, RowResult
 from vlm.services.bulk import parse_bulk_allocations
 from vlm.ui.grid_state import GridScope
 from vlm.ui.session import PageContext
-from vlm.ui.widgets import attempt, flash, table_with_download
+from vlm.ui.widgets import attempt, table_with_download
 
 EXAMPLE = "host_id,host_type,count,description\n0050569A0A01,ETHERNET,1,Lab PC 1\njdoe,USER,1,"
 REPORT_KEY = "_bulk_report_{tag}"
@@ -24,7 +24,7 @@ def report_frame(results: Sequence[RowResult]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "line": r.change.row,
+                "row": r.change.row,
                 "host_type": str(r.change.host_type or ""),
                 "host_id": str(r.change.host_id or ""),
                 "count": str(r.change.count or ""),
@@ -34,8 +34,16 @@ def report_frame(results: Sequence[RowResult]) -> pd.DataFrame:
             }
             for r in results
         ],
-        columns=["line", "host_type", "host_id", "count", "result", "message", "allocation_id"],
+        columns=["row", "host_type", "host_id", "count", "result", "message", "allocation_id"],
     )
+
+
+def without_header_echo(changes: Sequence[AllocationChange]) -> list[AllocationChange]:
+    """Drop a header line parsed as data (parse_bulk_allocations does this for CSVs with a
+    header as of this writing; a no-op once it is fixed there)."""
+    return [
+        c for c in changes if not (c.row == 1 and str(c.host_id or "").strip().lower() == "host_id")
+    ]
 
 
 def _read_text(uploaded, pasted: str) -> str:
@@ -46,7 +54,8 @@ def _read_text(uploaded, pasted: str) -> str:
 
 def _import(page: PageContext, scope: GridScope, text: str, host_type: str, count: int) -> None:
     parsed = parse_bulk_allocations(text, default_host_type=host_type, default_count=count)
-    if not parsed.changes:
+    changes = without_header_echo(parsed.changes)
+    if not changes:
         for problem in parsed.problems:
             st.error(problem)
         return
@@ -55,7 +64,7 @@ def _import(page: PageContext, scope: GridScope, text: str, host_type: str, coun
         page.ctx,
         page.actor,
         scope.pool_id,
-        parsed.changes,
+        changes,
         feature=scope.feature,
     )
     if not outcome.ok:
@@ -76,9 +85,7 @@ def _import(page: PageContext, scope: GridScope, text: str, host_type: str, coun
                 "ok": True,
             }
     memory.results = list(memory.tracked.values())
-    flash(
-        f"Bulk add: {added} of {len(report)} row(s) allocated.", "success" if added else "warning"
-    )
+    memory.summary = f"Bulk add allocated {added} of {len(report)} row(s)."
     st.rerun()
 
 

@@ -42,7 +42,7 @@ def _names(frame: pd.DataFrame, flag: pd.Series | None) -> list[str]:
     return [f"⚠ {n}" if bool(f) else n for n, f in zip(names, flag.fillna(False), strict=True)]
 
 
-def stack_figure(frame: pd.DataFrame, title: str) -> go.Figure:
+def stack_figure(frame: pd.DataFrame, title: str, *, show_total: bool = True) -> go.Figure:
     """Available vs total, stacked: allocated / pooled unallocated / poolable / reserved outside.
 
     Bars whose deficit is above zero are over-committed: named with ⚠ and outlined in red.
@@ -63,7 +63,7 @@ def stack_figure(frame: pd.DataFrame, title: str) -> go.Figure:
                 },
             },
         )
-    if "total" in frame:
+    if show_total and "total" in frame:
         fig.add_scatter(
             x=names,
             y=frame["total"],

@@ -67,7 +67,10 @@ def estate_charts(page: PageContext) -> None:
     ctx, actor = page.ctx, page.actor
     left, right = st.columns(2)
     server_frame = reports.server_stack(ctx, actor)
-    left.plotly_chart(stack_figure(server_frame, "Per license server"), key="chart_servers")
+    left.plotly_chart(
+        stack_figure(server_frame, "Per license server (poolable features)", show_total=False),
+        key="chart_servers",
+    )
     vlm_frame = reports.vlm_stack(ctx, actor)
     right.plotly_chart(stack_figure(vlm_frame, "Per virtual license manager"), key="chart_vlms")
     pool_frame = reports.pool_stack(ctx, actor)

@@ -109,5 +109,5 @@ def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.
     for column in ("host_type", "host_id", "description", "state", "problem", "last_error"):
         out[column] = out[column].map(lambda v: "" if clean(v) is None else str(v)).astype(str)
     out["created_at"] = pd.to_datetime(out["created_at"])
-    out["pending_edit"] = out["pending_edit"].fillna(False).astype(bool)
+    out["pending_edit"] = pd.array(out["pending_edit"].fillna(False).astype(bool), dtype="boolean")
     return out.reset_index(drop=True)

@@ -28,6 +28,7 @@ class GridMemory:
     drafts: Drafts = field(default_factory=Drafts)
     tracked: dict[int, dict[str, Any]] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
+    summary: str = ""
     preview: bool = False
 
 

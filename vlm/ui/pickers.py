@@ -35,7 +35,8 @@ def pick_feature(frame: pd.DataFrame, *, key: str) -> tuple[str, str] | None:
         return None
     options = [(str(r["feature_name"]), str(r["feature_version"])) for _, r in frame.iterrows()]
     labels = {o: feature_label(r) for o, (_, r) in zip(options, frame.iterrows(), strict=True)}
-    return st.selectbox("Feature", options, format_func=labels.get, key=key)
+    busiest = int(frame["allocations"].reset_index(drop=True).idxmax())
+    return st.selectbox("Feature", options, index=busiest, format_func=labels.get, key=key)
 
 
 def pick_row(frame: pd.DataFrame, *, key: str, label: str, name_column: str = "name") -> int | None:

@@ -93,9 +93,9 @@ def sync_now(runtime: Runtime) -> None:
             name = getattr(result, "server_name", "server")
             error = getattr(result, "error", None)
             if getattr(result, "ok", True):
-                st.write(f"✅ {name}")
+                st.write(f"✓ {name}")
             else:
-                st.write(f"❌ {name}: {error or 'see the server list'}")
+                st.write(f"✗ {name}: {error or 'see the server list'}")
         bar.progress(1.0, text="done")
         status.update(
             label=f"Sync finished: {len(results) - len(failed)} ok, {len(failed)} with errors",

@@ -38,22 +38,19 @@ FEATURE_COLUMNS = [
     "can_pool",
     "vlm_name",
 ]
-STATUS_ICON = {"ok": "🟢 ok", "error": "🔴 error", "unknown": "⚪ unknown"}
 
 
 def _highlight(frame: pd.DataFrame):  # noqa: ANN202 - pandas Styler
     def paint(row: pd.Series) -> list[str]:
-        bad = row.get("deficit", 0) > 0 or str(row.get("status", "")).endswith("error")
+        bad = row.get("deficit", 0) > 0 or row.get("status") == "error"
         return ["background-color: #f8d7da" if bad else "" for _ in row]
 
     return frame.style.apply(paint, axis=1)
 
 
 def server_table(frame: pd.DataFrame) -> None:
-    shown = frame.copy()
-    shown["status"] = shown["status"].map(lambda s: STATUS_ICON.get(s, s))
     table_with_download(
-        shown,
+        frame,
         "license servers",
         key="servers",
         column_order=SERVER_COLUMNS,

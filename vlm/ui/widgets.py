@@ -36,6 +36,45 @@ def download_csv(
     )
 
 
+LABELS = {
+    "id": "Id",
+    "vlm_name": "VLM",
+    "vlm_id": "VLM id",
+    "vlm_type": "Type",
+    "pool_name": "Pool",
+    "server_name": "Server",
+    "feature_name": "Feature",
+    "feature_version": "Version",
+    "reserved_by_others": "Reserved outside VLM",
+    "last_error": "Last error",
+    "base_url": "Base URL",
+    "created_at": "Created",
+    "created_by": "Created by",
+    "updated_at": "Updated",
+    "applied_at": "Applied",
+    "over_committed": "Over-committed",
+    "must_change_password": "Must change password",
+    "host_type": "Host type",
+    "host_id": "Host id",
+    "target_type": "Target type",
+    "target_id": "Target id",
+}
+
+
+def label(column: str) -> str:
+    """A readable header for a column name."""
+    return LABELS.get(column, column.replace("_", " ").capitalize())
+
+
+def labelled(
+    columns: Sequence[str], column_config: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """column_config with a readable label for every column not configured explicitly."""
+    config: dict[str, Any] = {c: label(c) for c in columns}
+    config.update(column_config or {})
+    return config
+
+
 def table_with_download(
     frame: pd.DataFrame,
     name: str,
@@ -51,7 +90,7 @@ def table_with_download(
     st.dataframe(
         styler(shown) if styler else shown,
         hide_index=True,
-        column_config=column_config,
+        column_config=labelled([str(c) for c in shown.columns], column_config),
         height=height,
         key=f"table_{key}" if key else None,
     )

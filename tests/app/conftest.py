@@ -1,0 +1,115 @@
+"""AppTest fixtures: demo emulators and a seeded demo database per test, caches cleared."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from vlm.demo import DEMO_USERS, prepare_demo_database, start_demo_emulators
+from vlm.domain import Role
+from vlm.services.context import ServiceContext
+from vlm.ui.navigation import PAGES_DIR
+from vlm.ui.runtime import get_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+ENV_KEYS = ("VLM_COOKIE_KEY", "VLM_SECRET_KEY", "VLM_GROUP_PREFIX", "VLM_MAX_LOGIN_ATTEMPTS")
+
+
+def demo_user(role: Role):
+    return next(u for u in DEMO_USERS if u.role == role)
+
+
+@pytest.fixture(scope="session")
+def demo_emulators() -> Iterator[dict]:
+    running = start_demo_emulators(None)
+    yield running
+    for emulator in running.values():
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory, demo_emulators) -> Path:
+    path = tmp_path_factory.mktemp("demo") / "template.duckdb"
+    prepare_demo_database(str(path), {n: e.url for n, e in demo_emulators.items()})
+    return path
+
+
+@pytest.fixture
+def demo_db(tmp_path, demo_template, monkeypatch) -> Path:
+    """A private copy of the seeded demo database, and the environment pointing the app at it."""
+    path = tmp_path / "vlm.duckdb"
+    shutil.copy(demo_template, path)
+    wal = demo_template.with_name(demo_template.name + ".wal")
+    if wal.exists():
+        shutil.copy(wal, path.with_name(path.name + ".wal"))
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("VLM_DB_PATH", str(path))
+    monkeypatch.setenv("VLM_DEMO", "1")
+    monkeypatch.setenv("VLM_SYNC_INTERVAL", "3600")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_streamlit_caches() -> Iterator[None]:
+    """Caches are process-global: release the runtime (scheduler, database) around each test."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def new_app(username: str | None = None) -> AppTest:
+    """The whole app; signed in as username (seeded like streamlit-authenticator does)."""
+    at = AppTest.from_file(APP, default_timeout=30)
+    if username is not None:
+        at.session_state["authentication_status"] = True
+        at.session_state["username"] = username
+        at.session_state["name"] = username
+        at.session_state["roles"] = []
+        at.session_state["logout"] = None
+    return at
+
+
+@pytest.fixture
+def app(demo_db):
+    """A factory: app(username) -> AppTest that has run once (signed in when username given)."""
+
+    def make(username: str | None = None) -> AppTest:
+        at = new_app(username)
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    return make
+
+
+def open_page(at: AppTest, name: str) -> AppTest:
+    """Switch to a page by its short name ('allocations') and run it."""
+    at.switch_page(str(PAGES_DIR / f"{name}_page.py"))
+    at.run()
+    assert not at.exception, [(e.value, e.stack_trace) for e in at.exception]
+    return at
+
+
+def service_context() -> ServiceContext:
+    """The running app's service context (same process, same cached runtime)."""
+    return get_runtime().ctx
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+    """Poll until predicate() is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

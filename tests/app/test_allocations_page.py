@@ -1,0 +1,144 @@
+"""The allocation grid applies seeded edits: add, edit, delete, and a refused row that is kept."""
+
+from __future__ import annotations
+
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from tests.app.conftest import open_page, service_context, wait_for
+from vlm.domain import Actor, Role
+from vlm.services import allocations, pools
+
+MIA = Actor("mia", Role.MANAGER)
+
+
+def grid(at: AppTest):
+    (editor,) = at.data_editor
+    return editor
+
+
+def mias_pool_and_feature() -> tuple[int, tuple[str, str]]:
+    ctx = service_context()
+    pool_id = int(pools.list_pools(ctx, MIA)["id"].iloc[0])
+    features = pools.pool_features(ctx, MIA, pool_id)
+    busiest = features.sort_values("allocations", ascending=False).iloc[0]
+    return pool_id, (busiest["feature_name"], busiest["feature_version"])
+
+
+def review_and_apply(at: AppTest, tag: str) -> AppTest:
+    at.button(key=f"alloc_review_{tag}").click()
+    at.run()
+    assert at.button(key=f"alloc_apply_{tag}")
+    at.button(key=f"alloc_apply_{tag}").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_grid_edits_are_previewed_applied_and_refused_rows_kept(app):
+    at = open_page(app("mia"), "allocations")
+    pool_id, feature = mias_pool_and_feature()
+    editor = grid(at)
+    source: pd.DataFrame = editor.value
+    assert editor.editing_mode == "dynamic"
+    assert list(source.index) == list(range(len(source)))
+    assert len(source) == 3
+    key = editor.key
+    tag = key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
+    first_id, deleted_id = int(source["id"].iloc[0]), int(source["id"].iloc[2])
+
+    at.session_state[key] = {
+        "edited_rows": {0: {"description": "edited in the grid"}},
+        "added_rows": [
+            {"host_type": "ETHERNET", "host_id": "00:50:56:9a:ab:01", "count": 1,
+             "description": "new lab PC"},
+            {"host_type": "ETHERNET", "host_id": "not-a-mac", "count": 1,
+             "description": "typo"},
+        ],
+        "deleted_rows": [2],
+    }  # fmt: skip
+    at.run()
+    at.button(key=f"alloc_review_{tag}").click()
+    at.run()
+    review = at.table[0].value
+    assert list(review["action"]) == ["edit", "remove", "add", "add"]
+    assert "Review" in " ".join(m.value for m in at.markdown)
+
+    at.button(key=f"alloc_apply_{tag}").click()
+    at.run()
+    assert not at.exception
+
+    # the services show the result
+    ctx = service_context()
+    rows = allocations.list_allocations(ctx, MIA, pool_id, feature)
+    by_host = rows.set_index("host_id")
+    assert by_host.loc["0050569AAB01", "description"] == "new lab PC"
+    assert rows.loc[rows["id"] == first_id, "description"].item() == "edited in the grid"
+    assert deleted_id not in set(rows["id"])
+    assert "not-a-mac" not in set(rows["host_id"])
+
+    # the refused row is reported next to the row and kept as typed in a fresh editor
+    fresh = grid(at)
+    assert fresh.key != key
+    kept = fresh.value[fresh.value["id"].isna()]
+    assert list(kept["host_id"]) == ["not-a-mac"]
+    assert "12 hex digits" in kept["problem"].iloc[0]
+    assert kept["description"].iloc[0] == "typo"
+    report = at.table[0].value
+    assert any(r.startswith("✗") and "12 hex digits" in r for r in report["result"])
+    assert sum(r.startswith("✓") for r in report["result"]) == 3
+
+    # the reconciler pushes the new row; the report follows its state
+    new_id = int(by_host.loc["0050569AAB01", "id"])
+    assert wait_for(
+        lambda: allocations.allocation_states(ctx, MIA, [new_id])["state"].tolist() == ["applied"]
+    )
+    at.run()
+    states = dict(zip(at.table[0].value["host"], at.table[0].value["reservation"], strict=True))
+    assert states["ETHERNET 0050569AAB01"] == "applied ✓"
+
+    # correcting the kept row and applying again allocates it
+    draft_row = int(kept.index[0])
+    at.session_state[fresh.key] = {"edited_rows": {draft_row: {"host_id": "0050569AAB02"}}}
+    at.run()
+    review_and_apply(at, tag)
+    rows = allocations.list_allocations(ctx, MIA, pool_id, feature)
+    assert "0050569AAB02" in set(rows["host_id"])
+    assert grid(at).value["id"].notna().all()
+
+
+def test_discard_drops_pending_edits(app):
+    at = open_page(app("mia"), "allocations")
+    key = grid(at).key
+    tag = key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
+    at.session_state[key] = {"added_rows": [{"host_id": "0050569AAB03"}]}
+    at.run()
+    at.button(key=f"alloc_discard_{tag}").click()
+    at.run()
+    assert grid(at).key != key
+    pool_id, feature = mias_pool_and_feature()
+    rows = allocations.list_allocations(service_context(), MIA, pool_id, feature)
+    assert "0050569AAB03" not in set(rows["host_id"])
+
+
+def test_bulk_add_reports_every_row(app):
+    at = open_page(app("mia"), "allocations")
+    tag = grid(at).key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
+    at.text_area(key=f"bulk_text_{tag}").input(
+        "host_id,host_type,description\n0050569AAC01,ETHERNET,bulk one\nbad-id,ETHERNET,bulk two"
+    )
+    at.button(key=f"bulk_apply_{tag}").click()
+    at.run()
+    assert not at.exception
+    report = next(d.value for d in at.dataframe if "message" in d.value.columns)
+    assert list(report["result"]) == ["added", "refused"]
+    assert "12 hex digits" in report["message"].iloc[1]
+    pool_id, feature = mias_pool_and_feature()
+    rows = allocations.list_allocations(service_context(), MIA, pool_id, feature)
+    assert "0050569AAC01" in set(rows["host_id"])
+
+
+def test_managers_only_pick_their_own_pools(app):
+    at = open_page(app("max"), "allocations")
+    pool_box = at.selectbox(key="alloc_pool")
+    assert pool_box.options and all("manager max" in o for o in pool_box.options)

@@ -1,0 +1,68 @@
+"""Each role sees exactly its pages, cannot open another role's page, and every page renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.app.conftest import PAGES_DIR, demo_user, open_page
+from vlm.domain import Role
+from vlm.ui.navigation import PAGES, pages_for
+
+EXPECTED = {
+    Role.ADMIN: [
+        "Dashboard", "My Pools", "Allocations", "Physical LMs", "Virtual LMs", "Virtual Pools",
+        "Users", "Audit", "Export",
+    ],
+    Role.MANAGER: ["Dashboard", "My Pools", "Allocations", "Export"],
+    Role.ANALYST: ["Dashboard", "Export"],
+}  # fmt: skip
+PAGE_NAMES = [spec.script.removesuffix("_page.py") for spec in PAGES]
+
+
+def registered_scripts(at: AppTest) -> set[str]:
+    return {
+        Path(str(info["script_path"])).name
+        for info in at._registered_pages.values()
+        if info.get("script_path")
+    }
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_role_page_sets(role):
+    assert [spec.title for spec in pages_for(role)] == EXPECTED[role]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_is_given_exactly_its_pages(app, role):
+    at = app(demo_user(role).username)
+    assert registered_scripts(at) == {spec.script for spec in pages_for(role)}
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert f"role **{role.value}**" in sidebar
+    assert at.title[0].value == "Dashboard"
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_allowed_page_renders_and_others_cannot_be_opened(app, role):
+    at = app(demo_user(role).username)
+    allowed = {spec.script for spec in pages_for(role)}
+    for spec, name in zip(PAGES, PAGE_NAMES, strict=True):
+        if spec.script in allowed:
+            open_page(at, name)
+            assert at.title[0].value, name
+            assert not at.error, (name, [e.value for e in at.error])
+            assert any("Signed in as" in m.value for m in at.sidebar.markdown)
+        else:
+            with pytest.raises(ValueError):
+                at.switch_page(str(PAGES_DIR / spec.script))
+
+
+def test_a_page_opened_without_the_entrypoint_shows_nothing(demo_db):
+    at = AppTest.from_file(str(PAGES_DIR / "users_page.py"), default_timeout=30)
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = "admin"
+    at.run()
+    assert [e.value for e in at.error] == ["Open VLM from its start page."]
+    assert not at.title and not at.dataframe
