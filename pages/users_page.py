@@ -80,7 +80,7 @@ if chosen:
             ask_confirmation(f"disable_user_{chosen}")
     if (
         confirmation(
-            "disable_user",
+            f"disable_user_{chosen}",
             f"Disable {chosen}? They are signed out at their next click and cannot sign in until "
             "enabled again. Their pools and allocations stay.",
             f"Disable {chosen}",

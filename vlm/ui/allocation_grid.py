@@ -177,7 +177,9 @@ def _review(page: PageContext, scope: GridScope, diff: GridDiff, source: pd.Data
             f"{counts['delete']} to remove"
             + (f", {len(diff.problems)} refused" if diff.problems else "")
         )
-        st.table(preview_frame(diff, source), hide_index=True)
+        preview = preview_frame(diff, source)
+        st.table(preview, hide_index=True)
+        download_csv(preview, "review", key=f"dl_review_{scope.tag}")
         apply_col, back_col = st.columns(2)
         if apply_col.button(
             f"Apply {len(diff.changes)} change(s)",
@@ -294,7 +296,9 @@ def _render_report(
     if memory.results:
         with st.container(key=f"alloc_report_{scope.tag}"):
             st.markdown(f"**Last Apply** — {memory.summary} Reservation state on the server:")
-            st.table(_report_frame(scope, states), hide_index=True)
+            report = _report_frame(scope, states)
+            st.table(report, hide_index=True)
+            download_csv(report, "last apply", key=f"dl_report_{scope.tag}")
     if ticking and not _is_live(scope, source, states):
         if scope.editing():
             st.caption("Reservation states changed; apply or discard your edits to refresh.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from vlm.ui.widgets import table_with_download
+
 BRINGS_COLUMNS = [
     "server_name",
     "feature_name",
@@ -49,7 +51,7 @@ def pick_features(features: pd.DataFrame, server_names: list[str], *, key: str) 
         f"{len(picked)} feature(s) bring {int(picked['total'].sum())} licenses, "
         f"{int(picked['poolable'].sum())} of them poolable."
     )
-    st.dataframe(picked[BRINGS_COLUMNS], hide_index=True)
+    table_with_download(picked[BRINGS_COLUMNS], "selected features", key=f"{key}_table")
     skipped = features[
         features["server_name"].isin(server_names) & features["present"] & ~features["can_pool"]
     ]

@@ -1,0 +1,88 @@
+"""What each role sees on the shared pages: dashboard, my pools, export."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from tests.app.conftest import open_page
+from vlm.domain import Role
+
+DOWNLOADS = {
+    "admin": {"pools", "allocations", "server-features", "utilization-history"},
+    "mia": {"pools", "allocations"},
+    "ana": {"pools", "allocations", "server-features", "utilization-history"},
+}
+
+
+def charts(at) -> int:
+    return len(at.get("plotly_chart"))
+
+
+@pytest.mark.parametrize("username", ["admin", "ana"])
+def test_estate_dashboard(app, username):
+    at = app(username)
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == ["License servers", "Licenses (total)", "In use"]
+    assert charts(at) == 4  # servers, VLMs, pools stacks + trend
+    assert any("No server feature is over-committed" in s.value for s in at.success)
+
+
+def test_manager_dashboard_is_scoped_to_own_pools(app):
+    at = app("mia")
+    assert [m.label for m in at.metric][0] == "My pools"
+    assert at.metric[0].value == "1"
+    assert charts(at) == 2  # own pools + trend
+    features = at.dataframe[0].value
+    assert set(features["pool_name"]) == {"CAD team"}
+
+
+def test_my_pools_search_and_columns(app):
+    at = open_page(app("admin"), "my_pools")
+    assert at.title[0].value == "All Pools"
+    assert len(at.dataframe[0].value) == 2
+    at.text_input(key="my_pools_search").input("simulation")
+    at.run()
+    assert list(at.dataframe[0].value["name"]) == ["Simulation team"]
+    at.multiselect(key="my_pools_columns").set_value(["name", "quantity"])
+    at.run()
+    assert list(at.dataframe[0].value.columns) == ["name", "quantity"]
+
+
+def test_manager_sees_only_own_pools(app):
+    at = open_page(app("max"), "my_pools")
+    assert at.title[0].value == "My Pools"
+    assert set(at.dataframe[0].value["manager"]) == {"max"}
+
+
+@pytest.mark.parametrize("username", sorted(DOWNLOADS))
+def test_export_is_scoped_by_role(app, username):
+    at = open_page(app(username), "export")
+    keys = {
+        b.key.removeprefix("export_") for b in at.download_button if b.key.startswith("export_")
+    }
+    assert keys == DOWNLOADS[username]
+
+
+def test_every_table_has_a_download(app):
+    for name in ("my_pools", "allocations"):
+        at = open_page(app("admin"), name)
+        assert len(at.download_button) >= len(at.dataframe) + len(at.table)
+
+
+def test_export_csv_neutralises_formulas(app, monkeypatch):
+    from vlm.services.exports import to_csv_bytes
+
+    frame = pd.DataFrame({"description": ["=HYPERLINK(1)", "fine"]})
+    text = to_csv_bytes(frame).decode()
+    assert pd.read_csv(io.StringIO(text))["description"].tolist() == ["'=HYPERLINK(1)", "fine"]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_dashboard_refreshes_itself(app, role):
+    from tests.app.conftest import demo_user
+
+    at = app(demo_user(role).username)
+    assert any("refreshes every" in c.value for c in at.caption)
