@@ -17,6 +17,7 @@ a 404 on a delete means already gone; anything left half-done is seen by the nex
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import threading
 import time
 from collections import defaultdict
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import duckdb
 import pandas as pd
@@ -49,6 +51,7 @@ from vlm.sync.inventory import mirror_frame, refresh_reservations
 Key = tuple[str, str]
 T = TypeVar("T")
 WORKERS = 16
+LOOPBACK_WORKERS = 4
 MAX_ROUNDS = 4
 BREAKER_THRESHOLD = 10
 PENDING = AllocationState.PENDING.value
@@ -398,11 +401,16 @@ class _HostTask:
         return None
 
     def _write(self, fn: Callable[..., T], *args: object) -> T:
-        self.operations += 1
-        return self._read(fn, *args)
+        return self._call(fn, args, write=True)
 
     def _read(self, fn: Callable[..., T], *args: object) -> T:
+        return self._call(fn, args, write=False)
+
+    def _call(self, fn: Callable[..., T], args: tuple, *, write: bool) -> T:
+        """Send one request unless the breaker is open; feed its result to the breaker."""
         self.breaker.check()
+        if write:
+            self.operations += 1
         try:
             result = fn(*args)
         except (TransientError, AuthenticationError) as exc:
@@ -469,6 +477,19 @@ def plan_server(ctx: ServiceContext, server_id: int, *, force: bool = False) -> 
 
 
 # -- running -----------------------------------------------------------------------------------
+
+
+def default_workers(base_url: str) -> int:
+    """Concurrent hosts per pass: many for a remote server (hides network latency), few on
+    loopback, where there is no latency to hide and extra threads only fight for the CPU (and
+    for the GIL when the server runs in this process, as the emulator does in tests)."""
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return LOOPBACK_WORKERS
+    try:
+        return LOOPBACK_WORKERS if ipaddress.ip_address(host).is_loopback else WORKERS
+    except ValueError:
+        return WORKERS
 
 
 def _run_tasks(
@@ -593,12 +614,13 @@ def reconcile_server(
     *,
     refresh: bool = False,
     force: bool = False,
-    workers: int = WORKERS,
+    workers: int | None = None,
 ) -> ReconcileReport:
     """Bring one server's VLM groups to the desired allocations; see the module docstring.
 
     refresh re-reads the server's groups into the mirror first; force ignores the retry
-    backoff of pending allocations (an explicit "Sync now").
+    backoff of pending allocations (an explicit "Sync now"); workers defaults to
+    default_workers(server url).
     """
     started = time.perf_counter()
     with server_lock(ctx.db, server_id):
@@ -608,7 +630,7 @@ def reconcile_server(
                     refresh_reservations(ctx, server_id, api)
                 plans = plan_server(ctx, server_id, force=force)
                 todo = [p for p in plans if not in_sync(p)]
-                outcomes = _run_tasks(api, todo, workers)
+                outcomes = _run_tasks(api, todo, workers or default_workers(api.base_url))
         except (FlexNetError, ServerConfigError) as exc:
             return ReconcileReport(
                 server_id, error=str(exc), duration_s=time.perf_counter() - started

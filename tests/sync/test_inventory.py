@@ -1,0 +1,206 @@
+"""Inventory pull against the emulator: figures, mirror, snapshots, errors, speed."""
+
+from __future__ import annotations
+
+import time
+
+from tests.sync.conftest import (
+    add_pool,
+    add_server,
+    allocate,
+    control,
+    feature,
+    feature_id,
+    set_feature_count,
+)
+from vlm.flexnet import FlexNetClient
+from vlm.flexnet.emulator.server import start_emulator
+from vlm.sync import pull_inventory
+from vlm.sync.store_queries import load_server
+
+
+def _group(name: str, host: str, entries: dict[str, int], host_type: str = "ETHERNET") -> dict:
+    return {
+        "name": name,
+        "reservations": [
+            {
+                "hostId": {"type": host_type, "value": host},
+                "reservationEntries": [
+                    {"featureName": f, "featureVersion": "1.0", "featureCount": c}
+                    for f, c in entries.items()
+                ],
+            }
+        ],
+    }
+
+
+def _features(ctx, server_id: int) -> dict[str, dict]:
+    rows = ctx.db.query_dicts(
+        "SELECT * FROM server_features WHERE server_id = ? ORDER BY feature_name", [server_id]
+    )
+    return {r["feature_name"]: r for r in rows}
+
+
+def _snapshot_count(ctx) -> int:
+    return ctx.db.scalar("SELECT count(*) FROM utilization_snapshots")
+
+
+def test_pull_sums_slices_and_splits_reservations_by_owner(ctx) -> None:
+    fixture = {
+        "features": [
+            feature("cad", 10, expiry="+30d"),
+            feature("cad", 5, expiry="permanent"),
+            feature("meter", 100, metered=True),
+            feature("view", 0, uncounted=True),
+        ],
+        "reservationGroups": [
+            _group("ops-team", "AAAAAAAAAAAA", {"cad": 3}),
+            _group("vlm-ETHERNET-BBBBBBBBBBBB", "BBBBBBBBBBBB", {"cad": 2}),
+        ],
+        "checkouts": [
+            {
+                "hostid": {"type": "ETHERNET", "value": "CCCCCCCCCCCC"},
+                "featureName": "cad",
+                "featureVersion": "1.0",
+                "count": 4,
+            }
+        ],
+    }
+    with start_emulator(fixture) as emu:
+        server_id = add_server(ctx, emu.url)
+        result = pull_inventory(ctx, server_id)
+
+    assert result.ok and result.features == 3 and result.groups == 2 and result.owned_groups == 1
+    features = _features(ctx, server_id)
+    cad = features["cad"]
+    assert (cad["total"], cad["used"], cad["reserved"], cad["slices"]) == (15, 4, 5, 2)
+    assert cad["reserved_by_others"] == 3
+    assert cad["present"] and cad["concurrent"] and not cad["uncounted"]
+    assert features["meter"]["metered"] and features["view"]["uncounted"]
+    mirror = ctx.db.query(
+        "SELECT group_name, owned, host_id, feature_name, count FROM reservation_mirror "
+        "ORDER BY group_name"
+    )
+    assert mirror == [
+        ("ops-team", False, "AAAAAAAAAAAA", "cad", 3),
+        ("vlm-ETHERNET-BBBBBBBBBBBB", True, "BBBBBBBBBBBB", "cad", 2),
+    ]
+    server = load_server(ctx.db, server_id)
+    assert server["status"] == "ok" and server["last_error"] is None
+    assert server["last_success_at"] is not None and server["last_latency_ms"] > 0
+
+
+def test_snapshots_are_change_only(ctx, emulator) -> None:
+    server_id = add_server(ctx, emulator.url)
+    assert pull_inventory(ctx, server_id).snapshots_added == 3
+    assert _snapshot_count(ctx) == 3
+
+    second = pull_inventory(ctx, server_id)
+    assert second.ok and second.snapshots_added == 0
+    assert _snapshot_count(ctx) == 3
+
+    set_feature_count(emulator, "viz", 12)
+    third = pull_inventory(ctx, server_id)
+    assert third.snapshots_added == 1
+    rows = ctx.db.query(
+        "SELECT sf.feature_name, s.total FROM utilization_snapshots s "
+        "JOIN server_features sf ON sf.id = s.server_feature_id "
+        "WHERE sf.feature_name = 'viz' ORDER BY s.taken_at"
+    )
+    assert rows == [("viz", 30), ("viz", 12)]
+    assert pull_inventory(ctx, server_id).snapshots_added == 0
+
+
+def test_feature_that_disappears_is_kept_with_zero_total(ctx, emulator) -> None:
+    server_id = add_server(ctx, emulator.url)
+    pull_inventory(ctx, server_id)
+    sim = feature_id(ctx, server_id, "sim")
+    pool = add_pool(ctx, {sim: 5})
+    alloc = allocate(ctx, pool, sim, "0050569A1B2C", 2)
+
+    control(emulator, "POST", "fixture", {"features": [feature("cad", 50), feature("viz", 30)]})
+    assert pull_inventory(ctx, server_id).ok
+
+    features = _features(ctx, server_id)
+    assert not features["sim"]["present"] and features["sim"]["total"] == 0
+    assert features["sim"]["id"] == sim
+    assert features["cad"]["present"] and features["cad"]["total"] == 50
+    assert ctx.db.scalar("SELECT quantity FROM pool_portions WHERE server_feature_id = ?", [sim])
+    assert ctx.db.scalar("SELECT count(*) FROM allocations WHERE id = ?", [alloc]) == 1
+
+    control(emulator, "POST", "fixture", {"features": [feature("sim", 7)]})
+    pull_inventory(ctx, server_id)
+    features = _features(ctx, server_id)
+    assert features["sim"]["present"] and features["sim"]["total"] == 7
+    assert features["sim"]["id"] == sim
+
+
+def test_unreachable_server_records_error_and_keeps_data(ctx) -> None:
+    emu = start_emulator({"features": [feature("cad", 9)]})
+    server_id = add_server(ctx, emu.url, timeout=1.0)
+    assert pull_inventory(ctx, server_id).ok
+    before = ctx.db.query("SELECT * FROM server_features ORDER BY id")
+    emu.stop()
+
+    result = pull_inventory(ctx, server_id)
+
+    assert not result.ok and result.error
+    server = load_server(ctx.db, server_id)
+    assert server["status"] == "error"
+    assert server["last_error"] == result.error
+    assert server["last_success_at"] is not None
+    assert ctx.db.query("SELECT * FROM server_features ORDER BY id") == before
+
+
+def test_bad_credentials_are_recorded(ctx, emulator) -> None:
+    server_id = add_server(ctx, emulator.url, password="wrong")
+    result = pull_inventory(ctx, server_id)
+    assert not result.ok
+    server = load_server(ctx.db, server_id)
+    assert server["status"] == "error" and "Bad credentials" in server["last_error"]
+    assert ctx.db.scalar("SELECT count(*) FROM server_features") == 0
+
+
+class _TimedClient(FlexNetClient):
+    """The real client, also adding up the time spent in the two inventory requests."""
+
+    http_seconds = 0.0
+
+    def feature_totals(self, active_only: bool = True):
+        started = time.perf_counter()
+        try:
+            return super().feature_totals(active_only)
+        finally:
+            self.http_seconds += time.perf_counter() - started
+
+    def reservation_groups_with_reservations(self):
+        started = time.perf_counter()
+        try:
+            return super().reservation_groups_with_reservations()
+        finally:
+            self.http_seconds += time.perf_counter() - started
+
+
+def test_large_server_is_stored_fast(ctx) -> None:
+    features = [feature(f"feat{i:03d}", 1000) for i in range(500)]
+    groups = [
+        _group(
+            f"{'vlm-' if i % 2 else 'team-'}g{i}",
+            f"{i:012X}",
+            {f"feat{i % 500:03d}": 1, f"feat{(i + 1) % 500:03d}": 1},
+        )
+        for i in range(3000)
+    ]
+    with start_emulator({"features": features, "reservationGroups": groups}) as emu:
+        server_id = add_server(ctx, emu.url)
+        pull_inventory(ctx, server_id)
+        set_feature_count(emu, "feat000", 999)
+        with _TimedClient(emu.url, username="admin", password="admin") as client:
+            result = pull_inventory(ctx, server_id, client)
+
+    own_work = result.duration_s - client.http_seconds
+    assert result.ok and result.features == 500 and result.groups == 3000
+    assert result.snapshots_added == 1
+    assert ctx.db.scalar("SELECT count(*) FROM reservation_mirror") == 6000
+    assert ctx.db.scalar("SELECT sum(reserved_by_others) FROM server_features") == 3000
+    assert own_work < 1.0, f"own work {own_work:.3f}s"
