@@ -39,7 +39,6 @@ def test_push_gets_a_new_allocation_onto_the_server_within_two_seconds(ctx, emul
     scheduler.start()
     try:
         assert ctx.on_allocations_changed == scheduler.push
-        time.sleep(0.3)
         alloc = allocate(ctx, pool, cad, H1, 2)
         ctx.allocations_changed([server])
 
@@ -107,8 +106,10 @@ def test_sync_all_without_a_scheduler_reports_broken_servers(ctx, emulator) -> N
     results = {r.server_name: r for r in sync_all(ctx)}
 
     assert results["lls-good"].ok and results["lls-good"].inventory.features == 3
+    assert str(results["lls-good"]).startswith("lls-good: inventory ok (3 features, 0 groups)")
     assert not results["lls-broken"].ok
     assert "cannot be decrypted" in results["lls-broken"].error
+    assert str(results["lls-broken"]).startswith("lls-broken: error:")
     assert ctx.db.scalar("SELECT status FROM license_servers WHERE id = ?", [good]) == "ok"
 
 

@@ -562,6 +562,10 @@ class _Verdicts:
                 message = outcome.error or "not yet held by the server"
                 self.retry.append((row.id, row.count, row.state, message))
 
+    @property
+    def empty(self) -> bool:
+        return not (self.applied or self.failed or self.retry or self.removed)
+
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         return (
             q.frame(self.applied, q.OUTCOME_DTYPES),
@@ -589,6 +593,8 @@ def _record(
             if outcome.group is not None:
                 groups.append(outcome.group)
         verdicts.judge(plan, outcome)
+    if not touched and verdicts.empty:
+        return 0, 0, 0, 0
     mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
     applied, failed, retry = verdicts.frames()
 

@@ -39,6 +39,24 @@ class ServerSyncResult:
         reconcile_ok = self.reconcile is not None and self.reconcile.ok
         return self.error is None and inventory_ok and reconcile_ok
 
+    def __str__(self) -> str:
+        if self.error is not None:
+            return f"{self.server_name}: error: {self.error}"
+        inv, rec = self.inventory, self.reconcile
+        parts = [f"{self.server_name}:"]
+        if inv is not None:
+            parts.append(
+                f"inventory {'ok' if inv.ok else 'error: ' + str(inv.error)}"
+                + (f" ({inv.features} features, {inv.groups} groups)" if inv.ok else "")
+            )
+        if rec is not None:
+            parts.append(
+                f"reservations {'error: ' + rec.error if rec.error else 'ok'}"
+                f" ({rec.operations} operations, {rec.applied} applied, {rec.failed} failed,"
+                f" {rec.transient} to retry, {rec.removed} removed)"
+            )
+        return " ".join(parts)
+
 
 def _notify(progress: ProgressFn | None, fraction: float, message: str) -> None:
     if progress is not None:
