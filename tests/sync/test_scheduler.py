@@ -96,6 +96,7 @@ def test_sync_now_reports_progress_and_applies_everything(ctx, emulator, emulato
 def test_sync_all_without_a_scheduler_reports_broken_servers(ctx, emulator) -> None:
     good = add_server(ctx, emulator.url, "lls-good")
     broken = add_server(ctx, "http://127.0.0.1:9", "lls-broken", timeout=1.0)
+    add_server(ctx, "http://127.0.0.1:9", "lls-down", timeout=1.0)
     ctx.db.write(
         lambda cur: cur.execute(
             "UPDATE license_servers SET password_encrypted = 'not-a-fernet-token' WHERE id = ?",
@@ -106,10 +107,13 @@ def test_sync_all_without_a_scheduler_reports_broken_servers(ctx, emulator) -> N
     results = {r.server_name: r for r in sync_all(ctx)}
 
     assert results["lls-good"].ok and results["lls-good"].inventory.features == 3
-    assert str(results["lls-good"]).startswith("lls-good: inventory ok (3 features, 0 groups)")
+    assert str(results["lls-good"]).startswith("lls-good: inventory ok (3 features, 0 groups);")
+    assert str(results["lls-good"]).endswith("; ok")
     assert not results["lls-broken"].ok
     assert "cannot be decrypted" in results["lls-broken"].error
-    assert str(results["lls-broken"]).startswith("lls-broken: error:")
+    assert str(results["lls-broken"]).startswith("lls-broken: error: license server")
+    assert results["lls-down"].error.startswith("inventory: ")
+    assert results["lls-down"].inventory.error in results["lls-down"].error
     assert ctx.db.scalar("SELECT status FROM license_servers WHERE id = ?", [good]) == "ok"
 
 

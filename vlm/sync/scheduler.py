@@ -35,27 +35,32 @@ class ServerSyncResult:
 
     @property
     def ok(self) -> bool:
-        inventory_ok = self.inventory is not None and self.inventory.ok
-        reconcile_ok = self.reconcile is not None and self.reconcile.ok
-        return self.error is None and inventory_ok and reconcile_ok
+        return self.error is None
 
     def __str__(self) -> str:
-        if self.error is not None:
-            return f"{self.server_name}: error: {self.error}"
-        inv, rec = self.inventory, self.reconcile
         parts = [f"{self.server_name}:"]
-        if inv is not None:
+        inv, rec = self.inventory, self.reconcile
+        if inv is not None and inv.ok:
+            parts.append(f"inventory ok ({inv.features} features, {inv.groups} groups);")
+        if rec is not None and rec.error is None:
             parts.append(
-                f"inventory {'ok' if inv.ok else 'error: ' + str(inv.error)}"
-                + (f" ({inv.features} features, {inv.groups} groups)" if inv.ok else "")
+                f"reservations: {rec.operations} operations, {rec.applied} applied, "
+                f"{rec.failed} failed, {rec.transient} to retry, {rec.removed} removed;"
             )
-        if rec is not None:
-            parts.append(
-                f"reservations {'error: ' + rec.error if rec.error else 'ok'}"
-                f" ({rec.operations} operations, {rec.applied} applied, {rec.failed} failed,"
-                f" {rec.transient} to retry, {rec.removed} removed)"
-            )
+        parts.append("ok" if self.ok else f"error: {self.error}")
         return " ".join(parts)
+
+
+def _problem(inventory: InventoryResult, report: ReconcileReport) -> str | None:
+    """One message for whatever went wrong with a server in a pass (None if nothing did)."""
+    problems = []
+    if not inventory.ok:
+        problems.append(f"inventory: {inventory.error}")
+    if report.error is not None:
+        problems.append(f"reservations: {report.error}")
+    elif report.transient:
+        problems.append(f"{report.transient} allocation(s) not applied yet, will be retried")
+    return "; ".join(problems) or None
 
 
 def _notify(progress: ProgressFn | None, fraction: float, message: str) -> None:
@@ -83,7 +88,7 @@ def sync_server(
     report = reconcile_server(ctx, server_id, client, force=force)
     if report.hosts_changed:
         drift.store_conflicts(ctx, server_id)
-    return ServerSyncResult(server_id, name, inventory, report)
+    return ServerSyncResult(server_id, name, inventory, report, _problem(inventory, report))
 
 
 def sync_all(
