@@ -71,6 +71,10 @@ def run_sync(args: argparse.Namespace) -> int:
         ctx.db.close()
     for result in results:
         print(result)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(f"vlm sync: {len(failed)} server(s) had problems", file=sys.stderr)
+        return 1
     return 0
 
 

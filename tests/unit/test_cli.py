@@ -97,3 +97,10 @@ def test_sync_pulls_inventory_of_every_server(tmp_path, monkeypatch):
                 assert features == len(client.feature_totals(active_only=True)) > 0
         finally:
             db.close()
+    done = _vlm("sync", "--db", db_path)
+    assert done.returncode == 1 and "1 server(s) had problems" in done.stderr
+    db = open_database(db_path)
+    try:
+        assert db.query("SELECT status FROM license_servers") == [("error",)]
+        finally:
+            db.close()
