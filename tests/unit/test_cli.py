@@ -102,5 +102,6 @@ def test_sync_pulls_inventory_of_every_server(tmp_path, monkeypatch):
     db = open_database(db_path)
     try:
         assert db.query("SELECT status FROM license_servers") == [("error",)]
-        finally:
-            db.close()
+        assert db.scalar("SELECT COUNT(*) FROM server_features") == features
+    finally:
+        db.close()
