@@ -112,32 +112,81 @@ def over_committed(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 
 
 TREND_SQL = """
-WITH grid AS (
-    SELECT unnest(generate_series(?::TIMESTAMP, ?::TIMESTAMP, INTERVAL {step})) AS t
-), keys AS (
+WITH keys AS (
     SELECT id AS server_feature_id FROM server_features WHERE {key_filter}
-), frame AS (
-    SELECT k.server_feature_id, g.t FROM keys k CROSS JOIN grid g
+), bucketed AS (
+    SELECT server_feature_id, taken_at, total, used, reserved,
+        greatest(0, (epoch_us(taken_at) - $start_us + $step_us - 1) // $step_us) AS b
+    FROM utilization_snapshots
+    WHERE server_feature_id IN (SELECT server_feature_id FROM keys) AND taken_at <= $last
+), last_in_bucket AS (
+    SELECT server_feature_id, b, arg_max(total, taken_at) AS total,
+        arg_max(used, taken_at) AS used, arg_max(reserved, taken_at) AS reserved
+    FROM bucketed GROUP BY server_feature_id, b
+), deltas AS (
+    SELECT b, total - lag(total, 1, 0) OVER w AS total, used - lag(used, 1, 0) OVER w AS used,
+        reserved - lag(reserved, 1, 0) OVER w AS reserved,
+        CASE WHEN row_number() OVER w = 1 THEN 1 ELSE 0 END AS features
+    FROM last_in_bucket WINDOW w AS (PARTITION BY server_feature_id ORDER BY b)
+), per_bucket AS (
+    SELECT b, SUM(total) AS total, SUM(used) AS used, SUM(reserved) AS reserved,
+        SUM(features) AS features
+    FROM deltas GROUP BY b
+), running AS (
+    SELECT g.b, SUM(COALESCE(p.total, 0)) OVER c AS total,
+        SUM(COALESCE(p.used, 0)) OVER c AS used,
+        SUM(COALESCE(p.reserved, 0)) OVER c AS reserved,
+        SUM(COALESCE(p.features, 0)) OVER c AS features
+    FROM range($points) g(b) LEFT JOIN per_bucket p ON p.b = g.b
+    WINDOW c AS (ORDER BY g.b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
-SELECT f.t AS taken_at, SUM(s.total)::INTEGER AS total, SUM(s.used)::INTEGER AS used,
-    SUM(s.reserved)::INTEGER AS reserved
-FROM frame f ASOF JOIN utilization_snapshots s
-    ON s.server_feature_id = f.server_feature_id AND s.taken_at <= f.t
-GROUP BY f.t ORDER BY f.t
+SELECT $start + to_microseconds(b * $step_us) AS taken_at, total::INTEGER AS total,
+    used::INTEGER AS used, reserved::INTEGER AS reserved
+FROM running WHERE features > 0 ORDER BY b
 """
 
 
-def _trend(
-    ctx: ServiceContext, key_filter: str, params: list, days: int, step: str
-) -> pd.DataFrame:
-    end = datetime.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def trend_window(days: int, step: timedelta, end: datetime | None = None) -> dict[str, object]:
+    """The grid of a trend: its first and last point (the last is `end`, by default the next
+    minute), the step in microseconds and the number of points."""
+    if end is None:
+        end = datetime.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(days=days)
-    sql = TREND_SQL.format(step=step, key_filter=key_filter)
-    return ctx.db.query_df(sql, [start, end, *params])
+    points = int((end - start) / step) + 1
+    return {
+        "start": start,
+        "start_us": int((start - _EPOCH) / _MICROSECOND),
+        "last": start + (points - 1) * step,
+        "step_us": int(step / _MICROSECOND),
+        "points": points,
+    }
 
 
-def _step(days: int) -> str:
-    return "'1 hour'" if days <= 14 else "'6 hours'" if days <= 120 else "'1 day'"
+def _trend(
+    ctx: ServiceContext,
+    key_filter: str,
+    params: dict[str, object],
+    days: int,
+    step: timedelta,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """Sum over the selected server features of each one's last snapshot at or before every
+    grid point from start to end (one row per grid point once any feature has a snapshot).
+
+    Set-based: only the selected features' rows are read; each feature's last row per grid
+    bucket is kept, and the buckets' changes are summed and accumulated over the grid.
+    """
+    sql = TREND_SQL.format(key_filter=key_filter)
+    return ctx.db.query_df(sql, {**trend_window(days, step, end), **params})
+
+
+def _step(days: int) -> timedelta:
+    hours = 1 if days <= 14 else 6 if days <= 120 else 24
+    return timedelta(hours=hours)
 
 
 def server_trend(
@@ -146,8 +195,8 @@ def server_trend(
     """Total / used / reserved over time for one server (or all), last value carried forward."""
     require_can_read_estate(actor)
     if server_id is None:
-        return _trend(ctx, "TRUE", [], days, _step(days))
-    return _trend(ctx, "server_id = ?", [server_id], days, _step(days))
+        return _trend(ctx, "TRUE", {}, days, _step(days))
+    return _trend(ctx, "server_id = $server_id", {"server_id": server_id}, days, _step(days))
 
 
 def pool_trend(ctx: ServiceContext, actor: Actor, pool_id: int, days: int = 30) -> pd.DataFrame:
@@ -155,8 +204,8 @@ def pool_trend(ctx: ServiceContext, actor: Actor, pool_id: int, days: int = 30) 
     require_pool_read(ctx.db, actor, pool_id)
     return _trend(
         ctx,
-        "id IN (SELECT server_feature_id FROM pool_portions WHERE pool_id = ?)",
-        [pool_id],
+        "id IN (SELECT server_feature_id FROM pool_portions WHERE pool_id = $pool_id)",
+        {"pool_id": pool_id},
         days,
         _step(days),
     )
