@@ -301,14 +301,19 @@ def allocation_states(ctx: ServiceContext, actor: Actor, ids: Sequence[int]) -> 
     )
 
 
-def visible_allocations(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
-    """Every allocation the actor may see (managers: their pools), for export."""
+def visible_allocations_query(actor: Actor) -> tuple[str, list[object]]:
+    """The SQL and parameters of visible_allocations (also streamed to CSV by exports)."""
     scope, params = pool_scope_sql(actor)
-    return ctx.db.query_df(
+    sql = (
         f"SELECT v.name AS vlm_name, {ALLOCATION_COLUMNS} FROM allocations a "
         "JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_id "
         "JOIN server_features sf ON sf.id = a.server_feature_id "
         "JOIN license_servers s ON s.id = sf.server_id "
-        f"WHERE a.state <> 'removing' AND {scope} ORDER BY a.pool_id, a.id",
-        params,
+        f"WHERE a.state <> 'removing' AND {scope} ORDER BY a.pool_id, a.id"
     )
+    return sql, params
+
+
+def visible_allocations(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """Every allocation the actor may see (managers: their pools), for export."""
+    return ctx.db.query_df(*visible_allocations_query(actor))

@@ -1,14 +1,23 @@
-"""CSV export with spreadsheet formula injection neutralised (DESIGN.md §6)."""
+"""CSV export with spreadsheet formula injection neutralised (DESIGN.md §6).
+
+CSV is written by DuckDB: straight from SQL for the big exports (no DataFrame at all), and
+from a registered DataFrame for any table a page shows. Text cells that a spreadsheet would
+run as a formula get a leading single quote; empty text is written like NULL (an empty cell)
+and booleans as True/False, as pandas writes them.
+"""
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 from vlm.domain import Actor
 from vlm.services import allocations, pools, reports, servers
 from vlm.services.context import ServiceContext
+from vlm.store.csv import Params, describe, write_csv
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in _FORMULA_START)
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -24,9 +33,41 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _safe_column(name: str, sql_type: str) -> str:
+    column = _identifier(name)
+    if sql_type == "VARCHAR" or sql_type.startswith("ENUM"):
+        text = f"CAST({column} AS VARCHAR)"
+        return (
+            f"CASE WHEN ascii({text}) IN ({_FORMULA_CODES}) THEN '''' || {text} "
+            f"ELSE NULLIF({text}, '') END AS {column}"
+        )
+    if sql_type == "BOOLEAN":
+        return f"CASE WHEN {column} THEN 'True' WHEN NOT {column} THEN 'False' END AS {column}"
+    return column
+
+
+def safe_csv_sql(columns: list[tuple[str, str]], sql: str) -> str:
+    """The query wrapped so that its text cells are formula-safe (row order kept)."""
+    selected = ", ".join(_safe_column(name, sql_type) for name, sql_type in columns)
+    return f"SELECT {selected} FROM ({sql}) AS export_rows"
+
+
+def query_to_csv(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = ()) -> bytes:
+    """A query's rows as formula-safe UTF-8 CSV."""
+    return write_csv(cur, safe_csv_sql(describe(cur, sql, params), sql), params)
+
+
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """The frame as UTF-8 CSV, safe to open in a spreadsheet."""
-    return neutralise(frame).to_csv(index=False).encode("utf-8")
+    if frame.columns.has_duplicates or not all(isinstance(c, str) for c in frame.columns):
+        return neutralise(frame).to_csv(index=False).encode("utf-8")
+    with duckdb.connect(":memory:") as con:
+        con.register("export_frame", frame)
+        return query_to_csv(con, "SELECT * FROM export_frame")
 
 
 def pools_with_features(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
@@ -35,6 +76,13 @@ def pools_with_features(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 
 def allocations_export(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     return allocations.visible_allocations(ctx, actor)
+
+
+def allocations_csv(ctx: ServiceContext, actor: Actor) -> bytes:
+    """Every allocation the actor may see as formula-safe CSV, written straight from SQL."""
+    sql, params = allocations.visible_allocations_query(actor)
+    safe = safe_csv_sql(ctx.db.describe(sql, params), sql)
+    return ctx.db.query_csv(safe, params)
 
 
 def server_features_export(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
 
+from vlm.store.csv import Params, describe, write_csv
+
 T = TypeVar("T")
-Params = Sequence[Any] | Mapping[str, Any]
 
 
 class DatabaseLockedError(RuntimeError):
@@ -67,6 +68,22 @@ class Database:
             result = cur.execute(sql, params)
             names = [d[0] for d in result.description]
             return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+    def query_csv(self, sql: str, params: Params = ()) -> bytes:
+        """Run a read and return its rows as CSV bytes written by DuckDB (see store/csv.py)."""
+        cur = getattr(self._local, "write_cursor", None)
+        if cur is not None:
+            return write_csv(cur, sql, params)
+        with self._con.cursor() as cur:
+            return write_csv(cur, sql, params)
+
+    def describe(self, sql: str, params: Params = ()) -> list[tuple[str, str]]:
+        """(name, DuckDB type) of the columns a query returns, without running it fully."""
+        cur = getattr(self._local, "write_cursor", None)
+        if cur is not None:
+            return describe(cur, sql, params)
+        with self._con.cursor() as cur:
+            return describe(cur, sql, params)
 
     def scalar(self, sql: str, params: Params = ()) -> Any:
         rows = self.query(sql, params)

@@ -1,0 +1,60 @@
+"""CSV written by DuckDB matches what pandas writes for the same rows, formulas neutralised."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from tests.conftest import ADMIN, MANAGER
+from tests.unit.services.estate import add_people, add_server, feature_ids
+from vlm.services import allocations, exports, pools, vlms
+
+TEXT = ["plain", "=SUM(A1)", "+1", "-2", "@x", "\tlead", "a,b", 'say "hi"', "two\nlines", "", None]
+
+
+def _frame() -> pd.DataFrame:
+    n = len(TEXT)
+    return pd.DataFrame(
+        {
+            "text": TEXT,
+            "number": range(n),
+            "maybe": pd.array([None if i % 3 == 0 else i for i in range(n)], dtype="Int64"),
+            "ratio": [float("nan") if i % 4 == 0 else i / 4 for i in range(n)],
+            "flag": [i % 2 == 0 for i in range(n)],
+            "when": pd.to_datetime([f"2026-01-{i + 1:02d} 0{i % 10}:15:30" for i in range(n)]),
+            "padded": [f" {i} " for i in range(n)],
+        }
+    )
+
+
+def test_frame_csv_is_what_pandas_writes() -> None:
+    frame = _frame()
+    expected = exports.neutralise(frame).to_csv(index=False).encode("utf-8")
+    assert exports.to_csv_bytes(frame) == expected
+
+
+def test_frame_csv_neutralises_every_formula_start() -> None:
+    parsed = pd.read_csv(io.BytesIO(exports.to_csv_bytes(_frame())), keep_default_na=False)
+    risky = {"=SUM(A1)", "+1", "-2", "@x", "\tlead"}
+    for original, written in zip(TEXT, parsed["text"], strict=True):
+        assert written == (f"'{original}" if original in risky else original or "")
+
+
+def test_odd_column_names_fall_back_to_pandas() -> None:
+    frame = pd.DataFrame([[1, "=x"]], columns=[0, "a"])
+    assert exports.to_csv_bytes(frame) == b"0,a\n1,'=x\n"
+
+
+def test_allocations_csv_from_sql_equals_the_frame_export(ctx) -> None:
+    add_people(ctx)
+    add_server(ctx, "east", {("cad", "1.0"): 10, ("viz", "2"): 10})
+    vlm_id = vlms.create_vlm(ctx, ADMIN, "eng", feature_ids(ctx))
+    mine = pools.create_pool(ctx, ADMIN, vlm_id, "mine", "bob", {("cad", "1.0"): 6})
+    other = pools.create_pool(ctx, ADMIN, vlm_id, "other", "carol", {("viz", "2"): 6})
+    for pool_id, feature in ((other, ("viz", "2")), (mine, ("cad", "1.0"))):
+        for host, text in (("u1", "=HYPERLINK(1)"), ("u2", "a, b"), ("u3", "")):
+            allocations.allocate(ctx, ADMIN, pool_id, feature, "USER", host, 1, text)
+    for actor in (ADMIN, MANAGER):
+        frame = exports.allocations_export(ctx, actor)
+        assert exports.allocations_csv(ctx, actor) == exports.to_csv_bytes(frame)
