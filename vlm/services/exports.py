@@ -8,6 +8,8 @@ and booleans as True/False, as pandas writes them.
 
 from __future__ import annotations
 
+import functools
+
 import duckdb
 import pandas as pd
 
@@ -61,13 +63,19 @@ def query_to_csv(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = ()) 
     return write_csv(cur, safe_csv_sql(describe(cur, sql, params), sql), params)
 
 
+@functools.cache
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for writing DataFrames as CSV (each call uses its own cursor)."""
+    return duckdb.connect(":memory:", config={"threads": 2})
+
+
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """The frame as UTF-8 CSV, safe to open in a spreadsheet."""
     if frame.columns.has_duplicates or not all(isinstance(c, str) for c in frame.columns):
         return neutralise(frame).to_csv(index=False).encode("utf-8")
-    with duckdb.connect(":memory:") as con:
-        con.register("export_frame", frame)
-        return query_to_csv(con, "SELECT * FROM export_frame")
+    with _scratch().cursor() as cur:
+        cur.register("export_frame", frame)
+        return query_to_csv(cur, "SELECT * FROM export_frame")
 
 
 def pools_with_features(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
