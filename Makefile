@@ -37,7 +37,7 @@ format: venv
 	$(PY) -m ruff check --fix .
 
 bench: venv
-	$(PY) -m bench
+	$(PY) -m bench --size $(or $(BENCH_SIZE),full)
 
 clean-db:
 	rm -f data/vlm.duckdb data/vlm.duckdb.wal

@@ -1,0 +1,139 @@
+"""Render every page of the app with AppTest over a large estate (run in its own process).
+
+`python -m bench.app_worker SPEC.json OUT.json`: SPEC gives db_path, repeats, manager and
+big_pool_rows. The process is the app process: it opens the database through the app's runtime
+(sync scheduler included), so its peak RSS is the app's with the large estate loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT_S = 900
+SLOW_S = 10.0
+Samples = list[float]
+
+
+def _environment(db_path: str) -> None:
+    for key in ("VLM_COOKIE_KEY", "VLM_SECRET_KEY", "VLM_GROUP_PREFIX"):
+        os.environ.pop(key, None)
+    os.environ.update(VLM_DB_PATH=db_path, VLM_DEMO="1", VLM_SYNC_INTERVAL="86400")
+
+
+def _new_app(username: str | None) -> Any:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    if username is not None:
+        at.session_state["authentication_status"] = True
+        at.session_state["username"] = username
+        at.session_state["name"] = username
+        at.session_state["roles"] = []
+        at.session_state["logout"] = None
+    return at
+
+
+def _run(at: Any) -> float:
+    started = time.perf_counter()
+    at.run()
+    elapsed = time.perf_counter() - started
+    if at.exception:
+        raise RuntimeError(f"page raised: {[e.value for e in at.exception]}")
+    return elapsed
+
+
+def _frames(at: Any) -> list[tuple[str, pd.DataFrame]]:
+    found = [("data_editor", e.value) for e in at.data_editor]
+    found += [("dataframe", e.value) for e in at.dataframe]
+    return [(kind, frame) for kind, frame in found if isinstance(frame, pd.DataFrame)]
+
+
+def _bare(frames: list[tuple[str, pd.DataFrame]], repeats: int) -> Samples:
+    from streamlit.testing.v1 import AppTest
+
+    from bench import bare_page
+
+    bare_page.FRAMES[:] = frames
+    at = AppTest.from_string(bare_page.SCRIPT, default_timeout=TIMEOUT_S)
+    _run(at)
+    return [_run(at) for _ in range(repeats)]
+
+
+def _measure(at: Any, repeats: int) -> dict[str, Any]:
+    """Warm-up run, then `repeats` timed runs (a page slower than SLOW_S is timed once)."""
+    first = _run(at)
+    samples = [first] if first > SLOW_S else [_run(at) for _ in range(repeats)]
+    frames = _frames(at)
+    return {
+        "samples": samples,
+        "baseline": _bare(frames, len(samples)),
+        "rows": max((len(f) for _, f in frames), default=0),
+    }
+
+
+def _wait_for_first_sync() -> float:
+    """The app's scheduler starts with a full pass; wait for it so it does not skew timings."""
+    from vlm.ui.runtime import get_runtime
+
+    started = time.perf_counter()
+    scheduler = get_runtime().scheduler
+    deadline = time.monotonic() + TIMEOUT_S
+    while scheduler is not None and not getattr(scheduler, "last_full_pass", True):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app's first sync pass did not finish")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def render_all(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time every admin page, the sign-in page and the manager's large allocation grid."""
+    from vlm.domain import Role
+    from vlm.ui.navigation import pages_for
+
+    _environment(spec["db_path"])
+    repeats = int(spec["repeats"])
+    baseline_rss = psutil.Process().memory_info().rss
+    pages: dict[str, Any] = {}
+    at = _new_app("admin")
+    first_run = _run(at)
+    first_sync = _wait_for_first_sync()
+    for page in pages_for(Role.ADMIN):
+        at.switch_page(page.path)
+        pages[page.title_for(Role.ADMIN)] = _measure(at, repeats)
+    pages["Sign in"] = _measure(_new_app(None), repeats)
+    manager = _new_app(spec["manager"])
+    _run(manager)
+    manager.switch_page(
+        next(p.path for p in pages_for(Role.MANAGER) if p.url_path == "allocations")
+    )
+    grid = _measure(manager, repeats)
+    return {
+        "pages": pages,
+        "grid": grid,
+        "first_run_s": first_run,
+        "first_sync_s": first_sync,
+        "rss_start": baseline_rss,
+        "rss_end": psutil.Process().memory_info().rss,
+        "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    result = render_all(spec)
+    Path(sys.argv[2]).write_text(json.dumps(result), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

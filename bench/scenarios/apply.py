@@ -1,0 +1,136 @@
+"""New allocations applied from one grid: Apply until every one is applied on the server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from bench.context import BenchContext
+from bench.measure import Row, ratio, timed
+from vlm.domain import Actor
+from vlm.flexnet import HostId, Reservation, ReservationEntry, ReservationGroup
+from vlm.services.allocations import AllocationChange, apply_allocation_changes
+from vlm.sync.clients import ClientCache
+from vlm.sync.scheduler import SyncScheduler
+from vlm.sync.store_queries import load_servers
+
+LIMIT_S = 2.0
+HOST_BASE = 0x00BB00000000
+POLL_S = 0.005
+TIMEOUT_S = 300.0
+
+
+def _wait(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(POLL_S)
+
+
+def _count(bench: BenchContext, ids: list[int], state: str | None) -> int:
+    sql = "SELECT COUNT(*) FROM allocations WHERE id IN (SELECT unnest(?::BIGINT[]))"
+    if state is not None:
+        sql += " AND state = ?"
+        return int(bench.ctx.db.scalar(sql, [ids, state]))
+    return int(bench.ctx.db.scalar(sql, [ids]))
+
+
+class _Round:
+    """One Apply of n new hosts, timed until applied, then removed again (untimed)."""
+
+    def __init__(self, bench: BenchContext, pool_id: int, manager: Actor, feature: tuple[str, str]):
+        self.bench, self.pool_id, self.manager, self.feature = bench, pool_id, manager, feature
+        self.number = 0
+
+    def hosts(self, number: int) -> list[str]:
+        n = self.bench.size.apply_batch
+        return [f"{HOST_BASE + number * n + i:012X}" for i in range(n)]
+
+    def run(self) -> float:
+        self.number += 1
+        name, version = self.feature
+        changes = [
+            AllocationChange("add", i, None, name, version, "ETHERNET", host, 1, "bench apply")
+            for i, host in enumerate(self.hosts(self.number))
+        ]
+        ids: list[int] = []
+
+        def apply() -> None:
+            results = apply_allocation_changes(self.bench.ctx, self.manager, self.pool_id, changes)
+            refused = [r.message for r in results if not r.ok]
+            if refused:
+                raise RuntimeError(f"{len(refused)} rows refused, e.g. {refused[0]}")
+            ids.extend(int(r.allocation_id) for r in results if r.allocation_id is not None)
+            _wait(lambda: _count(self.bench, ids, "applied") == len(ids), "allocations applied")
+
+        elapsed = timed(apply)
+        deletes = [AllocationChange("delete", i, a) for i, a in enumerate(ids)]
+        apply_allocation_changes(self.bench.ctx, self.manager, self.pool_id, deletes)
+        _wait(lambda: _count(self.bench, ids, None) == 0, "allocations removed")
+        return elapsed
+
+
+def _sequential_baseline(bench: BenchContext, round_: _Round, servers: list[str]) -> float:
+    """One POST per allocation, one after the other, split over the same servers."""
+    cache = ClientCache(bench.ctx)
+    by_name = {str(s["name"]): s for s in load_servers(bench.ctx.db)}
+    clients = [cache.get(by_name[name]) for name in servers]
+    name, version = round_.feature
+    hosts = round_.hosts(0)
+    created: list[tuple[int, int]] = []
+
+    def send() -> None:
+        for index, host in enumerate(hosts):
+            client = clients[index % len(clients)]
+            entry = ReservationEntry(name, version, 1)
+            reservation = Reservation(HostId("ETHERNET", host), (entry,))
+            group = ReservationGroup(None, f"bench-seq-{host}", (reservation,))
+            made = client.create_reservation_group(group)
+            created.append((index % len(clients), int(made.id or 0)))
+
+    try:
+        return timed(send)
+    finally:
+        for client_index, group_id in created:
+            clients[client_index].delete_group(group_id)
+        cache.close_all()
+
+
+def _servers_of(bench: BenchContext, pool_id: int, feature: tuple[str, str]) -> list[str]:
+    rows = bench.ctx.db.query(
+        "SELECT s.name FROM pool_portions pp "
+        "JOIN server_features sf ON sf.id = pp.server_feature_id "
+        "JOIN license_servers s ON s.id = sf.server_id "
+        "WHERE pp.pool_id = ? AND sf.feature_name = ? AND sf.feature_version = ? ORDER BY s.name",
+        [pool_id, *feature],
+    )
+    return [str(r[0]) for r in rows]
+
+
+def run(bench: BenchContext) -> list[Row]:
+    pool_id, manager = bench.big_pool()
+    feature = bench.pool_features(pool_id)[1]
+    round_ = _Round(bench, pool_id, manager, feature)
+    scheduler = SyncScheduler(bench.ctx, interval_seconds=24 * 3600)
+    scheduler.start()
+    try:
+        _wait(lambda: bool(scheduler.last_full_pass), "the scheduler's first full pass")
+        round_.run()
+        samples = tuple(round_.run() for _ in range(bench.repeats))
+    finally:
+        scheduler.stop()
+    servers = _servers_of(bench, pool_id, feature)
+    baseline = tuple(_sequential_baseline(bench, round_, servers) for _ in range(bench.repeats))
+    n = bench.size.apply_batch
+    return [
+        Row(
+            f"apply {n:,} new allocations from one grid (Apply → all applied on server)",
+            samples,
+            target=f"< {LIMIT_S:g} s",
+            limit=LIMIT_S,
+            ratio=ratio(samples, baseline),
+            ratio_label="1 request/allocation, sequential",
+        ),
+        Row(f"  baseline: {n:,} sequential requests, one per allocation", baseline),
+    ]

@@ -1,0 +1,110 @@
+"""Server-side render time of every page (AppTest) and the app process's peak memory.
+
+Runs bench.app_worker in a fresh process so that the measured process is the app alone: it
+opens the estate through the app's own runtime, as `streamlit run` would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.estate import Estate, open_context
+from bench.measure import Row, ratio
+from bench.sizes import EstateSize
+
+PAGE_LIMIT_S = 0.5
+RSS_LIMIT_MB = 1024
+
+
+def _spec(size: EstateSize, db_path: Path) -> dict[str, Any]:
+    ctx = open_context(db_path)
+    try:
+        manager = ctx.db.scalar("SELECT manager FROM pools WHERE name = 'Pool 0000'")
+    finally:
+        ctx.db.close()
+    return {"db_path": str(db_path), "repeats": size.repeats, "manager": manager}
+
+
+def _worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
+    spec_path, out_path, log_path = work / "pages.json", work / "pages-out.json", work / "pages.log"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    out_path.unlink(missing_ok=True)
+    with log_path.open("w", encoding="utf-8") as log_file:
+        code = subprocess.call(
+            [sys.executable, "-m", "bench.app_worker", str(spec_path), str(out_path)],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    if code != 0 or not out_path.exists():
+        tail = log_path.read_text(encoding="utf-8")[-3000:]
+        raise RuntimeError(f"the page worker failed (exit {code}):\n{tail}")
+    return json.loads(out_path.read_text(encoding="utf-8"))
+
+
+def _page_row(label: str, figures: dict[str, Any]) -> Row:
+    samples = tuple(figures["samples"])
+    return Row(
+        label,
+        samples,
+        target=f"< {PAGE_LIMIT_S * 1000:g} ms",
+        limit=PAGE_LIMIT_S,
+        ratio=ratio(samples, tuple(figures["baseline"])),
+        ratio_label="bare page, same dataframes",
+        note=_note(figures),
+    )
+
+
+def _note(figures: dict[str, Any]) -> str:
+    notes = [f"largest table {figures['rows']:,} rows"] if figures["rows"] else []
+    if len(figures["samples"]) == 1:
+        notes.append("slow: timed once")
+    return ", ".join(notes)
+
+
+def run(
+    size: EstateSize,
+    estate: Estate,
+    db_path: Path,
+    urls: dict[str, str],
+    log: Callable[[str], None],
+) -> list[Row]:
+    log("scenario pages … (separate app process)")
+    result = _worker(_spec(size, db_path), db_path.parent)
+    rows = [
+        _page_row(f"page render: {title}", figures) for title, figures in result["pages"].items()
+    ]
+    grid = result["grid"]
+    rows.append(_page_row(f"page render: Allocations, manager, {grid['rows']:,}-row grid", grid))
+    rows.append(
+        Row(
+            "  first run of the app (opens the database, starts the scheduler)",
+            (result["first_run_s"],),
+            note="once",
+        )
+    )
+    mb = 1024 * 1024
+    rows.append(
+        Row(
+            "peak RSS of the app process, large estate loaded, every page rendered",
+            (result["rss_peak"] / mb,),
+            unit="MB",
+            target=f"< {RSS_LIMIT_MB:,} MB",
+            limit=RSS_LIMIT_MB,
+            note=f"{result['rss_end'] / mb:,.0f} MB at the end",
+        )
+    )
+    for line in _rows_lines(rows):
+        log(line)
+    return rows
+
+
+def _rows_lines(rows: list[Row]) -> list[str]:
+    from bench.report import table_lines
+
+    return ["  " + line for line in table_lines(rows)[2:]]

@@ -1,0 +1,37 @@
+"""The reconciler's steady state: a pass over the whole estate when nothing has to change."""
+
+from __future__ import annotations
+
+from bench.context import BenchContext
+from bench.measure import Row, sample
+from vlm.sync.clients import ClientCache
+from vlm.sync.reconciler import reconcile_all
+
+LIMIT_S = 1.0
+
+
+def run(bench: BenchContext) -> list[Row]:
+    cache = ClientCache(bench.ctx)
+    operations: list[int] = []
+
+    def one_pass() -> None:
+        reports = reconcile_all(bench.ctx, client_cache=cache)
+        errors = [r.error for r in reports if r.error]
+        if errors:
+            raise RuntimeError(f"reconcile failed: {errors[0]}")
+        operations.append(sum(r.operations for r in reports))
+
+    try:
+        samples = sample(one_pass, bench.repeats)
+    finally:
+        cache.close_all()
+    allocations = bench.ctx.db.scalar("SELECT COUNT(*) FROM allocations")
+    return [
+        Row(
+            f"reconciler steady state, whole estate ({allocations:,} allocations)",
+            samples,
+            target=f"< {LIMIT_S:g} s per pass",
+            limit=LIMIT_S,
+            note=f"{max(operations)} server writes per pass",
+        )
+    ]
