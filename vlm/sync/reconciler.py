@@ -454,13 +454,21 @@ def groups_from_mirror(rows: Iterable[tuple]) -> dict[str, ReservationGroup]:
 
 
 def plan_server(ctx: ServiceContext, server_id: int, *, force: bool = False) -> list[HostPlan]:
-    """One plan per host with allocations or with a VLM-owned group on the server (no HTTP)."""
+    """One plan per host with allocations or with a VLM-owned group on the server (no HTTP),
+    except settled hosts (see store_queries.plan_rows): nothing could change for them."""
+    plans, _ = plan_unsettled(ctx, server_id, force=force)
+    return plans
+
+
+def plan_unsettled(
+    ctx: ServiceContext, server_id: int, *, force: bool = False
+) -> tuple[list[HostPlan], int]:
+    """plan_server's plans and the number of settled hosts it left out."""
     prefix = ctx.settings.group_prefix
-    groups = groups_from_mirror(q.owned_mirror_rows(ctx.db, server_id))
+    allocation_rows, mirror_rows, settled = q.plan_rows(ctx.db, server_id, force, prefix)
+    groups = groups_from_mirror(mirror_rows)
     plans: dict[tuple[str, str], HostPlan] = {}
-    for aid, host_type, host_id, fname, fver, count, state, due in q.allocation_rows(
-        ctx.db, server_id, force
-    ):
+    for aid, host_type, host_id, fname, fver, count, state, due in allocation_rows:
         plan = plans.get((host_type, host_id))
         if plan is None:
             name = reservation_group_name(prefix, host_type, host_id)
@@ -473,7 +481,7 @@ def plan_server(ctx: ServiceContext, server_id: int, *, force: bool = False) -> 
         result.append(HostPlan(host.type, host.value, name, group))
     for plan in result:
         plan.settle()
-    return result
+    return result, settled
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -634,7 +642,7 @@ def reconcile_server(
             with borrowed_client(ctx, server_id, client) as api:
                 if refresh:
                     refresh_reservations(ctx, server_id, api)
-                plans = plan_server(ctx, server_id, force=force)
+                plans, settled = plan_unsettled(ctx, server_id, force=force)
                 todo = [p for p in plans if not in_sync(p)]
                 outcomes = _run_tasks(api, todo, workers or default_workers(api.base_url))
         except (FlexNetError, ServerConfigError) as exc:
@@ -644,7 +652,7 @@ def reconcile_server(
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)
     return ReconcileReport(
         server_id=server_id,
-        hosts=len(plans),
+        hosts=len(plans) + settled,
         hosts_changed=len(todo),
         operations=sum(o.operations for o in outcomes.values()),
         applied=applied,

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from vlm.domain import GROUP_NAME_MAX_LENGTH
 from vlm.store import Database
 
 NOW = "current_timestamp::TIMESTAMP"
@@ -244,29 +245,95 @@ def update_reserved_by_others(cur: duckdb.DuckDBPyConnection, server_id: int) ->
 # -- reconciler --------------------------------------------------------------------------------
 
 
-def allocation_rows(db: Database, server_id: int, force: bool) -> list[tuple]:
-    """(id, host_type, host_id, feature_name, feature_version, count, state, due) of the
-    pending/applied/removing allocations of one server; `due` is False for backed-off rows."""
-    return db.query(
-        f"""
-        SELECT a.id, a.host_type, a.host_id, a.feature_name, a.feature_version, a.count, a.state,
-               (a.state <> 'pending' OR $force OR a.next_attempt_at IS NULL
-                OR a.next_attempt_at <= {NOW}) AS due
-        FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-        WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'removing')
-        ORDER BY a.host_type, a.host_id, a.feature_name, a.feature_version, a.id
-        """,
-        {"sid": server_id, "force": force},
-    )
+PLAN_ROWS_SQL = f"""
+WITH wanted AS (
+    SELECT a.host_type, a.host_id, a.feature_name, a.feature_version, SUM(a.count) AS want,
+           BOOL_AND(a.state = 'applied') AS settled
+    FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+    WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'removing')
+    GROUP BY ALL),
+hosts AS (
+    SELECT host_type, host_id, BOOL_AND(settled) AS settled, COUNT(*) AS keys,
+           $prefix || host_type || '-' || host_id AS group_name
+    FROM wanted GROUP BY host_type, host_id
+    HAVING regexp_full_match(host_type || '-' || host_id, '[A-Za-z0-9_.\\-]+')
+       AND length($prefix || host_type || '-' || host_id) <= {GROUP_NAME_MAX_LENGTH}),
+mirror AS (
+    SELECT * FROM reservation_mirror WHERE server_id = $sid AND owned),
+shapes AS (
+    SELECT group_name,
+           COUNT(DISTINCT (reservation_id, host_type, host_id))
+               FILTER (WHERE NOT (host_type = '' AND host_id = '')) AS reservations,
+           MIN(upper(host_type)) AS host_type, MIN(host_id) AS host_id,
+           MAX(upper(host_type)) AS host_type_max, MAX(host_id) AS host_id_max,
+           COUNT(*) FILTER (WHERE feature_name <> '') AS entries,
+           COUNT(DISTINCT (feature_name, feature_version))
+               FILTER (WHERE feature_name <> '') AS keys
+    FROM mirror GROUP BY group_name),
+matched AS (
+    SELECT w.host_type, w.host_id, COUNT(*) AS keys
+    FROM wanted w JOIN mirror m
+      ON m.group_name = $prefix || w.host_type || '-' || w.host_id
+     AND m.feature_name = w.feature_name AND m.feature_version = w.feature_version
+     AND m.count = w.want
+    GROUP BY w.host_type, w.host_id),
+settled AS (
+    SELECT h.group_name, h.host_type, h.host_id
+    FROM hosts h
+    JOIN shapes g ON g.group_name = h.group_name
+    JOIN matched x ON x.host_type = h.host_type AND x.host_id = h.host_id
+    WHERE h.settled AND g.reservations = 1
+      AND g.host_type = upper(h.host_type) AND g.host_type_max = upper(h.host_type)
+      AND g.host_id = h.host_id AND g.host_id_max = h.host_id
+      AND g.entries = h.keys AND g.keys = h.keys AND x.keys = h.keys)
+SELECT 'allocation' AS kind, a.id, NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT, a.host_type,
+       a.host_id, NULL::BIGINT, a.feature_name, a.feature_version, a.count, a.state,
+       (a.state <> 'pending' OR $force OR a.next_attempt_at IS NULL
+        OR a.next_attempt_at <= {NOW}) AS due,
+       a.host_type AS t1, a.host_id AS t2, a.feature_name AS t3, a.feature_version AS t4,
+       NULL::BIGINT AS n1, a.id AS n2
+FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'removing')
+  AND NOT EXISTS (SELECT 1 FROM settled s
+                  WHERE s.host_type = a.host_type AND s.host_id = a.host_id)
+UNION ALL
+SELECT 'mirror', NULL, m.group_id, m.group_name, m.reservation_id, m.host_type, m.host_id,
+       m.entry_id, m.feature_name, m.feature_version, m.count, m.entry_state, NULL,
+       m.group_name, NULL, NULL, NULL, m.reservation_id, m.entry_id
+FROM mirror m
+WHERE m.group_name NOT IN (SELECT group_name FROM settled)
+UNION ALL
+SELECT 'settled', (SELECT COUNT(*) FROM settled), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ORDER BY kind, t1, t2, t3, t4, n1, n2
+"""
 
 
-def owned_mirror_rows(db: Database, server_id: int) -> list[tuple]:
-    """The mirror rows (MIRROR_COLUMNS order) of the groups VLM owns on one server."""
-    return db.query(
-        f"SELECT {', '.join(MIRROR_COLUMNS)} FROM reservation_mirror "
-        "WHERE server_id = ? AND owned ORDER BY group_name, reservation_id, entry_id",
-        [server_id],
-    )
+def plan_rows(
+    db: Database, server_id: int, force: bool, prefix: str
+) -> tuple[list[tuple], list[tuple], int]:
+    """What the reconciler must look at on one server, read in one consistent query.
+
+    Returns (allocation rows, owned mirror rows, settled hosts). A host is settled (and left
+    out of both lists) when all its allocations are applied and its VLM group, under the
+    plain name VLM gives it, holds exactly one reservation for that host with one entry per
+    feature carrying the applied sum: a reconcile pass could not change anything for it.
+    Allocation rows: (id, host_type, host_id, feature_name, feature_version, count, state,
+    due), `due` False for backed-off rows. Mirror rows: MIRROR_COLUMNS order.
+    """
+    allocations: list[tuple] = []
+    mirror: list[tuple] = []
+    settled = 0
+    rows = db.query(PLAN_ROWS_SQL, {"sid": server_id, "force": force, "prefix": prefix})
+    for row in rows:
+        kind = row[0]
+        if kind == "allocation":
+            allocations.append((row[1], row[5], row[6], row[8], row[9], row[10], row[11], row[12]))
+        elif kind == "mirror":
+            mirror.append((server_id, row[2], row[3], True, *row[4:12]))
+        else:
+            settled = int(row[1])
+    return allocations, mirror, settled
 
 
 def mark_applied(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
