@@ -50,20 +50,22 @@ def _settings(db: str | None) -> Settings:
     return Settings.from_env(**({"db_path": db} if db else {}))
 
 
-def _open_context(settings: Settings):
+def _open_context(command: str, db: str | None):
+    """The service context, or None after saying clearly that the database is held."""
     from vlm.services.context import ServiceContext
 
-    return ServiceContext.open(settings)
+    try:
+        return ServiceContext.open(_settings(db))
+    except DatabaseLockedError as exc:
+        print(f"vlm {command}: {exc}", file=sys.stderr)
+        return None
 
 
 def run_sync(args: argparse.Namespace) -> int:
     from vlm.sync.scheduler import sync_all
 
-    settings = _settings(args.db)
-    try:
-        ctx = _open_context(settings)
-    except DatabaseLockedError as exc:
-        print(f"vlm sync: {exc}", file=sys.stderr)
+    ctx = _open_context("sync", args.db)
+    if ctx is None:
         return 2
     try:
         results = sync_all(ctx, progress=lambda fraction, text: print(f"[{fraction:4.0%}] {text}"))
@@ -90,11 +92,8 @@ def _read_password() -> str:
 def run_users_add(args: argparse.Namespace) -> int:
     from vlm.services import users
 
-    settings = _settings(args.db)
-    try:
-        ctx = _open_context(settings)
-    except DatabaseLockedError as exc:
-        print(f"vlm users: {exc}", file=sys.stderr)
+    ctx = _open_context("users", args.db)
+    if ctx is None:
         return 2
     try:
         password = _read_password()

@@ -110,26 +110,25 @@ def normalize_host_id(host_type: HostType, value: object) -> str:
     return text
 
 
-def validate_count(value: object) -> int:
-    """A license count is a whole number of at least 1."""
+def _whole_number(value: object, what: str, minimum: int) -> int:
+    """A whole number of at least minimum, or a ValidationError naming the field."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValidationError(f"count '{value}' is not a number", field="count") from None
-    if number != int(number) or number < 1:
-        raise ValidationError(f"count must be a whole number ≥ 1, got {value}", field="count")
+        raise ValidationError(f"{what} '{value}' is not a number", field=what) from None
+    if number != int(number) or number < minimum:
+        raise ValidationError(f"{what} must be a whole number ≥ {minimum}, got {value}", field=what)
     return int(number)
+
+
+def validate_count(value: object) -> int:
+    """A license count is a whole number of at least 1."""
+    return _whole_number(value, "count", 1)
 
 
 def validate_quantity(value: object) -> int:
     """A pool quantity is a whole number of at least 0."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValidationError(f"quantity '{value}' is not a number", field="quantity") from None
-    if number != int(number) or number < 0:
-        raise ValidationError(f"quantity must be a whole number ≥ 0, got {value}", field="quantity")
-    return int(number)
+    return _whole_number(value, "quantity", 0)
 
 
 def validate_description(value: object) -> str:
