@@ -96,9 +96,10 @@ def pull_inventory(
 
         def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
             q.replace_mirror(cur, server_id, mirror)
+            previous = q.feature_figures(cur, server_id)
             q.upsert_features(cur, server_id, features)
             q.mark_absent_features(cur, server_id, features)
-            added = q.insert_changed_snapshots(cur, server_id)
+            added = q.insert_changed_snapshots(cur, server_id, previous)
             q.record_server_success(cur, server_id, latency_ms)
             return added, drift.store_conflicts(ctx, server_id)
 

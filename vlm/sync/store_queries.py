@@ -172,27 +172,36 @@ def mark_absent_features(
         )
 
 
-def insert_changed_snapshots(cur: duckdb.DuckDBPyConnection, server_id: int) -> int:
-    """Add a snapshot row for every feature of the server whose figures moved since its last row."""
-    result = cur.execute(
-        f"""
-        INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
-        WITH last AS (
-            SELECT s.server_feature_id,
-                   arg_max({{'total': s.total, 'used': s.used, 'reserved': s.reserved}},
-                           s.taken_at) AS fig
-            FROM utilization_snapshots s
-            WHERE s.server_feature_id IN (SELECT id FROM server_features WHERE server_id = $sid)
-            GROUP BY s.server_feature_id)
-        SELECT sf.id, {NOW}, sf.total, sf.used, sf.reserved
-        FROM server_features sf LEFT JOIN last ON last.server_feature_id = sf.id
-        WHERE sf.server_id = $sid
-          AND (last.fig IS NULL OR last.fig.total <> sf.total OR last.fig.used <> sf.used
-               OR last.fig.reserved <> sf.reserved)
-        """,
-        {"sid": server_id},
-    )
-    return _affected(result)
+def feature_figures(cur: duckdb.DuckDBPyConnection, server_id: int) -> pd.DataFrame:
+    """(id, total, used, reserved) of one server's features as stored now."""
+    return cur.execute(
+        "SELECT id, total, used, reserved FROM server_features WHERE server_id = ?", [server_id]
+    ).df()
+
+
+def insert_changed_snapshots(
+    cur: duckdb.DuckDBPyConnection, server_id: int, previous: pd.DataFrame
+) -> int:
+    """Add a snapshot row for every feature of the server whose figures moved.
+
+    `previous` holds the figures (feature_figures) read before this pull stored its own. Every
+    pull records a snapshot for each change it stores, so those figures are the features' last
+    snapshot rows: comparing with them avoids reading the whole history. New features get
+    their first row.
+    """
+    with registered(cur, "sync_previous", previous):
+        result = cur.execute(
+            f"""
+            INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
+            SELECT sf.id, {NOW}, sf.total, sf.used, sf.reserved
+            FROM server_features sf LEFT JOIN sync_previous p ON p.id = sf.id
+            WHERE sf.server_id = $sid
+              AND (p.id IS NULL OR p.total <> sf.total OR p.used <> sf.used
+                   OR p.reserved <> sf.reserved)
+            """,
+            {"sid": server_id},
+        )
+        return _affected(result)
 
 
 def replace_mirror(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.DataFrame) -> None:
