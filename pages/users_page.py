@@ -21,7 +21,7 @@ page = page_context(Role.ADMIN)
 ctx, actor = page.ctx, page.actor
 st.title("Users")
 show_flashes()
-one_time.show_once()
+one_time.show()
 
 people = users.list_users(ctx, actor)
 table_with_download(people, "users", key="users")

@@ -179,8 +179,9 @@ def _review(page: PageContext, scope: GridScope, diff: GridDiff, source: pd.Data
         )
         preview = preview_frame(diff, source)
         st.table(preview, hide_index=True)
-        download_csv(preview, "review", key=f"dl_review_{scope.tag}")
-        apply_col, back_col = st.columns(2)
+        apply_col, back_col, download_col = st.columns(3)
+        with download_col:
+            download_csv(preview, "review", key=f"dl_review_{scope.tag}")
         if apply_col.button(
             f"Apply {len(diff.changes)} change(s)",
             type="primary",
@@ -288,10 +289,23 @@ def _is_live(scope: GridScope, source: pd.DataFrame, states: dict[int, tuple]) -
     return tracked_live or grid_live
 
 
+def _grid_outdated(source: pd.DataFrame, states: dict[int, tuple]) -> bool:
+    """True when a row the grid shows as pending/removing has moved on in the database."""
+    for allocation_id, shown in zip(source["id"], source["state"], strict=True):
+        if pd.isna(allocation_id) or shown not in LIVE:
+            continue
+        if states.get(int(allocation_id), ("gone",))[0] != shown:
+            return True
+    return False
+
+
 def _render_report(
     page: PageContext, scope: GridScope, source: pd.DataFrame, ticking: bool = False
 ) -> None:
     states = _states(page, scope, source)
+    if not scope.editing() and _grid_outdated(source, states):
+        scope.refresh(page.ctx, page.actor)  # nothing typed is lost: no edit is pending
+        st.rerun()
     memory = scope.memory
     if memory.results:
         with st.container(key=f"alloc_report_{scope.tag}"):
@@ -307,7 +321,8 @@ def _render_report(
 
 
 def _live_report(page: PageContext, scope: GridScope, source: pd.DataFrame) -> None:
-    """The last Apply's rows with their reservation state, re-read every second while pending."""
+    """The last Apply's rows with their reservation state, re-read every second while pending;
+    the grid itself is re-read as soon as its rows moved on and nothing is being edited."""
     if _is_live(scope, source, _states(page, scope, source)):
         st.fragment(run_every="1s")(_render_report)(page, scope, source, True)
     else:
