@@ -114,15 +114,17 @@ def over_committed(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 TREND_SQL = """
 WITH keys AS (
     SELECT id AS server_feature_id FROM server_features WHERE {key_filter}
-), bucketed AS (
-    SELECT server_feature_id, taken_at, total, used, reserved,
-        greatest(0, (epoch_us(taken_at) - $start_us + $step_us - 1) // $step_us) AS b
-    FROM utilization_snapshots
+), selected AS (
+    SELECT server_feature_id, taken_at, total, used, reserved FROM utilization_snapshots
     WHERE server_feature_id IN (SELECT server_feature_id FROM keys) AND taken_at <= $last
 ), last_in_bucket AS (
-    SELECT server_feature_id, b, arg_max(total, taken_at) AS total,
+    SELECT server_feature_id, 0 AS b, arg_max(total, taken_at) AS total,
         arg_max(used, taken_at) AS used, arg_max(reserved, taken_at) AS reserved
-    FROM bucketed GROUP BY server_feature_id, b
+    FROM selected WHERE taken_at <= $start GROUP BY server_feature_id
+    UNION ALL
+    SELECT server_feature_id, (epoch_us(taken_at) - $start_us + $step_us - 1) // $step_us AS b,
+        arg_max(total, taken_at), arg_max(used, taken_at), arg_max(reserved, taken_at)
+    FROM selected WHERE taken_at > $start GROUP BY ALL
 ), deltas AS (
     SELECT b, total - lag(total, 1, 0) OVER w AS total, used - lag(used, 1, 0) OVER w AS used,
         reserved - lag(reserved, 1, 0) OVER w AS reserved,
@@ -177,8 +179,9 @@ def _trend(
     """Sum over the selected server features of each one's last snapshot at or before every
     grid point from start to end (one row per grid point once any feature has a snapshot).
 
-    Set-based: only the selected features' rows are read; each feature's last row per grid
-    bucket is kept, and the buckets' changes are summed and accumulated over the grid.
+    Set-based: only the selected features' rows are read; each feature's last row at the
+    start and in every later grid bucket is kept, and the buckets' changes are summed and
+    accumulated over the grid.
     """
     sql = TREND_SQL.format(key_filter=key_filter)
     return ctx.db.query_df(sql, {**trend_window(days, step, end), **params})
