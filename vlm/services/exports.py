@@ -78,6 +78,21 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
         return query_to_csv(cur, "SELECT * FROM export_frame")
 
 
+def query_count(ctx: ServiceContext, sql: str, params: Params) -> int:
+    """How many rows a query returns (without fetching them)."""
+    return int(ctx.db.scalar(f"SELECT COUNT(*) FROM ({sql}) AS counted", params) or 0)
+
+
+def query_preview(ctx: ServiceContext, sql: str, params: Params, limit: int) -> pd.DataFrame:
+    """The query's first rows only."""
+    return ctx.db.query_df(f"SELECT * FROM ({sql}) AS shown LIMIT {int(limit)}", params)
+
+
+def query_csv(ctx: ServiceContext, sql: str, params: Params) -> bytes:
+    """A query's rows as formula-safe CSV, written by DuckDB straight from SQL."""
+    return ctx.db.query_csv(safe_csv_sql(ctx.db.describe(sql, params), sql), params)
+
+
 def pools_with_features(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     return pools.pool_features(ctx, actor)
 
@@ -88,9 +103,7 @@ def allocations_export(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 
 def allocations_csv(ctx: ServiceContext, actor: Actor) -> bytes:
     """Every allocation the actor may see as formula-safe CSV, written straight from SQL."""
-    sql, params = allocations.visible_allocations_query(actor)
-    safe = safe_csv_sql(ctx.db.describe(sql, params), sql)
-    return ctx.db.query_csv(safe, params)
+    return query_csv(ctx, *allocations.visible_allocations_query(actor))
 
 
 def server_features_export(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
@@ -99,3 +112,8 @@ def server_features_export(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 
 def utilization_export(ctx: ServiceContext, actor: Actor, days: int = 90) -> pd.DataFrame:
     return reports.utilization_history(ctx, actor, days)
+
+
+def utilization_csv(ctx: ServiceContext, actor: Actor, days: int = 90) -> bytes:
+    """The utilization history of the last days as CSV, written straight from SQL."""
+    return query_csv(ctx, *reports.utilization_history_query(actor, days))

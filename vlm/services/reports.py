@@ -214,14 +214,19 @@ def pool_trend(ctx: ServiceContext, actor: Actor, pool_id: int, days: int = 30) 
     )
 
 
-def utilization_history(ctx: ServiceContext, actor: Actor, days: int = 90) -> pd.DataFrame:
-    """Raw change-only snapshot rows of the last days, for export (admins and analysts)."""
+def utilization_history_query(actor: Actor, days: int = 90) -> tuple[str, list[object]]:
+    """The SQL and parameters of utilization_history (also streamed to CSV by exports)."""
     require_can_read_estate(actor)
-    return ctx.db.query_df(
+    sql = (
         "SELECT s.name AS server_name, sf.feature_name, sf.feature_version, u.taken_at, "
         "u.total, u.used, u.reserved FROM utilization_snapshots u "
         "JOIN server_features sf ON sf.id = u.server_feature_id "
         "JOIN license_servers s ON s.id = sf.server_id "
-        "WHERE u.taken_at >= ? ORDER BY u.taken_at, s.name, sf.feature_name",
-        [datetime.now() - timedelta(days=days)],
+        "WHERE u.taken_at >= ? ORDER BY u.taken_at, s.name, sf.feature_name"
     )
+    return sql, [datetime.now() - timedelta(days=days)]
+
+
+def utilization_history(ctx: ServiceContext, actor: Actor, days: int = 90) -> pd.DataFrame:
+    """Raw change-only snapshot rows of the last days, for export (admins and analysts)."""
+    return ctx.db.query_df(*utilization_history_query(actor, days))

@@ -58,3 +58,13 @@ def test_allocations_csv_from_sql_equals_the_frame_export(ctx) -> None:
     for actor in (ADMIN, MANAGER):
         frame = exports.allocations_export(ctx, actor)
         assert exports.allocations_csv(ctx, actor) == exports.to_csv_bytes(frame)
+
+
+def test_count_preview_and_csv_of_a_query(ctx) -> None:
+    add_people(ctx)
+    add_server(ctx, "east", {(f"f{i}", "1"): 10 for i in range(5)})
+    sql, params = "SELECT id, feature_name FROM server_features WHERE total > ?", [1]
+    assert exports.query_count(ctx, sql, params) == 5
+    assert len(exports.query_preview(ctx, sql, params, 2)) == 2
+    text = exports.query_csv(ctx, sql + " ORDER BY id", params).decode()
+    assert text.splitlines()[0] == "id,feature_name" and len(text.splitlines()) == 6
