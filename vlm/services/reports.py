@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -10,6 +13,7 @@ from vlm.domain import Actor, Role
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import pool_scope_sql, require_pool_read
 from vlm.services.servers import require_can_read_estate
+from vlm.store import Database
 from vlm.store.figures import POOL_FEATURE_FIGURES, SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
 
 
@@ -148,6 +152,50 @@ FROM running WHERE features > 0 ORDER BY b
 """
 
 
+class _WriteInvalidatedCache:
+    """Frames per database and key, valid while the database has seen no write since.
+
+    Trends over a long history are costly and a dashboard re-draws them every few seconds;
+    any committed write (Database.generation moves) invalidates every entry of that database.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: weakref.WeakKeyDictionary[Database, dict[tuple, tuple[int, pd.DataFrame]]]
+        self._entries = weakref.WeakKeyDictionary()
+
+    def get_or_compute(
+        self, db: Database, key: tuple, compute: Callable[[], pd.DataFrame]
+    ) -> pd.DataFrame:
+        generation = db.generation
+        with self._lock:
+            found = self._entries.get(db, {}).get(key)
+        if found is not None and found[0] == generation:
+            return found[1].copy()
+        frame = compute()
+        with self._lock:
+            entries = self._entries.setdefault(db, {})
+            entries = {k: v for k, v in entries.items() if v[0] == generation}
+            if len(entries) >= self._size:
+                entries.pop(next(iter(entries)))
+            entries[key] = (generation, frame)
+            self._entries[db] = entries
+        return frame.copy()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = weakref.WeakKeyDictionary()
+
+
+_TREND_CACHE = _WriteInvalidatedCache(size=32)
+
+
+def clear_caches() -> None:
+    """Forget cached trends (benchmarks and tests measure the queries themselves)."""
+    _TREND_CACHE.clear()
+
+
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -183,8 +231,13 @@ def _trend(
     start and in every later grid bucket is kept, and the buckets' changes are summed and
     accumulated over the grid.
     """
-    sql = TREND_SQL.format(key_filter=key_filter)
-    return ctx.db.query_df(sql, {**trend_window(days, step, end), **params})
+    window = trend_window(days, step, end)
+    key = (key_filter, tuple(sorted(params.items())), window["start"], window["step_us"])
+    return _TREND_CACHE.get_or_compute(
+        ctx.db,
+        key,
+        lambda: ctx.db.query_df(TREND_SQL.format(key_filter=key_filter), {**window, **params}),
+    )
 
 
 def _step(days: int) -> timedelta:

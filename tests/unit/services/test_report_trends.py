@@ -89,3 +89,26 @@ def test_public_trends_have_the_chart_columns(ctx) -> None:
     for frame in (server, pool):
         assert list(frame.columns) == ["taken_at", "total", "used", "reserved"]
         assert frame["taken_at"].is_monotonic_increasing and len(frame) > 1
+
+
+def test_trends_are_cached_until_the_next_write(ctx) -> None:
+    _seed(ctx, 5)
+    calls: list[str] = []
+    original = ctx.db.query_df
+
+    def counting(sql, params=()):
+        calls.append(sql)
+        return original(sql, params)
+
+    ctx.db.query_df = counting
+    first = reports.server_trend(ctx, ADMIN, None, days=1)
+    first.loc[0, "total"] = -1
+    again = reports.server_trend(ctx, ADMIN, None, days=1)
+    assert len(calls) == 1 and again.loc[0, "total"] != -1
+    ctx.db.write(
+        lambda cur: cur.execute(
+            "INSERT INTO utilization_snapshots VALUES (1, now()::TIMESTAMP, 1000, 0, 0)"
+        )
+    )
+    after = reports.server_trend(ctx, ADMIN, None, days=1)
+    assert len(calls) == 2 and after["total"].iloc[-1] > again["total"].iloc[-1]
