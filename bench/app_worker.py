@@ -77,9 +77,16 @@ def _measure(at: Any, repeats: int) -> dict[str, Any]:
     frames = _frames(at)
     return {
         "samples": samples,
+        "first": first,
         "baseline": _bare(frames, len(samples)),
         "rows": max((len(f) for _, f in frames), default=0),
+        "peak_rss": _peak_rss(),
     }
+
+
+def _peak_rss() -> int:
+    """Peak resident memory of this process so far, in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _wait_for_first_sync() -> float:
@@ -125,7 +132,7 @@ def render_all(spec: dict[str, Any]) -> dict[str, Any]:
         "first_sync_s": first_sync,
         "rss_start": baseline_rss,
         "rss_end": psutil.Process().memory_info().rss,
-        "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "rss_peak": _peak_rss(),
     }
 
 

@@ -16,7 +16,7 @@ from vlm.sync.store_queries import load_servers
 
 LIMIT_S = 2.0
 HOST_BASE = 0x00BB00000000
-POLL_S = 0.005
+POLL_S = 0.02
 TIMEOUT_S = 300.0
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.estate import Estate, open_context
 from bench.measure import Row, ratio
+from bench.report import format_value, table_lines
 from bench.sizes import EstateSize
 
 PAGE_LIMIT_S = 0.5
@@ -64,6 +65,22 @@ def _note(figures: dict[str, Any]) -> str:
     notes = [f"largest table {figures['rows']:,} rows"] if figures["rows"] else []
     if len(figures["samples"]) == 1:
         notes.append("slow: timed once")
+    else:
+        notes.append(f"first run {format_value(figures['first'], 's')}")
+    return ", ".join(notes)
+
+
+def _memory_note(result: dict[str, Any]) -> str:
+    """Where the peak came from: the page after which it grew most."""
+    mb = 1024 * 1024
+    previous, worst, growth = result["rss_start"], "", 0
+    for title, figures in result["pages"].items():
+        if figures["peak_rss"] - previous > growth:
+            worst, growth = title, figures["peak_rss"] - previous
+        previous = max(previous, figures["peak_rss"])
+    notes = [f"{result['rss_end'] / mb:,.0f} MB at the end"]
+    if worst:
+        notes.append(f"+{growth / mb:,.0f} MB while rendering {worst}")
     return ", ".join(notes)
 
 
@@ -96,7 +113,7 @@ def run(
             unit="MB",
             target=f"< {RSS_LIMIT_MB:,} MB",
             limit=RSS_LIMIT_MB,
-            note=f"{result['rss_end'] / mb:,.0f} MB at the end",
+            note=_memory_note(result),
         )
     )
     for line in _rows_lines(rows):
@@ -105,6 +122,4 @@ def run(
 
 
 def _rows_lines(rows: list[Row]) -> list[str]:
-    from bench.report import table_lines
-
     return ["  " + line for line in table_lines(rows)[2:]]
