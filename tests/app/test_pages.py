@@ -86,3 +86,40 @@ def test_dashboard_refreshes_itself(app, role):
 
     at = app(demo_user(role).username)
     assert any("refreshes every" in c.value for c in at.caption)
+
+
+def test_over_committed_features_are_highlighted(app, demo_emulators):
+    from tests.app.conftest import service_context
+    from vlm.domain import SYSTEM_ACTOR
+    from vlm.services import servers
+    from vlm.ui.runtime import get_runtime
+
+    at = app("admin")
+    features = servers.server_features(service_context(), SYSTEM_ACTOR)
+    pooled = features[features["pooled"] > 0]
+    row = pooled.iloc[0]
+    emulator = demo_emulators[row["server_name"]].state
+    emulator.set_feature_count(row["feature_name"], row["feature_version"], 0)
+    try:
+        get_runtime().scheduler.sync_now()
+        at.run()
+        shown = " ".join(e.value for e in at.error)
+        assert "over-committed server feature" in shown
+        assert "have less licenses than their pools hold" in shown
+        over = next(d.value for d in at.dataframe if "deficit" in d.value.columns)
+        assert over["deficit"].iloc[0] == row["pooled"]
+        assert any(name.startswith("⚠") for name in _chart_names(at))
+    finally:
+        emulator.set_feature_count(row["feature_name"], row["feature_version"], int(row["total"]))
+        get_runtime().scheduler.sync_now()
+
+
+def _chart_names(at) -> list[str]:
+    import json
+
+    names: list[str] = []
+    for chart in at.get("plotly_chart"):
+        figure = json.loads(chart.proto.spec)
+        for trace in figure["data"]:
+            names.extend(str(x) for x in trace.get("x", []))
+    return names

@@ -14,7 +14,7 @@ from vlm.services.allocations import AllocationChange, RowResult
 from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
 from vlm.ui.grid_drafts import drafts_after_apply
 from vlm.ui.grid_state import GridScope
-from vlm.ui.session import PageContext
+from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import attempt, download_csv
 
 DISPLAY_COLUMNS = [
@@ -302,6 +302,8 @@ def _grid_outdated(source: pd.DataFrame, states: dict[int, tuple]) -> bool:
 def _render_report(
     page: PageContext, scope: GridScope, source: pd.DataFrame, ticking: bool = False
 ) -> None:
+    if ticking:
+        recheck(page)
     states = _states(page, scope, source)
     if not scope.editing() and _grid_outdated(source, states):
         scope.refresh(page.ctx, page.actor)  # nothing typed is lost: no edit is pending

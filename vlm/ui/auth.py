@@ -18,6 +18,8 @@ LOGIN_FIELDS = {
     "Password": "Password",
     "Login": "Sign in",
 }
+NOTICE_KEY = "vlm_login_notice"
+SESSION_PREFIXES = ("_vlm_", "_alloc_grid_", "_bulk_report_", "_confirm_", "alloc_", "bulk_")
 LOCKED_MESSAGE = (
     "Too many failed sign-in attempts for this user. Wait 15 minutes or ask an admin to reset "
     "your password."
@@ -40,6 +42,38 @@ def _hide_cookie_component() -> None:
 def _logout_button(auth: stauth.Authenticate) -> None:
     """Logout button in the sidebar (clicking it signs out in this very run)."""
     auth.logout("Log out", location="sidebar", key="vlm_logout", use_container_width=True)
+
+
+def _login(auth: stauth.Authenticate, max_attempts: int) -> str | None:
+    """The form (or cookie re-authentication); returns a problem to show, if any."""
+    slot = st.empty()
+    try:
+        with slot:
+            auth.login(
+                location="main",
+                max_login_attempts=max_attempts,
+                fields=LOGIN_FIELDS,
+                key="vlm_login",
+            )
+    except stauth.LoginError as exc:
+        if "attempts" in str(exc):
+            return LOCKED_MESSAGE
+        # the cookie names a user who is now disabled or deleted: drop it, offer the form
+        st.session_state["logout"] = True
+        auth.cookie_controller.delete_cookie()
+        with slot:
+            auth.login(location="main", fields=LOGIN_FIELDS, key="vlm_login")
+        st.session_state[NOTICE_KEY] = (
+            "Your account is disabled or no longer exists. Sign in as someone else."
+        )
+    return None
+
+
+def forget_session() -> None:
+    """Drop what a signed-out session remembered for its last user (grids, passwords, prompts)."""
+    for key in list(st.session_state.keys()):
+        if str(key).startswith(SESSION_PREFIXES):
+            del st.session_state[key]
 
 
 def _resolve(runtime: Runtime, username: str) -> SignedIn:
@@ -79,24 +113,17 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
     if logout_rendered:
         _logout_button(auth)
     heading = st.container()
-    problem: str | None = None
-    with st.empty():
-        try:
-            auth.login(
-                location="main",
-                max_login_attempts=settings.max_login_attempts,
-                fields=LOGIN_FIELDS,
-                key="vlm_login",
-            )
-        except stauth.LoginError as exc:
-            problem = LOCKED_MESSAGE if "attempts" in str(exc) else str(exc)
+    problem = _login(auth, settings.max_login_attempts)
     runtime.throttle.harvest(credentials, seeded)
 
     status = st.session_state.get("authentication_status")
     if not status:
+        forget_session()
         heading.title("VLM — Virtual License Manager")
         if problem:
             heading.error(problem)
+        elif NOTICE_KEY in st.session_state:
+            heading.error(st.session_state[NOTICE_KEY])
         elif status is False:
             heading.error("Wrong user name or password.")
         return None
@@ -106,6 +133,7 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
         auth.logout(location="unrendered")
         heading.error(f"{exc.message}. Ask an admin to enable your account.")
         return None
+    st.session_state.pop(NOTICE_KEY, None)
     if not logout_rendered:
         _logout_button(auth)
     _show_identity(identity, signed_in)

@@ -10,7 +10,7 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools, reports, servers
 from vlm.ui.charts import pool_figure, stack_figure, trend_figure
-from vlm.ui.session import PageContext
+from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import table_with_download
 
 REFRESH_SECONDS = 15
@@ -164,6 +164,7 @@ def trend(page: PageContext) -> None:
 
 def render(page: PageContext) -> None:
     """The whole dashboard, re-drawn every REFRESH_SECONDS."""
+    recheck(page)
     st.caption(
         f"Updated {datetime.now():%H:%M:%S} · refreshes every {REFRESH_SECONDS} s · "
         "scoped to what your role may see"

@@ -19,6 +19,8 @@ def pick_pool(frame: pd.DataFrame, *, key: str, label: str = "Pool") -> int | No
     wanted = st.query_params.get("pool")
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
     chosen = st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
+    if chosen is not None and wanted != str(chosen):
+        st.query_params["pool"] = str(chosen)  # a shareable link to this pool
     return None if chosen is None else int(chosen)
 
 

@@ -113,5 +113,11 @@ def get_runtime() -> Runtime:
             + "; ".join(problems)
             + ". See .streamlit/secrets.toml.example, or run the demo with VLM_DEMO=1."
         )
+        # a menu of nothing, so Streamlit never falls back to listing the pages/ folder
+        st.navigation([st.Page(_refused, title="VLM", url_path="refused")], position="hidden")
         st.stop()
     return _open_runtime(settings)
+
+
+def _refused() -> None:
+    """The only page while the settings are unsafe (the error is shown above it)."""

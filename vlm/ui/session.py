@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from vlm.config import Settings
-from vlm.domain import Actor, Role
+from vlm.domain import Actor, Role, VlmError
+from vlm.services import users
 from vlm.services.context import ServiceContext
 from vlm.ui.runtime import Runtime, get_runtime
 
@@ -57,3 +58,13 @@ def page_context(*roles: Role) -> PageContext:
         st.error(f"This page is for {allowed} users; you are signed in as {actor.role.value}.")
         st.stop()
     return PageContext(get_runtime(), actor)
+
+
+def recheck(page: PageContext) -> None:
+    """For fragment reruns: if the user was disabled or changed role since, rerun the app."""
+    try:
+        current = users.actor_for(page.ctx, page.actor.username)
+    except VlmError:
+        current = None
+    if current != page.actor:
+        st.rerun()
