@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from vlm.ui.exports import available_exports
+from vlm.ui.exports import PREVIEW_ROWS, available_exports
 from vlm.ui.session import page_context
-from vlm.ui.widgets import download_csv
 
 page = page_context()
 st.title("Export")
@@ -16,13 +15,16 @@ for export in available_exports(page):
     with st.container(border=True):
         st.subheader(export.title)
         st.caption(export.description)
-        frame = export.load(page)
-        st.write(f"{len(frame)} row(s), {len(frame.columns)} column(s)")
-        download_csv(
-            frame,
-            export.file_name,
-            label=f"Download {export.title} (CSV)",
+        rows = export.count(page)
+        st.write(f"{rows:,} row(s)")
+        st.download_button(
+            f"Download {export.title} (CSV)",
+            data=export.csv(page),
+            file_name=f"{export.file_name}.csv",
+            mime="text/csv",
             key=f"export_{export.file_name}",
+            icon=":material/download:",
+            on_click="ignore",
         )
-        with st.expander("Preview"):
-            st.dataframe(frame.head(200), hide_index=True)
+        if st.toggle(f"Preview the first {PREVIEW_ROWS} rows", key=f"preview_{export.file_name}"):
+            st.dataframe(export.preview(page), hide_index=True)

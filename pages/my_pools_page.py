@@ -58,10 +58,13 @@ shown_features = choose_columns(FEATURE_COLUMNS, key="my_pool_features_columns")
 table_with_download(features, "pool features", column_order=shown_features, key="my_pool_features")
 
 st.subheader("Allocate")
-for row in pool_frame.itertuples():
-    st.page_link(
-        page_path_of("allocations"),
-        label=f"Allocations of {row.vlm_name} / {row.name}",
-        icon=":material/assignment:",
-        query_params={"pool": str(row.id)},
-    )
+labels = dict(
+    zip(pool_frame["id"], pool_frame["vlm_name"] + " / " + pool_frame["name"], strict=True)
+)
+target = st.selectbox("Pool", list(labels), format_func=labels.get, key="my_pools_target")
+st.page_link(
+    page_path_of("allocations"),
+    label=f"Allocations of {labels[target]}",
+    icon=":material/assignment:",
+    query_params={"pool": str(target)},
+)

@@ -142,3 +142,12 @@ def test_managers_only_pick_their_own_pools(app):
     at = open_page(app("max"), "allocations")
     pool_box = at.selectbox(key="alloc_pool")
     assert pool_box.options and all("manager max" in o for o in pool_box.options)
+
+
+def test_a_pool_link_preselects_the_pool(app):
+    at = app("admin")
+    frame = pools.list_pools(service_context(), Actor("admin", Role.ADMIN))
+    simulation = int(frame[frame["name"] == "Simulation team"]["id"].iloc[0])
+    at.query_params["pool"] = str(simulation)
+    open_page(at, "allocations")
+    assert at.selectbox(key="alloc_pool").value == simulation

@@ -123,3 +123,13 @@ def _chart_names(at) -> list[str]:
         for trace in figure["data"]:
             names.extend(str(x) for x in trace.get("x", []))
     return names
+
+
+def test_export_preview_on_demand(app):
+    at = open_page(app("ana"), "export")
+    assert not at.dataframe
+    at.toggle(key="preview_allocations").set_value(True)
+    at.run()
+    preview = at.dataframe[0].value
+    assert {"host_id", "state", "pool_name"} <= set(preview.columns)
+    assert len(preview) == 3

@@ -1,4 +1,8 @@
-"""The Export page's datasets, and which roles may download each."""
+"""The Export page's datasets, which roles may download each, and how each is fetched.
+
+Large datasets (allocations, utilization history) are counted and previewed in SQL and their
+CSV is written by DuckDB only when the download is clicked, so the page never loads them whole.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,51 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from vlm.domain import Role
-from vlm.services import exports
+from vlm.domain import Actor, Role
+from vlm.services import allocations, exports, reports
+from vlm.services.context import ServiceContext
 from vlm.ui.session import PageContext
 
 UTILIZATION_DAYS = 90
+PREVIEW_ROWS = 200
+Query = tuple[str, list[object]]
 
 
 @dataclass(frozen=True)
 class Export:
+    """A dataset given either as a (small) frame or as a (possibly large) SQL query."""
+
     title: str
     file_name: str
     description: str
     roles: frozenset[Role]
-    loader: Callable[[PageContext], pd.DataFrame]
+    frame: Callable[[ServiceContext, Actor], pd.DataFrame] | None = None
+    query: Callable[[Actor], Query] | None = None
 
-    def load(self, page: PageContext) -> pd.DataFrame:
-        return self.loader(page)
+    def count(self, page: PageContext) -> int:
+        if self.query is not None:
+            return exports.query_count(page.ctx, *self.query(page.actor))
+        return len(self._frame(page))
+
+    def preview(self, page: PageContext) -> pd.DataFrame:
+        if self.query is not None:
+            sql, params = self.query(page.actor)
+            return exports.query_preview(page.ctx, sql, params, PREVIEW_ROWS)
+        return self._frame(page).head(PREVIEW_ROWS)
+
+    def csv(self, page: PageContext) -> Callable[[], bytes]:
+        """The CSV, built when the download is clicked (in Streamlit's download thread)."""
+        ctx, actor = page.ctx, page.actor
+        if self.query is not None:
+            sql, params = self.query(actor)
+            return lambda: exports.query_csv(ctx, sql, params)
+        frame = self.frame
+        assert frame is not None
+        return lambda: exports.to_csv_bytes(frame(ctx, actor))
+
+    def _frame(self, page: PageContext) -> pd.DataFrame:
+        assert self.frame is not None
+        return self.frame(page.ctx, page.actor)
 
 
 EXPORTS = (
@@ -32,28 +64,28 @@ EXPORTS = (
         "pools",
         "Every pool you may see with each feature: quantity, allocated, available, failed.",
         frozenset(Role),
-        lambda p: exports.pools_with_features(p.ctx, p.actor),
+        frame=exports.pools_with_features,
     ),
     Export(
         "Allocations",
         "allocations",
         "Every allocation of those pools: host, count, description, state, server.",
         frozenset(Role),
-        lambda p: exports.allocations_export(p.ctx, p.actor),
+        query=allocations.visible_allocations_query,
     ),
     Export(
         "Server features",
         "server-features",
         "Each license server feature: total, used, reserved, pooled, poolable, expiry.",
         frozenset({Role.ADMIN, Role.ANALYST}),
-        lambda p: exports.server_features_export(p.ctx, p.actor),
+        frame=exports.server_features_export,
     ),
     Export(
         "Utilization history",
         "utilization-history",
         f"Change-only utilization snapshots of the last {UTILIZATION_DAYS} days.",
         frozenset({Role.ADMIN, Role.ANALYST}),
-        lambda p: exports.utilization_export(p.ctx, p.actor, UTILIZATION_DAYS),
+        query=lambda actor: reports.utilization_history_query(actor, UTILIZATION_DAYS),
     ),
 )
 
