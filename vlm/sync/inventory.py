@@ -60,7 +60,8 @@ def mirror_frame(server_id: int, groups: Iterable[ReservationGroup], prefix: str
 
 def feature_frame(totals: list[FeatureTotal], mirror: pd.DataFrame) -> pd.DataFrame:
     """One row per (name, version) with reserved_by_others from the foreign groups' entries."""
-    others = mirror[~mirror["owned"]].groupby(["feature_name", "feature_version"])["count"].sum()
+    foreign = mirror[~mirror["owned"]]
+    others = foreign.groupby(["feature_name", "feature_version"])["count"].sum().to_dict()
     rows = [
         (t.name, t.version, t.total, t.used, t.reserved, int(others.get((t.name, t.version), 0)))
         + (t.concurrent, t.uncounted, t.metered, t.expiry, t.slices)
