@@ -34,7 +34,7 @@ def demo(role: Role):
 def test_dashboard_screenshot(browser: Browser, app_server, shots):
     admin = demo(Role.ADMIN)
     page = sign_in(browser, app_server.url, admin.username, admin.password)
-    page.set_viewport_size({"width": 1400, "height": 1900})
+    page.set_viewport_size({"width": 1400, "height": 1720})
     wait_for_app(page)
     expect(page.get_by_test_id("stPlotlyChart")).to_have_count(4, timeout=15_000)
     page.mouse.move(5, 5)
