@@ -9,6 +9,7 @@ and booleans as True/False, as pandas writes them.
 from __future__ import annotations
 
 import functools
+import re
 
 import duckdb
 import pandas as pd
@@ -78,9 +79,21 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
         return query_to_csv(cur, "SELECT * FROM export_frame")
 
 
+_FINAL_ORDER_BY = re.compile(r"\s+ORDER\s+BY\s[^()]*$", re.IGNORECASE)
+
+
+def unordered(sql: str) -> str:
+    """The query without its final ORDER BY (when no LIMIT/OFFSET follows): DuckDB would
+    otherwise sort every row just to count them (4 s for 21.6M history rows)."""
+    match = _FINAL_ORDER_BY.search(sql)
+    if match is None or re.search(r"\b(LIMIT|OFFSET)\b", match.group(0), re.IGNORECASE):
+        return sql
+    return sql[: match.start()]
+
+
 def query_count(ctx: ServiceContext, sql: str, params: Params) -> int:
-    """How many rows a query returns (without fetching them)."""
-    return int(ctx.db.scalar(f"SELECT COUNT(*) FROM ({sql}) AS counted", params) or 0)
+    """How many rows a query returns (without fetching or sorting them)."""
+    return int(ctx.db.scalar(f"SELECT COUNT(*) FROM ({unordered(sql)}) AS counted", params) or 0)
 
 
 def query_preview(ctx: ServiceContext, sql: str, params: Params, limit: int) -> pd.DataFrame:

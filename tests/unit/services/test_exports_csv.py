@@ -68,3 +68,11 @@ def test_count_preview_and_csv_of_a_query(ctx) -> None:
     assert len(exports.query_preview(ctx, sql, params, 2)) == 2
     text = exports.query_csv(ctx, sql + " ORDER BY id", params).decode()
     assert text.splitlines()[0] == "id,feature_name" and len(text.splitlines()) == 6
+
+
+def test_counting_drops_only_a_final_order_by() -> None:
+    base = "SELECT a FROM t WHERE b IN (SELECT c FROM u ORDER BY c)"
+    assert exports.unordered(base + " ORDER BY a, t.b DESC") == base
+    assert exports.unordered(base) == base
+    assert exports.unordered(base + " ORDER BY a LIMIT 5") == base + " ORDER BY a LIMIT 5"
+    assert exports.unordered("SELECT 1 ORDER BY lower(x)") == "SELECT 1 ORDER BY lower(x)"
