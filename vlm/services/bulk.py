@@ -28,9 +28,7 @@ def parse_bulk_allocations(
     if "host_id" in first:
         unknown = sorted(set(first) - KNOWN_COLUMNS)
         problems = [f"ignored unknown column(s): {', '.join(unknown)}"] if unknown else []
-        reader = csv.DictReader(io.StringIO("\n".join(lines)))
-        reader.fieldnames = first
-        rows = list(reader)
+        rows = list(csv.DictReader(io.StringIO("\n".join(lines[1:])), fieldnames=first))
     else:
         problems = []
         rows = [{"host_id": line.split(",")[0].strip()} for line in lines]
@@ -45,6 +43,6 @@ def parse_bulk_allocations(
             count=(row.get("count") or "").strip() or default_count,
             description=row.get("description") or "",
         )
-        for index, row in enumerate(rows, start=1)
+        for index, row in enumerate(rows, start=2 if "host_id" in first else 1)
     ]
     return ParsedBulk(changes, problems)

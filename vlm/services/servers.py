@@ -224,6 +224,14 @@ def check_saved_server(ctx: ServiceContext, actor: Actor, server_id: int) -> Con
     return check_connection(ctx, actor, data)
 
 
+def drift(ctx: ServiceContext, actor: Actor, server_id: int) -> pd.DataFrame:
+    """What VLM wants on a server versus what the last pull found there (admins)."""
+    require_admin(actor)
+    from vlm.sync.drift import drift_report
+
+    return drift_report(ctx, server_id)
+
+
 def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Servers with status, last sync, last error and feature totals (admins and analysts)."""
     require_can_read_estate(actor)

@@ -31,6 +31,11 @@ def validate_username(value: object) -> str:
 
 
 def validate_password(password: str) -> None:
+    if password != password.strip():
+        raise ValidationError(
+            "password must not start or end with a space (the sign-in form trims them)",
+            field="password",
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"

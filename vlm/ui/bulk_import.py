@@ -9,7 +9,7 @@ import streamlit as st
 
 from vlm.domain import HostType
 from vlm.services import allocations
-from vlm.services.allocations import AllocationChange, RowResult
+from vlm.services.allocations import RowResult
 from vlm.services.bulk import parse_bulk_allocations
 from vlm.ui.grid_state import GridScope
 from vlm.ui.session import PageContext
@@ -38,14 +38,6 @@ def report_frame(results: Sequence[RowResult]) -> pd.DataFrame:
     )
 
 
-def without_header_echo(changes: Sequence[AllocationChange]) -> list[AllocationChange]:
-    """Drop a header line parsed as data (parse_bulk_allocations does this for CSVs with a
-    header as of this writing; a no-op once it is fixed there)."""
-    return [
-        c for c in changes if not (c.row == 1 and str(c.host_id or "").strip().lower() == "host_id")
-    ]
-
-
 def _read_text(uploaded, pasted: str) -> str:
     if uploaded is not None:
         return uploaded.getvalue().decode("utf-8-sig", errors="replace")
@@ -54,7 +46,7 @@ def _read_text(uploaded, pasted: str) -> str:
 
 def _import(page: PageContext, scope: GridScope, text: str, host_type: str, count: int) -> None:
     parsed = parse_bulk_allocations(text, default_host_type=host_type, default_count=count)
-    changes = without_header_echo(parsed.changes)
+    changes = parsed.changes
     if not changes:
         for problem in parsed.problems:
             st.error(problem)

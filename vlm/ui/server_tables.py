@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from vlm.domain import Actor
+from vlm.services import servers
 from vlm.services.context import ServiceContext
 from vlm.ui.widgets import table_with_download
 
@@ -93,14 +95,9 @@ def feature_table(frame: pd.DataFrame) -> None:
     )
 
 
-def drift_table(ctx: ServiceContext, server_id: int) -> None:
+def drift_table(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
     """What VLM wants on the server versus what the last pull found there."""
-    try:
-        from vlm.sync.drift import drift_report
-    except ImportError:
-        st.info("The drift report needs the sync engine.")
-        return
-    report = drift_report(ctx, server_id)
+    report = servers.drift(ctx, actor, server_id)
     if report.empty:
         st.success("No drift: the server holds exactly what VLM allocates.")
         return

@@ -16,6 +16,8 @@ def test_one_time_password_must_be_changed(ctx):
         users.set_own_password(ctx, actor, "wrong-password", "new-password-1")
     with pytest.raises(ValidationError, match="at least 8"):
         users.set_own_password(ctx, actor, otp, "short")
+    with pytest.raises(ValidationError, match="must not start or end with a space"):
+        users.set_own_password(ctx, actor, otp, " spaced-password ")
     with pytest.raises(ValidationError, match="at most 72 bytes"):
         users.set_own_password(ctx, actor, otp, "é" * 40)
     users.set_own_password(ctx, actor, otp, "new-password-1")
