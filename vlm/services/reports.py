@@ -44,7 +44,7 @@ def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
             f"COALESCE(SUM(pooled), 0)::INTEGER, "
             f"COALESCE(SUM(GREATEST(poolable, 0)) FILTER (WHERE can_pool), 0)::INTEGER, "
             f"COUNT(*) FILTER (WHERE deficit > 0)::INTEGER "
-            f"FROM ({SERVER_FEATURE_FIGURES}) WHERE present",
+            f"FROM ({SERVER_FEATURE_FIGURES}) WHERE present AND can_pool",
         )[0]
         errors = ctx.db.scalar("SELECT COUNT(*) FROM license_servers WHERE status = 'error'")
         figures.update(
@@ -61,7 +61,8 @@ def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
 
 
 def server_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
-    """Per server: allocated / pooled unallocated / poolable / reserved outside VLM / total."""
+    """Per server, over concurrent counted features: allocated / pooled unallocated / poolable /
+    reserved outside VLM / total (metered and uncounted licenses are not poolable)."""
     require_can_read_estate(actor)
     return ctx.db.query_df(
         f"""
@@ -72,7 +73,7 @@ def server_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
             SUM(reserved_by_others)::INTEGER AS reserved_outside,
             SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
             SUM(deficit)::INTEGER AS deficit
-        FROM ({SERVER_FEATURE_FIGURES}) WHERE present
+        FROM ({SERVER_FEATURE_FIGURES}) WHERE present AND can_pool
         GROUP BY server_name ORDER BY server_name
         """
     ).fillna(0)
@@ -248,11 +249,15 @@ def _step(days: int) -> timedelta:
 def server_trend(
     ctx: ServiceContext, actor: Actor, server_id: int | None = None, days: int = 30
 ) -> pd.DataFrame:
-    """Total / used / reserved over time for one server (or all), last value carried forward."""
+    """Total / used / reserved of concurrent counted features over time for one server (or all),
+    last value carried forward."""
     require_can_read_estate(actor)
+    counted = "concurrent AND NOT uncounted AND NOT metered"
     if server_id is None:
-        return _trend(ctx, "TRUE", {}, days, _step(days))
-    return _trend(ctx, "server_id = $server_id", {"server_id": server_id}, days, _step(days))
+        return _trend(ctx, counted, {}, days, _step(days))
+    return _trend(
+        ctx, f"server_id = $server_id AND {counted}", {"server_id": server_id}, days, _step(days)
+    )
 
 
 def pool_trend(ctx: ServiceContext, actor: Actor, pool_id: int, days: int = 30) -> pd.DataFrame:

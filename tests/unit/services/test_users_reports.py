@@ -53,7 +53,15 @@ def test_reports_are_scoped_and_exports_neutralise_formulas(ctx):
     allocations.allocate(ctx, MANAGER, bob_pool, ("cad", "1.0"), "USER", "u1", 2, "=HYPERLINK(1)")
     assert reports.kpis(ctx, MANAGER)["pools"] == 1
     assert reports.kpis(ctx, ANALYST)["pools"] == 2
+    ctx.db.write(
+        lambda cur: cur.execute(
+            "INSERT INTO server_features (server_id, feature_name, feature_version, total, "
+            "metered) SELECT id, 'hours', '1', 2000, TRUE FROM license_servers"
+        )
+    )
     assert reports.kpis(ctx, ADMIN)["poolable"] == 3
+    assert reports.kpis(ctx, ADMIN)["total"] == 10
+    assert reports.server_stack(ctx, ADMIN).loc[0, "total"] == 10
     assert len(pools.list_pools(ctx, OTHER_MANAGER)) == 1
     frame = exports.allocations_export(ctx, MANAGER)
     text = exports.to_csv_bytes(frame).decode()
