@@ -35,9 +35,10 @@ from vlm.services.context import ServiceContext
 from vlm.services.users import hash_password
 from vlm.store import Database, migrate, open_database
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache"
 BENCH_PASSWORD = "bench-password"
+MAX_AGE = timedelta(days=1)
 Log = Callable[[str], None]
 
 
@@ -179,10 +180,18 @@ def build_estate(size: EstateSize, directory: Path, log: Log = print) -> None:
     log(f"  estate '{size.name}' ready in {meta['generation_seconds']} s")
 
 
+def _fresh(estate: Estate) -> bool:
+    """A cached estate is reused for a day: its history ends when it was generated."""
+    if not (estate.directory / "meta.json").exists():
+        return False
+    generated = datetime.fromisoformat(estate.meta["generated_at"])
+    return datetime.now() - generated < MAX_AGE
+
+
 def ensure_estate(size: EstateSize, cache_root: Path = CACHE_ROOT, log: Log = print) -> Estate:
-    """The cached estate of this size, generating it first if needed."""
+    """The cached estate of this size, generating it first if missing or a day old."""
     estate = Estate(size, cache_root / f"{size.name}-v{GENERATOR_VERSION}")
-    if (estate.directory / "meta.json").exists():
+    if _fresh(estate):
         return estate
     log(f"generating the '{size.name}' estate under {estate.directory}")
     building = estate.directory.with_name(estate.directory.name + ".building")
