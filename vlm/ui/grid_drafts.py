@@ -69,19 +69,31 @@ def drafts_after_apply(diff: GridDiff, results: Sequence[RowResult]) -> Drafts:
     return drafts
 
 
-def _as_count(value: Any) -> Any:
-    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-    if pd.isna(number):
-        return pd.NA
-    return int(number) if float(number).is_integer() else pd.NA
+def _as_counts(values: pd.Series) -> Any:
+    """Whole numbers as Int64; text, fractions and blanks as NA (one vectorised pass: per
+    value this took a third of a second for a 10,000-row grid)."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    whole = numbers.notna() & (numbers % 1 == 0) & (numbers.abs() < 2**53)
+    return pd.array(numbers.where(whole), dtype="Int64")
 
 
 def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.DataFrame:
     """The editor's input: the feature's allocations, refused edits overlaid, refused adds last."""
-    drafts = drafts or Drafts()
     frame = allocations.reindex(columns=GRID_COLUMNS).copy()
     frame["problem"] = ""
     frame["pending_edit"] = False
+    out = _with_drafts(frame, drafts) if drafts else frame
+    out["id"] = pd.array([clean(v) for v in out["id"]], dtype="Int64")
+    out["count"] = _as_counts(out["count"])
+    for column in ("host_type", "host_id", "description", "state", "problem", "last_error"):
+        out[column] = out[column].map(lambda v: "" if clean(v) is None else str(v)).astype(str)
+    out["created_at"] = pd.to_datetime(out["created_at"])
+    out["pending_edit"] = pd.array(out["pending_edit"].fillna(False).astype(bool), dtype="boolean")
+    return out.reset_index(drop=True)
+
+
+def _with_drafts(frame: pd.DataFrame, drafts: Drafts) -> pd.DataFrame:
+    """The rows with refused edits overlaid and refused additions appended."""
     rows = frame.to_dict("records")
     by_id = {int(r["id"]): r for r in rows if clean(r["id"]) is not None}
     for allocation_id, edit in drafts.edits.items():
@@ -103,11 +115,4 @@ def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.
                 "pending_edit": False,
             }
         )
-    out = pd.DataFrame(rows, columns=GRID_COLUMNS)
-    out["id"] = pd.array([clean(v) for v in out["id"]], dtype="Int64")
-    out["count"] = pd.array([_as_count(v) for v in out["count"]], dtype="Int64")
-    for column in ("host_type", "host_id", "description", "state", "problem", "last_error"):
-        out[column] = out[column].map(lambda v: "" if clean(v) is None else str(v)).astype(str)
-    out["created_at"] = pd.to_datetime(out["created_at"])
-    out["pending_edit"] = pd.array(out["pending_edit"].fillna(False).astype(bool), dtype="boolean")
-    return out.reset_index(drop=True)
+    return pd.DataFrame(rows, columns=GRID_COLUMNS)
