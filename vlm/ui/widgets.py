@@ -24,10 +24,12 @@ def slug(text: str) -> str:
 def download_csv(
     frame: pd.DataFrame, name: str, *, label: str | None = None, key: str | None = None
 ) -> None:
-    """A download button with the frame as formula-safe CSV."""
+    """A download button with the frame as formula-safe CSV, encoded only when clicked
+    (every table has one: encoding them all on each run cost a 10,000-row grid ~50 ms)."""
+    shown = frame.copy()
     st.download_button(
         label or f"Download {name} (CSV)",
-        data=to_csv_bytes(frame),
+        data=lambda: to_csv_bytes(shown),
         file_name=f"{slug(name)}.csv",
         mime="text/csv",
         key=key or f"download_{slug(name)}",
