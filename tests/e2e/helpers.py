@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pandas as pd
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
 # Allocation grid geometry (fixed column widths in vlm/ui/allocation_grid.py).
 HEADER, ROW, MARKER = 35, 35, 33
@@ -38,9 +39,12 @@ def sign_in(browser: Browser, base_url: str, username: str, password: str) -> Pa
         password_box = page.locator("input[type=password]")
         submit = page.get_by_test_id("stFormSubmitButton").locator("button")
         if user_box.count() == 1 and password_box.count() == 1 and submit.count() == 1:
-            user_box.fill(username)
-            password_box.fill(password)
-            submit.click()
+            try:
+                user_box.fill(username, timeout=5_000)
+                password_box.fill(password, timeout=5_000)
+                submit.click(timeout=5_000)
+            except PlaywrightError:
+                continue
         try:
             expect(signed_in).to_be_visible(timeout=5_000)
             break
