@@ -204,3 +204,50 @@ def test_large_server_is_stored_fast(ctx) -> None:
     assert ctx.db.scalar("SELECT count(*) FROM reservation_mirror") == 6000
     assert ctx.db.scalar("SELECT sum(reserved_by_others) FROM server_features") == 3000
     assert own_work < 1.0, f"own work {own_work:.3f}s"
+
+
+def test_mirror_rows_from_json_match_those_from_parsed_groups() -> None:
+    """The inventory reads groups as flat JSON rows; they must equal the model classes' view."""
+    from vlm.flexnet import ReservationGroup
+    from vlm.sync.inventory import mirror_rows, raw_mirror_rows
+
+    raw = [
+        {
+            "id": 1,
+            "name": "vlm-ETHERNET-0050569A0001",
+            "reservations": [
+                {
+                    "id": "7",
+                    "hostId": {"type": "ETHERNET", "value": "0050569A0001"},
+                    "reservationEntries": [
+                        {
+                            "id": 3,
+                            "featureName": "cad",
+                            "featureVersion": "1.0",
+                            "featureCount": "2",
+                        },
+                        {
+                            "id": 4,
+                            "featureName": "sim",
+                            "featureVersion": "2",
+                            "featureCount": 1.0,
+                            "state": "ACTIVE",
+                        },
+                        {
+                            "id": 5,
+                            "featureName": "odd",
+                            "featureVersion": "1",
+                            "featureCount": "n/a",
+                        },
+                    ],
+                },
+                {"id": 8, "hostid": {"hostidType": "USER", "hostidValue": "jo"}},
+            ],
+        },
+        {"id": 2, "name": "someone-else"},
+    ]
+    parsed = [ReservationGroup.from_json(g) for g in raw]
+    rows = raw_mirror_rows(9, raw, "vlm-")
+    assert rows == mirror_rows(9, parsed, "vlm-")
+    assert [r[3] for r in rows] == [True, True, True, True, False]
+    assert [(r[8], r[10]) for r in rows] == [("cad", 2), ("sim", 1), ("odd", 0), ("", 0), ("", 0)]

@@ -34,6 +34,7 @@ from vlm.flexnet.models import (
     Reservation,
     ReservationEntry,
     ReservationGroup,
+    parse_count,
     sum_feature_slices,
 )
 
@@ -119,13 +120,17 @@ class FlexNetClient:
 
     def reservation_groups_with_reservations(self) -> list[ReservationGroup]:
         """Every group with its reservations; fetches per group only when not listed inline."""
-        result = []
-        for raw in self._raw_groups(None):
-            group = ReservationGroup.from_json(raw)
-            if not _has_inline_reservations(raw) and group.id is not None:
-                group = replace(group, reservations=tuple(self.reservations(group.id)))
-            result.append(group)
-        return result
+        return [ReservationGroup.from_json(raw) for raw in self.raw_reservation_groups()]
+
+    def raw_reservation_groups(self) -> list[dict[str, Any]]:
+        """Every group as JSON with its reservations inline (fetched per group when absent)."""
+        groups = self._raw_groups(None)
+        for raw in groups:
+            group_id = parse_count(raw.get("id"))
+            if not _has_inline_reservations(raw) and group_id is not None:
+                path = f"/reservationgroups/{group_id}/reservations"
+                raw["reservations"] = [r for r in self._get_list(path) if isinstance(r, dict)]
+        return groups
 
     def reservations(self, group_id: int, hostid: str | None = None) -> list[Reservation]:
         params = {"hostid": hostid} if hostid is not None else None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError, ReservationGroup
+from vlm.flexnet.models import flatten_groups
 from vlm.services.context import ServiceContext
 from vlm.sync import drift
 from vlm.sync import store_queries as q
@@ -32,30 +34,62 @@ class InventoryResult:
     duration_s: float = 0.0
 
 
+def _flatten_parsed(groups: Iterable[ReservationGroup]) -> Iterator[tuple]:
+    """The rows flatten_groups gives for JSON, from parsed groups."""
+    for group in groups:
+        head = (group.id, group.name)
+        if not group.reservations:
+            yield head
+        for res in group.reservations:
+            reservation = (*head, res.id, res.host_id.type, res.host_id.value)
+            if not res.entries:
+                yield reservation
+            for e in res.entries:
+                yield (*reservation, e.id, e.feature_name, e.feature_version, e.count, e.state)
+
+
 def mirror_rows(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> list[tuple]:
-    """Mirror rows (MIRROR_COLUMNS order); a group is owned when its name has the prefix.
+    """Mirror rows (MIRROR_COLUMNS order) of parsed groups."""
+    return _mirror_rows(server_id, _flatten_parsed(groups), prefix)
+
+
+def raw_mirror_rows(
+    server_id: int, raw_groups: Iterable[Mapping[str, Any]], prefix: str
+) -> list[tuple]:
+    """Mirror rows (MIRROR_COLUMNS order) straight from the server's JSON."""
+    return _mirror_rows(server_id, flatten_groups(raw_groups), prefix)
+
+
+def _mirror_rows(server_id: int, flats: Iterable[tuple], prefix: str) -> list[tuple]:
+    """Mirror rows from flattened groups; a group is owned when its name has the prefix.
 
     A reservation without entries, or a group without reservations, is kept as one placeholder
     row (empty feature name, count 0) so that its existence is remembered.
     """
     rows: list[tuple] = []
-    for group in groups:
-        head = (server_id, group.id, group.name, group.name.startswith(prefix))
-        if not group.reservations:
-            rows.append((*head, None, "", "", None, "", "", 0, None))
-        for res in group.reservations:
-            host = (res.id, res.host_id.type, res.host_id.value)
-            if not res.entries:
-                rows.append((*head, *host, None, "", "", 0, None))
-            rows.extend(
-                (*head, *host, e.id, e.feature_name, e.feature_version, e.count, e.state)
-                for e in res.entries
-            )
+    owned: dict[str, bool] = {}
+    for flat in flats:
+        name = flat[1]
+        mine = owned.get(name)
+        if mine is None:
+            mine = owned[name] = name.startswith(prefix)
+        if len(flat) == 10:
+            rows.append((server_id, flat[0], name, mine, *flat[2:]))
+        elif len(flat) == 5:
+            rows.append((server_id, flat[0], name, mine, *flat[2:], None, "", "", 0, None))
+        else:
+            rows.append((server_id, flat[0], name, mine, None, "", "", None, "", "", 0, None))
     return rows
 
 
 def mirror_frame(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> pd.DataFrame:
     return q.frame(mirror_rows(server_id, groups, prefix), q.MIRROR_DTYPES)
+
+
+def raw_mirror_frame(
+    server_id: int, raw_groups: Iterable[Mapping[str, Any]], prefix: str
+) -> pd.DataFrame:
+    return q.frame(raw_mirror_rows(server_id, raw_groups, prefix), q.MIRROR_DTYPES)
 
 
 def feature_frame(totals: list[FeatureTotal], mirror: pd.DataFrame) -> pd.DataFrame:
@@ -70,11 +104,11 @@ def feature_frame(totals: list[FeatureTotal], mirror: pd.DataFrame) -> pd.DataFr
     return q.frame(rows, q.FEATURE_DTYPES)
 
 
-def _fetch(api: FlexNetClient) -> tuple[list[FeatureTotal], list[ReservationGroup], float]:
+def _fetch(api: FlexNetClient) -> tuple[list[FeatureTotal], list[dict[str, Any]], float]:
     t0 = time.perf_counter()
     totals = api.feature_totals(active_only=True)
     latency_ms = (time.perf_counter() - t0) * 1000.0
-    return totals, api.reservation_groups_with_reservations(), latency_ms
+    return totals, api.raw_reservation_groups(), latency_ms
 
 
 def pull_inventory(
@@ -92,7 +126,7 @@ def pull_inventory(
             return InventoryResult(
                 server_id, False, message, duration_s=time.perf_counter() - started
             )
-        mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
+        mirror = raw_mirror_frame(server_id, groups, ctx.settings.group_prefix)
         features = feature_frame(totals, mirror)
 
         def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -105,7 +139,7 @@ def pull_inventory(
             return added, drift.store_conflicts(ctx, server_id)
 
         added, conflicts = ctx.db.write(store)
-    owned = sum(1 for g in groups if g.name.startswith(ctx.settings.group_prefix))
+    owned = sum(1 for g in groups if str(g.get("name", "")).startswith(ctx.settings.group_prefix))
     return InventoryResult(
         server_id=server_id,
         ok=True,
