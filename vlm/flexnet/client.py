@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import ssl
 import threading
@@ -124,13 +125,24 @@ class FlexNetClient:
 
     def raw_reservation_groups(self) -> list[dict[str, Any]]:
         """Every group as JSON with its reservations inline (fetched per group when absent)."""
-        groups = self._raw_groups(None)
+        return self.fingerprinted_reservation_groups()[0]
+
+    def fingerprinted_reservation_groups(self) -> tuple[list[dict[str, Any]], str | None]:
+        """Every group as JSON with its reservations inline, and a fingerprint of the server's
+        answer (None when reservations had to be fetched group by group)."""
+        response = self._request("GET", "/reservationgroups")
+        body = _json_body(response)
+        if not isinstance(body, list):
+            raise FlexNetError(f"expected a JSON array of groups, got {type(body).__name__}")
+        groups = [row for row in body if isinstance(row, dict)]
+        fingerprint: str | None = hashlib.blake2b(response.content, digest_size=16).hexdigest()
         for raw in groups:
             group_id = parse_count(raw.get("id"))
             if not _has_inline_reservations(raw) and group_id is not None:
                 path = f"/reservationgroups/{group_id}/reservations"
                 raw["reservations"] = [r for r in self._get_list(path) if isinstance(r, dict)]
-        return groups
+                fingerprint = None
+        return groups, fingerprint
 
     def reservations(self, group_id: int, hostid: str | None = None) -> list[Reservation]:
         params = {"hostid": hostid} if hostid is not None else None

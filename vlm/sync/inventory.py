@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -92,10 +93,14 @@ def raw_mirror_frame(
     return q.frame(raw_mirror_rows(server_id, raw_groups, prefix), q.MIRROR_DTYPES)
 
 
-def feature_frame(totals: list[FeatureTotal], mirror: pd.DataFrame) -> pd.DataFrame:
-    """One row per (name, version) with reserved_by_others from the foreign groups' entries."""
+def foreign_counts(mirror: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """Counts reserved by groups VLM does not own, per (feature name, version)."""
     foreign = mirror[~mirror["owned"]]
-    others = foreign.groupby(["feature_name", "feature_version"])["count"].sum().to_dict()
+    return foreign.groupby(["feature_name", "feature_version"])["count"].sum().to_dict()
+
+
+def feature_frame(totals: list[FeatureTotal], others: dict[tuple[str, str], int]) -> pd.DataFrame:
+    """One row per (name, version) with reserved_by_others from the foreign groups' entries."""
     rows = [
         (t.name, t.version, t.total, t.used, t.reserved, int(others.get((t.name, t.version), 0)))
         + (t.concurrent, t.uncounted, t.metered, t.expiry, t.slices)
@@ -104,11 +109,44 @@ def feature_frame(totals: list[FeatureTotal], mirror: pd.DataFrame) -> pd.DataFr
     return q.frame(rows, q.FEATURE_DTYPES)
 
 
-def _fetch(api: FlexNetClient) -> tuple[list[FeatureTotal], list[dict[str, Any]], float]:
+@dataclass(frozen=True)
+class _StoredGroups:
+    """What the last pull stored for a server's reservation groups, by answer fingerprint."""
+
+    fingerprint: str
+    others: dict[tuple[str, str], int]
+    groups: int
+    owned: int
+
+
+_stored_groups: dict[tuple[str, int], _StoredGroups] = {}
+_stored_lock = threading.Lock()
+
+
+def forget_stored_groups(ctx: ServiceContext, server_id: int) -> None:
+    """The mirror of a server was written elsewhere: the next pull rebuilds it in full."""
+    with _stored_lock:
+        _stored_groups.pop((ctx.db.path, server_id), None)
+
+
+def _unchanged_groups(
+    ctx: ServiceContext, server_id: int, fingerprint: str | None
+) -> _StoredGroups | None:
+    with _stored_lock:
+        stored = _stored_groups.get((ctx.db.path, server_id))
+    return (
+        stored if fingerprint is not None and stored and stored.fingerprint == fingerprint else None
+    )
+
+
+def _fetch(
+    api: FlexNetClient,
+) -> tuple[list[FeatureTotal], list[dict[str, Any]], str | None, float]:
     t0 = time.perf_counter()
     totals = api.feature_totals(active_only=True)
     latency_ms = (time.perf_counter() - t0) * 1000.0
-    return totals, api.raw_reservation_groups(), latency_ms
+    groups, fingerprint = api.fingerprinted_reservation_groups()
+    return totals, groups, fingerprint, latency_ms
 
 
 def pull_inventory(
@@ -119,18 +157,26 @@ def pull_inventory(
     with server_lock(ctx.db, server_id):
         try:
             with borrowed_client(ctx, server_id, client) as api:
-                totals, groups, latency_ms = _fetch(api)
+                totals, groups, fingerprint, latency_ms = _fetch(api)
         except (FlexNetError, ServerConfigError) as exc:
             message = str(exc)
             ctx.db.write(lambda cur: q.record_server_error(cur, server_id, message, None))
             return InventoryResult(
                 server_id, False, message, duration_s=time.perf_counter() - started
             )
-        mirror = raw_mirror_frame(server_id, groups, ctx.settings.group_prefix)
-        features = feature_frame(totals, mirror)
+        prefix = ctx.settings.group_prefix
+        unchanged = _unchanged_groups(ctx, server_id, fingerprint)
+        if unchanged is None:
+            mirror = raw_mirror_frame(server_id, groups, prefix)
+            owned = sum(1 for g in groups if str(g.get("name", "")).startswith(prefix))
+            seen = _StoredGroups(fingerprint or "", foreign_counts(mirror), len(groups), owned)
+        else:
+            mirror, seen = None, unchanged
+        features = feature_frame(totals, seen.others)
 
         def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-            q.replace_mirror(cur, server_id, mirror)
+            if mirror is not None:
+                q.replace_mirror(cur, server_id, mirror)
             previous = q.feature_figures(cur, server_id)
             q.upsert_features(cur, server_id, features)
             q.mark_absent_features(cur, server_id, features)
@@ -139,13 +185,17 @@ def pull_inventory(
             return added, drift.store_conflicts(ctx, server_id)
 
         added, conflicts = ctx.db.write(store)
-    owned = sum(1 for g in groups if str(g.get("name", "")).startswith(ctx.settings.group_prefix))
+        with _stored_lock:
+            if fingerprint is None:
+                _stored_groups.pop((ctx.db.path, server_id), None)
+            else:
+                _stored_groups[(ctx.db.path, server_id)] = seen
     return InventoryResult(
         server_id=server_id,
         ok=True,
         features=len(totals),
-        groups=len(groups),
-        owned_groups=owned,
+        groups=seen.groups,
+        owned_groups=seen.owned,
         snapshots_added=added,
         conflicts=conflicts,
         latency_ms=latency_ms,
@@ -163,4 +213,5 @@ def refresh_reservations(ctx: ServiceContext, server_id: int, client: FlexNetCli
         q.update_reserved_by_others(cur, server_id)
 
     ctx.db.write(store)
+    forget_stored_groups(ctx, server_id)
     return len(groups)
