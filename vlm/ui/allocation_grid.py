@@ -12,22 +12,12 @@ from vlm.domain import AllocationState, HostType
 from vlm.services import allocations
 from vlm.services.allocations import AllocationChange, RowResult
 from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
-from vlm.ui.grid_drafts import drafts_after_apply
+from vlm.ui.grid_drafts import GRID_COLUMNS, drafts_after_apply
 from vlm.ui.grid_state import GridScope
 from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import attempt, download_csv
 
-DISPLAY_COLUMNS = [
-    "host_type",
-    "host_id",
-    "count",
-    "description",
-    "state",
-    "problem",
-    "last_error",
-    "created_at",
-    "id",
-]
+DISPLAY_COLUMNS = [c for c in GRID_COLUMNS if c != "pending_edit"]
 READ_ONLY = ["state", "problem", "last_error", "created_at", "id"]
 LIVE = {AllocationState.PENDING.value, AllocationState.REMOVING.value}
 ACTION_LABEL = {"add": "add", "edit": "edit", "delete": "remove", "retry": "retry"}
