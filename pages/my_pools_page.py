@@ -5,23 +5,10 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools
 from vlm.ui.navigation import page_path_of
+from vlm.ui.pool_forms import POOL_COLUMNS
 from vlm.ui.session import page_context
 from vlm.ui.widgets import choose_columns, table_with_download
 
-POOL_COLUMNS = [
-    "vlm_name",
-    "name",
-    "manager",
-    "description",
-    "features",
-    "quantity",
-    "allocated",
-    "available",
-    "allocations",
-    "failed",
-    "over_committed",
-    "created_at",
-]
 FEATURE_COLUMNS = [
     "vlm_name",
     "pool_name",

@@ -5,7 +5,7 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools, users, vlms
 from vlm.ui.pickers import pick_row, pool_label
-from vlm.ui.pool_forms import quantity_inputs
+from vlm.ui.pool_forms import POOL_COLUMNS, quantity_inputs
 from vlm.ui.session import page_context
 from vlm.ui.widgets import (
     ask_confirmation,
@@ -26,20 +26,7 @@ table_with_download(
     pool_frame,
     "virtual pools",
     key="pools",
-    column_order=[
-        "vlm_name",
-        "name",
-        "manager",
-        "description",
-        "features",
-        "quantity",
-        "allocated",
-        "available",
-        "allocations",
-        "failed",
-        "over_committed",
-        "created_at",
-    ],
+    column_order=POOL_COLUMNS,
 )
 vlm_frame = vlms.list_vlms(ctx, actor)
 managers = users.managers(ctx, actor)

@@ -9,6 +9,21 @@ import streamlit as st
 
 FeatureKey = tuple[str, str]
 COLUMNS_PER_ROW = 3
+# The columns of a pool list, in display order (also the column choices on My Pools).
+POOL_COLUMNS = [
+    "vlm_name",
+    "name",
+    "manager",
+    "description",
+    "features",
+    "quantity",
+    "allocated",
+    "available",
+    "allocations",
+    "failed",
+    "over_committed",
+    "created_at",
+]
 
 
 def _key(prefix: str, name: str, version: str) -> str:
