@@ -1,6 +1,13 @@
-"""Inventory sync of every server vs a bare HTTP fetch + JSON parse of the same responses."""
+"""Inventory sync of every server vs a bare HTTP fetch + JSON parse of the same responses.
+
+Three passes are timed: answers unchanged since the last pass (the steady state), usage moved
+on every server (each features answer changed, as client checkouts do), and a cold pass with
+nothing remembered (after a restart, or after the reconciler rewrote a server's mirror).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import httpx
 
@@ -8,11 +15,12 @@ from bench.context import BenchContext
 from bench.measure import Row, ratio, sample
 from vlm.flexnet import FlexNetClient
 from vlm.sync.clients import ClientCache
-from vlm.sync.inventory import pull_inventory
+from vlm.sync.inventory import forget_stored_inventory, pull_inventory
 from vlm.sync.store_queries import load_servers
 
 RATIO_LIMIT = 1.5
 PATHS = ("/features?activeOnly=true", "/reservationgroups")
+CHECKOUT_HOST = {"type": "ETHERNET", "value": "BE7C0000CAFE"}
 
 
 def _bare_fetch(clients: list[tuple[httpx.Client, str]]) -> None:
@@ -33,6 +41,26 @@ def _bare_clients(bench: BenchContext, api: list[FlexNetClient]) -> list[tuple[h
     return clients
 
 
+def _usage_mover(bench: BenchContext) -> Callable[[], None]:
+    """Before each pass: one unit of a feature checked out on every server, or back in."""
+    rows = bench.ctx.db.query(
+        "SELECT s.base_url, min_by(sf.feature_name, sf.feature_name), "
+        "min_by(sf.feature_version, sf.feature_name) FROM license_servers s "
+        "JOIN server_features sf ON sf.server_id = s.id WHERE sf.total - sf.used > 2 "
+        "AND NOT sf.uncounted GROUP BY s.base_url"
+    )
+    held = [False]
+
+    def move() -> None:
+        action = "checkin" if held[0] else "checkout"
+        for base_url, name, version in rows:
+            body = {"hostid": CHECKOUT_HOST, "featureName": name, "featureVersion": version}
+            httpx.post(f"{base_url}/_emulator/{action}", json=body, timeout=30).raise_for_status()
+        held[0] = not held[0]
+
+    return move
+
+
 def run(bench: BenchContext) -> list[Row]:
     ctx = bench.ctx
     cache = ClientCache(ctx)
@@ -45,23 +73,41 @@ def run(bench: BenchContext) -> list[Row]:
             if not result.ok:
                 raise RuntimeError(f"inventory pull failed: {result.error}")
 
+    def forget() -> None:
+        for server_id, _ in clients:
+            forget_stored_inventory(ctx, server_id)
+
     bare = _bare_clients(bench, [c for _, c in clients])
     try:
-        synced = sample(sync, bench.repeats)
+        steady = sample(sync, bench.repeats)
+        moved = sample(sync, bench.repeats, before=_usage_mover(bench))
+        cold = sample(sync, bench.repeats, before=forget)
         baseline = sample(lambda: _bare_fetch(bare), bench.repeats)
     finally:
         for http, _ in bare:
             http.close()
         cache.close_all()
     count = len(servers)
-    return [
-        Row(
-            f"inventory sync, {count} servers (features + reservation groups)",
-            synced,
+
+    def compared(title: str, samples: tuple[float, ...]) -> Row:
+        return Row(
+            title,
+            samples,
             target=f"≤ {RATIO_LIMIT}× bare fetch",
-            ratio=ratio(synced, baseline),
+            ratio=ratio(samples, baseline),
             ratio_limit=RATIO_LIMIT,
             ratio_label="bare HTTP + JSON",
+        )
+
+    return [
+        compared(
+            f"inventory sync, {count} servers (features + reservation groups), answers unchanged",
+            steady,
+        ),
+        compared(f"inventory sync, {count} servers, usage moved on every server", moved),
+        compared(
+            f"inventory sync, {count} servers, cold (nothing remembered: all parsed and compared)",
+            cold,
         ),
         Row(f"  baseline: bare HTTP fetch + JSON parse, {count} servers", baseline),
     ]

@@ -133,3 +133,33 @@ def browser_context_args(browser_context_args: dict) -> dict:
         "viewport": {"width": 1400, "height": 1000},
         "accept_downloads": True,
     }
+
+
+ARTIFACTS = ROOT / "test-results" / "e2e"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """On a failed browser test: a screenshot of every open page and the app log's tail."""
+    report = yield
+    if report.when == "call" and report.failed and item.get_closest_marker("e2e"):
+        save_failure_artifacts(item)
+    return report
+
+
+def save_failure_artifacts(item: pytest.Item) -> None:
+    name = item.name.replace("/", "_").replace("[", "_").replace("]", "")
+    folder = ARTIFACTS / f"{name}-{time.strftime('%H%M%S')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    browser = item.funcargs.get("browser")
+    if browser is not None:
+        for c, context in enumerate(browser.contexts):
+            for p, page in enumerate(context.pages):
+                try:
+                    page.screenshot(path=str(folder / f"context{c}_page{p}.png"), full_page=True)
+                except Exception as error:  # a closed or crashed page must not hide the failure
+                    (folder / f"context{c}_page{p}.txt").write_text(repr(error))
+    server = item.funcargs.get("app_server")
+    if server is not None and server.log_path.exists():
+        tail = server.log_path.read_text(errors="replace").splitlines()[-200:]
+        (folder / "streamlit.log").write_text("\n".join(tail))

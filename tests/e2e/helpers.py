@@ -123,11 +123,25 @@ def type_in_cell(page: Page, column: str, row: int, text: str, *, new_row: bool 
 
 
 def delete_row(page: Page, row: int) -> None:
-    page.get_by_test_id("stDataFrame").click(
-        position={"x": MARKER / 2, "y": HEADER + ROW * row + ROW / 2}
-    )
-    page.keyboard.press("Delete")
-    wait_for_app(page, 600)
+    """Select a row by its marker and delete it with the grid toolbar's button (a Delete key
+    press depends on keyboard focus, which a rerun can take away)."""
+    grid = page.get_by_test_id("stDataFrame")
+    delete = page.get_by_role("button", name="Delete row(s)")
+    for _ in range(3):
+        grid.hover()
+        if not delete.is_visible():
+            grid.click(position={"x": MARKER / 2, "y": HEADER + ROW * row + ROW / 2})
+            page.wait_for_timeout(300)
+            grid.hover()
+        try:
+            delete.click(timeout=5_000)
+        except PlaywrightError:
+            continue
+        wait_for_app(page, 600)
+        grid.hover()
+        if not delete.is_visible():
+            return
+    raise AssertionError(f"could not delete row {row} of the grid")
 
 
 def download_csv(page: Page, button: str) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import ssl
 import threading
 
 import certifi
+import httpx
 import pytest
 
 from vlm.flexnet import (
@@ -24,7 +25,7 @@ from vlm.flexnet import (
     sum_feature_slices,
 )
 from vlm.flexnet.emulator import RunningEmulator, start_emulator
-from vlm.flexnet.models import earliest_expiry, parse_count
+from vlm.flexnet.models import earliest_expiry, parse_count, sum_raw_feature_slices
 
 from .conftest import SMALL_FIXTURE
 
@@ -194,6 +195,43 @@ def test_sum_feature_slices_pure() -> None:
     assert totals[0].expiry == "2030-02-01"
     assert earliest_expiry(["permanent", None]) == "permanent"
     assert parse_count("12.0") == 12 and parse_count(True) is None and parse_count("x") is None
+
+
+def test_raw_slices_sum_like_parsed_slices() -> None:
+    raw = [
+        {"id": 1, "featureName": "f", "featureVersion": "1", "featureCount": 4, "used": "1",
+         "expiry": "permanent", "concurrent": "true"},
+        {"id": 2, "featureName": "f", "featureVersion": "1", "featureCount": "7", "used": 2.0,
+         "expiry": "2031-01-05", "metered": 1},
+        {"id": 3, "featureName": "f", "featureVersion": "1", "featureCount": "n/a",
+         "expiry": "2030-02-01", "reserved": 2},
+        {"id": 4, "featureName": "g", "featureVersion": "2", "uncounted": True},
+        "not an object",
+    ]  # fmt: skip
+    parsed = sum_feature_slices(FeatureSlice.from_json(r) for r in raw if isinstance(r, dict))
+    assert sum_raw_feature_slices(raw) == parsed
+    assert [(t.name, t.total, t.used, t.reserved, t.slices) for t in parsed] == [
+        ("f", 11, 3, 2, 3),
+        ("g", 0, 0, 0, 1),
+    ]
+    assert parsed[0].concurrent and parsed[0].metered and parsed[1].uncounted
+
+
+def test_an_unchanged_answer_is_not_parsed_again(
+    client: FlexNetClient, emulator: RunningEmulator
+) -> None:
+    totals, fingerprint = client.fingerprinted_feature_totals()
+    assert totals == client.feature_totals()
+    assert client.fingerprinted_feature_totals(unless=fingerprint) == (None, fingerprint)
+    groups, groups_fp = client.fingerprinted_reservation_groups()
+    assert groups is not None and groups_fp is not None
+    assert client.fingerprinted_reservation_groups(unless=groups_fp) == (None, groups_fp)
+
+    set_count = {"featureName": "solver", "featureVersion": "1.0", "count": 3}
+    httpx.post(f"{emulator.url}/_emulator/features/count", json=set_count, timeout=5)
+    changed, new_fp = client.fingerprinted_feature_totals(unless=fingerprint)
+    assert new_fp != fingerprint and changed is not None
+    assert {(t.name, t.version): t.total for t in changed}[("solver", "1.0")] == 3
 
 
 # -- reservation groups --------------------------------------------------------------------

@@ -166,17 +166,17 @@ class _TimedClient(FlexNetClient):
 
     http_seconds = 0.0
 
-    def feature_totals(self, active_only: bool = True):
+    def fingerprinted_feature_totals(self, active_only: bool = True, unless=None):
         started = time.perf_counter()
         try:
-            return super().feature_totals(active_only)
+            return super().fingerprinted_feature_totals(active_only, unless)
         finally:
             self.http_seconds += time.perf_counter() - started
 
-    def reservation_groups_with_reservations(self):
+    def fingerprinted_reservation_groups(self, unless=None):
         started = time.perf_counter()
         try:
-            return super().reservation_groups_with_reservations()
+            return super().fingerprinted_reservation_groups(unless)
         finally:
             self.http_seconds += time.perf_counter() - started
 
@@ -277,3 +277,45 @@ def test_groups_answer_unchanged_keeps_mirror_and_a_changed_one_rebuilds_it(ctx,
     assert ctx.db.scalar(others) == 2
     pull_inventory(ctx, server_id)
     assert ctx.db.scalar(others) == 2
+
+
+def test_only_changed_features_are_rewritten(ctx, emulator) -> None:
+    server_id = add_server(ctx, emulator.url)
+    pull_inventory(ctx, server_id)
+    stamps_sql = "SELECT feature_name, updated_at FROM server_features ORDER BY 1"
+    before = dict(ctx.db.query(stamps_sql))
+
+    time.sleep(0.01)
+    unchanged = pull_inventory(ctx, server_id)
+    assert unchanged.ok and unchanged.features == 3 and unchanged.snapshots_added == 0
+    assert dict(ctx.db.query(stamps_sql)) == before
+
+    set_feature_count(emulator, "viz", 12)
+    changed = pull_inventory(ctx, server_id)
+    assert changed.snapshots_added == 1 and changed.features == 3
+    after = dict(ctx.db.query(stamps_sql))
+    assert after["viz"] > before["viz"]
+    assert {k: v for k, v in after.items() if k != "viz"} == {
+        k: v for k, v in before.items() if k != "viz"
+    }
+    assert _features(ctx, server_id)["viz"]["total"] == 12
+
+
+def test_feature_changes_finds_new_changed_and_gone_rows() -> None:
+    from vlm.sync.inventory import feature_changes
+
+    def stored(i: int, name: str, total: int, present: bool = True) -> tuple:
+        return (i, name, "1.0", total, int(present), 0, 0, True, False, False, None, 1, present)
+
+    def row(name: str, total: int, used: int = 1) -> tuple:  # as listed by the server
+        return (name, "1.0", total, used, 0, 0, True, False, False, None, 1)
+
+    changes = feature_changes(
+        [stored(1, "same", 5), stored(2, "moved", 5), stored(3, "gone", 5),
+         stored(4, "back", 0, present=False), stored(5, "long-gone", 0, present=False)],
+        [row("same", 5), row("moved", 5, used=2), row("back", 0), row("new", 9)],
+    )  # fmt: skip
+    assert sorted(changes.changed["feature_name"]) == ["back", "moved", "new"]
+    assert changes.absent == [("gone", "1.0")]
+    assert sorted(changes.previous["id"]) == [1, 2, 3, 4, 5]
+    assert feature_changes([stored(1, "same", 5)], [row("same", 5)]).empty

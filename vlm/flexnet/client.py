@@ -2,7 +2,7 @@
 
 See shared/flexnet-lls-api.md. Only behaviour confirmed there is relied upon: writes succeed on
 any 2xx or 410, error bodies are treated as opaque text (the Spring `message` field is used when
-present), and feature rows are slices that callers sum with `sum_feature_slices`.
+present), and feature rows are slices that are summed per name and version.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from vlm.flexnet.models import (
     ReservationEntry,
     ReservationGroup,
     parse_count,
-    sum_feature_slices,
+    sum_raw_feature_slices,
 )
 
 TOKEN_REFRESH_MARGIN = 60.0
@@ -110,7 +110,16 @@ class FlexNetClient:
         return [FeatureSlice.from_json(row) for row in rows if isinstance(row, dict)]
 
     def feature_totals(self, active_only: bool = True) -> list[FeatureTotal]:
-        return sum_feature_slices(self.feature_slices(active_only=active_only))
+        return self.fingerprinted_feature_totals(active_only)[0] or []
+
+    def fingerprinted_feature_totals(
+        self, active_only: bool = True, unless: str | None = None
+    ) -> tuple[list[FeatureTotal] | None, str]:
+        """Feature totals and a fingerprint of the server's answer; the totals are None (the
+        answer not even parsed) when its fingerprint equals `unless`."""
+        params = {"activeOnly": "true"} if active_only else None
+        rows, fingerprint = self._fingerprinted_list("/features", params, unless)
+        return (None if rows is None else sum_raw_feature_slices(rows)), fingerprint
 
     def clients(self) -> list[dict[str, Any]]:
         return [row for row in self._get_list("/clients") if isinstance(row, dict)]
@@ -125,24 +134,26 @@ class FlexNetClient:
 
     def raw_reservation_groups(self) -> list[dict[str, Any]]:
         """Every group as JSON with its reservations inline (fetched per group when absent)."""
-        return self.fingerprinted_reservation_groups()[0]
+        return self.fingerprinted_reservation_groups()[0] or []
 
-    def fingerprinted_reservation_groups(self) -> tuple[list[dict[str, Any]], str | None]:
+    def fingerprinted_reservation_groups(
+        self, unless: str | None = None
+    ) -> tuple[list[dict[str, Any]] | None, str | None]:
         """Every group as JSON with its reservations inline, and a fingerprint of the server's
-        answer (None when reservations had to be fetched group by group)."""
-        response = self._request("GET", "/reservationgroups")
-        body = _json_body(response)
-        if not isinstance(body, list):
-            raise FlexNetError(f"expected a JSON array of groups, got {type(body).__name__}")
+        answer (None when reservations had to be fetched group by group). The groups are None
+        (the answer not even parsed) when the fingerprint equals `unless`."""
+        body, fingerprint = self._fingerprinted_list("/reservationgroups", None, unless)
+        if body is None:
+            return None, fingerprint
         groups = [row for row in body if isinstance(row, dict)]
-        fingerprint: str | None = hashlib.blake2b(response.content, digest_size=16).hexdigest()
+        inline: str | None = fingerprint
         for raw in groups:
             group_id = parse_count(raw.get("id"))
             if not _has_inline_reservations(raw) and group_id is not None:
                 path = f"/reservationgroups/{group_id}/reservations"
                 raw["reservations"] = [r for r in self._get_list(path) if isinstance(r, dict)]
-                fingerprint = None
-        return groups, fingerprint
+                inline = None
+        return groups, inline
 
     def reservations(self, group_id: int, hostid: str | None = None) -> list[Reservation]:
         params = {"hostid": hostid} if hostid is not None else None
@@ -204,11 +215,19 @@ class FlexNetClient:
         response = self._request("GET", path, params=params, authenticated=authenticated)
         return _json_body(response)
 
+    def _fingerprinted_list(
+        self, path: str, params: Params, unless: str | None
+    ) -> tuple[list[Any] | None, str]:
+        """GET a JSON array and the blake2b fingerprint of its bytes; None for the array when
+        the fingerprint equals `unless`."""
+        response = self._request("GET", path, params=params)
+        fingerprint = hashlib.blake2b(response.content, digest_size=16).hexdigest()
+        if unless is not None and fingerprint == unless:
+            return None, fingerprint
+        return _expect_list(_json_body(response), path), fingerprint
+
     def _get_list(self, path: str, params: Params = None) -> list[Any]:
-        body = self._get_json(path, params)
-        if not isinstance(body, list):
-            raise FlexNetError(f"expected a JSON array from {path}, got {type(body).__name__}")
-        return body
+        return _expect_list(self._get_json(path, params), path)
 
     def _request(
         self,
@@ -341,6 +360,12 @@ def _json_body(response: httpx.Response) -> Any:
         raise FlexNetError(
             f"invalid JSON from {response.request.url}", response.status_code
         ) from exc
+
+
+def _expect_list(body: Any, path: str) -> list[Any]:
+    if not isinstance(body, list):
+        raise FlexNetError(f"expected a JSON array from {path}, got {type(body).__name__}")
+    return body
 
 
 def _has_inline_reservations(raw: Mapping[str, Any]) -> bool:

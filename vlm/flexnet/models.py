@@ -231,27 +231,76 @@ def earliest_expiry(expiries: Iterable[str | None]) -> str | None:
     return PERMANENT if any_permanent else None
 
 
+SliceFigures = tuple[str, str, int, int, int, bool, bool, bool, str | None]
+
+
 def sum_feature_slices(slices: Iterable[FeatureSlice]) -> list[FeatureTotal]:
     """Group slices by (name, version) and sum counts; non-numeric counts contribute 0."""
-    groups: dict[tuple[str, str], list[FeatureSlice]] = {}
-    for item in slices:
-        groups.setdefault((item.name, item.version), []).append(item)
-    return [_total(name, version, members) for (name, version), members in sorted(groups.items())]
-
-
-def _total(name: str, version: str, members: list[FeatureSlice]) -> FeatureTotal:
-    return FeatureTotal(
-        name=name,
-        version=version,
-        total=sum(m.count or 0 for m in members),
-        used=sum(m.used for m in members),
-        reserved=sum(m.reserved for m in members),
-        concurrent=any(m.concurrent for m in members),
-        uncounted=any(m.uncounted for m in members),
-        metered=any(m.metered for m in members),
-        expiry=earliest_expiry(m.expiry for m in members),
-        slices=len(members),
+    return _sum_figures(
+        (s.name, s.version, s.count or 0, s.used, s.reserved, s.concurrent, s.uncounted)
+        + (s.metered, s.expiry)
+        for s in slices
     )
+
+
+def sum_raw_feature_slices(raw_slices: Iterable[Any]) -> list[FeatureTotal]:
+    """sum_feature_slices straight from GET /features JSON, without building FeatureSlice."""
+    return _sum_figures(_raw_slice_figures(raw_slices))
+
+
+def _raw_slice_figures(raw_slices: Iterable[Any]) -> Iterator[SliceFigures]:
+    """The values FeatureSlice.from_json reads, for each JSON object of the list."""
+    for row in raw_slices:
+        if not isinstance(row, dict):
+            continue
+        expiry = row.get("expiry")
+        yield (
+            str(row.get("featureName", "")),
+            str(row.get("featureVersion", "")),
+            _int_or_none(row.get("featureCount")) or 0,
+            _int_or_none(row.get("used")) or 0,
+            _int_or_none(row.get("reserved")) or 0,
+            _fast_bool(row.get("concurrent", False)),
+            _fast_bool(row.get("uncounted", False)),
+            _fast_bool(row.get("metered", False)),
+            None if expiry is None else str(expiry),
+        )
+
+
+def _fast_bool(value: Any) -> bool:
+    return value if type(value) is bool else _as_bool(value)
+
+
+def _sum_figures(figures: Iterable[SliceFigures]) -> list[FeatureTotal]:
+    sums: dict[tuple[str, str], list[Any]] = {}
+    for name, version, count, used, reserved, concurrent, uncounted, metered, expiry in figures:
+        acc = sums.get((name, version))
+        if acc is None:
+            sums[(name, version)] = [count, used, reserved, concurrent, uncounted]
+            sums[(name, version)] += [metered, [expiry]]
+            continue
+        acc[0] += count
+        acc[1] += used
+        acc[2] += reserved
+        acc[3] = acc[3] or concurrent
+        acc[4] = acc[4] or uncounted
+        acc[5] = acc[5] or metered
+        acc[6].append(expiry)
+    return [
+        FeatureTotal(
+            name=name,
+            version=version,
+            total=acc[0],
+            used=acc[1],
+            reserved=acc[2],
+            concurrent=acc[3],
+            uncounted=acc[4],
+            metered=acc[5],
+            expiry=earliest_expiry(acc[6]),
+            slices=len(acc[6]),
+        )
+        for (name, version), acc in sorted(sums.items())
+    ]
 
 
 GroupRow = tuple[int | None, str, int | None, str, str, int | None, str, str, int, str | None]

@@ -99,106 +99,176 @@ def foreign_counts(mirror: pd.DataFrame) -> dict[tuple[str, str], int]:
     return foreign.groupby(["feature_name", "feature_version"])["count"].sum().to_dict()
 
 
-def feature_frame(totals: list[FeatureTotal], others: dict[tuple[str, str], int]) -> pd.DataFrame:
-    """One row per (name, version) with reserved_by_others from the foreign groups' entries."""
-    rows = [
+def feature_rows(totals: list[FeatureTotal], others: dict[tuple[str, str], int]) -> list[tuple]:
+    """One row (FEATURE_DTYPES order) per (name, version) with reserved_by_others from the
+    foreign groups' entries."""
+    return [
         (t.name, t.version, t.total, t.used, t.reserved, int(others.get((t.name, t.version), 0)))
         + (t.concurrent, t.uncounted, t.metered, t.expiry, t.slices)
         for t in totals
     ]
-    return q.frame(rows, q.FEATURE_DTYPES)
 
 
 @dataclass(frozen=True)
-class _StoredGroups:
-    """What the last pull stored for a server's reservation groups, by answer fingerprint."""
+class FeatureChanges:
+    """What a pull must write for one server's features, found by comparing with the DB."""
 
-    fingerprint: str
+    changed: pd.DataFrame
+    absent: list[tuple[str, str]]
+    previous: pd.DataFrame
+
+    @property
+    def empty(self) -> bool:
+        return self.changed.empty and not self.absent
+
+
+PREVIOUS_DTYPES = {"id": "int64", "total": "int64", "used": "int64", "reserved": "int64"}
+
+
+def feature_changes(stored: list[tuple], rows: list[tuple]) -> FeatureChanges:
+    """The feature rows (feature_rows) that are new or differ from `stored` (q.stored_features),
+    and the stored features the server no longer lists (still present or with non-zero figures)."""
+    known = {(row[1], row[2]): row for row in stored}
+    changed = [
+        row
+        for row in rows
+        if (old := known.get((row[0], row[1]))) is None or not old[12] or old[1:12] != row
+    ]
+    listed = {(row[0], row[1]) for row in rows}
+    absent = [
+        key
+        for key, old in known.items()
+        if key not in listed and (old[12] or old[3] or old[4] or old[5])
+    ]
+    previous = [(row[0], row[3], row[4], row[5]) for row in stored]
+    return FeatureChanges(
+        q.frame(changed, q.FEATURE_DTYPES), absent, q.frame(previous, PREVIOUS_DTYPES)
+    )
+
+
+def store_feature_changes(cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple]) -> int:
+    """Write the features that changed (and mark the ones gone); returns the snapshots added."""
+    changes = feature_changes(q.stored_features(cur, server_id), rows)
+    if changes.empty:
+        return 0
+    q.upsert_features(cur, server_id, changes.changed)
+    q.mark_absent_features(cur, server_id, changes.absent)
+    return q.insert_changed_snapshots(cur, server_id, changes.previous)
+
+
+@dataclass(frozen=True)
+class _StoredInventory:
+    """What the last pull of a server stored, with the fingerprints of the answers it came from."""
+
+    groups_fingerprint: str | None
+    features_fingerprint: str
+    totals: list[FeatureTotal]
     others: dict[tuple[str, str], int]
     groups: int
     owned: int
 
 
-_stored_groups: dict[tuple[str, int], _StoredGroups] = {}
+_stored: dict[tuple[str, int], _StoredInventory] = {}
 _stored_lock = threading.Lock()
 
 
-def forget_stored_groups(ctx: ServiceContext, server_id: int) -> None:
-    """The mirror of a server was written elsewhere: the next pull rebuilds it in full."""
+def forget_stored_inventory(ctx: ServiceContext, server_id: int) -> None:
+    """The server's rows were written elsewhere: the next pull compares and rewrites in full."""
     with _stored_lock:
-        _stored_groups.pop((ctx.db.path, server_id), None)
+        _stored.pop((ctx.db.path, server_id), None)
 
 
-def _unchanged_groups(
-    ctx: ServiceContext, server_id: int, fingerprint: str | None
-) -> _StoredGroups | None:
+def _last_stored(ctx: ServiceContext, server_id: int) -> _StoredInventory | None:
     with _stored_lock:
-        stored = _stored_groups.get((ctx.db.path, server_id))
-    return (
-        stored if fingerprint is not None and stored and stored.fingerprint == fingerprint else None
-    )
+        return _stored.get((ctx.db.path, server_id))
 
 
-def _fetch(
-    api: FlexNetClient,
-) -> tuple[list[FeatureTotal], list[dict[str, Any]], str | None, float]:
+@dataclass(frozen=True)
+class _Answers:
+    """The server's two answers; a part is None when its fingerprint matched the last pull."""
+
+    totals: list[FeatureTotal] | None
+    features_fingerprint: str
+    groups: list[dict[str, Any]] | None
+    groups_fingerprint: str | None
+    latency_ms: float
+
+
+def _fetch(api: FlexNetClient, last: _StoredInventory | None) -> _Answers:
     t0 = time.perf_counter()
-    totals = api.feature_totals(active_only=True)
+    totals, features_fp = api.fingerprinted_feature_totals(
+        active_only=True, unless=last.features_fingerprint if last else None
+    )
     latency_ms = (time.perf_counter() - t0) * 1000.0
-    groups, fingerprint = api.fingerprinted_reservation_groups()
-    return totals, groups, fingerprint, latency_ms
+    groups, groups_fp = api.fingerprinted_reservation_groups(
+        unless=last.groups_fingerprint if last else None
+    )
+    return _Answers(totals, features_fp, groups, groups_fp, latency_ms)
+
+
+def _inventory_seen(
+    server_id: int, answers: _Answers, last: _StoredInventory | None, prefix: str
+) -> tuple[_StoredInventory, pd.DataFrame | None]:
+    """What this pull saw (answers completed from the last pull where unchanged) and the
+    reservation mirror to store (None when the groups answer is unchanged)."""
+    mirror = None
+    if answers.groups is None and last is not None:
+        others, groups, owned = last.others, last.groups, last.owned
+    else:
+        raw = answers.groups or []
+        mirror = raw_mirror_frame(server_id, raw, prefix)
+        others = foreign_counts(mirror)
+        groups = len(raw)
+        owned = sum(1 for g in raw if str(g.get("name", "")).startswith(prefix))
+    totals = answers.totals if answers.totals is not None else (last.totals if last else [])
+    seen = _StoredInventory(
+        answers.groups_fingerprint, answers.features_fingerprint, totals, others, groups, owned
+    )
+    return seen, mirror
 
 
 def pull_inventory(
     ctx: ServiceContext, server_id: int, client: FlexNetClient | None = None
 ) -> InventoryResult:
-    """Read features and reservation groups of one server and store them; errors are recorded."""
+    """Read features and reservation groups of one server and store what changed; errors are
+    recorded. Answers byte-identical to the last pull's are neither parsed nor compared."""
     started = time.perf_counter()
     with server_lock(ctx.db, server_id):
+        last = _last_stored(ctx, server_id)
         try:
             with borrowed_client(ctx, server_id, client) as api:
-                totals, groups, fingerprint, latency_ms = _fetch(api)
+                answers = _fetch(api, last)
         except (FlexNetError, ServerConfigError) as exc:
             message = str(exc)
             ctx.db.write(lambda cur: q.record_server_error(cur, server_id, message, None))
             return InventoryResult(
                 server_id, False, message, duration_s=time.perf_counter() - started
             )
-        prefix = ctx.settings.group_prefix
-        unchanged = _unchanged_groups(ctx, server_id, fingerprint)
-        if unchanged is None:
-            mirror = raw_mirror_frame(server_id, groups, prefix)
-            owned = sum(1 for g in groups if str(g.get("name", "")).startswith(prefix))
-            seen = _StoredGroups(fingerprint or "", foreign_counts(mirror), len(groups), owned)
-        else:
-            mirror, seen = None, unchanged
-        features = feature_frame(totals, seen.others)
+        seen, mirror = _inventory_seen(server_id, answers, last, ctx.settings.group_prefix)
+        unchanged = answers.totals is None and mirror is None
 
         def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+            added = 0
             if mirror is not None:
                 q.replace_mirror(cur, server_id, mirror)
-            previous = q.feature_figures(cur, server_id)
-            q.upsert_features(cur, server_id, features)
-            q.mark_absent_features(cur, server_id, features)
-            added = q.insert_changed_snapshots(cur, server_id, previous)
-            q.record_server_success(cur, server_id, latency_ms)
+            if not unchanged:
+                rows = feature_rows(seen.totals, seen.others)
+                added = store_feature_changes(cur, server_id, rows)
+            q.record_server_success(cur, server_id, answers.latency_ms)
             return added, drift.store_conflicts(ctx, server_id)
 
         added, conflicts = ctx.db.write(store)
         with _stored_lock:
-            if fingerprint is None:
-                _stored_groups.pop((ctx.db.path, server_id), None)
-            else:
-                _stored_groups[(ctx.db.path, server_id)] = seen
+            _stored[(ctx.db.path, server_id)] = seen
     return InventoryResult(
         server_id=server_id,
         ok=True,
-        features=len(totals),
+        features=len(seen.totals),
         groups=seen.groups,
         owned_groups=seen.owned,
         snapshots_added=added,
         conflicts=conflicts,
-        latency_ms=latency_ms,
+        latency_ms=answers.latency_ms,
         duration_s=time.perf_counter() - started,
     )
 
@@ -213,5 +283,5 @@ def refresh_reservations(ctx: ServiceContext, server_id: int, client: FlexNetCli
         q.update_reserved_by_others(cur, server_id)
 
     ctx.db.write(store)
-    forget_stored_groups(ctx, server_id)
+    forget_stored_inventory(ctx, server_id)
     return len(groups)

@@ -46,7 +46,7 @@ from vlm.flexnet import (
 from vlm.services.context import ServiceContext
 from vlm.sync import store_queries as q
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
-from vlm.sync.inventory import forget_stored_groups, mirror_frame, refresh_reservations
+from vlm.sync.inventory import forget_stored_inventory, mirror_frame, refresh_reservations
 
 Key = tuple[str, str]
 T = TypeVar("T")
@@ -606,7 +606,7 @@ def _record(
     mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
     applied, failed, retry = verdicts.frames()
     if touched:
-        forget_stored_groups(ctx, server_id)
+        forget_stored_inventory(ctx, server_id)
 
     def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
         q.replace_mirror_groups(cur, server_id, touched, mirror)

@@ -155,10 +155,13 @@ def upsert_features(cur: duckdb.DuckDBPyConnection, server_id: int, features: pd
 
 
 def mark_absent_features(
-    cur: duckdb.DuckDBPyConnection, server_id: int, features: pd.DataFrame
+    cur: duckdb.DuckDBPyConnection, server_id: int, absent: list[tuple[str, str]]
 ) -> None:
     """Features the server no longer lists keep their row (portions point at it) with total 0."""
-    with registered(cur, "sync_listed", features[["feature_name", "feature_version"]]):
+    if not absent:
+        return
+    keys = frame(absent, {"feature_name": "object", "feature_version": "object"})
+    with registered(cur, "sync_absent", keys):
         cur.execute(
             f"""
             UPDATE server_features SET present = FALSE, total = 0, used = 0, reserved = 0,
@@ -168,9 +171,8 @@ def mark_absent_features(
                       AND m.feature_name = server_features.feature_name
                       AND m.feature_version = server_features.feature_version), 0),
                 updated_at = {NOW}
-            WHERE server_id = ? AND (present OR total <> 0 OR used <> 0 OR reserved <> 0)
-              AND NOT EXISTS (
-                SELECT 1 FROM sync_listed l
+            WHERE server_id = ? AND EXISTS (
+                SELECT 1 FROM sync_absent l
                 WHERE l.feature_name = server_features.feature_name
                   AND l.feature_version = server_features.feature_version)
             """,
@@ -178,11 +180,17 @@ def mark_absent_features(
         )
 
 
-def feature_figures(cur: duckdb.DuckDBPyConnection, server_id: int) -> pd.DataFrame:
-    """(id, total, used, reserved) of one server's features as stored now."""
+STORED_FEATURE_COLUMNS = (
+    "id, feature_name, feature_version, total, used, reserved, reserved_by_others, concurrent, "
+    "uncounted, metered, expiry, slices, present"
+)
+
+
+def stored_features(cur: duckdb.DuckDBPyConnection, server_id: int) -> list[tuple]:
+    """One server's feature rows as stored now (STORED_FEATURE_COLUMNS order)."""
     return cur.execute(
-        "SELECT id, total, used, reserved FROM server_features WHERE server_id = ?", [server_id]
-    ).df()
+        f"SELECT {STORED_FEATURE_COLUMNS} FROM server_features WHERE server_id = ?", [server_id]
+    ).fetchall()
 
 
 def insert_changed_snapshots(
@@ -190,7 +198,7 @@ def insert_changed_snapshots(
 ) -> int:
     """Add a snapshot row for every feature of the server whose figures moved.
 
-    `previous` holds the figures (feature_figures) read before this pull stored its own. Every
+    `previous` holds the (id, total, used, reserved) read before this pull stored its own. Every
     pull records a snapshot for each change it stores, so those figures are the features' last
     snapshot rows: comparing with them avoids reading the whole history. New features get
     their first row.
@@ -524,6 +532,13 @@ def drift_rows(db: Database, server_id: int | None) -> pd.DataFrame:
 
 def replace_conflicts(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.DataFrame) -> None:
     """Replace one server's conflicts; a conflict already known keeps its first found_at."""
+    if (
+        rows.empty
+        and not cur.execute(
+            "SELECT 1 FROM sync_conflicts WHERE server_id = ? LIMIT 1", [server_id]
+        ).fetchall()
+    ):
+        return
     keep = rows[["kind", "host_type", "host_id", "feature_name", "feature_version", "detail"]]
     with registered(cur, "sync_conflicts_in", keep):
         merged = cur.execute(
