@@ -319,3 +319,42 @@ def test_feature_changes_finds_new_changed_and_gone_rows() -> None:
     assert changes.absent == [("gone", "1.0")]
     assert sorted(changes.previous["id"]) == [1, 2, 3, 4, 5]
     assert feature_changes([stored(1, "same", 5)], [row("same", 5)]).empty
+
+
+def test_replace_mirror_writes_the_differences_and_ends_equal_to_the_answer(ctx) -> None:
+    from vlm.sync import store_queries as q
+    from vlm.sync.inventory import mirror_table
+
+    def row(group: int | None, host: str, feature: str, count: int, entry: int | None) -> tuple:
+        return (
+            7,
+            group,
+            f"g{group}",
+            False,
+            None,
+            "USER",
+            host,
+            entry,
+            feature,
+            "1.0",
+            count,
+            None,
+        )
+
+    def stored() -> list[tuple]:
+        columns = ", ".join(q.MIRROR_COLUMNS)
+        return sorted(
+            ctx.db.query(f"SELECT {columns} FROM reservation_mirror WHERE server_id = 7"),
+            key=repr,
+        )
+
+    first = [row(1, "ann", "cad", 2, 10), row(1, "ann", "sim", 1, 11), row(2, "bo", "cad", 1, None)]
+    second = [
+        row(1, "ann", "cad", 2, 10),  # kept
+        row(2, "bo", "cad", 1, None),  # kept, listed twice now (no ids to tell them apart)
+        row(2, "bo", "cad", 1, None),
+        row(3, "cy", "viz", 4, 12),  # new; ann's sim entry is gone
+    ]
+    for rows in (first, second, first, []):
+        ctx.db.write(lambda cur, rows=rows: q.replace_mirror(cur, 7, mirror_table(rows)))
+        assert stored() == sorted(rows, key=repr)

@@ -257,9 +257,9 @@ def _raw_slice_figures(raw_slices: Iterable[Any]) -> Iterator[SliceFigures]:
         yield (
             str(row.get("featureName", "")),
             str(row.get("featureVersion", "")),
-            _int_or_none(row.get("featureCount")) or 0,
-            _int_or_none(row.get("used")) or 0,
-            _int_or_none(row.get("reserved")) or 0,
+            int_or_none(row.get("featureCount")) or 0,
+            int_or_none(row.get("used")) or 0,
+            int_or_none(row.get("reserved")) or 0,
             _fast_bool(row.get("concurrent", False)),
             _fast_bool(row.get("uncounted", False)),
             _fast_bool(row.get("metered", False)),
@@ -303,39 +303,6 @@ def _sum_figures(figures: Iterable[SliceFigures]) -> list[FeatureTotal]:
     ]
 
 
-GroupRow = tuple[int | None, str, int | None, str, str, int | None, str, str, int, str | None]
-
-
-def _int_or_none(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
     """parse_count with a fast path for the ints servers normally send."""
     return value if type(value) is int else parse_count(value)
-
-
-def flatten_groups(raw_groups: Iterable[Mapping[str, Any]]) -> Iterator[GroupRow | tuple]:
-    """Rows (group id, group name, reservation id, host type, host value, entry id, feature name,
-    feature version, count, state) straight from GET /reservationgroups JSON, the same values the
-    model classes parse, without building them. A group without reservations yields
-    (group id, group name) and a reservation without entries stops after the host value."""
-    for group in raw_groups:
-        head = (_int_or_none(group.get("id")), str(group.get("name", "")))
-        reservations = group.get("reservations") or []
-        if not reservations:
-            yield head
-        for res in reservations:
-            host = res.get("hostId") or res.get("hostid") or {}
-            kind = host.get("type", host.get("hostidType", ""))
-            value = host.get("value", host.get("hostidValue", ""))
-            reservation = (*head, _int_or_none(res.get("id")), str(kind), str(value))
-            entries = res.get("reservationEntries") or []
-            if not entries:
-                yield reservation
-            for entry in entries:
-                state = entry.get("state")
-                yield (
-                    *reservation,
-                    _int_or_none(entry.get("id")),
-                    str(entry.get("featureName", "")),
-                    str(entry.get("featureVersion", "")),
-                    _int_or_none(entry.get("featureCount")) or 0,
-                    None if state is None else str(state),
-                )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError, ReservationGroup
-from vlm.flexnet.models import flatten_groups
+from vlm.flexnet.models import int_or_none
 from vlm.services.context import ServiceContext
 from vlm.sync import drift
 from vlm.sync import store_queries as q
@@ -35,68 +36,87 @@ class InventoryResult:
     duration_s: float = 0.0
 
 
-def _flatten_parsed(groups: Iterable[ReservationGroup]) -> Iterator[tuple]:
-    """The rows flatten_groups gives for JSON, from parsed groups."""
+def mirror_rows(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> list[tuple]:
+    """Mirror rows (MIRROR_COLUMNS order) of parsed groups; a group is owned when its name has
+    the prefix. A reservation without entries, or a group without reservations, is kept as one
+    placeholder row (empty feature name, count 0) so that its existence is remembered."""
+    rows: list[tuple] = []
     for group in groups:
-        head = (group.id, group.name)
+        head = (server_id, group.id, group.name, group.name.startswith(prefix))
         if not group.reservations:
-            yield head
+            rows.append((*head, None, "", "", None, "", "", 0, None))
         for res in group.reservations:
             reservation = (*head, res.id, res.host_id.type, res.host_id.value)
             if not res.entries:
-                yield reservation
-            for e in res.entries:
-                yield (*reservation, e.id, e.feature_name, e.feature_version, e.count, e.state)
-
-
-def mirror_rows(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> list[tuple]:
-    """Mirror rows (MIRROR_COLUMNS order) of parsed groups."""
-    return _mirror_rows(server_id, _flatten_parsed(groups), prefix)
+                rows.append((*reservation, None, "", "", 0, None))
+            rows.extend(
+                (*reservation, e.id, e.feature_name, e.feature_version, e.count, e.state)
+                for e in res.entries
+            )
+    return rows
 
 
 def raw_mirror_rows(
     server_id: int, raw_groups: Iterable[Mapping[str, Any]], prefix: str
 ) -> list[tuple]:
-    """Mirror rows (MIRROR_COLUMNS order) straight from the server's JSON."""
-    return _mirror_rows(server_id, flatten_groups(raw_groups), prefix)
-
-
-def _mirror_rows(server_id: int, flats: Iterable[tuple], prefix: str) -> list[tuple]:
-    """Mirror rows from flattened groups; a group is owned when its name has the prefix.
-
-    A reservation without entries, or a group without reservations, is kept as one placeholder
-    row (empty feature name, count 0) so that its existence is remembered.
-    """
+    """mirror_rows straight from GET /reservationgroups JSON, reading the values the model
+    classes read without building them (one pass: this is the large part of a pull)."""
     rows: list[tuple] = []
-    owned: dict[str, bool] = {}
-    for flat in flats:
-        name = flat[1]
-        mine = owned.get(name)
-        if mine is None:
-            mine = owned[name] = name.startswith(prefix)
-        if len(flat) == 10:
-            rows.append((server_id, flat[0], name, mine, *flat[2:]))
-        elif len(flat) == 5:
-            rows.append((server_id, flat[0], name, mine, *flat[2:], None, "", "", 0, None))
-        else:
-            rows.append((server_id, flat[0], name, mine, None, "", "", None, "", "", 0, None))
+    append = rows.append
+    for group in raw_groups:
+        name = str(group.get("name", ""))
+        head = (server_id, int_or_none(group.get("id")), name, name.startswith(prefix))
+        reservations = group.get("reservations") or []
+        if not reservations:
+            append((*head, None, "", "", None, "", "", 0, None))
+        for res in reservations:
+            host = res.get("hostId") or res.get("hostid") or {}
+            kind = host.get("type", host.get("hostidType", ""))
+            value = host.get("value", host.get("hostidValue", ""))
+            reservation = (*head, int_or_none(res.get("id")), str(kind), str(value))
+            entries = res.get("reservationEntries") or []
+            if not entries:
+                append((*reservation, None, "", "", 0, None))
+            for entry in entries:
+                state = entry.get("state")
+                append(
+                    (
+                        *reservation,
+                        int_or_none(entry.get("id")),
+                        str(entry.get("featureName", "")),
+                        str(entry.get("featureVersion", "")),
+                        int_or_none(entry.get("featureCount")) or 0,
+                        None if state is None else str(state),
+                    )
+                )
     return rows
 
 
-def mirror_frame(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> pd.DataFrame:
-    return q.frame(mirror_rows(server_id, groups, prefix), q.MIRROR_DTYPES)
+def mirror_table(rows: list[tuple]) -> pa.Table:
+    """Mirror rows as an Arrow table with the reservation_mirror column types."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(q.MIRROR_TYPES)
+    return pa.table(
+        {
+            name: pa.array(values, type=kind)
+            for (name, kind), values in zip(q.MIRROR_TYPES.items(), columns, strict=True)
+        }
+    )
 
 
-def raw_mirror_frame(
-    server_id: int, raw_groups: Iterable[Mapping[str, Any]], prefix: str
-) -> pd.DataFrame:
-    return q.frame(raw_mirror_rows(server_id, raw_groups, prefix), q.MIRROR_DTYPES)
+def groups_mirror_table(
+    server_id: int, groups: Iterable[ReservationGroup], prefix: str
+) -> pa.Table:
+    return mirror_table(mirror_rows(server_id, groups, prefix))
 
 
-def foreign_counts(mirror: pd.DataFrame) -> dict[tuple[str, str], int]:
+def foreign_counts(rows: list[tuple]) -> dict[tuple[str, str], int]:
     """Counts reserved by groups VLM does not own, per (feature name, version)."""
-    foreign = mirror[~mirror["owned"]]
-    return foreign.groupby(["feature_name", "feature_version"])["count"].sum().to_dict()
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        if not row[3] and row[10]:
+            key = (row[8], row[9])
+            counts[key] = counts.get(key, 0) + row[10]
+    return counts
 
 
 def feature_rows(totals: list[FeatureTotal], others: dict[tuple[str, str], int]) -> list[tuple]:
@@ -208,7 +228,7 @@ def _fetch(api: FlexNetClient, last: _StoredInventory | None) -> _Answers:
 
 def _inventory_seen(
     server_id: int, answers: _Answers, last: _StoredInventory | None, prefix: str
-) -> tuple[_StoredInventory, pd.DataFrame | None]:
+) -> tuple[_StoredInventory, pa.Table | None]:
     """What this pull saw (answers completed from the last pull where unchanged) and the
     reservation mirror to store (None when the groups answer is unchanged)."""
     mirror = None
@@ -216,8 +236,9 @@ def _inventory_seen(
         others, groups, owned = last.others, last.groups, last.owned
     else:
         raw = answers.groups or []
-        mirror = raw_mirror_frame(server_id, raw, prefix)
-        others = foreign_counts(mirror)
+        rows = raw_mirror_rows(server_id, raw, prefix)
+        mirror = mirror_table(rows)
+        others = foreign_counts(rows)
         groups = len(raw)
         owned = sum(1 for g in raw if str(g.get("name", "")).startswith(prefix))
     totals = answers.totals if answers.totals is not None else (last.totals if last else [])
@@ -276,7 +297,7 @@ def pull_inventory(
 def refresh_reservations(ctx: ServiceContext, server_id: int, client: FlexNetClient) -> int:
     """Re-read every reservation group of one server into the mirror; returns the group count."""
     groups = client.reservation_groups_with_reservations()
-    mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
+    mirror = groups_mirror_table(server_id, groups, ctx.settings.group_prefix)
 
     def store(cur: duckdb.DuckDBPyConnection) -> None:
         q.replace_mirror(cur, server_id, mirror)

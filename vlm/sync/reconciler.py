@@ -46,7 +46,11 @@ from vlm.flexnet import (
 from vlm.services.context import ServiceContext
 from vlm.sync import store_queries as q
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
-from vlm.sync.inventory import forget_stored_inventory, mirror_frame, refresh_reservations
+from vlm.sync.inventory import (
+    forget_stored_inventory,
+    groups_mirror_table,
+    refresh_reservations,
+)
 
 Key = tuple[str, str]
 T = TypeVar("T")
@@ -603,7 +607,7 @@ def _record(
         verdicts.judge(plan, outcome)
     if not touched and verdicts.empty:
         return 0, 0, 0, 0
-    mirror = mirror_frame(server_id, groups, ctx.settings.group_prefix)
+    mirror = groups_mirror_table(server_id, groups, ctx.settings.group_prefix)
     applied, failed, retry = verdicts.frames()
     if touched:
         forget_stored_inventory(ctx, server_id)

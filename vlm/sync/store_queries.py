@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from vlm.domain import GROUP_NAME_MAX_LENGTH
 from vlm.store import Database
@@ -33,19 +34,19 @@ MIRROR_COLUMNS = [
     "count",
     "entry_state",
 ]
-MIRROR_DTYPES = {
-    "server_id": "int64",
-    "group_id": "Int64",
-    "group_name": "object",
-    "owned": "bool",
-    "reservation_id": "Int64",
-    "host_type": "object",
-    "host_id": "object",
-    "entry_id": "Int64",
-    "feature_name": "object",
-    "feature_version": "object",
-    "count": "int64",
-    "entry_state": "object",
+MIRROR_TYPES = {
+    "server_id": pa.int64(),
+    "group_id": pa.int64(),
+    "group_name": pa.string(),
+    "owned": pa.bool_(),
+    "reservation_id": pa.int64(),
+    "host_type": pa.string(),
+    "host_id": pa.string(),
+    "entry_id": pa.int64(),
+    "feature_name": pa.string(),
+    "feature_version": pa.string(),
+    "count": pa.int64(),
+    "entry_state": pa.string(),
 }
 FEATURE_DTYPES = {
     "feature_name": "object",
@@ -76,7 +77,9 @@ def frame(rows: list[tuple], dtypes: dict[str, str]) -> pd.DataFrame:
 
 
 @contextmanager
-def registered(cur: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> Iterator[None]:
+def registered(
+    cur: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame | pa.Table
+) -> Iterator[None]:
     """Expose df to SQL as `name` for the duration of the block."""
     cur.register(name, df)
     try:
@@ -218,14 +221,14 @@ def insert_changed_snapshots(
         return _affected(result)
 
 
-def replace_mirror(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.DataFrame) -> None:
+def replace_mirror(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pa.Table) -> None:
     """Replace every mirrored reservation row of one server."""
     cur.execute("DELETE FROM reservation_mirror WHERE server_id = ?", [server_id])
     _insert_mirror(cur, rows)
 
 
 def replace_mirror_groups(
-    cur: duckdb.DuckDBPyConnection, server_id: int, group_names: list[str], rows: pd.DataFrame
+    cur: duckdb.DuckDBPyConnection, server_id: int, group_names: list[str], rows: pa.Table
 ) -> None:
     """Replace the mirrored rows of the named groups of one server."""
     if not group_names:
@@ -240,10 +243,10 @@ def replace_mirror_groups(
     _insert_mirror(cur, rows)
 
 
-def _insert_mirror(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
-    if rows.empty:
+def _insert_mirror(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    if rows.num_rows == 0:
         return
-    with registered(cur, "sync_mirror_in", rows[MIRROR_COLUMNS]):
+    with registered(cur, "sync_mirror_in", rows):
         cur.execute(
             f"INSERT INTO reservation_mirror ({', '.join(MIRROR_COLUMNS)}) "
             f"SELECT {', '.join(MIRROR_COLUMNS)} FROM sync_mirror_in"
