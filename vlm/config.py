@@ -25,6 +25,7 @@ class Settings:
     demo: bool = False
     group_prefix: str = "vlm-"
     sync_interval_seconds: float = 60.0
+    db_memory_limit: str = "512MB"
     cookie_key: str | None = None
     cookie_name: str = "vlm_auth"
     cookie_expiry_days: float = 1.0
@@ -40,6 +41,7 @@ class Settings:
             "demo": _env_bool("VLM_DEMO", False),
             "group_prefix": os.environ.get("VLM_GROUP_PREFIX", cls.group_prefix),
             "sync_interval_seconds": float(os.environ.get("VLM_SYNC_INTERVAL", "60")),
+            "db_memory_limit": os.environ.get("VLM_DB_MEMORY_LIMIT", cls.db_memory_limit),
             "cookie_key": os.environ.get("VLM_COOKIE_KEY"),
             "secret_key": os.environ.get("VLM_SECRET_KEY"),
             "max_login_attempts": int(os.environ.get("VLM_MAX_LOGIN_ATTEMPTS", "5")),

@@ -26,7 +26,8 @@ class ServiceContext:
     @classmethod
     def open(cls, settings: Settings) -> ServiceContext:
         """Open and migrate the settings' database and build a context around it."""
-        return cls(open_database(settings.db_path), settings, SecretBox(settings.secret_key))
+        db = open_database(settings.db_path, memory_limit=settings.db_memory_limit)
+        return cls(db, settings, SecretBox(settings.secret_key))
 
     def allocations_changed(self, server_ids: Iterable[int]) -> None:
         """Tell the reconciler which servers have new desired state."""

@@ -22,7 +22,7 @@ class DatabaseLockedError(RuntimeError):
 class Database:
     """One DuckDB connection per process; reads use their own cursor, writes share one lock."""
 
-    def __init__(self, path: str | Path, *, threads: int = 2, memory_limit: str = "1GB") -> None:
+    def __init__(self, path: str | Path, *, threads: int = 2, memory_limit: str = "512MB") -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)

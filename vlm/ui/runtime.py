@@ -28,6 +28,7 @@ SECRET_FIELDS: dict[str, dict[str, str]] = {
         "demo": "demo",
         "group_prefix": "group_prefix",
         "sync_interval_seconds": "sync_interval_seconds",
+        "db_memory_limit": "db_memory_limit",
     },
 }
 
