@@ -66,7 +66,6 @@ if chosen:
         if st.button("Reset password", key="users_reset", icon=":material/lock_reset:"):
             outcome = attempt(users.reset_password, ctx, actor, chosen)
             if outcome.ok:
-                page.runtime.throttle.clear(chosen)
                 one_time.remember(chosen, str(outcome.value))
                 st.rerun()
         if user["disabled"]:

@@ -10,7 +10,7 @@ import bcrypt
 import pandas as pd
 
 from vlm.domain import Actor, Conflict, NotFound, PermissionDenied, Role, ValidationError
-from vlm.services import audit
+from vlm.services import audit, logins
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin
 
@@ -210,6 +210,7 @@ def reset_password(ctx: ServiceContext, actor: Actor, username: str) -> str:
             [password_hash, username],
         )
         audit.record(cur, actor, "user.reset_password", "user", username)
+        logins.clear_failed_attempts(ctx, username)  # nested: the same transaction
 
     ctx.db.write(write)
     return chosen

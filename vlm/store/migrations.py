@@ -192,6 +192,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP INDEX IF EXISTS idx_snap_sf_time;
         """,
     ),
+    (
+        4,
+        "failed sign-ins per user name (a lockout survives restarts and is shared by processes)",
+        """
+        CREATE TABLE login_failures (
+            username VARCHAR PRIMARY KEY,
+            attempts INTEGER NOT NULL,
+            last_failed_at DOUBLE NOT NULL
+        );
+        """,
+    ),
 ]
 
 

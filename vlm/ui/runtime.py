@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import streamlit as st
@@ -48,7 +48,7 @@ class Runtime:
     settings: Settings
     ctx: ServiceContext
     scheduler: Scheduler | None
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    throttle: LoginThrottle
     scheduler_problem: str | None = None
 
     def close(self) -> None:
@@ -101,7 +101,7 @@ def _release(runtime: Runtime) -> None:
 def _open_runtime(settings: Settings) -> Runtime:
     ctx = ServiceContext.open(settings)
     scheduler, problem = _start_scheduler(ctx)
-    return Runtime(settings, ctx, scheduler, scheduler_problem=problem)
+    return Runtime(settings, ctx, scheduler, LoginThrottle(ctx), scheduler_problem=problem)
 
 
 def get_runtime() -> Runtime:

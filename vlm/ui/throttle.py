@@ -1,56 +1,59 @@
-"""Failed-login bookkeeping shared by every session, so a lockout survives new sessions."""
+"""Failed-login bookkeeping around streamlit-authenticator, stored through vlm.services.logins."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-LOCKOUT_SECONDS = 15 * 60
+from vlm.services import logins
+from vlm.services.context import ServiceContext
 
 
 class LoginThrottle:
-    """Failed attempts per user name; they expire LOCKOUT_SECONDS after the last failure."""
+    """Seeds the authenticator's credentials with the stored failures and stores what it changed."""
 
     def __init__(
-        self, lockout_seconds: float = LOCKOUT_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        ctx: ServiceContext,
+        lockout_seconds: float = logins.LOCKOUT_SECONDS,
+        clock: logins.Clock = time.time,
     ) -> None:
+        self._ctx = ctx
         self._lockout = lockout_seconds
         self._clock = clock
-        self._lock = threading.Lock()
-        self._failures: dict[str, tuple[int, float]] = {}
 
     def attempts(self, username: str) -> int:
-        with self._lock:
-            count, last = self._failures.get(username, (0, 0.0))
-            if count and self._clock() - last > self._lockout:
-                del self._failures[username]
-                return 0
-            return count
+        return self._stored([username])[username]
 
-    def clear(self, username: str) -> None:
-        """Forget a user's failures (after an admin reset their password)."""
-        with self._lock:
-            self._failures.pop(username, None)
+    def _stored(self, usernames: list[str]) -> dict[str, int]:
+        return logins.failed_attempts(
+            self._ctx, usernames, lockout_seconds=self._lockout, clock=self._clock
+        )
 
     def seed(self, credentials: Mapping[str, Any]) -> dict[str, int]:
-        """Write the remembered attempts into a freshly built credentials dict; return them."""
-        seeded = {}
-        for username, entry in credentials.get("usernames", {}).items():
-            seeded[username] = entry["failed_login_attempts"] = self.attempts(username)
+        """Write the stored attempts into a freshly built credentials dict; return them."""
+        entries = credentials.get("usernames", {})
+        seeded = self._stored(list(entries))
+        for username, entry in entries.items():
+            entry["failed_login_attempts"] = seeded[username]
         return seeded
 
     def harvest(self, credentials: Mapping[str, Any], seeded: Mapping[str, int]) -> None:
-        """Remember what the authenticator changed during this run (a failure or a reset)."""
+        """Store what the authenticator changed during this run (a failure or a reset)."""
         for username, entry in credentials.get("usernames", {}).items():
             now = int(entry.get("failed_login_attempts") or 0)
             before = seeded.get(username, 0)
             if now == before:
                 continue
-            with self._lock:
-                if now == 0:
-                    self._failures.pop(username, None)
-                else:
-                    stored = self._failures.get(username, (0, 0.0))[0]
-                    self._failures[username] = (max(now, stored + now - before), self._clock())
+            if now == 0:
+                logins.clear_failed_attempts(self._ctx, username)
+            else:
+                logins.add_failed_attempts(
+                    self._ctx,
+                    username,
+                    now - before,
+                    at_least=now,
+                    lockout_seconds=self._lockout,
+                    clock=self._clock,
+                )
