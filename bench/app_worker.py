@@ -34,13 +34,11 @@ def _environment(db_path: str) -> None:
 def _new_app(username: str | None) -> Any:
     from streamlit.testing.v1 import AppTest
 
+    from vlm.ui.auth import seed_signed_in
+
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     if username is not None:
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = username
-        at.session_state["name"] = username
-        at.session_state["roles"] = []
-        at.session_state["logout"] = None
+        seed_signed_in(at.session_state, username)
     return at
 
 

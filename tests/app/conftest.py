@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from vlm.demo import DEMO_USERS, prepare_demo_database, start_demo_emulators
 from vlm.domain import Role
 from vlm.services.context import ServiceContext
+from vlm.ui.auth import seed_signed_in
 from vlm.ui.navigation import PAGES_DIR
 from vlm.ui.runtime import get_runtime
 
@@ -71,11 +72,7 @@ def new_app(username: str | None = None) -> AppTest:
     """The whole app; signed in as username (seeded like streamlit-authenticator does)."""
     at = AppTest.from_file(APP, default_timeout=30)
     if username is not None:
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = username
-        at.session_state["name"] = username
-        at.session_state["roles"] = []
-        at.session_state["logout"] = None
+        seed_signed_in(at.session_state, username)
     return at
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -74,6 +75,16 @@ def forget_session() -> None:
     for key in list(st.session_state.keys()):
         if str(key).startswith(SESSION_PREFIXES):
             del st.session_state[key]
+
+
+def seed_signed_in(session_state: Any, username: str) -> None:
+    """Give a new session the keys streamlit-authenticator sets on sign-in (how AppTest sessions
+    of the tests and benchmarks start signed in)."""
+    session_state["authentication_status"] = True
+    session_state["username"] = username
+    session_state["name"] = username
+    session_state["roles"] = []
+    session_state["logout"] = None
 
 
 def _resolve(runtime: Runtime, username: str) -> SignedIn:
