@@ -25,6 +25,7 @@ class AllocationState(StrEnum):
     APPLIED = "applied"
     FAILED = "failed"
     REMOVING = "removing"
+    DISABLED = "disabled"  # on the server, but the server disabled the entry (e.g. a shrink)
 
 
 class VlmError(Exception):
