@@ -275,7 +275,7 @@ def test_group_deleted_outside_vlm_is_restored_on_refresh(ctx, estate, emulator)
     missing = drift_report(ctx, e.a)
     assert list(missing["kind"]) == ["missing"] and list(missing["host_id"]) == [H1]
 
-    report = reconcile_server(ctx, e.a, refresh=True)
+    report = reconcile_server(ctx, e.a)
 
     assert report.operations == 1
     assert server_state(emulator) == desired_state(ctx, e.a)
@@ -360,9 +360,21 @@ def test_count_drop_below_pooled_marks_over_committed_and_deletes_nothing(
 
     reconcile_server(ctx, e.a)
 
+    # nothing is deleted; the entry the server disabled (the newest) reads "disabled by server"
     assert ctx.db.query("SELECT * FROM pool_portions ORDER BY ALL") == portions
+    assert [r[:2] for r in allocations] == [(ids[0], 5), (ids[1], 5)]
+    assert ctx.db.query("SELECT id, count, state FROM allocations ORDER BY id") == [
+        (ids[0], 5, "applied"),
+        (ids[1], 5, "disabled"),
+    ]
+    assert set(drift_report(ctx, e.a)["kind"]) >= {"over_committed", "disabled_by_server"}
+    assert len(server_state(emulator)) == 2
+
+    set_feature_count(emulator, "cad", 50)
+    reconcile_server(ctx, e.a)
     assert ctx.db.query("SELECT id, count, state FROM allocations ORDER BY id") == allocations
-    assert len(ids) == 2 and len(server_state(emulator)) == 2
+    kinds = [k for (k,) in ctx.db.query("SELECT kind FROM drift_events ORDER BY id")]
+    assert kinds == ["disabled", "re-enabled"]
 
 
 def test_insufficient_count_fails_only_the_refused_allocations(ctx, estate, emulator) -> None:

@@ -203,6 +203,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "server identity (restart detection) and the history of drift events and repairs",
+        """
+        ALTER TABLE license_servers ADD COLUMN instance_id VARCHAR;
+        CREATE SEQUENCE IF NOT EXISTS seq_drift_event START 1;
+        CREATE TABLE drift_events (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_drift_event'),
+            server_id BIGINT NOT NULL,
+            happened_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            kind VARCHAR NOT NULL,
+            group_name VARCHAR,
+            host_type VARCHAR,
+            host_id VARCHAR,
+            feature_name VARCHAR,
+            feature_version VARCHAR,
+            count INTEGER,
+            detail VARCHAR NOT NULL
+        );
+        CREATE INDEX idx_drift_event_server ON drift_events (server_id, happened_at);
+        """,
+    ),
 ]
 
 

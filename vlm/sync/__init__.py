@@ -2,7 +2,7 @@
 
 from vlm.sync.clients import ClientCache, ServerConfigError, client_for_server
 from vlm.sync.drift import drift_report, over_committed, store_conflicts
-from vlm.sync.inventory import InventoryResult, pull_inventory, refresh_reservations
+from vlm.sync.inventory import InventoryResult, pull_inventory, read_reservations
 from vlm.sync.reconciler import ReconcileReport, reconcile_all, reconcile_server
 from vlm.sync.scheduler import ServerSyncResult, SyncScheduler, sync_all, sync_server
 
@@ -19,7 +19,7 @@ __all__ = [
     "pull_inventory",
     "reconcile_all",
     "reconcile_server",
-    "refresh_reservations",
+    "read_reservations",
     "store_conflicts",
     "sync_all",
     "sync_server",

@@ -18,6 +18,7 @@ from vlm.services.context import ServiceContext
 from vlm.sync import drift
 from vlm.sync import store_queries as q
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
+from vlm.sync.observed import Observation, record_observation
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class InventoryResult:
     snapshots_added: int = 0
     conflicts: int = 0
     latency_ms: float | None = None
+    observation: Observation | None = None
     duration_s: float = 0.0
 
 
@@ -212,6 +214,13 @@ class _Answers:
     groups: list[dict[str, Any]] | None
     groups_fingerprint: str | None
     latency_ms: float
+    instance_id: str | None
+
+
+def instance_id_of(api: FlexNetClient) -> str | None:
+    """The server's instance id from /health (None when it does not say)."""
+    value = api.health().get("serverInstanceID")
+    return None if value in (None, "") else str(value)
 
 
 def _fetch(api: FlexNetClient, last: _StoredInventory | None) -> _Answers:
@@ -220,24 +229,24 @@ def _fetch(api: FlexNetClient, last: _StoredInventory | None) -> _Answers:
         active_only=True, unless=last.features_fingerprint if last else None
     )
     latency_ms = (time.perf_counter() - t0) * 1000.0
+    instance_id = instance_id_of(api)
     groups, groups_fp = api.fingerprinted_reservation_groups(
         unless=last.groups_fingerprint if last else None
     )
-    return _Answers(totals, features_fp, groups, groups_fp, latency_ms)
+    return _Answers(totals, features_fp, groups, groups_fp, latency_ms, instance_id)
 
 
 def _inventory_seen(
     server_id: int, answers: _Answers, last: _StoredInventory | None, prefix: str
-) -> tuple[_StoredInventory, pa.Table | None]:
+) -> tuple[_StoredInventory, list[tuple] | None]:
     """What this pull saw (answers completed from the last pull where unchanged) and the
-    reservation mirror to store (None when the groups answer is unchanged)."""
-    mirror = None
+    reservation mirror rows to store (None when the groups answer is unchanged)."""
+    rows = None
     if answers.groups is None and last is not None:
         others, groups, owned = last.others, last.groups, last.owned
     else:
         raw = answers.groups or []
         rows = raw_mirror_rows(server_id, raw, prefix)
-        mirror = mirror_table(rows)
         others = foreign_counts(rows)
         groups = len(raw)
         owned = sum(1 for g in raw if str(g.get("name", "")).startswith(prefix))
@@ -245,7 +254,7 @@ def _inventory_seen(
     seen = _StoredInventory(
         answers.groups_fingerprint, answers.features_fingerprint, totals, others, groups, owned
     )
-    return seen, mirror
+    return seen, rows
 
 
 def pull_inventory(
@@ -265,20 +274,25 @@ def pull_inventory(
             return InventoryResult(
                 server_id, False, message, duration_s=time.perf_counter() - started
             )
-        seen, mirror = _inventory_seen(server_id, answers, last, ctx.settings.group_prefix)
-        unchanged = answers.totals is None and mirror is None
+        prefix = ctx.settings.group_prefix
+        seen, mirror_rows_seen = _inventory_seen(server_id, answers, last, prefix)
+        unchanged = answers.totals is None and mirror_rows_seen is None
 
-        def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+        def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, Observation | None]:
             added = 0
-            if mirror is not None:
-                q.replace_mirror(cur, server_id, mirror)
+            observation = None
+            if mirror_rows_seen is not None:
+                observation = record_observation(
+                    cur, server_id, prefix, mirror_rows_seen, answers.instance_id
+                )
+                q.replace_mirror(cur, server_id, mirror_table(mirror_rows_seen))
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
                 added = store_feature_changes(cur, server_id, rows)
             q.record_server_success(cur, server_id, answers.latency_ms)
-            return added, drift.store_conflicts(ctx, server_id)
+            return added, drift.store_conflicts(ctx, server_id), observation
 
-        added, conflicts = ctx.db.write(store)
+        added, conflicts, observation = ctx.db.write(store)
         with _stored_lock:
             _stored[(ctx.db.path, server_id)] = seen
     return InventoryResult(
@@ -291,18 +305,32 @@ def pull_inventory(
         conflicts=conflicts,
         latency_ms=answers.latency_ms,
         duration_s=time.perf_counter() - started,
+        observation=observation,
     )
 
 
-def refresh_reservations(ctx: ServiceContext, server_id: int, client: FlexNetClient) -> int:
-    """Re-read every reservation group of one server into the mirror; returns the group count."""
-    groups = client.reservation_groups_with_reservations()
-    mirror = groups_mirror_table(server_id, groups, ctx.settings.group_prefix)
+def read_reservations(
+    ctx: ServiceContext, server_id: int, client: FlexNetClient
+) -> Observation | None:
+    """Read every reservation group of one server and store what the read proves (see
+    vlm.sync.observed); None when the answer is byte-identical to the last pull's, whose
+    mirror is then still the server's state. The reconciler plans from this read."""
+    last = _last_stored(ctx, server_id)
+    instance_id = instance_id_of(client)
+    raw, _ = client.fingerprinted_reservation_groups(
+        unless=last.groups_fingerprint if last else None
+    )
+    if raw is None:
+        return None
+    prefix = ctx.settings.group_prefix
+    rows = raw_mirror_rows(server_id, raw, prefix)
 
-    def store(cur: duckdb.DuckDBPyConnection) -> None:
-        q.replace_mirror(cur, server_id, mirror)
+    def store(cur: duckdb.DuckDBPyConnection) -> Observation:
+        observation = record_observation(cur, server_id, prefix, rows, instance_id)
+        q.replace_mirror(cur, server_id, mirror_table(rows))
         q.update_reserved_by_others(cur, server_id)
+        return observation
 
-    ctx.db.write(store)
+    observation = ctx.db.write(store)
     forget_stored_inventory(ctx, server_id)
-    return len(groups)
+    return observation

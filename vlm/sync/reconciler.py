@@ -6,9 +6,14 @@ sum of the host's pending and applied allocations on that server. A pass:
 
 1. plans every host from DuckDB alone (allocations + the owned mirror rows);
 2. sends the HTTP writes of different hosts concurrently, without holding the DB write lock:
-   first hosts that only free licenses (deletions, decreases), then the others. A group that
-   exists is re-read right before it is edited, so a stale mirror never duplicates an entry;
+   first hosts that only free licenses (deletions, decreases), then the others;
 3. records the mirror and every allocation state in one batched write.
+
+Ownership is proven, never assumed: the mirror only says which hosts may need work. Before a
+task changes or deletes anything of an existing group it reads the group by its exact VLM name
+in the same pass, and every id it then writes to comes from that read (or from the answer to
+its own create). A stored id is never written to, so a restarted server that handed a stored id
+to another team's group cannot make VLM touch that group.
 
 Crash safety: a create refused because the name is taken re-reads that group and re-diffs it;
 a 404 on a delete means already gone; anything left half-done is seen by the next pass.
@@ -49,8 +54,9 @@ from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, se
 from vlm.sync.inventory import (
     forget_stored_inventory,
     groups_mirror_table,
-    refresh_reservations,
+    read_reservations,
 )
+from vlm.sync.observed import MISSING
 
 Key = tuple[str, str]
 T = TypeVar("T")
@@ -61,6 +67,8 @@ BREAKER_THRESHOLD = 10
 PENDING = AllocationState.PENDING.value
 APPLIED = AllocationState.APPLIED.value
 REMOVING = AllocationState.REMOVING.value
+DISABLED = AllocationState.DISABLED.value
+HELD = (APPLIED, DISABLED)
 
 
 @dataclass(frozen=True)
@@ -120,9 +128,9 @@ class HostPlan:
         """Compute want/applied/skip: keys with a backed-off pending row are left alone."""
         self.skip = {r.key for r in self.rows if r.state == PENDING and not r.due}
         for r in self.rows:
-            if r.state in (PENDING, APPLIED) and r.key not in self.skip:
+            if r.state in (PENDING, *HELD) and r.key not in self.skip:
                 self.want[r.key] = self.want.get(r.key, 0) + r.count
-                if r.state == APPLIED:
+                if r.state in HELD:
                     self.applied[r.key] = self.applied.get(r.key, 0) + r.count
 
 
@@ -262,6 +270,8 @@ class _HostTask:
     # -- the plan, step by step --------------------------------------------------------------
 
     def _converge(self) -> None:
+        if self.group is not None:
+            self.group = self._read_by_name()
         for _ in range(MAX_ROUNDS):
             if not self.plan.wanted:
                 self._delete_group()
@@ -273,6 +283,7 @@ class _HostTask:
                     return
             elif self._edit():
                 return
+            self.group = self._read_by_name()
         raise FlexNetError(f"reservation group {self.plan.group_name} kept changing")
 
     def _create(self) -> bool:
@@ -290,14 +301,8 @@ class _HostTask:
             return True
 
     def _edit(self) -> bool:
-        """Re-read the group, then delete and add entries; False if it vanished meanwhile."""
+        """Delete and add entries of the group just read by name; False if it changed under us."""
         assert self.group is not None and self.group.id is not None
-        try:
-            fresh = self._read(self.client.reservations, self.group.id)
-        except NotFoundError:
-            self.group = None
-            return False
-        self.group = replace(self.group, reservations=tuple(fresh))
         if not is_sane(self.group, self.plan.host):
             return False
         held = entries_by_key(self.group)
@@ -395,11 +400,17 @@ class _HostTask:
         self.group = None
 
     def _read_by_name(self) -> ReservationGroup | None:
+        """The group that carries exactly this host's VLM name now, with its reservations.
+
+        This read is the proof of ownership: every id written to afterwards comes from it."""
         for group in self._read(self.client.reservation_groups, self.plan.group_name):
             if group.name != self.plan.group_name or group.id is None:
                 continue
             if not group.reservations:
-                fresh = self._read(self.client.reservations, group.id)
+                try:
+                    fresh = self._read(self.client.reservations, group.id)
+                except NotFoundError:
+                    return None
                 group = replace(group, reservations=tuple(fresh))
             return group
         return None
@@ -614,6 +625,7 @@ def _record(
 
     def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
         q.replace_mirror_groups(cur, server_id, touched, mirror)
+        q.record_repairs(cur, applied, MISSING)
         return (
             q.mark_applied(cur, applied),
             q.mark_failed(cur, failed),
@@ -632,28 +644,31 @@ def reconcile_server(
     server_id: int,
     client: FlexNetClient | None = None,
     *,
-    refresh: bool = False,
     force: bool = False,
     workers: int | None = None,
 ) -> ReconcileReport:
     """Bring one server's VLM groups to the desired allocations; see the module docstring.
 
-    refresh re-reads the server's groups into the mirror first; force ignores the retry
-    backoff of pending allocations (an explicit "Sync now"); workers defaults to
-    default_workers(server url).
+    Every pass starts from a read of the server's groups (read_reservations), so allocation
+    states and the plan rest on what the server holds now; force ignores the retry backoff of
+    pending allocations (an explicit "Sync now"); workers defaults to default_workers(url).
     """
     started = time.perf_counter()
     with server_lock(ctx.db, server_id):
         try:
             with borrowed_client(ctx, server_id, client) as api:
-                if refresh:
-                    refresh_reservations(ctx, server_id, api)
+                read_reservations(ctx, server_id, api)
                 plans, settled = plan_unsettled(ctx, server_id, force=force)
                 todo = [p for p in plans if not in_sync(p)]
                 outcomes = _run_tasks(api, todo, workers or default_workers(api.base_url))
         except (FlexNetError, ServerConfigError) as exc:
+            message = str(exc)
+            retry = ctx.db.write(lambda cur: q.retry_pending_of_server(cur, server_id, message))
             return ReconcileReport(
-                server_id, error=str(exc), duration_s=time.perf_counter() - started
+                server_id,
+                transient=retry,
+                error=message,
+                duration_s=time.perf_counter() - started,
             )
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)
     return ReconcileReport(
@@ -673,7 +688,6 @@ def reconcile_all(
     ctx: ServiceContext,
     *,
     client_cache: ClientCache | None = None,
-    refresh: bool = False,
     force: bool = False,
 ) -> list[ReconcileReport]:
     """reconcile_server for every license server, one after the other."""
@@ -685,5 +699,5 @@ def reconcile_all(
         except ServerConfigError as exc:
             reports.append(ReconcileReport(server_id, error=str(exc)))
             continue
-        reports.append(reconcile_server(ctx, server_id, client, refresh=refresh, force=force))
+        reports.append(reconcile_server(ctx, server_id, client, force=force))
     return reports

@@ -85,6 +85,7 @@ def sync_server(
     inventory = pull_inventory(ctx, server_id, client)
     if progress is not None:
         progress(f"{name}: applying reservations")
+    ctx.db.write(lambda cur: q.requeue_failed(cur, server_id))
     report = reconcile_server(ctx, server_id, client, force=force)
     if report.hosts_changed:
         drift.store_conflicts(ctx, server_id)

@@ -276,7 +276,7 @@ WITH wanted AS (
     SELECT a.host_type, a.host_id, a.feature_name, a.feature_version, SUM(a.count) AS want,
            BOOL_AND(a.state = 'applied') AS settled
     FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-    WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'removing')
+    WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'disabled', 'removing')
     GROUP BY ALL),
 hosts AS (
     SELECT host_type, host_id, BOOL_AND(settled) AS settled, COUNT(*) AS keys,
@@ -319,7 +319,7 @@ SELECT 'allocation' AS kind, a.id, NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT, a.
        a.host_type AS t1, a.host_id AS t2, a.feature_name AS t3, a.feature_version AS t4,
        NULL::BIGINT AS n1, a.id AS n2
 FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'removing')
+WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'disabled', 'removing')
   AND NOT EXISTS (SELECT 1 FROM settled s
                   WHERE s.host_type = a.host_type AND s.host_id = a.host_id)
 UNION ALL
@@ -418,6 +418,38 @@ def mark_retry(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
         )
 
 
+def retry_pending_of_server(cur: duckdb.DuckDBPyConnection, server_id: int, message: str) -> int:
+    """The server could not be read: its due pending allocations count an attempt and back off."""
+    return _affected(
+        cur.execute(
+            f"""
+            UPDATE allocations SET last_error = ?, attempts = attempts + 1,
+                next_attempt_at = {NOW} + to_seconds(
+                    least({MAX_BACKOFF_SECONDS}, pow(2, least(attempts, 16))))
+            WHERE state = 'pending'
+              AND (next_attempt_at IS NULL OR next_attempt_at <= {NOW})
+              AND server_feature_id IN (SELECT id FROM server_features WHERE server_id = ?)
+            """,
+            [message, server_id],
+        )
+    )
+
+
+def requeue_failed(cur: duckdb.DuckDBPyConnection, server_id: int) -> int:
+    """Failed allocations of a server get another try (a full pass retries them: the cause,
+    e.g. a foreign group holding the host, may be gone). The server's reason stays shown."""
+    return _affected(
+        cur.execute(
+            """
+            UPDATE allocations SET state = 'pending', attempts = 0, next_attempt_at = NULL
+            WHERE state = 'failed' AND server_feature_id IN (
+                SELECT id FROM server_features WHERE server_id = ?)
+            """,
+            [server_id],
+        )
+    )
+
+
 def delete_removed(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> int:
     """Delete 'removing' allocations whose reservation is gone from the server."""
     if not ids:
@@ -462,7 +494,15 @@ WITH desired AS (
     SELECT sf.server_id, a.host_type, a.host_id, a.feature_name, a.feature_version,
            sum(a.count)::BIGINT AS want
     FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-    WHERE a.state IN ('pending', 'applied') AND ($sid IS NULL OR sf.server_id = $sid)
+    WHERE a.state IN ('pending', 'applied', 'disabled') AND ($sid IS NULL OR sf.server_id = $sid)
+    GROUP BY ALL),
+disabled AS (
+    SELECT server_id, 'disabled_by_server' AS kind, host_type, host_id, feature_name,
+           feature_version, NULL::BIGINT AS expected, sum(count)::BIGINT AS actual,
+           NULL::BIGINT AS deficit
+    FROM reservation_mirror
+    WHERE owned AND feature_name <> '' AND upper(entry_state) = 'DISABLED'
+      AND ($sid IS NULL OR server_id = $sid)
     GROUP BY ALL),
 actual AS (
     SELECT server_id, host_type, host_id, feature_name, feature_version,
@@ -513,6 +553,12 @@ SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expec
          ELSE format('{}:{} holds {} on the server, VLM allocates {}',
                      host_type, host_id, actual, expected) END AS detail
 FROM reservations
+UNION ALL
+SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
+       deficit,
+       format('{} reserved for {}:{} is disabled by the license server (count dropped)',
+              actual, host_type, host_id) AS detail
+FROM disabled
 UNION ALL
 SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
        deficit,
@@ -568,3 +614,141 @@ def replace_conflicts(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.D
             "feature_version, detail, found_at FROM sync_conflicts_merged",
             [server_id],
         )
+
+
+# -- what a read of the server proved -----------------------------------------------------------
+
+DRIFT_EVENT_COLUMNS = (
+    "server_id",
+    "kind",
+    "group_name",
+    "host_type",
+    "host_id",
+    "feature_name",
+    "feature_version",
+    "count",
+    "detail",
+)
+DRIFT_EVENT_DTYPES = {
+    "server_id": "int64",
+    "kind": "object",
+    "group_name": "object",
+    "host_type": "object",
+    "host_id": "object",
+    "feature_name": "object",
+    "feature_version": "object",
+    "count": "Int64",
+    "detail": "object",
+}
+OBSERVED_DTYPES = {
+    "id": "int64",
+    "count": "int64",
+    "state": "object",
+    "new_state": "object",
+    "message": "object",
+}
+
+
+def server_identity(cur: duckdb.DuckDBPyConnection, server_id: int) -> tuple[str | None, bool]:
+    """The instance id stored for a server and whether it was ever read successfully."""
+    row = cur.execute(
+        "SELECT instance_id, last_success_at IS NOT NULL FROM license_servers WHERE id = ?",
+        [server_id],
+    ).fetchone()
+    return (None, False) if row is None else (row[0], bool(row[1]))
+
+
+def set_instance_id(cur: duckdb.DuckDBPyConnection, server_id: int, instance_id: str) -> None:
+    cur.execute("UPDATE license_servers SET instance_id = ? WHERE id = ?", [instance_id, server_id])
+
+
+def stored_owned_group_ids(cur: duckdb.DuckDBPyConnection, server_id: int) -> list[tuple[int, str]]:
+    """(group id, name) of every VLM group the mirror remembers on a server."""
+    return cur.execute(
+        "SELECT DISTINCT group_id, group_name FROM reservation_mirror "
+        "WHERE server_id = ? AND owned AND group_id IS NOT NULL",
+        [server_id],
+    ).fetchall()
+
+
+def held_allocation_rows(cur: duckdb.DuckDBPyConnection, server_id: int) -> list[tuple]:
+    """(id, host_type, host_id, feature_name, feature_version, count, state) of every
+    allocation of a server that VLM believes the server holds (applied or disabled)."""
+    return cur.execute(
+        """
+        SELECT a.id, a.host_type, a.host_id, a.feature_name, a.feature_version, a.count, a.state
+        FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+        WHERE sf.server_id = ? AND a.state IN ('applied', 'disabled')
+        """,
+        [server_id],
+    ).fetchall()
+
+
+def set_observed_states(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """Move allocations to the state a read of the server proved, unless they changed since."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_observed", rows):
+        return _affected(
+            cur.execute(
+                """
+                UPDATE allocations SET state = u.new_state, last_error = u.message,
+                    attempts = 0, next_attempt_at = NULL
+                FROM sync_observed u
+                WHERE allocations.id = u.id AND allocations.count = u.count
+                  AND allocations.state = u.state
+                """
+            )
+        )
+
+
+def insert_drift_events(cur: duckdb.DuckDBPyConnection, rows: list[tuple]) -> int:
+    """Append drift events (DRIFT_EVENT_COLUMNS order) to the history."""
+    if not rows:
+        return 0
+    events = frame(rows, DRIFT_EVENT_DTYPES)
+    with registered(cur, "sync_drift_events", events):
+        cur.execute(
+            f"INSERT INTO drift_events ({', '.join(DRIFT_EVENT_COLUMNS)}) "
+            f"SELECT {', '.join(DRIFT_EVENT_COLUMNS)} FROM sync_drift_events"
+        )
+    return len(rows)
+
+
+def record_repairs(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame, missing: str) -> int:
+    """A drift event for each pending allocation about to be applied that had gone missing."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_repaired", rows):
+        return _affected(
+            cur.execute(
+                """
+                INSERT INTO drift_events (server_id, kind, host_type, host_id, feature_name,
+                    feature_version, count, detail)
+                SELECT sf.server_id, 'repaired', a.host_type, a.host_id, a.feature_name,
+                       a.feature_version, a.count,
+                       'reservation re-created on the license server'
+                FROM allocations a JOIN sync_repaired u ON u.id = a.id AND u.count = a.count
+                    AND u.state = a.state
+                JOIN server_features sf ON sf.id = a.server_feature_id
+                WHERE a.state = 'pending' AND a.last_error = ?
+                """,
+                [missing],
+            )
+        )
+
+
+def drift_event_history(db: Database, server_id: int | None, limit: int) -> pd.DataFrame:
+    """The newest drift events first (every server when server_id is None)."""
+    where = "" if server_id is None else "WHERE e.server_id = $sid"
+    return db.query_df(
+        f"""
+        SELECT e.happened_at, s.name AS server, e.kind, e.host_type, e.host_id,
+               e.feature_name, e.feature_version, e.count, e.group_name, e.detail
+        FROM drift_events e LEFT JOIN license_servers s ON s.id = e.server_id
+        {where}
+        ORDER BY e.happened_at DESC, e.id DESC
+        LIMIT $limit
+        """,
+        {"limit": limit} if server_id is None else {"sid": server_id, "limit": limit},
+    )
