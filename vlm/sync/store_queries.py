@@ -736,19 +736,3 @@ def record_repairs(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame, missing: 
                 [missing],
             )
         )
-
-
-def drift_event_history(db: Database, server_id: int | None, limit: int) -> pd.DataFrame:
-    """The newest drift events first (every server when server_id is None)."""
-    where = "" if server_id is None else "WHERE e.server_id = $sid"
-    return db.query_df(
-        f"""
-        SELECT e.happened_at, s.name AS server, e.kind, e.host_type, e.host_id,
-               e.feature_name, e.feature_version, e.count, e.group_name, e.detail
-        FROM drift_events e LEFT JOIN license_servers s ON s.id = e.server_id
-        {where}
-        ORDER BY e.happened_at DESC, e.id DESC
-        LIMIT $limit
-        """,
-        {"limit": limit} if server_id is None else {"sid": server_id, "limit": limit},
-    )

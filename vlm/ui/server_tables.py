@@ -8,6 +8,7 @@ import streamlit as st
 from vlm.domain import Actor
 from vlm.services import servers
 from vlm.services.context import ServiceContext
+from vlm.services.drift_history import drift_history
 from vlm.ui.widgets import table_with_download
 
 SERVER_COLUMNS = [
@@ -96,9 +97,20 @@ def feature_table(frame: pd.DataFrame) -> None:
 
 
 def drift_table(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
-    """What VLM wants on the server versus what the last pull found there."""
+    """What VLM wants on the server versus what the last read found there, then the history
+    of drift events and repairs."""
     report = servers.drift(ctx, actor, server_id)
     if report.empty:
-        st.success("No drift: the server holds exactly what VLM allocates.")
+        st.success("No drift now: the server holds exactly what VLM allocates.")
+    else:
+        table_with_download(report, "drift report", key="drift")
+    st.subheader("Drift history")
+    st.caption(
+        "Restarts, reservations found missing or disabled on the server, and VLM's repairs, "
+        "newest first."
+    )
+    history = drift_history(ctx, actor, server_id)
+    if history.empty:
+        st.info("No drift recorded on this server.")
         return
-    table_with_download(report, "drift report", key="drift")
+    table_with_download(history, "drift history", key="drift_history")

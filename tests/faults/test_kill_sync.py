@@ -1,0 +1,113 @@
+"""`kill -9` of `python -m vlm sync` in the middle of a pass, then a rerun that converges."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.conftest import create_foreign_group, foreign_snapshot
+from tests.sync.conftest import (
+    DEFAULT_FEATURES,
+    PREFIX,
+    add_pool,
+    add_synced_server,
+    allocate,
+    control,
+    desired_state,
+    emulator_groups,
+    feature_id,
+    server_state,
+    states,
+)
+from vlm.config import Settings
+from vlm.flexnet import FlexNetClient
+from vlm.flexnet.emulator.server import start_emulator
+from vlm.secret_box import SecretBox
+from vlm.services.context import ServiceContext
+from vlm.store import open_database
+
+HOSTS = 40
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sync(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vlm", "sync"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _owned_groups(emulator) -> int:
+    return sum(1 for g in emulator_groups(emulator) if g["name"].startswith(PREFIX))
+
+
+def _wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path) -> None:
+    key = SecretBox.generate_key()
+    db_path = str(tmp_path / "vlm.duckdb")
+    config = Settings(db_path=db_path, secret_key=key, group_prefix=PREFIX)
+    env = {
+        **os.environ,
+        "VLM_DB_PATH": db_path,
+        "VLM_SECRET_KEY": key,
+        "VLM_COOKIE_KEY": secrets.token_urlsafe(48),
+        "VLM_GROUP_PREFIX": PREFIX,
+    }
+    with start_emulator({"features": DEFAULT_FEATURES}) as emulator:
+        ctx = ServiceContext(open_database(db_path), config, SecretBox(key))
+        server = add_synced_server(ctx, emulator.url)
+        cad = feature_id(ctx, server, "cad")
+        pool = add_pool(ctx, {cad: HOSTS})
+        for i in range(HOSTS):
+            allocate(ctx, pool, cad, f"host-{i:02d}", 1, "USER")
+        with FlexNetClient(emulator.url, username="admin", password="admin") as api:
+            create_foreign_group(api, "other-team", "zoe", {"cad": 2})
+        foreign = foreign_snapshot(emulator)
+        ctx.db.close()
+
+        control(
+            emulator, "POST", "faults", {"latency_ms": 150, "slow_paths": ["reservationgroups"]}
+        )
+        first = _sync(env)
+        try:
+            assert _wait_until(lambda: _owned_groups(emulator) >= 5, 60), "no write reached"
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert first.returncode == -signal.SIGKILL
+        assert 5 <= _owned_groups(emulator) < HOSTS
+
+        control(emulator, "DELETE", "faults")
+        rerun = _sync(env)
+        output, _ = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, output
+
+        ctx = ServiceContext(open_database(db_path), config, SecretBox(key))
+        try:
+            assert states(ctx) == {"applied": HOSTS}
+            assert server_state(emulator) == desired_state(ctx, server)
+        finally:
+            ctx.db.close()
+        assert foreign_snapshot(emulator) == foreign
