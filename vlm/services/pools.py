@@ -248,7 +248,7 @@ def deletion_impact(ctx: ServiceContext, actor: Actor, pool_id: int) -> dict[str
     require_admin(actor)
     row = ctx.db.query(
         "SELECT COUNT(*)::INTEGER, "
-        "COUNT(*) FILTER (WHERE state IN ('applied', 'pending'))::INTEGER, "
+        "COUNT(*) FILTER (WHERE state IN ('applied', 'pending', 'disabled'))::INTEGER, "
         "COUNT(DISTINCT (a.host_type, a.host_id, sf.server_id))::INTEGER "
         "FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id "
         "WHERE a.pool_id = ? AND a.state <> 'removing'",
