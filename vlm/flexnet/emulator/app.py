@@ -4,19 +4,43 @@ Real API: `/api/1.0/instances/{instance}/...` (instance `~` or the configured id
 form `/api/1.0/...`. Test-only controls live under `/_emulator/` (no auth, never faulted):
 
 * POST   /_emulator/fixture          replace features, groups, clients from a fixture JSON
-* POST   /_emulator/reset            back to the start fixture; clears faults and counters
-* POST   /_emulator/features/count   {featureName, featureVersion, count}
+* POST   /_emulator/reset            back to the start fixture (a new process); clears faults,
+                                     tokens and counters
+* POST   /_emulator/restart          {new_instance_id, keep_reservations, restore} (all optional):
+                                     the server restarts in place. Features (current counts) and
+                                     users stay; clients go; every token is invalid; `startedAt`
+                                     changes. Groups go and group/reservation/entry ids start
+                                     again at 1, unless keep_reservations (a persistent server).
+                                     restore: a fixture (or state dump) whose reservationGroups
+                                     load with ids from 1, as after a restore from backup.
+                                     new_instance_id: a fresh 12-char serverInstanceID in /health.
+* POST   /_emulator/features/count   {featureName, featureVersion, count}: entries that no longer
+                                     fit turn DISABLED (newest first), and ACTIVE again (oldest
+                                     first) when the count returns; `reserved` counts ACTIVE ones
 * POST   /_emulator/checkout         {hostid: {type, value}, featureName, featureVersion, count}
 * POST   /_emulator/checkin          same body, `count` optional (all)
-* POST   /_emulator/faults           {latency_ms, error_rate, drop_rate, error_statuses, seed,
-                                      expire_tokens}
+* POST   /_emulator/faults           {latency_ms, slow_paths, error_rate, drop_rate,
+                                      error_statuses, seed, lose_write_responses,
+                                      lose_write_rate, expire_tokens}; answers the settings
 * DELETE /_emulator/faults
-* GET    /_emulator/state            full state dump
+* GET    /_emulator/state            full state dump: instanceId, startedAt, features, every
+                                     group with its reservations and entries (id, feature,
+                                     version, count, state), clients, faults, stats
+
+Faults apply to /api/ requests only, in this order: `latency_ms` delays a request without
+blocking others (only requests whose path, after the instance prefix is removed, contains one
+of `slow_paths` when that list is non-empty); `drop_rate` closes the connection before the
+request runs; `error_rate` answers one of `error_statuses`; `lose_write_responses` (the next N)
+and `lose_write_rate` execute a write (POST/PUT/PATCH/DELETE, never /authorize) to the end,
+committing it, then close the connection unanswered (a request refused with 401/403 is answered
+and does not use one up). Random draws come from one RNG seeded by `seed`. The faults JSON
+reports how many lost responses remain; stats count delayed requests and lost responses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -29,7 +53,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vlm.flexnet.emulator.state import (
     ROLE_DROPCLIENT,
@@ -37,6 +61,7 @@ from vlm.flexnet.emulator.state import (
     ROLE_RESERVATIONS,
     EmulatorError,
     EmulatorState,
+    FaultDecision,
     iso_utc,
 )
 
@@ -80,6 +105,13 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise EmulatorError(400, f"{name} must be true or false")
+    return value
+
+
 def _int_param(request: Request, name: str) -> int:
     return int(request.path_params[name])
 
@@ -106,25 +138,83 @@ class ApiGateway:
             scope = dict(scope, path=f"{API}{rest}", raw_path=f"{API}{rest}".encode())
         scope[ORIGINAL_PATH] = original
         self.state.count_request(scope["method"], scope["path"])
-        if await self._apply_faults(scope, receive, send):
-            return
-        await self.app(scope, receive, send)
+        await self._serve_with_faults(scope, receive, send)
 
-    async def _apply_faults(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Delay, drop or fail the request as the fault settings say; True if handled."""
-        decision = self.state.decide_fault()
+    async def _serve_with_faults(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Delay, drop, fail or lose the response of the request as the fault settings say."""
+        decision = self.state.decide_fault(scope["method"], scope["path"])
         if decision.latency_s:
-            await asyncio.sleep(decision.latency_s)
+            self.state.count_delayed(scope["method"], scope["path"])
+            receive = await _delay(decision.latency_s, receive)
         if decision.drop:
             await _drop_connection(send)
-            return True
-        if decision.status is not None:
+        elif decision.status is not None:
             message = "Injected fault: service unavailable"
-            await error_response(decision.status, message, scope[ORIGINAL_PATH])(
-                scope, receive, send
-            )
-            return True
-        return False
+            response = error_response(decision.status, message, scope[ORIGINAL_PATH])
+            await response(scope, receive, send)
+        elif decision.lose_response:
+            await self._execute_and_lose_response(scope, receive, send, decision)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _execute_and_lose_response(
+        self, scope: Scope, receive: Receive, send: Send, decision: FaultDecision
+    ) -> None:
+        """Run the request to the end (committing it), then close the connection unanswered.
+
+        A request refused by authentication (401/403) was not executed: it is answered normally
+        and gives its lost response back.
+        """
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        if _response_status(held) in (401, 403):
+            self.state.refund_fault(decision)
+            for message in held:
+                await send(message)
+            return
+        self.state.count_lost_response(scope["method"], scope["path"])
+        await _drop_connection(send)
+
+
+def _response_status(messages: list[Message]) -> int | None:
+    for message in messages:
+        if message["type"] == "http.response.start":
+            return int(message["status"])
+    return None
+
+
+async def _delay(seconds: float, receive: Receive) -> Receive:
+    """Wait `seconds` without blocking other requests; stop waiting if the client goes away.
+
+    The request body read meanwhile is replayed by the returned `receive`. A request whose
+    client disconnected is still executed (its answer goes nowhere), as a slow server would.
+    """
+    buffered: list[Message] = []
+
+    async def read_until_disconnect() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            buffered.append(message)
+
+    reader = asyncio.ensure_future(read_until_disconnect())
+    done, _ = await asyncio.wait({reader}, timeout=seconds)
+    if reader not in done:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+    async def replay() -> Message:
+        if buffered:
+            return buffered.pop(0)
+        return dict(await receive())
+
+    return replay
 
 
 async def _drop_connection(send: Send) -> None:
@@ -301,6 +391,7 @@ class ControlApi:
         return [
             Route(f"{base}/state", self.dump, methods=["GET"]),
             Route(f"{base}/reset", self.reset, methods=["POST"]),
+            Route(f"{base}/restart", self.restart, methods=["POST"]),
             Route(f"{base}/fixture", self.fixture, methods=["POST"]),
             Route(f"{base}/features/count", self.feature_count, methods=["POST"]),
             Route(f"{base}/checkout", self.checkout, methods=["POST"]),
@@ -315,6 +406,22 @@ class ControlApi:
     async def reset(self, request: Request) -> Response:
         self.state.reset()
         return JSONResponse({"reset": True})
+
+    async def restart(self, request: Request) -> Response:
+        body = await _json_body(request)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise EmulatorError(400, "Request body must be a JSON object")
+        unknown = set(body) - {"new_instance_id", "keep_reservations", "restore"}
+        if unknown:
+            raise EmulatorError(400, f"Unknown restart options: {sorted(unknown)}")
+        answer = self.state.restart(
+            new_instance_id=_flag(body, "new_instance_id"),
+            keep_reservations=_flag(body, "keep_reservations"),
+            restore=body.get("restore"),
+        )
+        return JSONResponse(answer)
 
     async def fixture(self, request: Request) -> Response:
         self.state.replace_fixture(await _json_body(request))

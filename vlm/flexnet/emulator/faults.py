@@ -1,4 +1,9 @@
-"""Fault injection: latency, error answers and dropped connections drawn from a seeded RNG."""
+"""Fault injection: latency, error answers, dropped connections and lost write responses.
+
+Random decisions come from one seeded generator. A lost write response means the request is
+executed (and committed when it succeeds) but the connection is then closed without an answer,
+as when a network fails after the server did its work.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any
 
 from vlm.flexnet.emulator.common import EmulatorError
 
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 
 @dataclass
 class Faults:
@@ -16,6 +23,9 @@ class Faults:
     drop_rate: float = 0.0
     error_statuses: tuple[int, ...] = (500, 503)
     seed: int = 0
+    lose_write_responses: int = 0
+    lose_write_rate: float = 0.0
+    slow_paths: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -24,16 +34,42 @@ class Faults:
             "drop_rate": self.drop_rate,
             "error_statuses": list(self.error_statuses),
             "seed": self.seed,
+            "lose_write_responses": self.lose_write_responses,
+            "lose_write_rate": self.lose_write_rate,
+            "slow_paths": list(self.slow_paths),
         }
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.latency_ms
+            or self.error_rate
+            or self.drop_rate
+            or self.lose_write_responses
+            or self.lose_write_rate
+        )
+
+    def slows(self, path: str) -> bool:
+        """True when latency applies to `path` (every path unless `slow_paths` names some)."""
+        return not self.slow_paths or any(part in path for part in self.slow_paths)
 
 
 @dataclass(frozen=True)
 class FaultDecision:
-    """What to do to one API request: delay, then drop the connection or answer `status`."""
+    """What to do to one API request: delay, then drop the connection or answer `status`,
+    or execute it and lose the response (`lose_counted`: it used one of `lose_write_responses`).
+    """
 
     latency_s: float = 0.0
     drop: bool = False
     status: int | None = None
+    lose_response: bool = False
+    lose_counted: bool = False
+
+
+def is_write(method: str, path: str) -> bool:
+    """A mutating API request (POST/PUT/PATCH/DELETE), never /authorize."""
+    return method.upper() in MUTATING_METHODS and not path.rstrip("/").endswith("/authorize")
 
 
 class FaultInjector:
@@ -53,6 +89,11 @@ class FaultInjector:
             drop_rate=_rate(body.get("drop_rate", current.drop_rate)),
             error_statuses=tuple(int(s) for s in statuses) or (500, 503),
             seed=int(body.get("seed", current.seed)),
+            lose_write_responses=_count(
+                body.get("lose_write_responses", current.lose_write_responses)
+            ),
+            lose_write_rate=_rate(body.get("lose_write_rate", current.lose_write_rate)),
+            slow_paths=_paths(body.get("slow_paths", current.slow_paths)),
         )
         if "seed" in body:
             self._rng = random.Random(self.settings.seed)
@@ -62,17 +103,33 @@ class FaultInjector:
         self.settings = Faults()
         self._rng = random.Random(0)
 
-    def decide(self) -> FaultDecision:
+    def decide(self, method: str = "GET", path: str = "") -> FaultDecision:
         """Draw (seeded) what happens to the next API request."""
         faults = self.settings
-        if not (faults.latency_ms or faults.error_rate or faults.drop_rate):
+        if not faults.active:
             return FaultDecision()
-        latency = faults.latency_ms / 1000.0
+        latency = faults.latency_ms / 1000.0 if faults.slows(path) else 0.0
         if faults.drop_rate and self._rng.random() < faults.drop_rate:
             return FaultDecision(latency_s=latency, drop=True)
         if faults.error_rate and self._rng.random() < faults.error_rate:
             return FaultDecision(latency, status=self._rng.choice(faults.error_statuses))
+        if is_write(method, path):
+            return self._decide_write(latency)
         return FaultDecision(latency_s=latency)
+
+    def _decide_write(self, latency: float) -> FaultDecision:
+        faults = self.settings
+        if faults.lose_write_responses > 0:
+            faults.lose_write_responses -= 1
+            return FaultDecision(latency, lose_response=True, lose_counted=True)
+        if faults.lose_write_rate and self._rng.random() < faults.lose_write_rate:
+            return FaultDecision(latency, lose_response=True)
+        return FaultDecision(latency_s=latency)
+
+    def refund(self, decision: FaultDecision) -> None:
+        """Give back the lost response a request used without being executed (401/403)."""
+        if decision.lose_counted:
+            self.settings.lose_write_responses += 1
 
 
 def _rate(value: Any) -> float:
@@ -80,3 +137,17 @@ def _rate(value: Any) -> float:
     if not 0.0 <= rate <= 1.0:
         raise EmulatorError(400, "rates must be between 0 and 1")
     return rate
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EmulatorError(400, "lose_write_responses must be a non-negative integer")
+    return value
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise EmulatorError(400, "slow_paths must be a list of path substrings")
+    if not all(isinstance(part, str) and part for part in value):
+        raise EmulatorError(400, "slow_paths must hold non-empty strings")
+    return tuple(value)

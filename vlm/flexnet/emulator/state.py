@@ -9,6 +9,8 @@ the fixture format. Names other modules import from here are re-exported.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import string
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -121,6 +123,10 @@ class EmulatorState:
         self._tokens = TokenIssuer(self._time)
         self.authorize_calls = 0
         self.request_counts: Counter[str] = Counter()
+        self.delayed_counts: Counter[str] = Counter()
+        self.lost_response_counts: Counter[str] = Counter()
+        self.restarts = 0
+        self.started_at = iso_utc(self._time.now())
         self._initial_fixture = read_fixture(fixture)
         self.load_fixture(self._initial_fixture)
 
@@ -223,7 +229,71 @@ class EmulatorState:
             self._tokens.rotate()
             self.authorize_calls = 0
             self.request_counts.clear()
+            self.delayed_counts.clear()
+            self.lost_response_counts.clear()
+            self.restarts = 0
+            self.started_at = iso_utc(self._time.now())
             self.load_fixture(self._initial_fixture)
+
+    def restart(
+        self,
+        *,
+        new_instance_id: bool = False,
+        keep_reservations: bool = False,
+        restore: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The server restarts in place: features (current counts) and users stay; clients,
+        tokens and the start time are new.
+
+        Reservation groups are gone and ids start again at 1, unless `keep_reservations` (a
+        persistent server). `restore` loads the `reservationGroups` of a fixture (or of a state
+        dump) as a restore from backup would, with ids from 1. `new_instance_id` gives the
+        server a fresh `serverInstanceID`.
+        """
+        if restore is not None and keep_reservations:
+            raise EmulatorError(400, "restore and keep_reservations exclude each other")
+        with self._lock:
+            if keep_reservations:
+                self._drop_all_clients()
+            else:
+                self._empty_reservations(restore)
+            self._clients = ClientPool(self._features, self._reservations, self._time)
+            self._tokens.rotate()
+            if new_instance_id:
+                self.instance_id = fresh_instance_id(self.instance_id)
+            self.started_at = iso_utc(self._time.now())
+            self.restarts += 1
+            return {"instanceId": self.instance_id, "startedAt": self.started_at}
+
+    def _drop_all_clients(self) -> None:
+        for client in list(self._clients.clients.values()):
+            self._clients.drop(client.id)
+
+    def _empty_reservations(self, restore: dict[str, Any] | None) -> None:
+        """A new, empty reservation book (ids from 1), filled from `restore` when given."""
+        features = self._features
+        previous = (
+            self._reservations,
+            Counter(features.reserved),
+            Counter(features.assigned),
+            Counter(features.shared),
+        )
+        for counter in (features.reserved, features.assigned, features.shared):
+            counter.clear()
+        locked = self.model_definition
+        self._reservations = ReservationBook(features, self._time, self._release_excess)
+        try:
+            for body in restore_groups(restore):
+                self._reservations.create_group(body, "127.0.0.1")
+        except EmulatorError as exc:
+            self._reservations = previous[0]
+            for counter, saved in zip(
+                (features.reserved, features.assigned, features.shared), previous[1:], strict=True
+            ):
+                counter.clear()
+                counter.update(saved)
+            raise EmulatorError(400, f"Invalid restore: {exc.message}") from exc
+        self.model_definition = locked
 
     def replace_fixture(self, fixture: Any) -> None:
         """Load a new fixture; on any error the previous one is restored and 400 raised."""
@@ -306,14 +376,29 @@ class EmulatorState:
         with self._lock:
             self._faults.clear()
 
-    def decide_fault(self) -> FaultDecision:
+    def decide_fault(self, method: str = "GET", path: str = "") -> FaultDecision:
         """Draw (seeded) what happens to the next API request."""
         with self._lock:
-            return self._faults.decide()
+            return self._faults.decide(method, path)
+
+    def refund_fault(self, decision: FaultDecision) -> None:
+        """A request that was to lose its response was refused unexecuted: give it back."""
+        with self._lock:
+            self._faults.refund(decision)
 
     def count_request(self, method: str, path: str) -> None:
         with self._lock:
             self.request_counts[f"{method} {path}"] += 1
+
+    def count_delayed(self, method: str, path: str) -> None:
+        """Record a request that was held back by the latency fault."""
+        with self._lock:
+            self.delayed_counts[f"{method} {path}"] += 1
+
+    def count_lost_response(self, method: str, path: str) -> None:
+        """Record a request that was executed but whose response was lost."""
+        with self._lock:
+            self.lost_response_counts[f"{method} {path}"] += 1
 
     # -- server info -----------------------------------------------------------------------
 
@@ -435,14 +520,68 @@ class EmulatorState:
                 "features": self.list_features(),
                 "reservationGroups": self.list_groups(),
                 "clients": self.list_clients(),
+                "startedAt": self.started_at,
                 "faults": self.faults.to_json(),
                 "stats": {
                     "authorizeCalls": self.authorize_calls,
                     "requests": dict(self.request_counts),
+                    "delayed": dict(self.delayed_counts),
+                    "lostResponses": dict(self.lost_response_counts),
+                    "restarts": self.restarts,
                 },
             }
+
+    def groups_snapshot(self) -> dict[int, dict[str, Any]]:
+        """Every group as a deep JSON-like copy: id -> {name, reservations: [{id, host,
+        entries: [{id, feature, version, count, state}]}]} (to compare before and after)."""
+        with self._lock:
+            return {group.id: group_snapshot(group) for group in self._reservations.groups.values()}
 
     def iter_entries(self) -> Iterator[tuple[Group, Reservation, Entry]]:
         """Every reservation entry with its group and reservation (for tests)."""
         with self._lock:
             yield from self._reservations.iter_entries()
+
+
+def group_snapshot(group: Group) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "reservations": [
+            {
+                "id": reservation.id,
+                "host": {"type": reservation.host[0], "value": reservation.host[1]},
+                "entries": [
+                    {
+                        "id": entry.id,
+                        "feature": entry.name,
+                        "version": entry.version,
+                        "count": entry.count,
+                        "state": entry.state,
+                    }
+                    for entry in reservation.entries.values()
+                ],
+            }
+            for reservation in group.reservations.values()
+        ],
+    }
+
+
+def restore_groups(restore: Any) -> list[Any]:
+    """The reservation groups of a backup: a fixture or state dump with `reservationGroups`."""
+    if restore is None:
+        return []
+    if not isinstance(restore, dict):
+        raise EmulatorError(400, "restore must be a fixture object with reservationGroups")
+    groups = restore.get("reservationGroups") or []
+    if not isinstance(groups, list):
+        raise EmulatorError(400, "restore reservationGroups must be an array")
+    return groups
+
+
+def fresh_instance_id(current: str) -> str:
+    """A new 12-character upper-case alphanumeric server instance id, unlike `current`."""
+    alphabet = string.ascii_uppercase + string.digits
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(12))
+        if candidate != current:
+            return candidate
