@@ -368,3 +368,168 @@ def test_clearing_faults_clears_lost_responses(client: FlexNetClient, http: http
 def test_bad_fault_settings_are_refused(http: httpx.Client, body: dict[str, Any]) -> None:
     assert http.post("/_emulator/faults", json=body).status_code == 400
     assert _dump(http)["faults"]["lose_write_responses"] == 0
+
+
+# -- slow answers --------------------------------------------------------------------------
+
+
+def test_slow_paths_slow_only_the_matching_requests(
+    emulator: RunningEmulator, http: httpx.Client
+) -> None:
+    _control(http, "POST", "faults", {"latency_ms": 30_000, "slow_paths": ["reservationgroups"]})
+    impatient = FlexNetClient(
+        emulator.url, username="admin", password="admin", timeout=0.5, retries=0
+    )
+    with impatient:
+        with pytest.raises(TransientError):
+            impatient.reservation_groups()
+        assert impatient.clients() == []
+        assert impatient.feature_slices()
+
+    delayed = _dump(http)["stats"]["delayed"]
+    assert delayed == {"GET /api/1.0/reservationgroups": 1}
+    assert _dump(http)["faults"]["slow_paths"] == ["reservationgroups"]
+
+
+def test_latency_without_slow_paths_applies_to_every_api_request(
+    client: FlexNetClient, http: httpx.Client
+) -> None:
+    _control(http, "POST", "faults", {"latency_ms": 1})
+
+    client.clients()
+    client.reservation_groups()
+
+    assert _dump(http)["stats"]["delayed"] == {
+        "POST /api/1.0/authorize": 1,
+        "GET /api/1.0/clients": 1,
+        "GET /api/1.0/reservationgroups": 1,
+    }
+
+
+def test_a_slowed_write_whose_client_gave_up_is_still_executed(
+    emulator: RunningEmulator, http: httpx.Client
+) -> None:
+    _control(http, "POST", "faults", {"latency_ms": 30_000, "slow_paths": ["reservationgroups"]})
+    impatient = FlexNetClient(emulator.url, username="admin", password="admin", timeout=0.5)
+    with impatient, pytest.raises(TransientError):
+        impatient.create_reservation_group(_group("late", "AA01", ("solver", "1.0", 2)))
+
+    assert _wait_for(lambda: "late" in _group_ids(http))
+    assert _solver_totals(http) == (17, 2)
+
+
+# -- entries disabled by a feature shrink --------------------------------------------------
+
+
+def _entry_states(http: httpx.Client, group_id: int) -> list[str]:
+    answer = http.get(f"{API}/reservationgroups/{group_id}/reservations", headers=_login(http))
+    return [e["state"] for r in answer.json() for e in r["reservationEntries"]]
+
+
+def test_a_shrink_disables_entries_and_regrowth_enables_them_again(
+    client: FlexNetClient, http: httpx.Client
+) -> None:
+    older = client.create_reservation_group(_group("older", "AA01", ("solver", "1.0", 6)))
+    newer = client.create_reservation_group(_group("newer", "AA02", ("solver", "1.0", 8)))
+    assert _solver_totals(http) == (17, 14)
+
+    _set_solver_count(http, 10)
+
+    assert (_entry_states(http, older.id), _entry_states(http, newer.id)) == (
+        ["ACTIVE"],
+        ["DISABLED"],
+    )
+    assert _solver_totals(http) == (10, 6)
+    [seen] = client.reservations(newer.id)
+    assert seen.entries[0].state == "DISABLED"
+
+    _set_solver_count(http, 3)
+    assert (_entry_states(http, older.id), _entry_states(http, newer.id)) == (
+        ["DISABLED"],
+        ["DISABLED"],
+    )
+    assert _solver_totals(http) == (3, 0)
+
+    _set_solver_count(http, 14)
+    assert (_entry_states(http, older.id), _entry_states(http, newer.id)) == (
+        ["ACTIVE"],
+        ["ACTIVE"],
+    )
+    assert _solver_totals(http) == (14, 14)
+
+
+def test_a_disabled_entry_frees_its_count_and_comes_back_only_when_it_fits(
+    client: FlexNetClient, http: httpx.Client
+) -> None:
+    client.create_reservation_group(_group("big", "AA01", ("solver", "1.0", 10)))
+    _set_solver_count(http, 5)
+    assert _solver_totals(http) == (5, 0)
+
+    small = client.create_reservation_group(_group("small", "AA02", ("solver", "1.0", 5)))
+
+    assert _entry_states(http, small.id) == ["ACTIVE"]
+    _set_solver_count(http, 12)
+    assert _solver_totals(http) == (12, 5)
+    assert _set_and_read_states(http, 15) == {"big": ["ACTIVE"], "small": ["ACTIVE"]}
+
+
+def _set_and_read_states(http: httpx.Client, count: int) -> dict[str, list[str]]:
+    _set_solver_count(http, count)
+    return {
+        g["name"]: [e["state"] for r in g["reservations"] for e in r["reservationEntries"]]
+        for g in _dump(http)["reservationGroups"]
+        if g["name"] != "preexisting"
+    }
+
+
+# -- snapshots of groups -------------------------------------------------------------------
+
+
+def test_groups_snapshot_matches_the_state_dump_and_is_a_copy(
+    client: FlexNetClient, http: httpx.Client, emulator: RunningEmulator
+) -> None:
+    client.create_reservation_group(_group("mine", "AA01", ("solver", "1.0", 2)))
+    snapshot = emulator.state.groups_snapshot()
+
+    from_dump = {
+        g["id"]: {
+            "name": g["name"],
+            "reservations": [
+                {
+                    "id": r["id"],
+                    "host": r["hostId"],
+                    "entries": [
+                        {
+                            "id": e["id"],
+                            "feature": e["featureName"],
+                            "version": e["featureVersion"],
+                            "count": e["featureCount"],
+                            "state": e["state"],
+                        }
+                        for e in r["reservationEntries"]
+                    ],
+                }
+                for r in g["reservations"]
+            ],
+        }
+        for g in _dump(http)["reservationGroups"]
+    }
+    assert snapshot == from_dump
+    assert snapshot[1]["name"] == "preexisting"
+
+    snapshot[1]["reservations"][0]["entries"][0]["count"] = 99
+    snapshot[2]["reservations"].clear()
+    assert emulator.state.groups_snapshot() == from_dump
+
+
+def test_a_snapshot_of_foreign_groups_survives_writes_to_other_groups(
+    client: FlexNetClient, emulator: RunningEmulator
+) -> None:
+    mine = client.create_reservation_group(_group("mine", "AA01", ("solver", "1.0", 2)))
+    foreign_before = {1: emulator.state.groups_snapshot()[1]}
+
+    reservation = mine.reservations[0]
+    client.add_entries(mine.id, reservation.id, [ReservationEntry("solver", "1.0", 1)])
+    client.delete_group(mine.id)
+
+    assert emulator.state.groups_snapshot() == foreign_before
