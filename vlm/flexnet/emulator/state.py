@@ -240,7 +240,7 @@ class EmulatorState:
         *,
         new_instance_id: bool = False,
         keep_reservations: bool = False,
-        restore: dict[str, Any] | None = None,
+        restore: Any = None,
     ) -> dict[str, Any]:
         """The server restarts in place: features (current counts) and users stay; clients,
         tokens and the start time are new.
@@ -269,29 +269,18 @@ class EmulatorState:
         for client in list(self._clients.clients.values()):
             self._clients.drop(client.id)
 
-    def _empty_reservations(self, restore: dict[str, Any] | None) -> None:
+    def _empty_reservations(self, restore: Any) -> None:
         """A new, empty reservation book (ids from 1), filled from `restore` when given."""
-        features = self._features
-        previous = (
-            self._reservations,
-            Counter(features.reserved),
-            Counter(features.assigned),
-            Counter(features.shared),
-        )
-        for counter in (features.reserved, features.assigned, features.shared):
-            counter.clear()
+        previous_book, previous_usage = self._reservations, usage_copy(self._features)
         locked = self.model_definition
-        self._reservations = ReservationBook(features, self._time, self._release_excess)
+        set_usage(self._features, (Counter(), Counter(), Counter()))
+        self._reservations = ReservationBook(self._features, self._time, self._release_excess)
         try:
             for body in restore_groups(restore):
                 self._reservations.create_group(body, "127.0.0.1")
         except EmulatorError as exc:
-            self._reservations = previous[0]
-            for counter, saved in zip(
-                (features.reserved, features.assigned, features.shared), previous[1:], strict=True
-            ):
-                counter.clear()
-                counter.update(saved)
+            self._reservations = previous_book
+            set_usage(self._features, previous_usage)
             raise EmulatorError(400, f"Invalid restore: {exc.message}") from exc
         self.model_definition = locked
 
@@ -564,6 +553,23 @@ def group_snapshot(group: Group) -> dict[str, Any]:
             for reservation in group.reservations.values()
         ],
     }
+
+
+Usage = tuple[Counter[FeatureKey], Counter[FeatureKey], Counter[FeatureKey]]
+
+
+def usage_copy(features: FeatureTable) -> Usage:
+    """A copy of the reserved, assigned and shared counters of every feature."""
+    return Counter(features.reserved), Counter(features.assigned), Counter(features.shared)
+
+
+def set_usage(features: FeatureTable, usage: Usage) -> None:
+    """Put `usage` into the feature table's counters (in place: other parts hold them)."""
+    for counter, values in zip(
+        (features.reserved, features.assigned, features.shared), usage, strict=True
+    ):
+        counter.clear()
+        counter.update(values)
 
 
 def restore_groups(restore: Any) -> list[Any]:
