@@ -127,15 +127,25 @@ def test_bulk_add_reports_every_row(app):
     at.text_area(key=f"bulk_text_{tag}").input(
         "host_id,host_type,description\n0050569AAC01,ETHERNET,bulk one\nbad-id,ETHERNET,bulk two"
     )
+    at.button(key=f"bulk_preview_{tag}").click()
+    at.run()
+    assert not at.exception
+    preview = next(d.value for d in at.dataframe if "line" in d.value.columns)
+    assert list(preview["line"]) == [2, 3]
+    assert list(preview["status"]) == ["ready", "refused"]
+    assert "12 hex digits" in preview["problem"].iloc[1]
+    pool_id, feature = mias_pool_and_feature()
+    rows = allocations.list_allocations(service_context(), MIA, pool_id, feature)
+    assert "0050569AAC01" not in set(rows["host_id"])  # nothing written before the confirmation
     at.button(key=f"bulk_apply_{tag}").click()
     at.run()
     assert not at.exception
     report = next(d.value for d in at.dataframe if "message" in d.value.columns)
     assert list(report["result"]) == ["added", "refused"]
     assert "12 hex digits" in report["message"].iloc[1]
-    pool_id, feature = mias_pool_and_feature()
     rows = allocations.list_allocations(service_context(), MIA, pool_id, feature)
     assert "0050569AAC01" in set(rows["host_id"])
+    assert "bad-id" not in set(rows["host_id"])
 
 
 def test_managers_only_pick_their_own_pools(app):

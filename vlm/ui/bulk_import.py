@@ -1,69 +1,108 @@
-"""Bulk add: paste or upload a CSV of host ids, apply every valid row, report each row."""
+"""Bulk add: paste or upload a CSV, preview every row with its problems, then import the good ones.
+
+Nothing is written until the user confirms the preview; the preview is dropped as soon as the
+text or the defaults change, so what is imported is always what was shown.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import pandas as pd
 import streamlit as st
 
 from vlm.domain import HostType
-from vlm.services import allocations
 from vlm.services.allocations import RowResult
-from vlm.services.bulk import parse_bulk_allocations
+from vlm.services.bulk import COLUMNS, BulkRow, ParsedBulk, import_bulk, parse_bulk_allocations
 from vlm.ui.grid_state import GridScope
 from vlm.ui.session import PageContext
 from vlm.ui.widgets import attempt, table_with_download
 
 EXAMPLE = "host_id,host_type,count,description\n0050569A0A01,ETHERNET,1,Lab PC 1\njdoe,USER,1,"
 REPORT_KEY = "_bulk_report_{tag}"
+PARSED_KEY = "bulk_parsed_{tag}"
+REPORT_COLUMNS = ["line", "host_type", "host_id", "count", "result", "message", "allocation_id"]
 
 
-def report_frame(results: Sequence[RowResult]) -> pd.DataFrame:
-    """One line per CSV row: what was asked and what happened."""
-    return pd.DataFrame(
-        [
+def _row_values(row: BulkRow) -> dict[str, str]:
+    """What a row asks for: the checked values of a good row, the text as read of a bad one."""
+    if row.change is None:
+        return {column: row.cells.get(column, "") for column in COLUMNS}
+    change = row.change
+    return {
+        "host_id": str(change.host_id),
+        "host_type": str(change.host_type),
+        "count": str(change.count),
+        "description": str(change.description or ""),
+        "feature_name": change.feature_name or "",
+        "feature_version": change.feature_version or "",
+    }
+
+
+def preview_frame(parsed: ParsedBulk) -> pd.DataFrame:
+    """One line per data row: its file line, its values, and ready or its problems."""
+    features = [c for c in ("feature_name", "feature_version") if c in parsed.columns]
+    columns = ["line", "host_type", "host_id", "count", "description", *features]
+    records = [
+        {
+            "line": row.line,
+            **_row_values(row),
+            "status": "ready" if row.ok else "refused",
+            "problem": "; ".join(row.problems),
+        }
+        for row in parsed.rows
+    ]
+    return pd.DataFrame(records, columns=[*columns, "status", "problem"])
+
+
+def report_frame(parsed: ParsedBulk, results: Sequence[RowResult]) -> pd.DataFrame:
+    """One line per data row of the file: what was asked and what happened, by file line."""
+    imported = {r.change.row: r for r in results}
+    records = []
+    for row in parsed.rows:
+        values = _row_values(row)
+        result = imported.get(row.line)
+        ok = result is not None and result.ok
+        message = result.message if result is not None else "; ".join(row.problems)
+        records.append(
             {
-                "row": r.change.row,
-                "host_type": str(r.change.host_type or ""),
-                "host_id": str(r.change.host_id or ""),
-                "count": str(r.change.count or ""),
-                "result": "added" if r.ok else "refused",
-                "message": r.message,
-                "allocation_id": r.allocation_id,
+                "line": row.line,
+                "host_type": values["host_type"],
+                "host_id": values["host_id"],
+                "count": values["count"],
+                "result": "added" if ok else "refused",
+                "message": message,
+                "allocation_id": result.allocation_id if result is not None else None,
             }
-            for r in results
-        ],
-        columns=["row", "host_type", "host_id", "count", "result", "message", "allocation_id"],
-    )
+        )
+    return pd.DataFrame(records, columns=REPORT_COLUMNS)
 
 
-def _read_text(uploaded, pasted: str) -> str:
-    if uploaded is not None:
-        return uploaded.getvalue().decode("utf-8-sig", errors="replace")
-    return pasted
+def _read_text(uploaded, pasted: str) -> tuple[str, str | None]:
+    """The CSV text (an upload wins over pasted text), or why the upload cannot be read."""
+    if uploaded is None:
+        return pasted or "", None
+    try:
+        return uploaded.getvalue().decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        return "", "the uploaded file is not UTF-8 text; save it as CSV UTF-8 and upload it again"
 
 
-def _import(page: PageContext, scope: GridScope, text: str, host_type: str, count: int) -> None:
-    parsed = parse_bulk_allocations(text, default_host_type=host_type, default_count=count)
-    changes = parsed.changes
-    if not changes:
-        for problem in parsed.problems:
-            st.error(problem)
-        return
+def _fingerprint(text: str, host_type: str, count: int) -> str:
+    return hashlib.sha256(f"{host_type}\0{count}\0{text}".encode("utf-8", "replace")).hexdigest()
+
+
+def _import(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> None:
     outcome = attempt(
-        allocations.apply_allocation_changes,
-        page.ctx,
-        page.actor,
-        scope.pool_id,
-        changes,
-        feature=scope.feature,
+        import_bulk, page.ctx, page.actor, scope.pool_id, parsed, feature=scope.feature
     )
     if not outcome.ok:
         return
     results = outcome.value or []
-    report = report_frame(results)
-    st.session_state[REPORT_KEY.format(tag=scope.tag)] = (parsed.problems, report)
+    report = report_frame(parsed, results)
+    st.session_state[REPORT_KEY.format(tag=scope.tag)] = (list(parsed.problems), report)
+    st.session_state.pop(PARSED_KEY.format(tag=scope.tag), None)
     added = int((report["result"] == "added").sum())
     memory = scope.memory
     for r in results:
@@ -81,12 +120,34 @@ def _import(page: PageContext, scope: GridScope, text: str, host_type: str, coun
     st.rerun()
 
 
+def _render_preview(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> None:
+    """The parsed rows with their problems, and the button that imports the good ones."""
+    if parsed.refused:
+        for problem in parsed.problems:
+            st.error(problem, icon=":material/block:")
+        return
+    for problem in parsed.problems:
+        st.warning(problem)
+    st.markdown(
+        f"**Preview:** {parsed.good_rows} row(s) ready, {parsed.bad_rows} with problems "
+        "(those are not imported; fix them and preview again)."
+    )
+    table_with_download(preview_frame(parsed), "bulk add preview", key=f"bulk_rows_{scope.tag}")
+    if st.button(
+        f"Allocate {parsed.good_rows} ready row(s)",
+        key=f"bulk_apply_{scope.tag}",
+        type="primary",
+        disabled=parsed.good_rows == 0,
+    ):
+        _import(page, scope, parsed)
+
+
 def render_bulk_import(page: PageContext, scope: GridScope) -> None:
     with st.expander("Bulk add from CSV (paste or upload)", icon=":material/upload_file:"):
         st.caption(
-            "One host id per line, or a CSV with a header naming host_id and optionally "
-            "host_type, count, description. Every valid row is allocated; each refused row is "
-            "reported with its reason."
+            "A CSV whose first line names the columns: host_id, and optionally host_type, "
+            "count, description (comma, semicolon or tab separated). Preview checks every row; "
+            "nothing is allocated until you confirm, and only the rows without problems are."
         )
         pasted = st.text_area("Paste", placeholder=EXAMPLE, key=f"bulk_text_{scope.tag}")
         uploaded = st.file_uploader(
@@ -101,15 +162,32 @@ def render_bulk_import(page: PageContext, scope: GridScope) -> None:
         count = count_col.number_input(
             "Count when the CSV has none",
             min_value=1,
+            max_value=1_000_000,
             value=1,
             step=1,
             key=f"bulk_count_{scope.tag}",
         )
-        if st.button("Allocate from CSV", key=f"bulk_apply_{scope.tag}", type="primary"):
-            _import(page, scope, _read_text(uploaded, pasted), host_type, int(count))
-        stored = st.session_state.get(REPORT_KEY.format(tag=scope.tag))
-        if stored:
-            problems, report = stored
-            for problem in problems:
-                st.warning(problem)
-            table_with_download(report, "bulk add report", key=f"bulk_report_{scope.tag}")
+        text, read_error = _read_text(uploaded, pasted)
+        fingerprint = _fingerprint(text, host_type, int(count))
+        parsed_key = PARSED_KEY.format(tag=scope.tag)
+        if st.button("Preview", key=f"bulk_preview_{scope.tag}", icon=":material/preview:"):
+            st.session_state.pop(REPORT_KEY.format(tag=scope.tag), None)
+            if read_error:
+                st.error(read_error)
+            else:
+                parsed = parse_bulk_allocations(
+                    text, default_host_type=host_type, default_count=int(count)
+                )
+                st.session_state[parsed_key] = (fingerprint, parsed)
+        stored = st.session_state.get(parsed_key)
+        if stored and stored[0] != fingerprint:
+            st.session_state.pop(parsed_key, None)
+            st.info("The text or the defaults changed since the preview: preview again.")
+        elif stored:
+            _render_preview(page, scope, stored[1])
+        report = st.session_state.get(REPORT_KEY.format(tag=scope.tag))
+        if report:
+            notes, frame = report
+            for note in notes:
+                st.warning(note)
+            table_with_download(frame, "bulk add report", key=f"bulk_report_{scope.tag}")

@@ -1,4 +1,20 @@
+"""The bulk CSV reader: header aliases, delimiters, line numbers, defaults and per-row problems."""
+
+import pytest
+
 from vlm.services.bulk import parse_bulk_allocations
+
+
+def good(parsed) -> list[tuple]:
+    return [
+        (r.line, r.change.host_type, r.change.host_id, r.change.count, r.change.description)
+        for r in parsed.rows
+        if r.ok
+    ]
+
+
+def bad(parsed) -> list[tuple]:
+    return [(r.line, r.problems) for r in parsed.rows if not r.ok]
 
 
 def test_csv_with_header_maps_columns_and_numbers_rows_by_line():
@@ -7,22 +23,96 @@ def test_csv_with_header_maps_columns_and_numbers_rows_by_line():
         "0050569A0001,ETHERNET,2,Lab PC\n"
         "jsmith,USER,,remote\n"
     )
-    assert [c.row for c in parsed.changes] == [2, 3]
-    first, second = parsed.changes
-    assert (first.host_id, first.host_type, first.count, first.description) == (
-        "0050569A0001",
-        "ETHERNET",
-        "2",
-        "Lab PC",
-    )
-    assert (second.host_type, second.count) == ("USER", 1)
-    assert parsed.problems == ["ignored unknown column(s): colour"]
-
-
-def test_one_id_per_line_uses_the_defaults():
-    parsed = parse_bulk_allocations("\n0050569A0001\n 0050569A0002 \n", default_count=3)
-    assert [(c.row, c.host_id.strip(), c.host_type, c.count) for c in parsed.changes] == [
-        (1, "0050569A0001", "ETHERNET", 3),
-        (2, "0050569A0002", "ETHERNET", 3),
+    assert parsed.columns == ("host_id", "host_type", "count", "description")
+    assert good(parsed) == [
+        (2, "ETHERNET", "0050569A0001", 2, "Lab PC"),
+        (3, "USER", "jsmith", 1, "remote"),
     ]
-    assert parse_bulk_allocations("  \n").problems == ["nothing to import: the text is empty"]
+    assert parsed.problems == ('ignored unknown column(s): "colour"',)
+    assert [c.row for c in parsed.changes] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Host ID,Host Type,Count,Description",
+        "hostid,hosttype,qty,desc",
+        "HOST_ID,type,quantity,comment",
+        " host-id , host_type , COUNT , Description ",
+        "device id,Type,Qty,Comment",
+        "user id,host type,count,description",
+        "host,TYPE,count,desc",
+    ],
+)
+def test_header_aliases_ignore_case_spaces_underscores_and_dashes(header):
+    parsed = parse_bulk_allocations(f"{header}\njdoe,USER,4,home office\n")
+    assert parsed.columns == ("host_id", "host_type", "count", "description")
+    assert good(parsed) == [(2, "USER", "jdoe", 4, "home office")]
+    assert parsed.problems == ()
+
+
+def test_feature_columns_are_kept_per_row():
+    parsed = parse_bulk_allocations(
+        "host_id,feature,version,count\njdoe,cad,1.0,2\nmax,,,1\n", default_host_type="USER"
+    )
+    first, second = parsed.changes
+    assert (first.feature_name, first.feature_version, first.count) == ("cad", "1.0", 2)
+    assert (second.feature_name, second.feature_version) == (None, None)
+    only_version = parse_bulk_allocations("host_id,version\njdoe,1.0\n", default_host_type="USER")
+    assert bad(only_version) == [(2, ("a feature version needs a feature name",))]
+
+
+def test_defaults_fill_empty_cells_and_short_rows():
+    parsed = parse_bulk_allocations(
+        "host_id,host_type,count\n0050569A0001\n0050569A0002,,\njdoe,USER\n",
+        default_count=3,
+    )
+    assert good(parsed) == [
+        (2, "ETHERNET", "0050569A0001", 3, ""),
+        (3, "ETHERNET", "0050569A0002", 3, ""),
+        (4, "USER", "jdoe", 3, ""),
+    ]
+
+
+def test_one_column_file_needs_its_header_and_keeps_every_line():
+    parsed = parse_bulk_allocations("host_id\n\n0050569A0001\n 0050569A0002 \n", default_count=3)
+    assert parsed.delimiter == ","
+    assert good(parsed) == [
+        (3, "ETHERNET", "0050569A0001", 3, ""),
+        (4, "ETHERNET", "0050569A0002", 3, ""),
+    ]
+    headerless = parse_bulk_allocations("0050569A0001\n0050569A0002\n")
+    assert headerless.refused and headerless.rows == ()
+
+
+def test_a_host_listed_twice_is_refused_on_its_second_line():
+    parsed = parse_bulk_allocations(
+        "host_id,count\n00:50:56:9a:00:01,1\n0050569A0001,2\n", default_host_type="ETHERNET"
+    )
+    assert good(parsed) == [(2, "ETHERNET", "0050569A0001", 1, "")]
+    assert bad(parsed) == [(3, ("line 2 lists ETHERNET 0050569A0001 already",))]
+
+
+def test_a_row_reports_every_problem_it_has():
+    parsed = parse_bulk_allocations("host_id,host_type,count\nnot-a-mac,ETHERNET,zero\n")
+    assert bad(parsed) == [
+        (
+            2,
+            (
+                "ETHERNET host id 'not-a-mac' must be 12 hex digits (e.g. 0050569A1B2C)",
+                "count must be a whole number ≥ 1, got 'zero'",
+            ),
+        )
+    ]
+    assert parsed.good_rows == 0 and parsed.bad_rows == 1
+
+
+def test_header_naming_a_column_twice_is_refused():
+    parsed = parse_bulk_allocations("host_id,host,count\njdoe,jdoe,1\n")
+    assert parsed.refused
+    assert parsed.problems == ('the header names the column host_id twice ("host_id" and "host")',)
+
+
+def test_bad_defaults_refuse_the_file():
+    assert parse_bulk_allocations("host_id\njdoe\n", default_count=0).refused
+    assert parse_bulk_allocations("host_id\njdoe\n", default_host_type="MAC").refused
