@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from numbers import Integral, Real
+from urllib.parse import urlsplit
 
 
 class Role(StrEnum):
@@ -68,88 +73,306 @@ class Actor:
 
 SYSTEM_ACTOR = Actor("system", Role.ADMIN)
 
+# Documented input limits (README, "Input limits"): every service refuses longer or larger values.
+NAME_MAX_LENGTH = 100  # servers, VLMs, pools, display names
+DESCRIPTION_MAX_LENGTH = 2_000
 HOST_ID_MAX_LENGTH = 128
-DESCRIPTION_MAX_LENGTH = 500
+URL_MAX_LENGTH = 2_000
+INSTANCE_MAX_LENGTH = 100
+SERVER_USERNAME_MAX_LENGTH = 100
+SERVER_PASSWORD_MAX_LENGTH = 1_000
+CA_PATH_MAX_LENGTH = 4_096
+EMAIL_MAX_LENGTH = 254
+FEATURE_NAME_MAX_LENGTH = 256
+COUNT_MAX = 1_000_000
+QUANTITY_MAX = 1_000_000
+TIMEOUT_MIN_SECONDS = 0.1
+TIMEOUT_MAX_SECONDS = 300.0
+DAYS_MAX = 3_650
+ID_MAX = 2**63 - 1
+
 _ETHERNET = re.compile(r"^[0-9A-F]{12}$")
-_PRINTABLE = re.compile(r"^[\x20-\x7E\u00A0-\uFFFF]+$")
+_INTEGER_TEXT = re.compile(r"^[+-]?[0-9]+(\.0*)?$")
+_REFUSED_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}  # control, lone surrogate, line/paragraph separator
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_MULTILINE_ALLOWED = {"\n", "\t"}
+_SHOWN_LENGTH = 40
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s'\"<>]*@")
+
+
+def shown(value: object, limit: int = _SHOWN_LENGTH) -> str:
+    """A value made safe to put in a message: printable, escaped, and cut to limit characters."""
+    text = value if isinstance(value, str) else repr(value)
+    safe = "".join(
+        ch if _allowed_char(ch, multiline=False) else ch.encode("unicode_escape").decode("ascii")
+        for ch in text[: limit + 1]
+    )
+    return safe if len(text) <= limit else safe[:limit] + "…"
+
+
+def _allowed_char(ch: str, *, multiline: bool) -> bool:
+    if multiline and ch in _MULTILINE_ALLOWED:
+        return True
+    return unicodedata.category(ch) not in _REFUSED_CATEGORIES and ch not in _BIDI_CONTROLS
+
+
+def clean_text(
+    value: object,
+    field: str,
+    *,
+    max_len: int,
+    required: bool = True,
+    multiline: bool = False,
+    label: str | None = None,
+) -> str:
+    """Printable text of at most max_len characters, stripped; a ValidationError naming the field.
+
+    Refused: anything but str, lone surrogates, NUL and other C0/C1 controls, U+2028/U+2029 and
+    bidirectional overrides; multiline text may hold newlines and tabs.
+    """
+    what = label or field.replace("_", " ")
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be text, not {type(value).__name__}", field=field)
+    text = value.replace("\r\n", "\n").strip() if multiline else value.strip()
+    bad = next((ch for ch in text if not _allowed_char(ch, multiline=multiline)), None)
+    if bad is not None:
+        code = f"U+{ord(bad):04X}"
+        raise ValidationError(
+            f"{what} contains a control or invalid character ({code})", field=field
+        )
+    if required and not text:
+        raise ValidationError(f"{what} is empty", field=field)
+    if len(text) > max_len:
+        raise ValidationError(f"{what} is longer than {max_len:,} characters", field=field)
+    return text
+
+
+def optional_text(value: object, field: str, *, max_len: int, label: str | None = None) -> str:
+    """Like clean_text, but None counts as empty."""
+    if value is None:
+        return ""
+    return clean_text(value, field, max_len=max_len, required=False, label=label)
+
+
+def secret_text(value: object, field: str, *, max_len: int) -> str | None:
+    """A password as typed (not stripped): text without control characters, or None when empty."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be text, not {type(value).__name__}", field=field)
+    if any(not _allowed_char(ch, multiline=False) for ch in value):
+        raise ValidationError(f"{field} contains a control or invalid character", field=field)
+    if len(value) > max_len:
+        raise ValidationError(f"{field} is longer than {max_len:,} characters", field=field)
+    return value
+
+
+def _as_float(value: Real) -> float:
+    """float(value), with numbers too large for a float (10**400) as infinity."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _as_integer(value: object) -> int | None:
+    """The whole number a value stands for, or None when it is not one (NaN, 2.5, 'abc', True)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        number = _as_float(value)
+        return int(number) if math.isfinite(number) and number.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        if _INTEGER_TEXT.match(text) and len(text) <= 40:
+            return int(text.split(".")[0])
+    return None
+
+
+def bounded_int(
+    value: object, field: str, *, minimum: int, maximum: int, label: str | None = None
+) -> int:
+    """A whole number in [minimum, maximum]; NaN, ±inf, bools, 2.5 and 'abc' are refused."""
+    what = label or field.replace("_", " ")
+    number = _as_integer(value)
+    if number is None:
+        raise ValidationError(
+            f"{what} must be a whole number ≥ {minimum}, got {shown(value)}", field=field
+        )
+    if number < minimum:
+        raise ValidationError(
+            f"{what} must be a whole number ≥ {minimum}, got {number}", field=field
+        )
+    if number > maximum:
+        raise ValidationError(f"{what} must be at most {maximum:,}, got {number:,}", field=field)
+    return number
+
+
+def bounded_float(
+    value: object, field: str, *, minimum: float, maximum: float, label: str | None = None
+) -> float:
+    """A finite number in [minimum, maximum]; text that is a number is accepted."""
+    what = label or field.replace("_", " ")
+    number: float | None = None
+    if isinstance(value, Real) and not isinstance(value, bool):
+        number = _as_float(value)
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ValidationError(f"{what} must be a number, got {shown(value)}", field=field)
+    if not minimum <= number <= maximum:
+        raise ValidationError(
+            f"{what} must be between {minimum:g} and {maximum:g}, got {number:g}", field=field
+        )
+    return number
+
+
+def validate_flag(value: object, field: str) -> bool:
+    """A yes/no value: a real bool, not text or a number."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field} must be true or false, got {shown(value)}", field=field)
+    return value
+
+
+def record_id(value: object, what: str) -> int:
+    """The id of a stored row (pool, VLM, server, allocation …): a whole number ≥ 1."""
+    return bounded_int(value, what, minimum=1, maximum=ID_MAX, label=f"{what} id")
+
+
+def record_ids(values: object, what: str) -> list[int]:
+    """A list of row ids (e.g. chosen server features)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValidationError(f"{what} must be a list of ids", field=what)
+    return [record_id(v, what) for v in values]
+
+
+def validate_days(value: object) -> int:
+    """The length of a report period in days."""
+    return bounded_int(value, "days", minimum=1, maximum=DAYS_MAX)
 
 
 def parse_host_type(value: object) -> HostType:
     """Turn grid or CSV input into a HostType, with a message naming the accepted values."""
-    text = str(value or "").strip().upper()
+    text = value.strip().upper() if isinstance(value, str) else ""
     try:
         return HostType(text)
     except ValueError:
         accepted = ", ".join(t.value for t in HostType)
         raise ValidationError(
-            f"host type '{value}' is not one of {accepted}", field="host_type"
+            f"host type '{shown(value)}' is not one of {accepted}", field="host_type"
         ) from None
 
 
 def normalize_host_id(host_type: HostType, value: object) -> str:
     """Validate a host id for its type and return its canonical form."""
-    text = "" if value is None else str(value).strip()
-    if not text:
-        raise ValidationError("host id is empty", field="host_id")
+    text = clean_text(
+        "" if value is None else value, "host_id", max_len=HOST_ID_MAX_LENGTH, label="host id"
+    )
     if host_type is HostType.ETHERNET:
         hexed = re.sub(r"[:\-.\s]", "", text).upper()
         if not _ETHERNET.match(hexed):
             raise ValidationError(
-                f"ETHERNET host id '{text}' must be 12 hex digits (e.g. 0050569A1B2C)",
+                f"ETHERNET host id '{shown(text)}' must be 12 hex digits (e.g. 0050569A1B2C)",
                 field="host_id",
             )
         return hexed
-    if len(text) > HOST_ID_MAX_LENGTH:
-        raise ValidationError(
-            f"{host_type.value} host id is longer than {HOST_ID_MAX_LENGTH} characters",
-            field="host_id",
-        )
-    if not _PRINTABLE.match(text):
-        raise ValidationError(
-            f"{host_type.value} host id contains control characters", field="host_id"
-        )
     return text
-
-
-def _whole_number(value: object, what: str, minimum: int) -> int:
-    """A whole number of at least minimum, or a ValidationError naming the field."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValidationError(f"{what} '{value}' is not a number", field=what) from None
-    if number != int(number) or number < minimum:
-        raise ValidationError(f"{what} must be a whole number ≥ {minimum}, got {value}", field=what)
-    return int(number)
 
 
 def validate_count(value: object) -> int:
     """A license count is a whole number of at least 1."""
-    return _whole_number(value, "count", 1)
+    return bounded_int(value, "count", minimum=1, maximum=COUNT_MAX)
 
 
 def validate_quantity(value: object) -> int:
     """A pool quantity is a whole number of at least 0."""
-    return _whole_number(value, "quantity", 0)
+    return bounded_int(value, "quantity", minimum=0, maximum=QUANTITY_MAX)
+
+
+def _missing(value: object) -> bool:
+    """None or a grid's NaN marker for an empty cell."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def validate_description(value: object) -> str:
-    text = "" if value is None else str(value).strip()
-    if text.lower() == "nan":
-        text = ""
-    if len(text) > DESCRIPTION_MAX_LENGTH:
+    """Free text of up to DESCRIPTION_MAX_LENGTH characters; newlines and tabs allowed."""
+    if _missing(value):
+        return ""
+    text = clean_text(
+        value, "description", max_len=DESCRIPTION_MAX_LENGTH, required=False, multiline=True
+    )
+    return "" if text.lower() == "nan" else text
+
+
+def validate_name(value: object, what: str, max_length: int = NAME_MAX_LENGTH) -> str:
+    """A required one-line name (server, VLM, pool …) of at most max_length characters."""
+    return clean_text(value, "name", max_len=max_length, label=what)
+
+
+FeatureKey = tuple[str, str]
+
+
+def validate_feature(value: object) -> FeatureKey:
+    """A (feature name, version) pair as typed text."""
+    if isinstance(value, str | bytes) or not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValidationError("feature must be a (name, version) pair", field="feature")
+    name = clean_text(value[0], "feature", max_len=FEATURE_NAME_MAX_LENGTH, label="feature name")
+    version = clean_text(
+        "" if value[1] is None else value[1],
+        "feature",
+        max_len=FEATURE_NAME_MAX_LENGTH,
+        required=False,
+        label="feature version",
+    )
+    return (name, version)
+
+
+def validate_quantities(value: object) -> dict[FeatureKey, int]:
+    """A pool's quantity per feature: {(name, version): whole number ≥ 0}."""
+    if not isinstance(value, Mapping):
+        raise ValidationError("quantities must map features to numbers", field="quantity")
+    quantities: dict[FeatureKey, int] = {}
+    for key, raw in value.items():
+        feature = validate_feature(key)
+        try:
+            quantities[feature] = validate_quantity(raw)
+        except ValidationError as exc:
+            raise ValidationError(
+                f"{feature[0]} {feature[1]}: {exc.message}", field="quantity"
+            ) from None
+    return quantities
+
+
+def validate_base_url(value: object) -> str:
+    """An http(s) URL of a license server, without credentials (they go in their own fields)."""
+    url = clean_text(value, "base_url", max_len=URL_MAX_LENGTH, label="base URL").rstrip("/")
+    example = "must look like http://host:7070"
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
+    except ValueError:
+        raise ValidationError(f"base URL {example}", field="base_url") from None
+    if "@" in parsed.netloc:
         raise ValidationError(
-            f"description is longer than {DESCRIPTION_MAX_LENGTH} characters", field="description"
+            "base URL must not contain a user name or password (user:password@); "
+            "enter them in the User and Password fields",
+            field="base_url",
         )
-    return text
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname or " " in url:
+        raise ValidationError(f"base URL '{shown(url)}' {example}", field="base_url")
+    return url
 
 
-def validate_name(value: object, what: str, max_length: int = 80) -> str:
-    text = "" if value is None else str(value).strip()
-    if not text:
-        raise ValidationError(f"{what} is empty", field="name")
-    if len(text) > max_length:
-        raise ValidationError(f"{what} is longer than {max_length} characters", field="name")
-    return text
+def redact_userinfo(text: str) -> str:
+    """Every URL in text with its user:password@ part replaced by ***@."""
+    if not isinstance(text, str):
+        return text
+    return _URL_USERINFO.sub(r"\1***@", text)
 
 
 GROUP_NAME_MAX_LENGTH = 64

@@ -2,8 +2,9 @@
 
 CSV is written by DuckDB: straight from SQL for the big exports (no DataFrame at all), and
 from a registered DataFrame for any table a page shows. Text cells that a spreadsheet would
-run as a formula get a leading single quote; empty text is written like NULL (an empty cell)
-and booleans as True/False, as pandas writes them.
+run as a formula get a leading single quote: those starting with = + - @ (also after leading
+whitespace or a newline), a tab or a carriage return. Empty text is written like NULL (an empty
+cell) and booleans as True/False, as pandas writes them. Repeated headers get a number.
 """
 
 from __future__ import annotations
@@ -19,21 +20,39 @@ from vlm.services import allocations, pools, reports, servers
 from vlm.services.context import ServiceContext
 from vlm.store.csv import Params, describe, write_csv
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_CODES = ", ".join(str(ord(c)) for c in _FORMULA_START)
+# A formula sign, possibly after blanks or line breaks, or a leading tab / carriage return.
+# The same pattern runs in Python's re and in DuckDB's RE2 (both read these escapes).
+FORMULA_PATTERN = r"^[ \t\n\r\f\v\xa0]*[=+\-@]|^[\t\r]"
+_FORMULA_FIRST = ("=", "+", "-", "@", " ", "\t", "\n", "\r", "\f", "\v", "\xa0")
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in _FORMULA_FIRST)
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells that a spreadsheet would run as a formula with a single quote."""
     safe = frame.copy()
-    for column in safe.columns:
-        series = safe[column]
+    for position in range(safe.shape[1]):
+        series = safe.iloc[:, position]
         if pd.api.types.is_string_dtype(series) or series.dtype == object:
             text = series.astype("string")
-            risky = text.str.startswith(_FORMULA_START, na=False)
+            risky = text.str.contains(FORMULA_PATTERN, regex=True, na=False)
             if risky.any():
-                safe[column] = text.where(~risky, "'" + text)
+                safe.isetitem(position, text.where(~risky, "'" + text))
     return safe
+
+
+def unique_headers(columns: object) -> list[str]:
+    """Column names as text, unique regardless of case: name, name (2), name (3) …"""
+    taken: set[str] = set()
+    headers: list[str] = []
+    for position, column in enumerate(columns, start=1):  # type: ignore[call-overload]
+        base = str(column) or f"column {position}"
+        header, copy = base, 1
+        while header.lower() in taken:
+            copy += 1
+            header = f"{base} ({copy})"
+        taken.add(header.lower())
+        headers.append(header)
+    return headers
 
 
 def _identifier(name: str) -> str:
@@ -44,10 +63,10 @@ def _safe_column(name: str, sql_type: str) -> str:
     column = _identifier(name)
     if sql_type == "VARCHAR" or sql_type.startswith("ENUM"):
         text = f"CAST({column} AS VARCHAR)"
-        return (
-            f"CASE WHEN ascii({text}) IN ({_FORMULA_CODES}) THEN '''' || {text} "
-            f"ELSE NULLIF({text}, '') END AS {column}"
+        risky = (
+            f"ascii({text}) IN ({_FORMULA_CODES}) AND regexp_matches({text}, '{FORMULA_PATTERN}')"
         )
+        return f"CASE WHEN {risky} THEN '''' || {text} ELSE NULLIF({text}, '') END AS {column}"
     if sql_type == "BOOLEAN":
         return f"CASE WHEN {column} THEN 'True' WHEN NOT {column} THEN 'False' END AS {column}"
     return column
@@ -71,9 +90,10 @@ def _scratch() -> duckdb.DuckDBPyConnection:
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The frame as UTF-8 CSV, safe to open in a spreadsheet."""
-    if frame.columns.has_duplicates or not all(isinstance(c, str) for c in frame.columns):
-        return neutralise(frame).to_csv(index=False).encode("utf-8")
+    """The frame as UTF-8 CSV, safe to open in a spreadsheet; repeated headers are numbered."""
+    headers = unique_headers(frame.columns)
+    if headers != list(frame.columns):
+        frame = frame.set_axis(headers, axis=1)
     with _scratch().cursor() as cur:
         cur.register("export_frame", frame)
         return query_to_csv(cur, "SELECT * FROM export_frame")

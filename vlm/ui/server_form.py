@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import streamlit as st
 
+from vlm.domain import TIMEOUT_MAX_SECONDS, TIMEOUT_MIN_SECONDS
 from vlm.services.servers import ConnectionCheck, ServerInput
 from vlm.ui.runtime import Runtime
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+def _timeout_default(stored: object) -> float:
+    """The stored timeout if usable, else the default (never NaN or out of range)."""
+    try:
+        value = float(stored)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return DEFAULT_TIMEOUT_SECONDS
+    if not math.isfinite(value) or not TIMEOUT_MIN_SECONDS <= value <= TIMEOUT_MAX_SECONDS:
+        return DEFAULT_TIMEOUT_SECONDS
+    return value
 
 
 def server_form(
@@ -41,9 +56,9 @@ def server_form(
         ca_path = ca_col.text_input("CA bundle path (optional)", value=current.get("ca_path") or "")
         timeout = timeout_col.number_input(
             "Timeout (s)",
-            min_value=0.5,
-            max_value=120.0,
-            value=float(current.get("timeout_seconds", 10.0)),
+            min_value=TIMEOUT_MIN_SECONDS,
+            max_value=TIMEOUT_MAX_SECONDS,
+            value=_timeout_default(current.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
         )
         description = st.text_input("Description", value=current.get("description") or "")
         test_col, save_col = st.columns(2)
@@ -59,7 +74,7 @@ def server_form(
         password=password or None,
         verify_tls=verify_tls,
         ca_path=ca_path or None,
-        timeout_seconds=float(timeout),
+        timeout_seconds=timeout,
         description=description,
     )
     action = "test" if test else "save" if save else None
