@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pandas as pd
@@ -41,9 +42,72 @@ def test_frame_csv_neutralises_every_formula_start() -> None:
         assert written == (f"'{original}" if original in risky else original or "")
 
 
-def test_odd_column_names_fall_back_to_pandas() -> None:
+def test_odd_column_names_become_text_headers() -> None:
     frame = pd.DataFrame([[1, "=x"]], columns=[0, "a"])
     assert exports.to_csv_bytes(frame) == b"0,a\n1,'=x\n"
+
+
+def test_duplicate_column_names_keep_both_columns_with_numbered_headers() -> None:
+    """Before: to_csv_bytes crashed ('DataFrame' object has no attribute 'dtype')."""
+    frame = pd.DataFrame(
+        [["a", "=b", "c", 1, "@e"]], columns=["name", "name", "Name", "n", "name (2)"]
+    )
+    text = exports.to_csv_bytes(frame).decode()
+    assert text == "name,name (2),Name (3),n,name (2) (2)\na,'=b,c,1,'@e\n"
+    parsed = pd.read_csv(io.StringIO(text))
+    assert list(parsed.columns) == ["name", "name (2)", "Name (3)", "n", "name (2) (2)"]
+
+
+def test_unique_headers_number_repeats_regardless_of_case() -> None:
+    assert exports.unique_headers(["a", "A", "a", "", 0, "0"]) == [
+        "a",
+        "A (2)",
+        "a (3)",
+        "column 4",
+        "0",
+        "0 (2)",
+    ]
+
+
+FORMULA_CELLS = {
+    "=1+1": True,
+    "+1": True,
+    "-1": True,
+    "@SUM(A1)": True,
+    "\tx": True,
+    "\rx": True,
+    " =1+1": True,
+    "  +1": True,
+    "\n=1+1": True,
+    "\r\n@x": True,
+    "\t\t-2": True,
+    "\xa0=1": True,
+    "a=1": False,
+    " plain": False,
+    "\nplain": False,
+    "": False,
+}
+
+
+def _cells(csv_bytes: bytes) -> list[str]:
+    """The first column of CSV bytes, header dropped (a real CSV reader: quotes, CR, LF)."""
+    rows = list(csv.reader(io.StringIO(csv_bytes.decode("utf-8"), newline="")))
+    return [row[0] for row in rows[1:]]
+
+
+def test_every_formula_start_is_neutralised_also_after_leading_whitespace(ctx) -> None:
+    """= + - @ tab and CR, and any of = + - @ after blanks or a newline, in both CSV writers."""
+    cells = list(FORMULA_CELLS)
+    frame = pd.DataFrame({"cell": cells, "i": range(len(cells))})
+    values = ", ".join(f"({i}, ?)" for i in range(len(cells)))
+    sql = f"SELECT cell, i FROM (VALUES {values}) AS t(i, cell) ORDER BY i"
+    for written in (
+        _cells(exports.to_csv_bytes(frame)),
+        _cells(exports.query_csv(ctx, sql, cells)),
+    ):
+        for original, cell in zip(cells, written, strict=True):
+            risky = FORMULA_CELLS[original]
+            assert cell == (f"'{original}" if risky else original), repr(original)
 
 
 def test_allocations_csv_from_sql_equals_the_frame_export(ctx) -> None:
