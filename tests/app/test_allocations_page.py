@@ -1,4 +1,5 @@
-"""The allocation grid applies seeded edits: add, edit, delete, and a refused row that is kept."""
+"""The allocation grid applies seeded edits: add, edit, delete, and a refused row that is kept;
+failed rows show the server's reason and can be retried."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import open_page, service_context, wait_for
 from vlm.domain import Actor, Role
+from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.services import allocations, pools
+from vlm.ui.grid_drafts import Drafts, build_source
+from vlm.ui.runtime import get_runtime
 
 MIA = Actor("mia", Role.MANAGER)
 
@@ -161,3 +165,113 @@ def test_a_pool_link_preselects_the_pool(app):
     at.query_params["pool"] = str(simulation)
     open_page(at, "allocations")
     assert at.selectbox(key="alloc_pool").value == simulation
+
+
+def _servers_of(pool_id: int, feature: tuple[str, str]) -> dict[int, str]:
+    """Server id → name of the servers a pool's feature draws on."""
+    rows = service_context().db.query(
+        "SELECT DISTINCT s.id, s.name FROM pool_portions pp "
+        "JOIN server_features sf ON sf.id = pp.server_feature_id "
+        "JOIN license_servers s ON s.id = sf.server_id "
+        "WHERE pp.pool_id = ? AND sf.feature_name = ? AND sf.feature_version = ?",
+        [pool_id, *feature],
+    )
+    return dict(rows)
+
+
+def _foreign_groups(emulators: list, feature: tuple[str, str], host: str) -> list:
+    """Another team reserves `host` on each server: VLM's reservation for it is refused."""
+    created = []
+    for emulator in emulators:
+        with FlexNetClient(emulator.url, username="admin", password="admin") as api:
+            entry = ReservationEntry(feature[0], feature[1], 1)
+            group = ReservationGroup(
+                None, "other-team-retry", (Reservation(HostId("USER", host), (entry,)),)
+            )
+            created.append((emulator, api.create_reservation_group(group).id))
+    return created
+
+
+def _drop_groups(created: list) -> None:
+    for emulator, group_id in created:
+        with FlexNetClient(emulator.url, username="admin", password="admin") as api:
+            api.delete_group(group_id)
+
+
+def _state(allocation_id: int) -> tuple[str, str | None]:
+    frame = allocations.allocation_states(service_context(), MIA, [allocation_id])
+    return frame["state"].iloc[0], frame["last_error"].iloc[0]
+
+
+def test_a_failed_row_shows_the_servers_reason_and_retry_sends_it_again(
+    app, demo_emulators, monkeypatch
+):
+    at = open_page(app("mia"), "allocations")
+    runtime = get_runtime()
+    assert wait_for(lambda: runtime.scheduler.last_full_pass)
+    ctx = service_context()
+    pool_id, feature = mias_pool_and_feature()
+    servers = _servers_of(pool_id, feature)
+    blockers = _foreign_groups([demo_emulators[n] for n in servers.values()], feature, "probe")
+    try:
+        probe = allocations.allocate(ctx, MIA, pool_id, feature, "USER", "probe", 1)
+        assert wait_for(lambda: _state(probe)[0] == "failed")
+    finally:
+        _drop_groups(blockers)
+    reason = _state(probe)[1]
+    assert reason
+
+    # the failed row says so in the grid, with the server's reason on the row
+    at.run()
+    source = grid(at).value
+    row = source[source["host_id"] == "probe"].iloc[0]
+    assert row["status"] == "failed"
+    assert reason in row["problem"]
+
+    # select it, press Retry, confirm: the service puts it back to pending and wakes the sync
+    pushed: list[set[int]] = []
+    monkeypatch.setattr(ctx, "on_allocations_changed", lambda ids: pushed.append(set(ids)))
+    tag = grid(at).key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
+    at.multiselect(key=f"alloc_retry_rows_{tag}_0").select(probe)
+    at.run()
+    at.button(key=f"alloc_retry_{tag}").click()
+    at.run()
+    assert _state(probe)[0] == "failed"  # nothing happens before the confirmation
+    at.button(key=f"alloc_retry_{tag}_confirm").click()
+    at.run()
+    assert not at.exception
+    assert _state(probe) == ("pending", None)
+    assert pushed and pushed[0] <= set(servers)
+    report = at.table[0].value
+    assert list(report["result"]) == ["✓ queued for retry"]
+
+    # the cause is gone: the reconciler applies it
+    runtime.scheduler.push(pushed[0])
+    assert wait_for(lambda: _state(probe)[0] == "applied")
+    allocations.remove_allocation(ctx, MIA, pool_id, probe)
+    runtime.scheduler.push(pushed[0])
+    assert wait_for(lambda: allocations.allocation_states(ctx, MIA, [probe]).empty)
+
+
+def test_grid_rows_say_their_state_and_the_servers_reason():
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "host_type": ["USER"] * 4,
+            "host_id": ["a", "b", "c", "d"],
+            "count": [1, 1, 1, 1],
+            "description": [""] * 4,
+            "state": ["applied", "failed", "pending", "disabled"],
+            "last_error": [None, "not enough licenses", "timed out", "entry disabled"],
+            "created_at": pd.to_datetime(["2026-01-01"] * 4),
+        }
+    )
+    source = build_source(frame, Drafts(edits={2: {"problem": "count must be whole"}}))
+    assert list(source["status"]) == ["applied", "failed", "pending", "disabled by server"]
+    assert list(source["problem"]) == [
+        "",
+        "count must be whole; not enough licenses",
+        "retrying: timed out",
+        "entry disabled",
+    ]
+    assert list(source["state"]) == ["applied", "failed", "pending", "disabled"]

@@ -39,6 +39,24 @@ def test_manager_dashboard_is_scoped_to_own_pools(app):
     assert set(features["pool_name"]) == {"CAD team"}
 
 
+def test_manager_trend_shows_the_pools_own_figures_not_the_servers(app):
+    """Issue #7 item 15: no server-wide total / used on a manager's dashboard."""
+    import json
+
+    from tests.app.conftest import service_context
+    from vlm.domain import Actor
+    from vlm.services import pools
+
+    at = app("mia")
+    (pool,) = pools.list_pools(service_context(), Actor("mia", Role.MANAGER)).itertuples()
+    trend = json.loads(list(at.get("plotly_chart"))[-1].proto.spec)["data"]
+    assert [t["name"] for t in trend] == ["Pool quantity", "Allocated"]
+    data = next(d.value for d in at.dataframe if "taken_at" in d.value.columns)
+    assert list(data.columns) == ["taken_at", "quantity", "allocated"]
+    assert data[["quantity", "allocated"]].iloc[-1].tolist() == [pool.quantity, pool.allocated]
+    assert any("not recorded by the inventory" in c.value for c in at.caption)
+
+
 def test_my_pools_search_and_columns(app):
     at = open_page(app("admin"), "my_pools")
     assert at.title[0].value == "All Pools"

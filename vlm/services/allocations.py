@@ -175,7 +175,7 @@ def apply_allocation_changes(
         new_ids = _flush(cur, ledger)
         for (index, result), new_id in zip(adds, new_ids, strict=True):
             results[index] = RowResult(result.change, True, result.message, new_id)
-        _audit(cur, actor, audit_rows, new_ids)
+        _audit(cur, actor, audit_rows, new_ids, pool_id)
         return [results[i] for i in range(len(changes))], ledger.server_ids()
 
     results, servers = ctx.db.write(write)
@@ -183,7 +183,12 @@ def apply_allocation_changes(
     return results
 
 
-def _audit(cur, actor: Actor, audit_rows: list[tuple], new_ids: list[int]) -> None:
+def _in_pool(alloc: dict | None, pool_id: int) -> dict | None:
+    """An audited allocation that names its pool (a pool's trend is read from the audit log)."""
+    return None if alloc is None else {**alloc, "pool_id": pool_id}
+
+
+def _audit(cur, actor: Actor, audit_rows: list[tuple], new_ids: list[int], pool_id: int) -> None:
     ids = iter(new_ids)
     rows = []
     for entry in audit_rows:
@@ -195,6 +200,7 @@ def _audit(cur, actor: Actor, audit_rows: list[tuple], new_ids: list[int]) -> No
             rows.append((action, "allocation", entry[1]["id"], entry[1], None))
         else:
             rows.append((action, "allocation", entry[1]["id"], entry[1], entry[2]))
+    rows = [(a, t, i, _in_pool(b, pool_id), _in_pool(c, pool_id)) for a, t, i, b, c in rows]
     audit.record_many(cur, actor, rows)
 
 
@@ -317,3 +323,17 @@ def visible_allocations_query(actor: Actor) -> tuple[str, list[object]]:
 def visible_allocations(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Every allocation the actor may see (managers: their pools), for export."""
     return ctx.db.query_df(*visible_allocations_query(actor))
+
+
+def retry_allocations(
+    ctx: ServiceContext, actor: Actor, pool_id: int, allocation_ids: Sequence[int]
+) -> list[RowResult]:
+    """Send failed allocations of a pool to the server again, in one transaction.
+
+    Each goes back to pending and the reconciler of their servers is woken at once; a row that
+    is not failed (or not in the pool) comes back refused with its reason.
+    """
+    if isinstance(allocation_ids, str | bytes) or not isinstance(allocation_ids, Sequence):
+        raise VlmError("give the allocation ids to retry as a list", field="allocation")
+    changes = [AllocationChange("retry", allocation_id=i) for i in allocation_ids]
+    return apply_allocation_changes(ctx, actor, pool_id, changes)

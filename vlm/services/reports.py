@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
-from vlm.domain import Actor, Role
+from vlm.domain import Actor, Role, record_id, validate_days
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import pool_scope_sql, require_pool_read
 from vlm.services.servers import require_can_read_estate
@@ -252,6 +254,8 @@ def server_trend(
     """Total / used / reserved of concurrent counted features over time for one server (or all),
     last value carried forward."""
     require_can_read_estate(actor)
+    days = validate_days(days)
+    server_id = None if server_id is None else record_id(server_id, "server")
     counted = "concurrent AND NOT uncounted AND NOT metered"
     if server_id is None:
         return _trend(ctx, counted, {}, days, _step(days))
@@ -260,21 +264,104 @@ def server_trend(
     )
 
 
-def pool_trend(ctx: ServiceContext, actor: Actor, pool_id: int, days: int = 30) -> pd.DataFrame:
-    """Utilization over time of the server features a pool draws on."""
+POOL_NOW_SQL = """
+SELECT p.created_at,
+    (SELECT COALESCE(SUM(quantity), 0) FROM pool_portions WHERE pool_id = p.id)::INTEGER,
+    (SELECT COALESCE(SUM(count), 0) FROM allocations
+     WHERE pool_id = p.id AND state <> 'removing')::INTEGER
+FROM pools p WHERE p.id = ?
+"""
+
+POOL_QUANTITY_CHANGES_SQL = """
+SELECT happened_at, before, after FROM audit_log
+WHERE target_type = 'pool' AND target_id = ? AND action IN ('pool.create', 'pool.update')
+  AND happened_at > ?
+"""
+
+# An allocation's audit rows name its pool (older rows do not: their allocation row tells).
+POOL_ALLOCATED_CHANGES_SQL = """
+WITH changes AS (
+    SELECT happened_at, TRY_CAST(target_id AS BIGINT) AS allocation_id,
+        TRY_CAST(json_extract_string(COALESCE(after, before), '$.pool_id') AS BIGINT) AS pool_id,
+        COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
+        - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0) AS delta
+    FROM audit_log
+    WHERE target_type = 'allocation' AND happened_at > ?
+      AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
+)
+SELECT c.happened_at, c.delta FROM changes c LEFT JOIN allocations a ON a.id = c.allocation_id
+WHERE c.delta <> 0 AND COALESCE(c.pool_id, a.pool_id) = ?
+"""
+
+POOL_TREND_COLUMNS = ["taken_at", "quantity", "allocated"]
+
+
+def _quantity_of(audited: str | None) -> int:
+    """The pool quantity (summed over features) in a pool audit row's before/after."""
+    if not audited:
+        return 0
+    quantities = json.loads(audited).get("quantities") or {}
+    return sum(int(q) for q in quantities.values())
+
+
+def _changes_after(grid: np.ndarray, changes: list[tuple[datetime, int]]) -> np.ndarray:
+    """For every grid point, the sum of the changes made after it."""
+    if not changes:
+        return np.zeros(len(grid), dtype=np.int64)
+    changes = sorted(changes)
+    times = np.array([c[0] for c in changes], dtype="datetime64[us]")
+    deltas = np.array([c[1] for c in changes], dtype=np.int64)
+    from_here_on = np.append(np.cumsum(deltas[::-1])[::-1], 0)
+    return from_here_on[np.searchsorted(times, grid, side="right")]
+
+
+def _pool_trend_frame(db: Database, pool_id: int, window: dict[str, object]) -> pd.DataFrame:
+    """The pool's figures now, walked back over the audited changes to every grid point."""
+    found = db.query(POOL_NOW_SQL, [pool_id])
+    if not found:
+        return pd.DataFrame(columns=POOL_TREND_COLUMNS)
+    created_at, quantity, allocated = found[0]
+    start = window["start"]
+    step = np.timedelta64(window["step_us"], "us")
+    grid = np.datetime64(start, "us") + step * np.arange(window["points"])
+    quantity_changes = [
+        (at, _quantity_of(after) - _quantity_of(before))
+        for at, before, after in db.query(POOL_QUANTITY_CHANGES_SQL, [str(pool_id), start])
+    ]
+    allocated_changes = db.query(POOL_ALLOCATED_CHANGES_SQL, [start, pool_id])
+    frame = pd.DataFrame(
+        {
+            "taken_at": grid,
+            "quantity": quantity - _changes_after(grid, quantity_changes),
+            "allocated": allocated - _changes_after(grid, allocated_changes),
+        }
+    )
+    existed = grid >= np.datetime64(created_at, "us")
+    return frame[existed].reset_index(drop=True)
+
+
+def pool_trend(
+    ctx: ServiceContext, actor: Actor, pool_id: int, days: int = 30, end: datetime | None = None
+) -> pd.DataFrame:
+    """One pool's own quantity and allocated (sum of its allocation counts) over time.
+
+    Only the pool's figures: never the server's total or usage, which other teams share. The
+    inventory records no usage per host id, so there is no "in use" series; quantity and
+    allocated come from the audit log (walked back from the current figures).
+    """
+    pool_id, days = record_id(pool_id, "pool"), validate_days(days)
     require_pool_read(ctx.db, actor, pool_id)
-    return _trend(
-        ctx,
-        "id IN (SELECT server_feature_id FROM pool_portions WHERE pool_id = $pool_id)",
-        {"pool_id": pool_id},
-        days,
-        _step(days),
+    window = trend_window(days, _step(days), end)
+    key = ("pool_trend", pool_id, window["start"], window["step_us"])
+    return _TREND_CACHE.get_or_compute(
+        ctx.db, key, lambda: _pool_trend_frame(ctx.db, pool_id, window)
     )
 
 
 def utilization_history_query(actor: Actor, days: int = 90) -> tuple[str, list[object]]:
     """The SQL and parameters of utilization_history (also streamed to CSV by exports)."""
     require_can_read_estate(actor)
+    days = validate_days(days)
     sql = (
         "SELECT s.name AS server_name, sf.feature_name, sf.feature_version, u.taken_at, "
         "u.total, u.used, u.reserved FROM utilization_snapshots u "

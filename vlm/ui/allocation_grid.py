@@ -12,13 +12,13 @@ from vlm.domain import AllocationState, HostType
 from vlm.services import allocations
 from vlm.services.allocations import AllocationChange, RowResult
 from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
-from vlm.ui.grid_drafts import GRID_COLUMNS, drafts_after_apply
+from vlm.ui.grid_drafts import GRID_COLUMNS, HIDDEN_COLUMNS, drafts_after_apply
 from vlm.ui.grid_state import GridScope
 from vlm.ui.session import PageContext, recheck
-from vlm.ui.widgets import attempt, download_csv
+from vlm.ui.widgets import ask_confirmation, attempt, confirmation, download_csv
 
-DISPLAY_COLUMNS = [c for c in GRID_COLUMNS if c != "pending_edit"]
-READ_ONLY = ["state", "problem", "last_error", "created_at", "id"]
+DISPLAY_COLUMNS = [c for c in GRID_COLUMNS if c not in HIDDEN_COLUMNS]
+READ_ONLY = ["status", "problem", "created_at", "id"]
 LIVE = {AllocationState.PENDING.value, AllocationState.REMOVING.value}
 ACTION_LABEL = {"add": "add", "edit": "edit", "delete": "remove", "retry": "retry"}
 STATE_LABEL = {
@@ -26,6 +26,7 @@ STATE_LABEL = {
     "applied": "applied ✓",
     "failed": "failed ✗",
     "removing": "removing…",
+    "disabled": "disabled by server ⚠",
     "removed": "removed from server ✓",
 }
 
@@ -45,9 +46,12 @@ def column_config() -> dict[str, Any]:
         ),
         "count": cc.NumberColumn("Count", min_value=1, step=1, default=1, format="%d", width=70),
         "description": cc.TextColumn("Description", max_chars=500, width=260),
-        "state": cc.TextColumn("State", width=90),
-        "problem": cc.TextColumn("Problem (last Apply)", width=300),
-        "last_error": cc.TextColumn("Server error", width=200),
+        "status": cc.TextColumn("State", width=130),
+        "problem": cc.TextColumn(
+            "Problem / server reason",
+            help="what the last Apply refused, or why the license server refused the row",
+            width=360,
+        ),
         "created_at": cc.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm", width=140),
         "id": cc.NumberColumn("Id", format="%d", width=60),
     }
@@ -228,8 +232,76 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
         _review(page, scope, diff, source)
     elif diff.empty:
         memory.preview = False
+    _retry_failed(page, scope, source)
     _live_report(page, scope, source)
-    download_csv(source[DISPLAY_COLUMNS[:-1]], "allocations grid", key=f"dl_grid_{scope.tag}")
+    shown = [c for c in DISPLAY_COLUMNS if c != "id"]
+    download_csv(source[shown], "allocations grid", key=f"dl_grid_{scope.tag}")
+
+
+def _failed_rows(source: pd.DataFrame) -> dict[int, str]:
+    """Allocation id → 'row n: TYPE host id — reason' of the grid's failed rows."""
+    failed = source[(source["state"] == AllocationState.FAILED.value) & source["id"].notna()]
+    return {
+        int(r.id): f"row {i + 1}: {r.host_type} {r.host_id} — {r.problem or 'failed'}"
+        for i, r in zip(failed.index, failed.itertuples(), strict=True)
+    }
+
+
+def _retry_failed(page: PageContext, scope: GridScope, source: pd.DataFrame) -> None:
+    """Select failed rows, press Retry, confirm: they go back to pending and are pushed."""
+    failed = _failed_rows(source)
+    if not failed:
+        return
+    memory = scope.memory
+    with st.container(border=True, key=f"alloc_retry_box_{scope.tag}"):
+        chosen = st.multiselect(
+            f"Failed rows ({len(failed)}): select the ones to send to the license server again",
+            list(failed),
+            format_func=failed.get,
+            key=f"alloc_retry_rows_{scope.tag}_{memory.retry_round}",
+            placeholder="select failed rows",
+        )
+        confirm_key = f"alloc_retry_{scope.tag}"
+        if st.button("Retry", key=confirm_key, disabled=not chosen, icon=":material/replay:"):
+            ask_confirmation(confirm_key)
+        question = (
+            f"Send {len(chosen)} failed allocation(s) to the license server again? They go "
+            "back to pending; if the cause is still there the server refuses them again."
+        )
+        if chosen and confirmation(confirm_key, question, f"Retry {len(chosen)} row(s)"):
+            _retry(page, scope, source, chosen)
+
+
+def _retry(
+    page: PageContext, scope: GridScope, source: pd.DataFrame, allocation_ids: list[int]
+) -> None:
+    outcome = attempt(
+        allocations.retry_allocations, page.ctx, page.actor, scope.pool_id, allocation_ids
+    )
+    if not outcome.ok:
+        return
+    hosts = _hosts(source)
+    positions = {int(i): n + 1 for n, i in enumerate(source["id"]) if not pd.isna(i)}
+    rows = [
+        {
+            "row": positions.get(int(r.change.allocation_id)),
+            "action": ACTION_LABEL["retry"],
+            "host": hosts.get(int(r.change.allocation_id), ""),
+            "result": ("✓ " if r.ok else "✗ ") + r.message,
+            "id": int(r.change.allocation_id) if r.ok else None,
+            "ok": r.ok,
+        }
+        for r in outcome.value or []
+    ]
+    memory = scope.memory
+    memory.results = rows
+    memory.tracked = {r["id"]: r for r in rows if r["ok"]}
+    sent = sum(1 for r in rows if r["ok"])
+    memory.summary = f"Sent {sent} failed row(s) to the license server again."
+    memory.retry_round += 1
+    if not scope.editing():
+        scope.refresh(page.ctx, page.actor)
+    st.rerun()
 
 
 def _states(page: PageContext, scope: GridScope, source: pd.DataFrame) -> dict[int, tuple]:

@@ -20,6 +20,10 @@ TREND_SERIES = (
     ("used", "Used", "#e15759"),
     ("reserved", "Reserved", "#1f6fb2"),
 )
+POOL_TREND_SERIES = (
+    ("quantity", "Pool quantity", "#444444"),
+    ("allocated", "Allocated", "#1f6fb2"),
+)
 OVER_COMMITTED = "#d62728"
 
 
@@ -83,10 +87,9 @@ def pool_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     return _layout(fig, title)
 
 
-def trend_figure(frame: pd.DataFrame, title: str) -> go.Figure:
-    """Total / used / reserved over time (the snapshots, last value carried forward)."""
+def _lines(frame: pd.DataFrame, series: tuple[tuple[str, str, str], ...], title: str) -> go.Figure:
     fig = go.Figure()
-    for column, label, color in TREND_SERIES:
+    for column, label, color in series:
         fig.add_scatter(
             x=frame["taken_at"],
             y=frame[column],
@@ -97,3 +100,13 @@ def trend_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     fig = _layout(fig, title, height=320)
     fig.update_layout(barmode=None)
     return fig
+
+
+def trend_figure(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Total / used / reserved over time (the snapshots, last value carried forward)."""
+    return _lines(frame, TREND_SERIES, title)
+
+
+def pool_trend_figure(frame: pd.DataFrame, title: str) -> go.Figure:
+    """One pool's own quantity and allocated over time (never the server's figures)."""
+    return _lines(frame, POOL_TREND_SERIES, title)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from vlm.domain import Role
 from vlm.services import pools, reports, servers
-from vlm.ui.charts import pool_figure, stack_figure, trend_figure
+from vlm.ui.charts import pool_figure, pool_trend_figure, stack_figure, trend_figure
 from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import table_with_download
 
@@ -139,6 +139,35 @@ def _trend_target(page: PageContext) -> tuple[str, int | None]:
     return "server", int(server_id) or None
 
 
+def _pool_trend(page: PageContext, pool_id: int, days: int, span: str) -> None:
+    """A pool's own quantity and allocated: never the server's total or usage (other teams')."""
+    frame = reports.pool_trend(page.ctx, page.actor, pool_id, days=days)
+    if frame.empty:
+        st.info("This pool has no history in this period yet.")
+        return
+    st.plotly_chart(
+        pool_trend_figure(frame, f"Pool quantity and allocated, last {span}"),
+        key="chart_pool_trend",
+    )
+    st.caption(
+        "The pool's quantity and the licenses allocated in it, from the change history. "
+        "Usage per host id is not recorded by the inventory, so licenses in use are not shown "
+        "per pool."
+    )
+    with st.expander("Trend data"):
+        table_with_download(frame, "pool trend", key="trend_table")
+
+
+def _server_trend(page: PageContext, server_id: int | None, days: int, span: str) -> None:
+    frame = reports.server_trend(page.ctx, page.actor, server_id, days=days)
+    if frame.empty or frame["total"].isna().all():
+        st.info("No utilization snapshots yet; they are recorded at every inventory sync.")
+        return
+    st.plotly_chart(trend_figure(frame, f"Licenses over the last {span}"), key="chart_trend")
+    with st.expander("Trend data"):
+        table_with_download(frame, "utilization trend", key="trend_table")
+
+
 def trend(page: PageContext) -> None:
     st.subheader("Utilization trend")
     target_col, days_col = st.columns([3, 2])
@@ -147,19 +176,11 @@ def trend(page: PageContext) -> None:
     span = days_col.segmented_control(
         "Period", list(TREND_DAYS), default="7 days", key="trend_days", required=True
     )
-    days = TREND_DAYS[span or "7 days"]
-    if kind == "pool":
-        if target is None:
-            return
-        frame = reports.pool_trend(page.ctx, page.actor, target, days=days)
-    else:
-        frame = reports.server_trend(page.ctx, page.actor, target, days=days)
-    if frame.empty or frame["total"].isna().all():
-        st.info("No utilization snapshots yet; they are recorded at every inventory sync.")
-        return
-    st.plotly_chart(trend_figure(frame, f"Licenses over the last {span}"), key="chart_trend")
-    with st.expander("Trend data"):
-        table_with_download(frame, "utilization trend", key="trend_table")
+    span = span or "7 days"
+    if kind == "server":
+        _server_trend(page, target, TREND_DAYS[span], span)
+    elif target is not None:
+        _pool_trend(page, target, TREND_DAYS[span], span)
 
 
 def render(page: PageContext) -> None:

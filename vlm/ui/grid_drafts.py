@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlm.domain import AllocationState
 from vlm.services.allocations import AllocationChange, RowResult
 from vlm.ui.grid_diff import GridDiff, clean
 
@@ -21,14 +22,28 @@ GRID_COLUMNS = [
     "host_id",
     "count",
     "description",
-    "state",
+    "status",
     "problem",
-    "last_error",
     "created_at",
     "id",
+    "state",
+    "last_error",
     "pending_edit",
 ]
+HIDDEN_COLUMNS = ("state", "last_error", "pending_edit")
 NOT_SAVED = "not saved"
+STATUS_TEXT = {
+    AllocationState.PENDING.value: "pending",
+    AllocationState.APPLIED.value: "applied",
+    AllocationState.FAILED.value: "failed",
+    AllocationState.REMOVING.value: "removing",
+    AllocationState.DISABLED.value: "disabled by server",
+}
+WITH_SERVER_REASON = {
+    AllocationState.FAILED.value,
+    AllocationState.PENDING.value,
+    AllocationState.DISABLED.value,
+}
 
 
 @dataclass
@@ -77,8 +92,23 @@ def _as_counts(values: pd.Series) -> Any:
     return pd.array(numbers.where(whole), dtype="Int64")
 
 
+def status_text(state: str) -> str:
+    """A row's state as the grid says it ("disabled" reads "disabled by server")."""
+    return STATUS_TEXT.get(state, state)
+
+
+def problem_text(problem: str, state: str, last_error: str) -> str:
+    """The row's problem: what the last Apply refused, and the license server's reason for a
+    failed, disabled or still retrying row."""
+    reason = last_error if state in WITH_SERVER_REASON else ""
+    if reason and state == AllocationState.PENDING.value:
+        reason = f"retrying: {reason}"
+    return "; ".join(part for part in (problem, reason) if part)
+
+
 def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.DataFrame:
-    """The editor's input: the feature's allocations, refused edits overlaid, refused adds last."""
+    """The editor's input: the feature's allocations, refused edits overlaid, refused adds last;
+    each row's status in words and, in its problem, the server's reason when it has one."""
     frame = allocations.reindex(columns=GRID_COLUMNS).copy()
     frame["problem"] = ""
     frame["pending_edit"] = False
@@ -87,6 +117,17 @@ def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.
     out["count"] = _as_counts(out["count"])
     for column in ("host_type", "host_id", "description", "state", "problem", "last_error"):
         out[column] = out[column].map(lambda v: "" if clean(v) is None else str(v)).astype(str)
+    out["status"] = out["state"].map(status_text).astype(str)
+    out["problem"] = pd.Series(
+        [
+            problem_text(problem, state, error)
+            for problem, state, error in zip(
+                out["problem"], out["state"], out["last_error"], strict=True
+            )
+        ],
+        index=out.index,
+        dtype=str,
+    )
     out["created_at"] = pd.to_datetime(out["created_at"])
     out["pending_edit"] = pd.array(out["pending_edit"].fillna(False).astype(bool), dtype="boolean")
     return out.reset_index(drop=True)

@@ -30,6 +30,7 @@ class GridMemory:
     results: list[dict[str, Any]] = field(default_factory=list)
     summary: str = ""
     preview: bool = False
+    retry_round: int = 0
 
 
 @dataclass(frozen=True)

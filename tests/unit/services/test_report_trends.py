@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ADMIN
-from vlm.services import reports
+from tests.conftest import ADMIN, MANAGER, OTHER_MANAGER
+from tests.unit.services.estate import add_people, add_server, feature_ids
+from vlm.services import allocations, pools, reports, vlms
 
 REFERENCE_SQL = """
 WITH grid AS (
@@ -85,10 +87,91 @@ def test_trend_matches_asof_reference(ctx, seed: int, days: int) -> None:
 def test_public_trends_have_the_chart_columns(ctx) -> None:
     _seed(ctx, 4)
     server = reports.server_trend(ctx, ADMIN, 1, days=7)
+    assert list(server.columns) == ["taken_at", "total", "used", "reserved"]
+    assert server["taken_at"].is_monotonic_increasing and len(server) > 1
     pool = reports.pool_trend(ctx, ADMIN, 1, days=30)
-    for frame in (server, pool):
-        assert list(frame.columns) == ["taken_at", "total", "used", "reserved"]
-        assert frame["taken_at"].is_monotonic_increasing and len(frame) > 1
+    assert list(pool.columns) == ["taken_at", "quantity", "allocated"]
+
+
+CAD = ("cad", "1.0")
+
+
+def _pool_with_history(ctx) -> tuple[int, dict[str, datetime]]:
+    """A pool of 20 then 27 cad with three allocation changes over six days, next to another
+    manager's pool on the same server feature whose changes must not show; audit rows are
+    back-dated to the moments returned."""
+    add_people(ctx)
+    server = add_server(ctx, "s1", {CAD: 65})
+    vlm = vlms.create_vlm(ctx, ADMIN, "v", feature_ids(ctx, server))
+    pool = pools.create_pool(ctx, ADMIN, vlm, "mine", MANAGER.username, {CAD: 20})
+    other = pools.create_pool(ctx, ADMIN, vlm, "theirs", OTHER_MANAGER.username, {CAD: 30})
+    first = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "u1", 5)
+    second = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "u2", 3)
+    allocations.allocate(ctx, OTHER_MANAGER, other, CAD, "USER", "x1", 11)
+    pools.update_pool(ctx, ADMIN, pool, quantities={CAD: 27})
+    allocations.update_allocation(ctx, MANAGER, pool, first, count=7)
+    allocations.remove_allocation(ctx, MANAGER, pool, second)
+    now = datetime.now()
+    moments = {
+        "pool.create": now - timedelta(days=6, minutes=-30),
+        "allocation.add u1": now - timedelta(days=5),
+        "allocation.add u2": now - timedelta(days=4),
+        "allocation.add x1": now - timedelta(days=3, hours=12),
+        "pool.update": now - timedelta(days=3),
+        "allocation.edit": now - timedelta(days=2),
+        "allocation.remove": now - timedelta(days=1),
+    }
+
+    def backdate(cur) -> None:
+        rows = cur.execute(
+            "SELECT id, action, after FROM audit_log WHERE target_type IN ('pool', 'allocation') "
+            "AND NOT (target_type = 'pool' AND target_id <> ?) ORDER BY id",
+            [str(pool)],
+        ).fetchall()
+        for audit_id, action, after in rows:
+            host = f" {json.loads(after)['host_id']}" if action == "allocation.add" else ""
+            cur.execute(
+                "UPDATE audit_log SET happened_at = ? WHERE id = ?",
+                [moments[action + host], audit_id],
+            )
+        # an audit row written before allocations named their pool: its allocation row tells
+        cur.execute(
+            "UPDATE audit_log SET after = json_remove(after, '$.pool_id') WHERE target_id = ? "
+            "AND action = 'allocation.add'",
+            [str(first)],
+        )
+        cur.execute("UPDATE pools SET created_at = ? WHERE id = ?", [moments["pool.create"], pool])
+
+    ctx.db.write(backdate)
+    return pool, moments
+
+
+def test_pool_trend_shows_the_pools_own_quantity_and_allocated_over_time(ctx) -> None:
+    pool, at = _pool_with_history(ctx)
+    end = datetime.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    trend = reports.pool_trend(ctx, MANAGER, pool, days=7, end=end)
+
+    def expected(t: datetime) -> tuple[int, int]:
+        quantity = 27 if t >= at["pool.update"] else 20
+        allocated = 0
+        if t >= at["allocation.add u1"]:
+            allocated = 5
+        if t >= at["allocation.add u2"]:
+            allocated = 8
+        if t >= at["allocation.edit"]:
+            allocated = 10
+        if t >= at["allocation.remove"]:
+            allocated = 7
+        return quantity, allocated
+
+    assert trend["taken_at"].iloc[0] >= at["pool.create"]
+    assert trend["taken_at"].iloc[0] - at["pool.create"] < timedelta(hours=1)
+    assert trend["taken_at"].iloc[-1] == end
+    got = list(zip(trend["quantity"], trend["allocated"], strict=True))
+    assert got == [expected(t) for t in trend["taken_at"]]
+    assert got[-1] == (27, 7)
+    assert {q for q, _ in got} == {20, 27}
+    assert {a for _, a in got} == {0, 5, 8, 10, 7}
 
 
 def test_trends_are_cached_until_the_next_write(ctx) -> None:
