@@ -1,16 +1,25 @@
-"""Command line: `python -m vlm demo | sync | users add | emulator`."""
+"""Command line: `python -m vlm init | demo | sync | users add | emulator`."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import os
+import secrets
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from vlm.config import Settings
+from vlm.config import (
+    SECRETS_FILE,
+    ConfigError,
+    Settings,
+    cookie_key_problem,
+    read_secrets_file,
+    secret_key_problem,
+)
 from vlm.domain import SYSTEM_ACTOR, Role, VlmError
 from vlm.store import DatabaseLockedError
 
@@ -20,6 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vlm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="write a secrets.toml with fresh random keys (mode 600)")
+    init.add_argument("--path", default=str(SECRETS_FILE), help=f"default {SECRETS_FILE}")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
 
     demo = sub.add_parser("demo", help="start emulated servers, seed data and serve the app")
     demo.add_argument("--port", type=int, default=8501, help="app port (default 8501)")
@@ -47,18 +60,90 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(db: str | None) -> Settings:
-    return Settings.from_env(**({"db_path": db} if db else {}))
+    """Environment, overlaid with ./.streamlit/secrets.toml like the app, then --db."""
+    return Settings.from_env(**{**read_secrets_file(), **({"db_path": db} if db else {})})
+
+
+def _refusal(db: str | None) -> tuple[Settings | None, str | None]:
+    """The settings, or why a command that opens the database must not start."""
+    try:
+        settings = _settings(db)
+    except ConfigError as exc:
+        return None, str(exc)
+    problems = settings.problems(needs_cookie_key=False)
+    return (None, "; ".join(problems)) if problems else (settings, None)
 
 
 def _open_context(command: str, db: str | None):
-    """The service context, or None after saying clearly that the database is held."""
+    """The service context, or None after saying in one line why there is none."""
     from vlm.services.context import ServiceContext
 
+    settings, problem = _refusal(db)
+    if settings is None:
+        print(f"vlm {command}: refuses to start: {problem}", file=sys.stderr)
+        return None
     try:
-        return ServiceContext.open(_settings(db))
+        return ServiceContext.open(settings)
     except DatabaseLockedError as exc:
         print(f"vlm {command}: {exc}", file=sys.stderr)
         return None
+
+
+def secrets_toml(cookie_key: str, secret_key: str) -> str:
+    """The text of a fresh secrets.toml."""
+    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"# Written by `python -m vlm init` on {written}. Keep it secret; never commit it.\n"
+        "# Other settings: see .streamlit/secrets.toml.example.\n\n"
+        "[auth]\n"
+        f'cookie_key = "{cookie_key}"\n\n'
+        "[vlm]\n"
+        "# Encrypts license-server passwords; another key cannot read what this one stored.\n"
+        f'secret_key = "{secret_key}"\n'
+    )
+
+
+def _write_private(path: Path, text: str, *, replace: bool) -> None:
+    """Write text to a new file of mode 600 (atomically replacing path when replace is true)."""
+    target = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") if replace else path
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if replace:
+        os.replace(target, path)
+
+
+def fresh_keys() -> tuple[str, str]:
+    """A random cookie key and Fernet key that pass the start-up checks."""
+    from vlm.secret_box import SecretBox
+
+    while True:
+        cookie_key, secret_key = secrets.token_urlsafe(48), SecretBox.generate_key()
+        if not (cookie_key_problem(cookie_key) or secret_key_problem(secret_key)):
+            return cookie_key, secret_key
+
+
+def run_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"vlm init: {path} exists already; --force replaces it", file=sys.stderr)
+        return 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = secrets_toml(*fresh_keys())
+    try:
+        _write_private(path, text, replace=args.force)
+    except FileExistsError:
+        print(f"vlm init: {path} exists already; --force replaces it", file=sys.stderr)
+        return 1
+    print(f"wrote {path} (mode 600) with a fresh cookie key and Fernet key")
+    if args.force:
+        print("server passwords stored with the old Fernet key must be entered again")
+    return 0
 
 
 def run_sync(args: argparse.Namespace) -> int:
@@ -166,7 +251,7 @@ def run_demo(args: argparse.Namespace) -> int:
             running.stop()
 
 
-COMMANDS = {"demo": run_demo, "sync": run_sync, "emulator": run_emulator}
+COMMANDS = {"init": run_init, "demo": run_demo, "sync": run_sync, "emulator": run_emulator}
 
 
 def main(argv: list[str] | None = None) -> int:

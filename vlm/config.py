@@ -1,74 +1,260 @@
-"""Runtime settings from environment variables (the UI layer may overlay Streamlit secrets)."""
+"""Runtime settings from environment variables and secrets.toml, and the checks that refuse to
+start with unsafe ones (placeholder or weak keys, an invalid Fernet key, a prefix that owns all)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
-from dataclasses import dataclass, field
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 DEMO_COOKIE_KEY = "vlm-demo-cookie-key-not-for-production-use-0001"
 DEMO_SECRET_KEY = "dmxtLWRlbW8tZmVybmV0LWtleS1ub3QtZm9yLXByb2Q="
+EXAMPLE_SECRETS = Path(__file__).resolve().parent.parent / ".streamlit" / "secrets.toml.example"
+SECRETS_FILE = Path(".streamlit") / "secrets.toml"
+
+MIN_COOKIE_KEY_BYTES = 32
+MIN_DISTINCT_CHARACTERS = 10
+MIN_GROUP_PREFIX_LENGTH = 3
+GROUP_PREFIX_SEPARATORS = "-_."
+PLACEHOLDER_MARKERS = (
+    "<",
+    ">",
+    "change-me",
+    "changeme",
+    "change_me",
+    "example",
+    "placeholder",
+    "replace",
+)
+
+COOKIE_KEY_SETTING = "the cookie key (VLM_COOKIE_KEY or [auth] cookie_key in secrets.toml)"
+SECRET_KEY_SETTING = "the Fernet key (VLM_SECRET_KEY or [vlm] secret_key in secrets.toml)"
+GROUP_PREFIX_SETTING = "the group prefix (VLM_GROUP_PREFIX or [vlm] group_prefix in secrets.toml)"
+INIT_HINT = "python -m vlm init writes fresh keys"
+DB_PATH_SETTING = "the database path (VLM_DB_PATH or [vlm] db_path in secrets.toml)"
+
+# secrets.toml section -> key -> Settings field
+SECRET_FIELDS: dict[str, dict[str, str]] = {
+    "auth": {
+        "cookie_key": "cookie_key",
+        "cookie_name": "cookie_name",
+        "cookie_expiry_days": "cookie_expiry_days",
+        "max_login_attempts": "max_login_attempts",
+    },
+    "vlm": {
+        "secret_key": "secret_key",
+        "db_path": "db_path",
+        "demo": "demo",
+        "group_prefix": "group_prefix",
+        "sync_interval_seconds": "sync_interval_seconds",
+        "db_memory_limit": "db_memory_limit",
+    },
+}
+NUMBER_FIELDS: dict[str, type] = {
+    "sync_interval_seconds": float,
+    "cookie_expiry_days": float,
+    "max_login_attempts": int,
+}
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class ConfigError(ValueError):
+    """A setting cannot be read at all (not a number, a broken secrets.toml)."""
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def _as_number(name: str, value: object, kind: type) -> float | int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, not {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+
+
+def _env_values() -> dict[str, object]:
+    """The VLM_* environment variables that are set, by Settings field."""
+    names = {
+        "db_path": "VLM_DB_PATH",
+        "demo": "VLM_DEMO",
+        "group_prefix": "VLM_GROUP_PREFIX",
+        "sync_interval_seconds": "VLM_SYNC_INTERVAL",
+        "db_memory_limit": "VLM_DB_MEMORY_LIMIT",
+        "cookie_key": "VLM_COOKIE_KEY",
+        "secret_key": "VLM_SECRET_KEY",
+        "max_login_attempts": "VLM_MAX_LOGIN_ATTEMPTS",
+    }
+    return {name: os.environ[env] for name, env in names.items() if env in os.environ}
+
+
+def secrets_overrides(secrets: Mapping[str, Any]) -> dict[str, object]:
+    """Settings given in a secrets mapping ([auth] and [vlm]); empty values are kept, so that an
+    empty value in secrets.toml is judged like an empty environment variable."""
+    overrides: dict[str, object] = {}
+    for section, fields in SECRET_FIELDS.items():
+        values = secrets.get(section) or {}
+        for key, name in fields.items():
+            if key in values and values[key] is not None:
+                overrides[name] = values[key]
+    return overrides
+
+
+def read_secrets_file(path: Path = SECRETS_FILE) -> dict[str, object]:
+    """Settings from a secrets.toml file (none when the file does not exist)."""
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return secrets_overrides(tomllib.load(handle))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read: {exc}") from None
+
+
+@cache
+def example_values() -> frozenset[str]:
+    """The key values of .streamlit/secrets.toml.example (placeholders, never real keys)."""
+    try:
+        overrides = read_secrets_file(EXAMPLE_SECRETS)
+    except ConfigError:
+        return frozenset()
+    return frozenset(str(overrides[k]) for k in ("cookie_key", "secret_key") if k in overrides)
+
+
+def _smallest_period(text: str) -> int:
+    """Length of the shortest block whose repetition makes up text."""
+    for period in range(1, len(text) // 2 + 1):
+        if all(text[i] == text[i % period] for i in range(len(text))):
+            return period
+    return len(text)
+
+
+def low_variety(text: str) -> bool:
+    """Too few distinct characters, or one block repeated (not what a random key looks like)."""
+    return len(set(text)) < MIN_DISTINCT_CHARACTERS or _smallest_period(text) <= len(text) // 2
+
+
+def is_placeholder(value: str) -> bool:
+    """A demo key, a value of the example file, or text that marks a value to be replaced."""
+    lowered = value.lower()
+    if value in {DEMO_COOKIE_KEY, DEMO_SECRET_KEY} or value in example_values():
+        return True
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+def fernet_key_bytes(key: str) -> bytes | None:
+    """The 32 bytes of a Fernet key (url-safe base64), or None when key is not one."""
+    try:
+        raw = base64.b64decode(key.encode("ascii"), altchars=b"-_", validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def cookie_key_problem(key: object, *, demo: bool = False) -> str | None:
+    """Why key cannot sign login cookies, or None."""
+    if key is None or (isinstance(key, str) and not key.strip()):
+        return f"{COOKIE_KEY_SETTING} is missing ({INIT_HINT})"
+    if not isinstance(key, str):
+        return f"{COOKIE_KEY_SETTING} must be text"
+    if demo:
+        return None
+    if is_placeholder(key):
+        return f"{COOKIE_KEY_SETTING} is a placeholder or demo value, not a secret"
+    if len(key.encode()) < MIN_COOKIE_KEY_BYTES:
+        return f"{COOKIE_KEY_SETTING} is shorter than {MIN_COOKIE_KEY_BYTES} bytes"
+    if low_variety(key):
+        return f"{COOKIE_KEY_SETTING} is not random (too few distinct characters or a pattern)"
+    return None
+
+
+def secret_key_problem(key: object, *, demo: bool = False) -> str | None:
+    """Why key cannot encrypt license-server passwords, or None."""
+    if key is None or (isinstance(key, str) and not key.strip()):
+        return f"{SECRET_KEY_SETTING} is missing ({INIT_HINT})"
+    raw = fernet_key_bytes(key) if isinstance(key, str) else None
+    if raw is None:
+        return (
+            f"{SECRET_KEY_SETTING} is not a valid Fernet key: 32 url-safe base64-encoded bytes "
+            f"({INIT_HINT})"
+        )
+    if demo:
+        return None
+    if is_placeholder(key):
+        return f"{SECRET_KEY_SETTING} is a placeholder or demo value, not a secret"
+    if low_variety(key.rstrip("=")) or (raw.isascii() and raw.decode().isprintable()):
+        return (
+            f"{SECRET_KEY_SETTING} is not random (readable text, few distinct bytes or a pattern)"
+        )
+    return None
+
+
+def group_prefix_problem(prefix: object) -> str | None:
+    """Why prefix cannot tell VLM's reservation groups from everyone else's, or None."""
+    separators = ", ".join(f"'{s}'" for s in GROUP_PREFIX_SEPARATORS)
+    if not isinstance(prefix, str) or not prefix.strip():
+        return f"{GROUP_PREFIX_SETTING} is empty: VLM would own every reservation group"
+    if any(c.isspace() for c in prefix):
+        return f"{GROUP_PREFIX_SETTING} must not contain spaces"
+    if len(prefix) < MIN_GROUP_PREFIX_LENGTH:
+        return f"{GROUP_PREFIX_SETTING} must be at least {MIN_GROUP_PREFIX_LENGTH} characters long"
+    if prefix[-1] not in GROUP_PREFIX_SEPARATORS:
+        return f"{GROUP_PREFIX_SETTING} must end with a separator ({separators}), e.g. 'vlm-'"
+    return None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything VLM needs to know about its installation."""
+    """Everything VLM needs to know about its installation (repr never shows the keys)."""
 
     db_path: str = "data/vlm.duckdb"
     demo: bool = False
     group_prefix: str = "vlm-"
     sync_interval_seconds: float = 60.0
     db_memory_limit: str = "512MB"
-    cookie_key: str | None = None
+    cookie_key: str | None = field(default=None, repr=False)
     cookie_name: str = "vlm_auth"
     cookie_expiry_days: float = 1.0
-    secret_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
     max_login_attempts: int = 5
     demo_dir: Path = field(default_factory=lambda: Path("data/demo"))
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Build settings from VLM_* environment variables, then apply overrides."""
-        values: dict[str, object] = {
-            "db_path": os.environ.get("VLM_DB_PATH", cls.db_path),
-            "demo": _env_bool("VLM_DEMO", False),
-            "group_prefix": os.environ.get("VLM_GROUP_PREFIX", cls.group_prefix),
-            "sync_interval_seconds": float(os.environ.get("VLM_SYNC_INTERVAL", "60")),
-            "db_memory_limit": os.environ.get("VLM_DB_MEMORY_LIMIT", cls.db_memory_limit),
-            "cookie_key": os.environ.get("VLM_COOKIE_KEY"),
-            "secret_key": os.environ.get("VLM_SECRET_KEY"),
-            "max_login_attempts": int(os.environ.get("VLM_MAX_LOGIN_ATTEMPTS", "5")),
-        }
-        values.update(overrides)
+        """Build settings from VLM_* environment variables, then apply overrides (secrets.toml);
+        raises ConfigError for a number that is not one."""
+        values: dict[str, object] = {**_env_values(), **overrides}
+        values["demo"] = _as_bool(values.get("demo", False))
+        for name, kind in NUMBER_FIELDS.items():
+            if name in values:
+                values[name] = _as_number(name, values[name], kind)
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.demo:
-            settings = cls(
-                **{
-                    **settings.__dict__,
-                    "cookie_key": settings.cookie_key or DEMO_COOKIE_KEY,
-                    "secret_key": settings.secret_key or DEMO_SECRET_KEY,
-                }
+            settings = replace(
+                settings,
+                cookie_key=settings.cookie_key or DEMO_COOKIE_KEY,
+                secret_key=settings.secret_key or DEMO_SECRET_KEY,
             )
         return settings
 
-    def problems(self) -> list[str]:
-        """Reasons the app must refuse to start (empty outside demo mode when keys are sound)."""
-        if self.demo:
-            return []
-        found = []
-        if not self.cookie_key or self.cookie_key == DEMO_COOKIE_KEY:
-            found.append(
-                "set VLM_COOKIE_KEY (or [auth] cookie_key in secrets.toml) to a random key"
-            )
-        elif len(self.cookie_key.encode()) < 32:
-            found.append("the cookie key must be at least 32 bytes long")
-        if not self.secret_key or self.secret_key == DEMO_SECRET_KEY:
-            found.append("set VLM_SECRET_KEY (a Fernet key) to encrypt license-server passwords")
-        return found
+    def problems(self, *, needs_cookie_key: bool = True) -> list[str]:
+        """Reasons VLM must refuse to start (the command line needs no cookie key)."""
+        found = [
+            group_prefix_problem(self.group_prefix),
+            secret_key_problem(self.secret_key, demo=self.demo),
+            cookie_key_problem(self.cookie_key, demo=self.demo) if needs_cookie_key else None,
+        ]
+        if not str(self.db_path or "").strip():
+            found.append(f"{DB_PATH_SETTING} is empty")
+        if self.max_login_attempts < 1:
+            found.append("max_login_attempts (VLM_MAX_LOGIN_ATTEMPTS) must be at least 1")
+        return [problem for problem in found if problem]

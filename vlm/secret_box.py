@@ -11,6 +11,9 @@ class SecretBox:
     def __init__(self, key: str | None) -> None:
         self._fernet = Fernet(key.encode()) if key else None
 
+    def __repr__(self) -> str:
+        return f"SecretBox({'key set' if self._fernet else 'no key'})"
+
     @staticmethod
     def generate_key() -> str:
         return Fernet.generate_key().decode()

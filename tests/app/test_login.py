@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import demo_user, new_app, service_context
 from vlm.config import DEMO_COOKIE_KEY
 from vlm.domain import SYSTEM_ACTOR, Role
-from vlm.services import users
+from vlm.secret_box import SecretBox
+from vlm.services import logins, users
+from vlm.services.logins import SignInOutcome
 
 
 def sign_in(at: AppTest, username: str, password: str) -> AppTest:
@@ -120,20 +124,87 @@ def test_refuses_to_start_outside_demo_mode_without_keys(demo_db, monkeypatch):
 def test_refuses_the_demo_cookie_key_outside_demo_mode(demo_db, monkeypatch):
     monkeypatch.setenv("VLM_DEMO", "0")
     monkeypatch.setenv("VLM_COOKIE_KEY", DEMO_COOKIE_KEY)
-    monkeypatch.setenv("VLM_SECRET_KEY", "x" * 44)
+    monkeypatch.setenv("VLM_SECRET_KEY", SecretBox.generate_key())
     at = new_app()
     at.run()
-    assert "refuses to start" in errors(at)[0]
+    assert "refuses to start" in errors(at)[0] and "VLM_COOKIE_KEY" in errors(at)[0]
+    assert not at.text_input
 
 
 def test_keys_from_secrets_are_accepted(demo_db, monkeypatch):
-    from vlm.secret_box import SecretBox
-
     monkeypatch.setenv("VLM_DEMO", "0")
     at = new_app()
-    at.secrets["auth"] = {"cookie_key": "k" * 48}
+    at.secrets["auth"] = {"cookie_key": secrets.token_urlsafe(48)}
     at.secrets["vlm"] = {"secret_key": SecretBox.generate_key()}
     at.run()
     assert not errors(at)
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     assert not at.table  # no demo logins outside demo mode
+
+
+def test_weak_keys_from_secrets_are_refused(demo_db, monkeypatch):
+    monkeypatch.setenv("VLM_DEMO", "0")
+    at = new_app()
+    at.secrets["auth"] = {"cookie_key": "k" * 48}
+    at.secrets["vlm"] = {"secret_key": SecretBox.generate_key()}
+    at.run()
+    assert not at.exception
+    assert "refuses to start" in errors(at)[0] and "not random" in errors(at)[0]
+    assert not at.text_input
+
+
+def test_an_invalid_fernet_key_gets_the_refusal_a_missing_one_gets(demo_db, monkeypatch):
+    monkeypatch.setenv("VLM_DEMO", "0")
+    monkeypatch.setenv("VLM_COOKIE_KEY", secrets.token_urlsafe(48))
+    shown = {}
+    for case, key in (("missing", None), ("invalid", "not-a-fernet-key")):
+        if key is None:
+            monkeypatch.delenv("VLM_SECRET_KEY", raising=False)
+        else:
+            monkeypatch.setenv("VLM_SECRET_KEY", key)
+        at = new_app()
+        at.run()
+        assert not at.exception, case
+        assert not at.text_input, case
+        shown[case] = errors(at)
+    for case, texts in shown.items():
+        assert len(texts) == 1 and texts[0].startswith("VLM refuses to start: the Fernet key")
+        assert "VLM_SECRET_KEY" in texts[0] and "python -m vlm init" in texts[0], case
+    assert "not a valid Fernet key" in shown["invalid"][0]
+
+
+def test_an_empty_group_prefix_is_refused_from_secrets_and_environment_alike(demo_db, monkeypatch):
+    at = new_app()
+    at.secrets["vlm"] = {"group_prefix": ""}
+    at.run()
+    from_secrets = errors(at)
+    monkeypatch.setenv("VLM_GROUP_PREFIX", "")
+    at = new_app()
+    at.run()
+    from_environment = errors(at)
+    assert from_secrets == from_environment
+    assert "refuses to start" in from_secrets[0] and "group prefix" in from_secrets[0]
+
+
+def test_a_disabled_user_hears_wrong_password_until_the_password_is_right(app):
+    app()
+    users.set_disabled(service_context(), SYSTEM_ACTOR, "max", True)
+    at = sign_in(app(), "max", "wrong-password")
+    assert errors(at) == ["Wrong user name or password."]
+    at = sign_in(app(), "nobody", "wrong-password")
+    assert errors(at) == ["Wrong user name or password."]
+    at = sign_in(app(), "max", "max-demo-pw")
+    assert errors(at) == ["Your account is disabled. Ask an admin to enable it."]
+    assert at.session_state["authentication_status"] is not True
+
+
+def test_the_form_and_the_service_share_one_lockout(app, monkeypatch):
+    monkeypatch.setenv("VLM_MAX_LOGIN_ATTEMPTS", "3")
+    mia = demo_user(Role.MANAGER)
+    app()
+    ctx = service_context()
+    for _ in range(3):
+        assert logins.sign_in(ctx, mia.username, "wrong-password").outcome is SignInOutcome.WRONG
+    at = sign_in(app(), mia.username, mia.password)
+    assert at.session_state["authentication_status"] is not True
+    assert any("Too many failed sign-in attempts" in e for e in errors(at))

@@ -1,19 +1,94 @@
-"""Failed sign-ins per user name, kept in the database so that a lockout survives a restart and
-holds for every app process; failures expire LOCKOUT_SECONDS after the last one."""
+"""The sign-in decision and the lockout.
+
+Every attempt is counted, and checked against the limit, in one database write BEFORE any
+password is compared, so parallel guesses cannot get past the limit; a successful sign-in clears
+the count, and counts expire LOCKOUT_SECONDS after the last attempt. The count lives in the
+database so that a lockout survives a restart and holds for every app process. Unknown users cost
+the same bcrypt comparison as known ones, and a disabled account is only named as such once its
+password was right."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
 
+import bcrypt
+
+from vlm.domain import VlmError
+from vlm.services import users
 from vlm.services.context import ServiceContext
 
 LOCKOUT_SECONDS = 15 * 60
 Clock = Callable[[], float]
 
 
-def _live(attempts: int, last_failed_at: float, now: float, lockout_seconds: float) -> int:
-    return attempts if now - last_failed_at <= lockout_seconds else 0
+class SignInOutcome(StrEnum):
+    SIGNED_IN = "signed in"
+    WRONG = "wrong user name or password"
+    LOCKED = "too many attempts"
+    DISABLED = "account disabled"
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """What a sign-in attempt came to, for the user name as VLM stores it (lower case)."""
+
+    outcome: SignInOutcome
+    username: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is SignInOutcome.SIGNED_IN
+
+
+@cache
+def _dummy_hash(rounds: int) -> str:
+    """A hash of a random password, made once per cost, that unknown users are checked against."""
+    return bcrypt.hashpw(secrets.token_bytes(24), bcrypt.gensalt(rounds)).decode()
+
+
+def dummy_password_hash() -> str:
+    """The dummy hash at the cost new passwords are hashed with."""
+    return _dummy_hash(users.BCRYPT_ROUNDS)
+
+
+def _forget_expired(cur, now: float, lockout_seconds: float) -> None:
+    cur.execute("DELETE FROM login_failures WHERE last_failed_at < ?", [now - lockout_seconds])
+
+
+def register_login_attempt(
+    ctx: ServiceContext,
+    username: str,
+    *,
+    lockout_seconds: float = LOCKOUT_SECONDS,
+    clock: Clock = time.time,
+) -> bool:
+    """Count one attempt for username and say whether it is within max_login_attempts; both in
+    one write. An attempt past the limit is refused without being counted (nor extending it)."""
+    limit = ctx.settings.max_login_attempts
+    now = clock()
+
+    def write(cur) -> bool:
+        _forget_expired(cur, now, lockout_seconds)
+        row = cur.execute(
+            "SELECT attempts FROM login_failures WHERE username = ?", [username]
+        ).fetchone()
+        used = int(row[0]) if row else 0
+        if used >= limit:
+            return False
+        cur.execute(
+            "INSERT INTO login_failures (username, attempts, last_failed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (username) DO UPDATE SET attempts = excluded.attempts, "
+            "last_failed_at = excluded.last_failed_at",
+            [username, used + 1, now],
+        )
+        return True
+
+    return ctx.db.write(write)
 
 
 def failed_attempts(
@@ -23,47 +98,59 @@ def failed_attempts(
     lockout_seconds: float = LOCKOUT_SECONDS,
     clock: Clock = time.time,
 ) -> dict[str, int]:
-    """Unexpired failed attempts of each user name (0 when none)."""
+    """Unexpired attempts counted for each user name since its last successful sign-in."""
     counts = dict.fromkeys(usernames, 0)
-    now = clock()
-    rows = ctx.db.query("SELECT username, attempts, last_failed_at FROM login_failures")
-    for username, attempts, last_failed_at in rows:  # one row per user who failed: a small table
+    since = clock() - lockout_seconds
+    rows = ctx.db.query(
+        "SELECT username, attempts FROM login_failures WHERE last_failed_at >= ?", [since]
+    )
+    for username, attempts in rows:  # one row per user name tried lately: a small table
         if username in counts:
-            counts[username] = _live(int(attempts), float(last_failed_at), now, lockout_seconds)
+            counts[username] = int(attempts)
     return counts
 
 
-def add_failed_attempts(
-    ctx: ServiceContext,
-    username: str,
-    added: int,
-    *,
-    at_least: int = 0,
-    lockout_seconds: float = LOCKOUT_SECONDS,
-    clock: Clock = time.time,
-) -> int:
-    """Count `added` more failures (never fewer than at_least in all); returns the new count."""
-    now = clock()
-
-    def write(cur) -> int:
-        found = cur.execute(
-            "SELECT attempts, last_failed_at FROM login_failures WHERE username = ?", [username]
-        ).fetchall()
-        stored = _live(int(found[0][0]), float(found[0][1]), now, lockout_seconds) if found else 0
-        count = max(at_least, stored + added)
-        cur.execute(
-            "INSERT INTO login_failures (username, attempts, last_failed_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (username) DO UPDATE SET attempts = excluded.attempts, "
-            "last_failed_at = excluded.last_failed_at",
-            [username, count, now],
-        )
-        return count
-
-    return ctx.db.write(write)
-
-
 def clear_failed_attempts(ctx: ServiceContext, username: str) -> None:
-    """Forget a user's failures (after a successful sign-in or a password reset)."""
+    """Forget a user's attempts (after a successful sign-in or a password reset)."""
     ctx.db.write(
         lambda cur: cur.execute("DELETE FROM login_failures WHERE username = ?", [username])
     )
+
+
+def _stored_account(ctx: ServiceContext, username: str) -> tuple[str, bool] | None:
+    rows = ctx.db.query("SELECT password_hash, disabled FROM users WHERE username = ?", [username])
+    return (str(rows[0][0]), bool(rows[0][1])) if rows else None
+
+
+def _possible_username(name: str) -> bool:
+    try:
+        return users.validate_username(name) == name
+    except VlmError:
+        return False
+
+
+def sign_in(
+    ctx: ServiceContext,
+    username: str,
+    password: str,
+    *,
+    lockout_seconds: float = LOCKOUT_SECONDS,
+    clock: Clock = time.time,
+) -> SignInResult:
+    """The whole sign-in decision: count the attempt, compare the password (against a dummy hash
+    for an unknown user), and only then look at the disabled flag. Like the form, it trims."""
+    name = str(username or "").strip().lower()
+    given = str(password or "").strip()
+    if not _possible_username(name):  # no such account can exist: nothing to count
+        users.check_password(given, dummy_password_hash())
+        return SignInResult(SignInOutcome.WRONG, name)
+    if not register_login_attempt(ctx, name, lockout_seconds=lockout_seconds, clock=clock):
+        return SignInResult(SignInOutcome.LOCKED, name)
+    account = _stored_account(ctx, name)
+    matches = users.check_password(given, account[0] if account else dummy_password_hash())
+    if account is None or not matches:
+        return SignInResult(SignInOutcome.WRONG, name)
+    if account[1]:
+        return SignInResult(SignInOutcome.DISABLED, name)
+    clear_failed_attempts(ctx, name)
+    return SignInResult(SignInOutcome.SIGNED_IN, name)

@@ -52,9 +52,14 @@ def hash_password(password: str) -> str:
 
 
 def check_password(password: str, password_hash: str) -> bool:
-    if len(password.encode()) > MAX_PASSWORD_BYTES:
+    """Whether password matches the bcrypt hash (False for what no stored password can be)."""
+    try:
+        given = password.encode()
+    except UnicodeEncodeError:  # a lone surrogate: never part of a stored password
         return False
-    return bcrypt.checkpw(password.encode(), password_hash.encode())
+    if len(given) > MAX_PASSWORD_BYTES:
+        return False
+    return bcrypt.checkpw(given, password_hash.encode())
 
 
 def one_time_password() -> str:

@@ -1,30 +1,34 @@
-"""Login through streamlit-authenticator with credentials from the users table (notes §3.7)."""
+"""Sign-in: the form asks vlm.services.logins.sign_in (lockout, password, disabled flag);
+streamlit-authenticator keeps the signed cookie and the session keys (notes §3.7)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 import pandas as pd
 import streamlit as st
 import streamlit_authenticator as stauth
 
 from vlm.domain import Actor, VlmError
-from vlm.services import users
+from vlm.services import logins, users
+from vlm.services.logins import SignInOutcome
 from vlm.ui.runtime import Runtime
 
-LOGIN_FIELDS = {
-    "Form name": "Sign in",
-    "Username": "Username",
-    "Password": "Password",
-    "Login": "Sign in",
-}
+FORM_KEY = "vlm_login"
 NOTICE_KEY = "vlm_login_notice"
 SESSION_PREFIXES = ("_vlm_", "_alloc_grid_", "_bulk_report_", "_confirm_", "alloc_", "bulk_")
 LOCKED_MESSAGE = (
     "Too many failed sign-in attempts for this user. Wait 15 minutes or ask an admin to reset "
     "your password."
 )
+SIGN_IN_PROBLEMS = {
+    SignInOutcome.WRONG: "Wrong user name or password.",
+    SignInOutcome.LOCKED: LOCKED_MESSAGE,
+    SignInOutcome.DISABLED: "Your account is disabled. Ask an admin to enable it.",
+}
+GONE_NOTICE = "Your account is disabled or no longer exists. Sign in as someone else."
 
 
 @dataclass(frozen=True)
@@ -45,28 +49,49 @@ def _logout_button(auth: stauth.Authenticate) -> None:
     auth.logout("Log out", location="sidebar", key="vlm_logout", use_container_width=True)
 
 
-def _login(auth: stauth.Authenticate, max_attempts: int) -> str | None:
-    """The form (or cookie re-authentication); returns a problem to show, if any."""
-    slot = st.empty()
+def _cookie_credentials(runtime: Runtime) -> dict:
+    """The enabled users for the cookie check, without their password hashes (never needed)."""
+    credentials = users.authenticator_credentials(runtime.ctx)
+    for entry in credentials["usernames"].values():
+        entry.pop("password", None)
+    return credentials
+
+
+def _drop_cookie(auth: stauth.Authenticate) -> None:
+    st.session_state["logout"] = True
+    auth.cookie_controller.delete_cookie()
+
+
+def _sign_in_from_cookie(auth: stauth.Authenticate) -> None:
+    """Re-authenticate from a cookie carrying a valid signature of the cookie key; any other
+    cookie (forged, malformed, naming a disabled or deleted user) is dropped."""
     try:
-        with slot:
-            auth.login(
-                location="main",
-                max_login_attempts=max_attempts,
-                fields=LOGIN_FIELDS,
-                key="vlm_login",
-            )
-    except stauth.LoginError as exc:
-        if "attempts" in str(exc):
-            return LOCKED_MESSAGE
-        # the cookie names a user who is now disabled or deleted: drop it, offer the form
-        st.session_state["logout"] = True
-        auth.cookie_controller.delete_cookie()
-        with slot:
-            auth.login(location="main", fields=LOGIN_FIELDS, key="vlm_login")
-        st.session_state[NOTICE_KEY] = (
-            "Your account is disabled or no longer exists. Sign in as someone else."
-        )
+        auth.login(location="unrendered")
+    except stauth.LoginError:
+        _drop_cookie(auth)
+        st.session_state[NOTICE_KEY] = GONE_NOTICE
+    except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+        _drop_cookie(auth)
+
+
+def _sign_in_form(runtime: Runtime, auth: stauth.Authenticate) -> str | None:
+    """The form; a right password marks the session signed in and sets the cookie. Returns the
+    problem to show, if any."""
+    slot = st.empty()
+    with slot.container(), st.form(key=FORM_KEY):
+        st.subheader("Sign in")
+        username = st.text_input("Username", autocomplete="off")
+        password = st.text_input("Password", type="password", autocomplete="off")
+        submitted = st.form_submit_button("Sign in")
+    if not submitted:
+        return None
+    result = logins.sign_in(runtime.ctx, username, password)
+    if not result.ok:
+        st.session_state["authentication_status"] = False
+        return SIGN_IN_PROBLEMS[result.outcome]
+    slot.empty()
+    seed_signed_in(st.session_state, result.username)
+    auth.cookie_controller.set_cookie()
     return None
 
 
@@ -78,8 +103,8 @@ def forget_session() -> None:
 
 
 def seed_signed_in(session_state: Any, username: str) -> None:
-    """Give a new session the keys streamlit-authenticator sets on sign-in (how AppTest sessions
-    of the tests and benchmarks start signed in)."""
+    """Mark a session signed in with the keys streamlit-authenticator reads (the sign-in form
+    does this; so do the tests and benchmarks for their AppTest sessions)."""
     session_state["authentication_status"] = True
     session_state["username"] = username
     session_state["name"] = username
@@ -109,10 +134,8 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
     """Render the login form, or return who is signed in (with the account box in the sidebar)."""
     settings = runtime.settings
     _hide_cookie_component()
-    credentials = users.authenticator_credentials(runtime.ctx)
-    seeded = runtime.throttle.seed(credentials)
     auth = stauth.Authenticate(
-        credentials,
+        _cookie_credentials(runtime),
         settings.cookie_name,
         settings.cookie_key,
         settings.cookie_expiry_days,
@@ -124,19 +147,19 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
     if logout_rendered:
         _logout_button(auth)
     heading = st.container()
-    problem = _login(auth, settings.max_login_attempts)
-    runtime.throttle.harvest(credentials, seeded)
+    problem = None
+    if not logout_rendered:
+        _sign_in_from_cookie(auth)
+    if not st.session_state.get("authentication_status"):
+        problem = _sign_in_form(runtime, auth)
 
-    status = st.session_state.get("authentication_status")
-    if not status:
+    if not st.session_state.get("authentication_status"):
         forget_session()
         heading.title("VLM — Virtual License Manager")
         if problem:
             heading.error(problem)
         elif NOTICE_KEY in st.session_state:
             heading.error(st.session_state[NOTICE_KEY])
-        elif status is False:
-            heading.error("Wrong user name or password.")
         return None
     try:
         signed_in = _resolve(runtime, st.session_state["username"])

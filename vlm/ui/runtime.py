@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Protocol
 
 import streamlit as st
 
-from vlm.config import Settings
+from vlm.config import ConfigError, Settings, secrets_overrides
 from vlm.services.context import ServiceContext
-from vlm.ui.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
-
-# secrets.toml section -> key -> Settings field
-SECRET_FIELDS: dict[str, dict[str, str]] = {
-    "auth": {
-        "cookie_key": "cookie_key",
-        "cookie_name": "cookie_name",
-        "cookie_expiry_days": "cookie_expiry_days",
-        "max_login_attempts": "max_login_attempts",
-    },
-    "vlm": {
-        "secret_key": "secret_key",
-        "db_path": "db_path",
-        "demo": "demo",
-        "group_prefix": "group_prefix",
-        "sync_interval_seconds": "sync_interval_seconds",
-        "db_memory_limit": "db_memory_limit",
-    },
-}
-
 
 class Scheduler(Protocol):
     def start(self) -> Any: ...
@@ -48,7 +28,6 @@ class Runtime:
     settings: Settings
     ctx: ServiceContext
     scheduler: Scheduler | None
-    throttle: LoginThrottle
     scheduler_problem: str | None = None
 
     def close(self) -> None:
@@ -64,13 +43,7 @@ def secret_overrides() -> dict[str, object]:
     """Settings given in .streamlit/secrets.toml, if such a file exists."""
     if not st.secrets.load_if_toml_exists():
         return {}
-    overrides: dict[str, object] = {}
-    for section, fields in SECRET_FIELDS.items():
-        values = st.secrets.get(section) or {}
-        for key, name in fields.items():
-            if key in values and values[key] not in (None, ""):
-                overrides[name] = values[key]
-    return overrides
+    return secrets_overrides(st.secrets)
 
 
 def load_settings() -> Settings:
@@ -93,26 +66,35 @@ def _release(runtime: Runtime) -> None:
     runtime.close()
 
 
+def _settings_identity(settings: Settings) -> str:
+    """Every field, keys included (repr leaves the keys out), to tell runtimes apart."""
+    return repr(astuple(settings))
+
+
 @st.cache_resource(
     show_spinner="Opening the database…",
     on_release=_release,
-    hash_funcs={Settings: repr},
+    hash_funcs={Settings: _settings_identity},
 )
 def _open_runtime(settings: Settings) -> Runtime:
     ctx = ServiceContext.open(settings)
     scheduler, problem = _start_scheduler(ctx)
-    return Runtime(settings, ctx, scheduler, LoginThrottle(ctx), scheduler_problem=problem)
+    return Runtime(settings, ctx, scheduler, scheduler_problem=problem)
 
 
 def get_runtime() -> Runtime:
     """The shared runtime; refuses to start (error + stop) when the settings are unsafe."""
-    settings = load_settings()
-    problems = settings.problems()
+    try:
+        settings = load_settings()
+        problems = settings.problems()
+    except ConfigError as exc:
+        problems = [str(exc)]
     if problems:
         st.error(
             "VLM refuses to start: "
             + "; ".join(problems)
-            + ". See .streamlit/secrets.toml.example, or run the demo with VLM_DEMO=1."
+            + ". Run `python -m vlm init` to write .streamlit/secrets.toml with fresh keys, "
+            "or start the demo with VLM_DEMO=1."
         )
         # a menu of nothing, so Streamlit never falls back to listing the pages/ folder
         st.navigation([st.Page(_refused, title="VLM", url_path="refused")], position="hidden")
