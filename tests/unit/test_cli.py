@@ -34,8 +34,10 @@ def _environment(**variables: str) -> dict[str, str]:
 
 
 def _vlm(
-    *args: str, stdin: str = "", cwd: Path = ROOT, env: dict[str, str] | None = None
+    *args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
+    """`python -m vlm ARGS` started in cwd (a test directory: a developer's own
+    .streamlit/secrets.toml in the checkout must not reach the test)."""
     return subprocess.run(
         [sys.executable, "-m", "vlm", *args],
         input=stdin,
@@ -50,13 +52,25 @@ def _vlm(
 def test_users_add_reads_password_from_stdin(tmp_path):
     db_path = str(tmp_path / "cli.duckdb")
     done = _vlm(
-        "users", "add", "Root", "--role", "admin", "--db", db_path, stdin="a-long-password\n"
+        "users",
+        "add",
+        "Root",
+        "--role",
+        "admin",
+        "--db",
+        db_path,
+        stdin="a-long-password\n",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert "user 'root' added with role admin" in done.stdout
-    again = _vlm("users", "add", "root", "--role", "admin", "--db", db_path, stdin="x" * 10)
+    again = _vlm(
+        "users", "add", "root", "--role", "admin", "--db", db_path, stdin="x" * 10, cwd=tmp_path
+    )
     assert again.returncode == 1 and "exists already" in again.stderr
-    short = _vlm("users", "add", "bo", "--role", "analyst", "--db", db_path, stdin="short\n")
+    short = _vlm(
+        "users", "add", "bo", "--role", "analyst", "--db", db_path, stdin="short\n", cwd=tmp_path
+    )
     assert short.returncode == 1 and "at least 8" in short.stderr
     db = open_database(db_path)
     try:
@@ -83,7 +97,7 @@ def test_sync_says_clearly_when_the_database_is_held(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "ready"
         started = time.monotonic()
-        done = _vlm("sync", "--db", db_path)
+        done = _vlm("sync", "--db", db_path, cwd=tmp_path)
         assert done.returncode == 2
         assert "in use by another process" in done.stderr and "Traceback" not in done.stderr
         assert time.monotonic() - started < 30
@@ -104,7 +118,7 @@ def test_sync_pulls_inventory_of_every_server(tmp_path):
             servers.ServerInput("east", emulator.url, username="admin", password="admin"),
         )
         ctx.db.close()
-        done = _vlm("sync", "--db", db_path, env=env)
+        done = _vlm("sync", "--db", db_path, cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
         db = open_database(db_path)
         try:
@@ -114,7 +128,7 @@ def test_sync_pulls_inventory_of_every_server(tmp_path):
                 assert features == len(client.feature_totals(active_only=True)) > 0
         finally:
             db.close()
-    done = _vlm("sync", "--db", db_path, env=env)
+    done = _vlm("sync", "--db", db_path, cwd=tmp_path, env=env)
     assert done.returncode == 1 and "1 server(s) had problems" in done.stderr
     db = open_database(db_path)
     try:
