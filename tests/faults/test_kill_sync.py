@@ -37,10 +37,11 @@ HOSTS = 40
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _sync(env: dict[str, str]) -> subprocess.Popen:
+def _sync(env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """`python -m vlm sync` run outside the checkout, so a developer's secrets.toml is not read."""
     return subprocess.Popen(
         [sys.executable, "-m", "vlm", "sync"],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -72,6 +73,7 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path) -> None
         "VLM_SECRET_KEY": key,
         "VLM_COOKIE_KEY": secrets.token_urlsafe(48),
         "VLM_GROUP_PREFIX": PREFIX,
+        "PYTHONPATH": str(ROOT),
     }
     with start_emulator({"features": DEFAULT_FEATURES}) as emulator:
         ctx = ServiceContext(open_database(db_path), config, SecretBox(key))
@@ -88,7 +90,7 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path) -> None
         control(
             emulator, "POST", "faults", {"latency_ms": 150, "slow_paths": ["reservationgroups"]}
         )
-        first = _sync(env)
+        first = _sync(env, tmp_path)
         try:
             assert _wait_until(lambda: _owned_groups(emulator) >= 5, 60), "no write reached"
             first.send_signal(signal.SIGKILL)
@@ -100,7 +102,7 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path) -> None
         assert 5 <= _owned_groups(emulator) < HOSTS
 
         control(emulator, "DELETE", "faults")
-        rerun = _sync(env)
+        rerun = _sync(env, tmp_path)
         output, _ = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, output
 
