@@ -12,7 +12,12 @@ from vlm.domain import Actor, VlmError
 from vlm.services import audit
 from vlm.services.context import ServiceContext
 from vlm.services.ledger import FeatureKey, PoolLedger
-from vlm.services.permissions import pool_scope_sql, require_pool_read, require_pool_write
+from vlm.services.permissions import (
+    pool_scope_sql,
+    require_pool_read,
+    require_pool_write,
+    require_pool_write_in,
+)
 
 Operation = Literal["add", "edit", "delete", "retry"]
 _ORDER = {"delete": 0, "retry": 1, "edit": 2, "add": 3}
@@ -155,6 +160,7 @@ def apply_allocation_changes(
         return []
 
     def write(cur):
+        require_pool_write_in(cur, actor, pool_id)
         ledger = PoolLedger.load(cur, pool_id)
         results: dict[int, RowResult] = {}
         audit_rows: list[tuple] = []

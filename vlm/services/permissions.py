@@ -1,8 +1,19 @@
-"""Who may do what (DESIGN.md §3 rule 4), checked with the acting user inside services."""
+"""Who may do what (DESIGN.md §3 rule 4), checked with the acting user inside services.
+
+Two kinds of checks live here. The plain ones (`require_admin`, `require_pool_write`, …) look
+at the Actor the caller built at sign-in and the committed data; they are a fast path that
+refuses early. The `*_in(cur, …)` ones run first thing inside the write transaction
+(`ctx.db.write(fn)` hands `fn` the cursor) and read the role, the disabled flag and the pool's
+manager as they are stored now, so a handover, demotion or disabling that committed a moment
+earlier is honoured. Writes hold one lock, so nothing can change those rows between the inside
+check and the commit: the inside check is the one that counts.
+"""
 
 from __future__ import annotations
 
-from vlm.domain import Actor, NotFound, PermissionDenied, Role
+import duckdb
+
+from vlm.domain import SYSTEM_ACTOR, Actor, NotFound, PermissionDenied, Role
 from vlm.store import Database
 
 
@@ -44,3 +55,40 @@ def pool_scope_sql(actor: Actor, alias: str = "p") -> tuple[str, list[object]]:
     if actor.role is Role.MANAGER:
         return f"{alias}.manager = ?", [actor.username]
     return "TRUE", []
+
+
+def require_active_user_in(cur: duckdb.DuckDBPyConnection, actor: Actor) -> Role:
+    """The actor's role as stored now; refuses a user who is unknown or disabled.
+
+    The process's own SYSTEM_ACTOR (that very object, as used by the CLI and the demo seeding,
+    never one rebuilt from a sign-in) has no users row and acts as an admin.
+    """
+    if actor is SYSTEM_ACTOR:
+        return Role.ADMIN
+    row = cur.execute(
+        "SELECT role, disabled FROM users WHERE username = ?", [actor.username]
+    ).fetchone()
+    if row is None:
+        raise PermissionDenied(f"user '{actor.username}' does not exist")
+    if row[1]:
+        raise PermissionDenied(f"user '{actor.username}' is disabled")
+    return Role(row[0])
+
+
+def require_admin_in(cur: duckdb.DuckDBPyConnection, actor: Actor) -> None:
+    """Inside a write: the actor is, as stored now, an enabled admin."""
+    role = require_active_user_in(cur, actor)
+    if role is not Role.ADMIN:
+        raise PermissionDenied(f"{actor.username} ({role.value}) is not an admin")
+
+
+def require_pool_write_in(cur: duckdb.DuckDBPyConnection, actor: Actor, pool_id: int) -> None:
+    """Inside a write: the pool exists and the actor, as stored now, may change it."""
+    role = require_active_user_in(cur, actor)
+    if role is Role.ANALYST:
+        raise PermissionDenied(f"{actor.username} is an analyst and may not change anything")
+    row = cur.execute("SELECT manager FROM pools WHERE id = ?", [pool_id]).fetchone()
+    if row is None:
+        raise NotFound(f"pool {pool_id} does not exist", field="pool")
+    if role is Role.MANAGER and row[0] != actor.username:
+        raise PermissionDenied(f"pool {pool_id} is managed by someone else", field="pool")

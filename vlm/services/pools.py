@@ -20,7 +20,12 @@ from vlm.domain import (
 )
 from vlm.services import audit
 from vlm.services.context import ServiceContext
-from vlm.services.permissions import pool_scope_sql, require_admin, require_pool_read
+from vlm.services.permissions import (
+    pool_scope_sql,
+    require_admin,
+    require_admin_in,
+    require_pool_read,
+)
 from vlm.store.figures import POOL_FEATURE_FIGURES, SERVER_FEATURE_FIGURES
 
 FeatureKey = tuple[str, str]
@@ -154,6 +159,7 @@ def create_pool(
     name = validate_name(name, "pool name")
 
     def write(cur):
+        require_admin_in(cur, actor)
         if cur.execute("SELECT 1 FROM vlms WHERE id = ?", [vlm_id]).fetchone() is None:
             raise NotFound(f"VLM {vlm_id} does not exist", field="vlm")
         if cur.execute(
@@ -203,6 +209,7 @@ def update_pool(
     require_admin(actor)
 
     def write(cur):
+        require_admin_in(cur, actor)
         row = cur.execute(
             "SELECT vlm_id, name, manager, description FROM pools WHERE id = ?", [pool_id]
         ).fetchone()
@@ -264,6 +271,7 @@ def delete_pool(
     require_admin(actor)
 
     def write(cur):
+        require_admin_in(cur, actor)
         row = cur.execute("SELECT name FROM pools WHERE id = ?", [pool_id]).fetchone()
         if row is None:
             raise NotFound(f"pool {pool_id} does not exist", field="pool")

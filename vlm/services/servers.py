@@ -20,7 +20,7 @@ from vlm.domain import (
 )
 from vlm.services import audit
 from vlm.services.context import ServiceContext
-from vlm.services.permissions import require_admin
+from vlm.services.permissions import require_admin, require_admin_in
 from vlm.store.figures import SERVER_FEATURE_FIGURES
 
 CONNECTION_FIELDS = ("base_url", "instance", "username", "verify_tls", "ca_path", "timeout_seconds")
@@ -95,6 +95,7 @@ def add_server(ctx: ServiceContext, actor: Actor, data: ServerInput) -> int:
     values["password_encrypted"] = ctx.secrets.encrypt(data.password)
 
     def write(cur):
+        require_admin_in(cur, actor)
         if cur.execute("SELECT 1 FROM license_servers WHERE name = ?", [values["name"]]).fetchone():
             raise Conflict(f"a server named '{values['name']}' exists already", field="name")
         cols = ", ".join(values)
@@ -119,6 +120,7 @@ def edit_server(
         values["password_encrypted"] = ctx.secrets.encrypt(data.password)
 
     def write(cur):
+        require_admin_in(cur, actor)
         before = cur.execute("SELECT * FROM license_servers WHERE id = ?", [server_id])
         names = [d[0] for d in before.description]
         row = before.fetchone()
@@ -146,6 +148,7 @@ def remove_server(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
     require_admin(actor)
 
     def write(cur):
+        require_admin_in(cur, actor)
         row = cur.execute("SELECT name FROM license_servers WHERE id = ?", [server_id]).fetchone()
         if row is None:
             raise NotFound(f"license server {server_id} does not exist")

@@ -12,7 +12,7 @@ import pandas as pd
 from vlm.domain import Actor, Conflict, NotFound, PermissionDenied, Role, ValidationError
 from vlm.services import audit, logins
 from vlm.services.context import ServiceContext
-from vlm.services.permissions import require_admin
+from vlm.services.permissions import require_active_user_in, require_admin, require_admin_in
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,31}$")
 MIN_PASSWORD_LENGTH = 8
@@ -112,6 +112,7 @@ def add_user(
     password_hash = hash_password(chosen)
 
     def write(cur):
+        require_admin_in(cur, actor)
         if cur.execute("SELECT 1 FROM users WHERE username = ?", [name]).fetchone():
             raise Conflict(f"user '{name}' exists already", field="username")
         cur.execute(
@@ -146,6 +147,7 @@ def change_role(ctx: ServiceContext, actor: Actor, username: str, role: object) 
     new_role = _role(role)
 
     def write(cur):
+        require_admin_in(cur, actor)
         user = _user(cur, username)
         if user["role"] == new_role.value:
             return
@@ -179,6 +181,7 @@ def set_disabled(ctx: ServiceContext, actor: Actor, username: str, disabled: boo
     require_admin(actor)
 
     def write(cur):
+        require_admin_in(cur, actor)
         user = _user(cur, username)
         if disabled and username == actor.username:
             raise Conflict("you cannot disable yourself", field="username")
@@ -208,6 +211,7 @@ def reset_password(ctx: ServiceContext, actor: Actor, username: str) -> str:
     password_hash = hash_password(chosen)
 
     def write(cur):
+        require_admin_in(cur, actor)
         _user(cur, username)
         cur.execute(
             "UPDATE users SET password_hash = ?, must_change_password = TRUE, "
@@ -237,6 +241,7 @@ def set_own_password(
     password_hash = hash_password(new_password)
 
     def write(cur):
+        require_active_user_in(cur, actor)
         cur.execute(
             "UPDATE users SET password_hash = ?, must_change_password = FALSE, "
             "updated_at = current_timestamp WHERE username = ?",

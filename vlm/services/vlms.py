@@ -9,7 +9,7 @@ import pandas as pd
 from vlm.domain import Actor, Conflict, NotFound, ValidationError, validate_name
 from vlm.services import audit
 from vlm.services.context import ServiceContext
-from vlm.services.permissions import require_admin
+from vlm.services.permissions import require_admin, require_admin_in
 from vlm.services.servers import require_can_read_estate
 from vlm.store.figures import SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
 
@@ -80,6 +80,7 @@ def create_vlm(
         raise ValidationError(f"VLM type must be one of {', '.join(VLM_TYPES)}", field="type")
 
     def write(cur):
+        require_admin_in(cur, actor)
         if cur.execute("SELECT 1 FROM vlms WHERE name = ?", [name]).fetchone():
             raise Conflict(f"a VLM named '{name}' exists already", field="name")
         ids = _check_features(cur, None, server_feature_ids)
@@ -117,6 +118,7 @@ def update_vlm(
     name = validate_name(name, "VLM name")
 
     def write(cur):
+        require_admin_in(cur, actor)
         old = cur.execute("SELECT name, description FROM vlms WHERE id = ?", [vlm_id]).fetchone()
         if old is None:
             raise NotFound(f"VLM {vlm_id} does not exist")
@@ -168,6 +170,7 @@ def delete_vlm(ctx: ServiceContext, actor: Actor, vlm_id: int) -> None:
     require_admin(actor)
 
     def write(cur):
+        require_admin_in(cur, actor)
         row = cur.execute("SELECT name FROM vlms WHERE id = ?", [vlm_id]).fetchone()
         if row is None:
             raise NotFound(f"VLM {vlm_id} does not exist")
