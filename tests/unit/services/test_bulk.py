@@ -2,6 +2,7 @@
 
 import pytest
 
+from vlm.domain import DESCRIPTION_MAX_LENGTH, HOST_ID_MAX_LENGTH
 from vlm.services.bulk import parse_bulk_allocations
 
 
@@ -116,3 +117,16 @@ def test_header_naming_a_column_twice_is_refused():
 def test_bad_defaults_refuse_the_file():
     assert parse_bulk_allocations("host_id\njdoe\n", default_count=0).refused
     assert parse_bulk_allocations("host_id\njdoe\n", default_host_type="MAC").refused
+
+
+def test_text_too_long_is_a_problem_of_its_row():
+    long_id = "u" * (HOST_ID_MAX_LENGTH + 1)
+    long_text = "d" * (DESCRIPTION_MAX_LENGTH + 1)
+    parsed = parse_bulk_allocations(
+        f"host_id,description\n{long_id},\nshort,{long_text}\nfine,ok\n", default_host_type="USER"
+    )
+    assert good(parsed) == [(4, "USER", "fine", 1, "ok")]
+    (line_2, problems_2), (line_3, problems_3) = bad(parsed)
+    assert (line_2, line_3) == (2, 3)
+    assert len(problems_2) == 1 and "host id is longer than" in problems_2[0]
+    assert len(problems_3) == 1 and problems_3[0].startswith("description is longer than")
