@@ -639,6 +639,17 @@ def _record(
 # -- public ------------------------------------------------------------------------------------
 
 
+def _not_reached(
+    ctx: ServiceContext, server_id: int, message: str, started: float
+) -> ReconcileReport:
+    """The server could not be read or reached: its due pending rows count an attempt, back
+    off and show why; nothing else changes."""
+    retry = ctx.db.write(lambda cur: q.retry_pending_of_server(cur, server_id, message))
+    return ReconcileReport(
+        server_id, transient=retry, error=message, duration_s=time.perf_counter() - started
+    )
+
+
 def reconcile_server(
     ctx: ServiceContext,
     server_id: int,
@@ -662,14 +673,7 @@ def reconcile_server(
                 todo = [p for p in plans if not in_sync(p)]
                 outcomes = _run_tasks(api, todo, workers or default_workers(api.base_url))
         except (FlexNetError, ServerConfigError) as exc:
-            message = str(exc)
-            retry = ctx.db.write(lambda cur: q.retry_pending_of_server(cur, server_id, message))
-            return ReconcileReport(
-                server_id,
-                transient=retry,
-                error=message,
-                duration_s=time.perf_counter() - started,
-            )
+            return _not_reached(ctx, server_id, str(exc), started)
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)
     return ReconcileReport(
         server_id=server_id,
@@ -697,7 +701,7 @@ def reconcile_all(
         try:
             client = client_cache.get(server) if client_cache is not None else None
         except ServerConfigError as exc:
-            reports.append(ReconcileReport(server_id, error=str(exc)))
+            reports.append(_not_reached(ctx, server_id, str(exc), time.perf_counter()))
             continue
         reports.append(reconcile_server(ctx, server_id, client, force=force))
     return reports
