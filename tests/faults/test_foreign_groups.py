@@ -255,3 +255,21 @@ def test_first_read_warns_when_groups_already_carry_the_prefix(ctx) -> None:
     [event] = ctx.db.query_dicts("SELECT * FROM drift_events WHERE server_id = ?", [server])
     assert event["kind"] == "prefix in use" and "vlm-USER-someone" in event["detail"]
     assert second.observation is None or second.observation.prefix_in_use == ()
+
+
+def test_a_password_in_a_stored_url_never_reaches_a_stored_error(ctx) -> None:
+    """A server row from before URLs with credentials were refused: its errors are redacted."""
+    url = "http://admin:hunter2@127.0.0.1:9"  # nothing listens on port 9
+    server = ctx.db.write(
+        lambda cur: cur.execute(
+            "INSERT INTO license_servers (name, base_url, timeout_seconds) "
+            "VALUES ('old', ?, 0.5) RETURNING id",
+            [url],
+        ).fetchone()[0]
+    )
+    assert not pull_inventory(ctx, server).ok
+    report = reconcile_server(ctx, server)
+
+    stored = ctx.db.scalar("SELECT last_error FROM license_servers WHERE id = ?", [server])
+    assert stored and "hunter2" not in stored
+    assert report.error and "hunter2" not in report.error

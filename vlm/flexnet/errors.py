@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from vlm.domain import redact_userinfo
+
 
 class FlexNetError(Exception):
     """Base class for every error the FlexNet client raises."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
+        message = redact_userinfo(message)  # errors are stored and shown: never a URL password
         super().__init__(message if status is None else f"{message} (HTTP {status})")
         self.message = message
         self.status = status

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from vlm.domain import GROUP_NAME_MAX_LENGTH
+from vlm.domain import GROUP_NAME_MAX_LENGTH, redact_userinfo
 from vlm.store import Database
 
 NOW = "current_timestamp::TIMESTAMP"
@@ -126,7 +126,7 @@ def record_server_error(
     cur.execute(
         f"UPDATE license_servers SET status = 'error', last_sync_at = {NOW}, last_error = ?, "
         "last_latency_ms = coalesce(?, last_latency_ms) WHERE id = ?",
-        [message, latency_ms, server_id],
+        [redact_userinfo(message), latency_ms, server_id],
     )
 
 
@@ -430,7 +430,7 @@ def retry_pending_of_server(cur: duckdb.DuckDBPyConnection, server_id: int, mess
               AND (next_attempt_at IS NULL OR next_attempt_at <= {NOW})
               AND server_feature_id IN (SELECT id FROM server_features WHERE server_id = ?)
             """,
-            [message, server_id],
+            [redact_userinfo(message), server_id],
         )
     )
 
