@@ -25,17 +25,15 @@ import contextlib
 import ipaddress
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import duckdb
-import pandas as pd
 
-from vlm.domain import AllocationState, reservation_group_name
+from vlm.domain import reservation_group_name
 from vlm.flexnet import (
     AuthenticationError,
     FlexNetClient,
@@ -57,18 +55,24 @@ from vlm.sync.inventory import (
     read_reservations,
 )
 from vlm.sync.observed import MISSING
+from vlm.sync.ownership import (
+    AllocRow,
+    HostOutcome,
+    HostPlan,
+    Key,
+    Verdicts,
+    entries_by_key,
+    frees_only,
+    in_sync,
+    is_sane,
+    with_entries,
+)
 
-Key = tuple[str, str]
 T = TypeVar("T")
 WORKERS = 16
 LOOPBACK_WORKERS = 4
 MAX_ROUNDS = 4
 BREAKER_THRESHOLD = 10
-PENDING = AllocationState.PENDING.value
-APPLIED = AllocationState.APPLIED.value
-REMOVING = AllocationState.REMOVING.value
-DISABLED = AllocationState.DISABLED.value
-HELD = (APPLIED, DISABLED)
 
 
 @dataclass(frozen=True)
@@ -89,119 +93,6 @@ class ReconcileReport:
     @property
     def ok(self) -> bool:
         return self.error is None and self.transient == 0
-
-
-@dataclass(frozen=True)
-class AllocRow:
-    id: int
-    key: Key
-    count: int
-    state: str
-    due: bool
-
-
-@dataclass
-class HostPlan:
-    """Desired and last known actual state of one host's group on one server."""
-
-    host_type: str
-    host_id: str
-    group_name: str
-    actual: ReservationGroup | None
-    rows: list[AllocRow] = field(default_factory=list)
-    want: dict[Key, int] = field(default_factory=dict)
-    applied: dict[Key, int] = field(default_factory=dict)
-    skip: set[Key] = field(default_factory=set)
-
-    @property
-    def host(self) -> HostId:
-        return HostId(self.host_type, self.host_id)
-
-    @property
-    def wanted(self) -> bool:
-        return bool(self.want or self.skip)
-
-    def add(self, row: AllocRow) -> None:
-        self.rows.append(row)
-
-    def settle(self) -> None:
-        """Compute want/applied/skip: keys with a backed-off pending row are left alone."""
-        self.skip = {r.key for r in self.rows if r.state == PENDING and not r.due}
-        for r in self.rows:
-            if r.state in (PENDING, *HELD) and r.key not in self.skip:
-                self.want[r.key] = self.want.get(r.key, 0) + r.count
-                if r.state in HELD:
-                    self.applied[r.key] = self.applied.get(r.key, 0) + r.count
-
-
-@dataclass
-class HostOutcome:
-    """The state of a host's group after its operations (`known` False if uncertain)."""
-
-    group: ReservationGroup | None
-    known: bool = True
-    refused: dict[Key, str] = field(default_factory=dict)
-    error: str | None = None
-    operations: int = 0
-
-
-# -- helpers on groups -------------------------------------------------------------------------
-
-
-def same_host(a: HostId, b: HostId) -> bool:
-    return a.type.upper() == b.type.upper() and a.value == b.value
-
-
-def is_sane(group: ReservationGroup, host: HostId) -> bool:
-    """A VLM group holds exactly one reservation, for the host its name stands for."""
-    return len(group.reservations) == 1 and same_host(group.reservations[0].host_id, host)
-
-
-def entries_by_key(group: ReservationGroup | None) -> dict[Key, list[ReservationEntry]]:
-    found: dict[Key, list[ReservationEntry]] = defaultdict(list)
-    for reservation in group.reservations if group else ():
-        for entry in reservation.entries:
-            found[(entry.feature_name, entry.feature_version)].append(entry)
-    return found
-
-
-def held_counts(group: ReservationGroup | None) -> dict[Key, int]:
-    return {key: sum(e.count for e in es) for key, es in entries_by_key(group).items()}
-
-
-def in_sync(plan: HostPlan) -> bool:
-    """True when the last known group already matches the plan (no request needed)."""
-    group = plan.actual
-    if not plan.wanted:
-        return group is None
-    if group is None:
-        return not plan.want
-    if not is_sane(group, plan.host):
-        return False
-    held = entries_by_key(group)
-    for key, count in plan.want.items():
-        if [e.count for e in held.get(key, [])] != [count]:
-            return False
-    return all(key in plan.want or key in plan.skip for key in held)
-
-
-def frees_only(plan: HostPlan) -> bool:
-    """True when the host's operations only release licenses (run before the others)."""
-    if not plan.wanted:
-        return True
-    if plan.actual is None or not is_sane(plan.actual, plan.host):
-        return False
-    held = held_counts(plan.actual)
-    return all(held.get(key, 0) >= count for key, count in plan.want.items())
-
-
-def _with_entries(
-    group: ReservationGroup, add: Iterable[ReservationEntry] = (), drop: int | None = None
-) -> ReservationGroup:
-    """The group's single reservation with entries added and/or one entry id removed."""
-    reservation = group.reservations[0]
-    kept = tuple(e for e in reservation.entries if drop is None or e.id != drop)
-    return replace(group, reservations=(replace(reservation, entries=kept + tuple(add)),))
 
 
 # -- the per-host worker -----------------------------------------------------------------------
@@ -382,14 +273,14 @@ class _HostTask:
         assert self.group is not None and self.group.id is not None
         rid = self.group.reservations[0].id
         self._write(self.client.add_entries, self.group.id, rid, entries)
-        self.group = _with_entries(self.group, add=entries)
+        self.group = with_entries(self.group, add=entries)
 
     def _delete_entry(self, entry: ReservationEntry) -> None:
         assert self.group is not None and self.group.id is not None
         rid = self.group.reservations[0].id
         with contextlib.suppress(NotFoundError):
             self._write(self.client.delete_entry, self.group.id, rid, entry.id)
-        self.group = _with_entries(self.group, drop=entry.id)
+        self.group = with_entries(self.group, drop=entry.id)
 
     def _delete_group(self) -> None:
         if self.group is None:
@@ -540,63 +431,6 @@ def _run_tasks(
 # -- recording ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Verdicts:
-    """Allocation updates of one pass: (id, count, state seen, message) rows and deletions."""
-
-    applied: list[tuple] = field(default_factory=list)
-    failed: list[tuple] = field(default_factory=list)
-    retry: list[tuple] = field(default_factory=list)
-    removed: list[int] = field(default_factory=list)
-
-    def judge(self, plan: HostPlan, outcome: HostOutcome) -> None:
-        held = held_counts(outcome.group) if outcome.known else None
-        rows_by_key: dict[Key, list[AllocRow]] = defaultdict(list)
-        for row in plan.rows:
-            rows_by_key[row.key].append(row)
-        for key, rows in rows_by_key.items():
-            if key not in plan.skip:
-                have = None if held is None else held.get(key, 0)
-                self._judge_key(plan, outcome, key, rows, have)
-
-    def _judge_key(
-        self,
-        plan: HostPlan,
-        outcome: HostOutcome,
-        key: Key,
-        rows: list[AllocRow],
-        have: int | None,
-    ) -> None:
-        want = plan.want.get(key, 0)
-        refusal = outcome.refused.get(key)
-        for row in rows:
-            item = (row.id, row.count, row.state, refusal)
-            if row.state == REMOVING:
-                if have is not None and have <= want:
-                    self.removed.append(row.id)
-            elif refusal is not None:
-                lost = have is not None and have < plan.applied.get(key, 0)
-                if row.state == PENDING or lost:
-                    self.failed.append(item)
-            elif have == want:
-                if row.state == PENDING:
-                    self.applied.append(item)
-            elif row.state == PENDING:
-                message = outcome.error or "not yet held by the server"
-                self.retry.append((row.id, row.count, row.state, message))
-
-    @property
-    def empty(self) -> bool:
-        return not (self.applied or self.failed or self.retry or self.removed)
-
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        return (
-            q.frame(self.applied, q.OUTCOME_DTYPES),
-            q.frame(self.failed, q.OUTCOME_DTYPES),
-            q.frame(self.retry, q.OUTCOME_DTYPES),
-        )
-
-
 def _record(
     ctx: ServiceContext,
     server_id: int,
@@ -604,7 +438,7 @@ def _record(
     outcomes: dict[str, HostOutcome],
 ) -> tuple[int, int, int, int]:
     """Store the mirror of touched groups and every allocation verdict in one write."""
-    verdicts = _Verdicts()
+    verdicts = Verdicts()
     touched: list[str] = []
     groups: list[ReservationGroup] = []
     for plan in plans:
