@@ -18,7 +18,7 @@ from tests.sync.conftest import (
     PREFIX,
     add_pool,
     add_synced_server,
-    allocate,
+    allocate_many,
     control,
     desired_state,
     emulator_groups,
@@ -80,8 +80,7 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path) -> None
         server = add_synced_server(ctx, emulator.url)
         cad = feature_id(ctx, server, "cad")
         pool = add_pool(ctx, {cad: HOSTS})
-        for i in range(HOSTS):
-            allocate(ctx, pool, cad, f"host-{i:02d}", 1, "USER")
+        allocate_many(ctx, pool, cad, [f"host-{i:02d}" for i in range(HOSTS)], 1, "USER")
         with FlexNetClient(emulator.url, username="admin", password="admin") as api:
             create_foreign_group(api, "other-team", "zoe", {"cad": 2})
         foreign = foreign_snapshot(emulator)

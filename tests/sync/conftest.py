@@ -1,20 +1,26 @@
-"""Fixtures for sync tests: a fresh database, emulated license servers and SQL seeding helpers."""
+"""Fixtures for sync tests: a fresh database, emulated license servers, and seeding helpers that
+set up servers, the VLM, pools and allocations through the services, acting as real users."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import ADMIN
 from vlm.config import Settings
-from vlm.domain import reservation_group_name
+from vlm.domain import SYSTEM_ACTOR, Actor, Role, reservation_group_name
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
+from vlm.services import allocations, pools, servers, users, vlms
+from vlm.services.allocations import AllocationChange
 from vlm.services.context import ServiceContext
+from vlm.services.ledger import FeatureKey
+from vlm.services.servers import ServerInput
 from vlm.store import open_database
 from vlm.sync.clients import client_for_server
 from vlm.sync.inventory import pull_inventory
@@ -47,13 +53,31 @@ def emulator() -> Iterator[RunningEmulator]:
         yield emu
 
 
+SECOND_VERSION = "2.0"
+SECOND_FEATURES = [{**f, "featureVersion": SECOND_VERSION} for f in DEFAULT_FEATURES]
+
+
 @pytest.fixture
 def emulator2() -> Iterator[RunningEmulator]:
-    with start_emulator({"features": DEFAULT_FEATURES, "instanceId": "EMULATOR0002"}) as emu:
+    """A second server with the same features in another version, so that a pool spanning both
+    servers holds each feature on one of them and the allocation service's placement is known."""
+    with start_emulator({"features": SECOND_FEATURES, "instanceId": "EMULATOR0002"}) as emu:
         yield emu
 
 
-# -- seeding -----------------------------------------------------------------------------------
+# -- seeding through the services ----------------------------------------------------------------
+
+MIA = Actor("mia", Role.MANAGER)
+VLM_NAME = "main"
+STAFF = (ADMIN, MIA)
+
+
+def add_staff(ctx: ServiceContext) -> None:
+    """The admin (ADMIN) and the pool manager (MIA) who act in these tests, once per database."""
+    present = {name for (name,) in ctx.db.query("SELECT username FROM users")}
+    for actor in STAFF:
+        if actor.username not in present:
+            users.add_user(ctx, SYSTEM_ACTOR, actor.username, actor.role, password="password-123")
 
 
 def add_server(
@@ -64,14 +88,10 @@ def add_server(
     password: str = "admin",
     timeout: float = 5.0,
 ) -> int:
-    """Insert a license_servers row (user admin, password encrypted) and return its id."""
-    return ctx.db.write(
-        lambda cur: cur.execute(
-            "INSERT INTO license_servers (name, base_url, username, password_encrypted, "
-            "timeout_seconds) VALUES (?, ?, 'admin', ?, ?) RETURNING id",
-            [name, url, ctx.secrets.encrypt(password), timeout],
-        ).fetchone()[0]
-    )
+    """The admin connects a license server (user admin) through the server service."""
+    add_staff(ctx)
+    data = ServerInput(name, url, username="admin", password=password, timeout_seconds=timeout)
+    return servers.add_server(ctx, ADMIN, data)
 
 
 def add_synced_server(ctx: ServiceContext, url: str, name: str = "lls-a") -> int:
@@ -80,35 +100,75 @@ def add_synced_server(ctx: ServiceContext, url: str, name: str = "lls-a") -> int
     return server_id
 
 
-def feature_id(ctx: ServiceContext, server_id: int, name: str, version: str = "1.0") -> int:
-    return ctx.db.scalar(
-        "SELECT id FROM server_features WHERE server_id = ? AND feature_name = ? "
-        "AND feature_version = ?",
-        [server_id, name, version],
+def feature_id(ctx: ServiceContext, server_id: int, name: str, version: str | None = None) -> int:
+    """The server feature of that name (and version, when the server has several)."""
+    sql = "SELECT id FROM server_features WHERE server_id = ? AND feature_name = ?"
+    params: list[object] = [server_id, name]
+    if version is not None:
+        sql += " AND feature_version = ?"
+        params.append(version)
+    rows = ctx.db.query(sql, params)
+    assert len(rows) == 1, f"{len(rows)} features '{name}' {version or ''} on server {server_id}"
+    return rows[0][0]
+
+
+def feature_key(ctx: ServiceContext, sf_id: int) -> FeatureKey:
+    """(name, version) of a server feature, as the pool and allocation services take it."""
+    rows = ctx.db.query(
+        "SELECT feature_name, feature_version FROM server_features WHERE id = ?", [sf_id]
+    )
+    assert rows, f"no server feature {sf_id}"
+    return rows[0]
+
+
+def pool_portions(ctx: ServiceContext, pool_id: int) -> dict[int, int]:
+    """The pool's quantity per server feature, as the pool service stored it."""
+    return dict(
+        ctx.db.query(
+            "SELECT server_feature_id, quantity FROM pool_portions WHERE pool_id = ?", [pool_id]
+        )
     )
 
 
-def add_pool(ctx: ServiceContext, portions: dict[int, int], name: str = "pool") -> int:
-    """A pool with these portions in the one test VLM (which exposes their server features)."""
-
-    def write(cur) -> int:
-        cur.execute(
-            "INSERT INTO vlms (name, created_by) VALUES ('main', 'admin') ON CONFLICT DO NOTHING"
+def _test_vlm(ctx: ServiceContext, server_feature_ids: list[int]) -> int:
+    """The one test VLM, created or widened by the admin so that it exposes these features."""
+    existing = vlms.list_vlms(ctx, ADMIN)
+    existing = existing[existing["name"] == VLM_NAME]
+    if existing.empty:
+        return vlms.create_vlm(ctx, ADMIN, VLM_NAME, server_feature_ids)
+    vlm_id = int(existing["id"].iloc[0])
+    exposed = vlms.vlm_server_features(ctx, ADMIN, vlm_id)
+    wanted = sorted(set(exposed) | set(server_feature_ids))
+    if wanted != exposed:
+        vlms.update_vlm(
+            ctx, ADMIN, vlm_id, name=VLM_NAME, description="", server_feature_ids=wanted
         )
-        vlm_id = cur.execute("SELECT id FROM vlms WHERE name = 'main'").fetchone()[0]
-        pool_id = cur.execute(
-            "INSERT INTO pools (vlm_id, name, manager, created_by) "
-            "VALUES (?, ?, 'mia', 'admin') RETURNING id",
-            [vlm_id, name],
-        ).fetchone()[0]
-        for sf_id, quantity in portions.items():
-            cur.execute(
-                "INSERT INTO vlm_features VALUES (?, ?) ON CONFLICT DO NOTHING", [vlm_id, sf_id]
-            )
-            cur.execute("INSERT INTO pool_portions VALUES (?, ?, ?)", [pool_id, sf_id, quantity])
-        return pool_id
+    return vlm_id
 
-    return ctx.db.write(write)
+
+def add_pool(ctx: ServiceContext, portions: dict[int, int], name: str = "pool") -> int:
+    """MIA's pool in the test VLM, created by the admin through the pool service.
+
+    The service takes a quantity per feature and splits it over the servers itself; the pool
+    must come out with exactly these portions (give a feature on two servers two versions).
+    """
+    add_staff(ctx)
+    vlm_id = _test_vlm(ctx, sorted(portions))
+    quantities: Counter[FeatureKey] = Counter()
+    for sf_id, quantity in portions.items():
+        quantities[feature_key(ctx, sf_id)] += quantity
+    pool_id = pools.create_pool(ctx, ADMIN, vlm_id, name, MIA.username, dict(quantities))
+    assert pool_portions(ctx, pool_id) == portions, "the pool service split the pool otherwise"
+    return pool_id
+
+
+def _assert_placed(ctx: ServiceContext, alloc_ids: list[int], sf_id: int) -> None:
+    """The allocation service put every one of them on that server feature (rule 3)."""
+    marks = ", ".join("?" for _ in alloc_ids)
+    placed = ctx.db.query(
+        f"SELECT DISTINCT server_feature_id FROM allocations WHERE id IN ({marks})", alloc_ids
+    )
+    assert placed == [(sf_id,)], f"placed on {placed}, not on server feature {sf_id}"
 
 
 def allocate(
@@ -119,34 +179,48 @@ def allocate(
     count: int,
     host_type: str = "ETHERNET",
 ) -> int:
-    """Insert a pending allocation the way the services do and return its id."""
-    return ctx.db.write(
-        lambda cur: cur.execute(
-            "INSERT INTO allocations (pool_id, server_feature_id, feature_name, feature_version, "
-            "host_type, host_id, count, created_by) SELECT ?, id, feature_name, feature_version, "
-            "?, ?, ?, 'mia' FROM server_features WHERE id = ? RETURNING id",
-            [pool_id, host_type, host_id, count, sf_id],
-        ).fetchone()[0]
-    )
+    """MIA allocates through the allocation service; it must land on server feature sf_id."""
+    key = feature_key(ctx, sf_id)
+    alloc_id = allocations.allocate(ctx, MIA, pool_id, key, host_type, host_id, count)
+    _assert_placed(ctx, [alloc_id], sf_id)
+    return alloc_id
+
+
+def allocate_many(
+    ctx: ServiceContext,
+    pool_id: int,
+    sf_id: int,
+    host_ids: Sequence[str],
+    count: int = 1,
+    host_type: str = "ETHERNET",
+) -> list[int]:
+    """MIA saves a grid of new allocations (one service call, one transaction)."""
+    name, version = feature_key(ctx, sf_id)
+    changes = [
+        AllocationChange("add", row, None, name, version, host_type, host_id, count)
+        for row, host_id in enumerate(host_ids)
+    ]
+    results = allocations.apply_allocation_changes(ctx, MIA, pool_id, changes)
+    assert [r.message for r in results if not r.ok] == []
+    alloc_ids = [r.allocation_id for r in results]
+    _assert_placed(ctx, alloc_ids, sf_id)
+    return alloc_ids
+
+
+def _pool_of(ctx: ServiceContext, alloc_id: int) -> int:
+    row = allocation(ctx, alloc_id)
+    assert row is not None, f"no allocation {alloc_id}"
+    return row["pool_id"]
 
 
 def set_count(ctx: ServiceContext, alloc_id: int, count: int) -> None:
-    """A manager's count edit: back to pending with a fresh retry budget."""
-    ctx.db.write(
-        lambda cur: cur.execute(
-            "UPDATE allocations SET count = ?, state = 'pending', attempts = 0, "
-            "next_attempt_at = NULL, last_error = NULL WHERE id = ?",
-            [count, alloc_id],
-        )
-    )
+    """MIA edits an allocation's count through the allocation service."""
+    allocations.update_allocation(ctx, MIA, _pool_of(ctx, alloc_id), alloc_id, count=count)
 
 
 def remove(ctx: ServiceContext, alloc_id: int) -> None:
-    ctx.db.write(
-        lambda cur: cur.execute(
-            "UPDATE allocations SET state = 'removing' WHERE id = ?", [alloc_id]
-        )
-    )
+    """MIA removes an allocation through the allocation service."""
+    allocations.remove_allocation(ctx, MIA, _pool_of(ctx, alloc_id), alloc_id)
 
 
 def allocation(ctx: ServiceContext, alloc_id: int) -> dict[str, Any] | None:

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.faults.conftest import create_foreign_group
 from tests.sync.conftest import (
     PREFIX,
     add_pool,
     add_synced_server,
     allocate,
+    allocate_many,
     allocation,
     control,
     desired_state,
@@ -40,7 +42,7 @@ H1, H2, H3, H4, H5 = (f"0050569A000{i}" for i in range(1, 6))
 
 @dataclass
 class Estate:
-    """Two synced servers and two pools spanning them."""
+    """Two synced servers (features 1.0 on a, 2.0 on b) and two pools spanning them."""
 
     a: int
     b: int
@@ -383,15 +385,22 @@ def test_count_drop_below_pooled_marks_over_committed_and_deletes_nothing(
     assert kinds == ["disabled", "re-enabled"]
 
 
+def _taken_outside(ctx, server: int, team: str, holder: str, entries: dict[str, int]) -> None:
+    """Another team reserves counts on the server after VLM last read it (VLM does not know)."""
+    with new_client(ctx, server) as client:
+        create_foreign_group(client, team, holder, entries)
+
+
 def test_insufficient_count_fails_only_the_refused_allocations(ctx, estate, emulator) -> None:
     e = estate
     sim, cad, viz = (e.sf(ctx, e.a, f) for f in ("sim", "cad", "viz"))
-    first = allocate(ctx, e.pool, sim, H1, 15)
+    first = allocate(ctx, e.pool, sim, H1, 3)
     reconcile_server(ctx, e.a)
-    too_many = allocate(ctx, e.pool, sim, H2, 10)
+    too_many = allocate(ctx, e.pool, sim, H2, 6)
     other = allocate(ctx, e.pool, cad, H3, 1)
     mixed_cad = allocate(ctx, e.pool, cad, H4, 2)
-    mixed_sim = allocate(ctx, e.pool, sim, H4, 9)
+    mixed_sim = allocate(ctx, e.pool, sim, H4, 6)
+    _taken_outside(ctx, e.a, "team-x", "xavier", {"sim": 12})  # 20 - 3 - 12 = 5 sim left
 
     report = reconcile_server(ctx, e.a)
 
@@ -409,7 +418,9 @@ def test_insufficient_count_fails_only_the_refused_allocations(ctx, estate, emul
 
     base = allocate(ctx, e.pool, viz, H5, 10)
     reconcile_server(ctx, e.a)
-    extra = allocate(ctx, e.pool2, viz, H5, 25)
+    lab = add_pool(ctx, {viz: 15}, "lab")
+    extra = allocate(ctx, lab, viz, H5, 15)
+    _taken_outside(ctx, e.a, "team-y", "yves", {"viz": 10})  # 30 - 10 - 10 = 10 viz left
 
     reconcile_server(ctx, e.a)
 
@@ -453,26 +464,15 @@ def test_transient_failure_backs_off_then_applies(ctx, estate, emulator) -> None
 def test_unreachable_server_is_not_hammered(ctx) -> None:
     emu = start_emulator({"features": [{"featureName": "cad", "featureCount": 500}]})
     server = add_synced_server(ctx, emu.url)
-    pool = add_pool(ctx, {feature_id(ctx, server, "cad"): 500})
-    for i in range(200):
-        allocate(ctx, pool, feature_id(ctx, server, "cad"), f"0050569D{i:04X}", 1)
+    cad = feature_id(ctx, server, "cad")
+    pool = add_pool(ctx, {cad: 500})
+    allocate_many(ctx, pool, cad, [f"0050569D{i:04X}" for i in range(200)])
     emu.stop()
 
     report = reconcile_server(ctx, server)
 
     assert report.transient == 200 and report.operations < 40
     assert states(ctx) == {"pending": 200}
-
-
-def _insert_allocations(ctx, pool: int, cad: int, prefix: str, count: int) -> None:
-    rows = [(pool, cad, "ETHERNET", f"{prefix}{i:06X}") for i in range(count)]
-    ctx.db.write(
-        lambda cur: cur.executemany(
-            "INSERT INTO allocations (pool_id, server_feature_id, feature_name, feature_version, "
-            "host_type, host_id, count, created_by) VALUES (?, ?, 'cad', '1.0', ?, ?, 1, 'mia')",
-            rows,
-        )
-    )
 
 
 def test_thousand_new_allocations_are_applied_in_one_pass(ctx) -> None:
@@ -482,7 +482,7 @@ def test_thousand_new_allocations_are_applied_in_one_pass(ctx) -> None:
         server = add_synced_server(ctx, emu.url)
         cad = feature_id(ctx, server, "cad")
         pool = add_pool(ctx, {cad: 5000})
-        _insert_allocations(ctx, pool, cad, "00505E", 1000)
+        allocate_many(ctx, pool, cad, [f"00505E{i:06X}" for i in range(1000)])
 
         report = reconcile_server(ctx, server)
 

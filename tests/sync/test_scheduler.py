@@ -39,8 +39,7 @@ def test_push_gets_a_new_allocation_onto_the_server_within_two_seconds(ctx, emul
     scheduler.start()
     try:
         assert ctx.on_allocations_changed == scheduler.push
-        alloc = allocate(ctx, pool, cad, H1, 2)
-        ctx.allocations_changed([server])
+        alloc = allocate(ctx, pool, cad, H1, 2)  # the allocation service pushes the server
 
         took = _wait_for(lambda: server_state(emulator) == desired_state(ctx, server), 2.0)
         _wait_for(lambda: allocation(ctx, alloc)["state"] == "applied", 1.0)
@@ -57,8 +56,7 @@ def test_transient_failure_is_retried_when_due_without_a_new_push(ctx, emulator)
     scheduler = SyncScheduler(ctx, interval_seconds=3600)
     scheduler.start()
     try:
-        alloc = allocate(ctx, pool, cad, H1, 1)
-        scheduler.push([server])
+        alloc = allocate(ctx, pool, cad, H1, 1)  # the allocation service pushes the server
         _wait_for(lambda: (allocation(ctx, alloc)["attempts"] or 0) >= 1, 5.0)
         assert allocation(ctx, alloc)["state"] == "pending"
         control(emulator, "DELETE", "faults")
