@@ -154,6 +154,13 @@ def optional_text(value: object, field: str, *, max_len: int, label: str | None 
     return clean_text(value, field, max_len=max_len, required=False, label=label)
 
 
+def require_text(value: object, field: str) -> str:
+    """The value when it is a str (as typed, not checked further), else a ValidationError."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be text, not {type(value).__name__}", field=field)
+    return value
+
+
 def secret_text(value: object, field: str, *, max_len: int) -> str | None:
     """A password as typed (not stripped): text without control characters, or None when empty."""
     if value is None or value == "":

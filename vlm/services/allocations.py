@@ -8,7 +8,7 @@ from typing import Literal
 
 import pandas as pd
 
-from vlm.domain import Actor, VlmError
+from vlm.domain import Actor, VlmError, record_id, record_ids, validate_feature
 from vlm.services import audit
 from vlm.services.context import ServiceContext
 from vlm.services.ledger import FeatureKey, PoolLedger
@@ -56,7 +56,7 @@ class RowResult:
 
 def _feature_of(change: AllocationChange, default: FeatureKey | None) -> FeatureKey:
     if change.feature_name:
-        return (str(change.feature_name), str(change.feature_version or ""))
+        return validate_feature((change.feature_name, change.feature_version or ""))
     if default is None:
         raise VlmError("no feature given for this row", field="feature")
     return default
@@ -155,6 +155,8 @@ def apply_allocation_changes(
     feature: FeatureKey | None = None,
 ) -> list[RowResult]:
     """Apply every valid change in one transaction; invalid ones come back with their message."""
+    pool_id = record_id(pool_id, "pool")
+    feature = None if feature is None else validate_feature(feature)
     require_pool_write(ctx.db, actor, pool_id)
     if not changes:
         return []
@@ -228,6 +230,7 @@ def allocate(
     description: object = "",
 ) -> int:
     """Allocate count licenses of a pool feature to one host id; returns the allocation id."""
+    feature = validate_feature(feature)
     change = AllocationChange(
         "add", None, None, feature[0], feature[1], host_type, host_id, count, description
     )
@@ -284,6 +287,8 @@ def list_allocations(
     include_removing: bool = False,
 ) -> pd.DataFrame:
     """A pool's allocations (optionally one feature), oldest first."""
+    pool_id = record_id(pool_id, "pool")
+    feature = None if feature is None else validate_feature(feature)
     require_pool_read(ctx.db, actor, pool_id)
     clauses, params = ["a.pool_id = ?"], [pool_id]
     if feature is not None:
@@ -302,6 +307,7 @@ def list_allocations(
 
 def allocation_states(ctx: ServiceContext, actor: Actor, ids: Sequence[int]) -> pd.DataFrame:
     """Current state and last error of given allocations (for live grid refresh)."""
+    ids = record_ids(ids, "allocation")
     if not ids:
         return pd.DataFrame(columns=["id", "state", "last_error"])
     scope, params = pool_scope_sql(actor)

@@ -12,6 +12,8 @@ from vlm.domain import (
     ValidationError,
     normalize_host_id,
     parse_host_type,
+    record_id,
+    shown,
     validate_count,
     validate_description,
 )
@@ -103,9 +105,9 @@ class PoolLedger:
 
     def _get(self, allocation_id: object) -> dict[str, Any]:
         try:
-            key = int(allocation_id)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise NotFound(f"allocation '{allocation_id}' does not exist") from None
+            key = record_id(allocation_id, "allocation")
+        except ValidationError:
+            raise NotFound(f"allocation '{shown(allocation_id)}' does not exist") from None
         alloc = self.allocations.get(key)
         if alloc is None or key in self.deletes or key in self.removals:
             raise NotFound(f"allocation {allocation_id} is not in this pool")

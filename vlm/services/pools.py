@@ -7,15 +7,23 @@ from collections.abc import Mapping
 import pandas as pd
 
 from vlm.domain import (
+    ID_MAX,
+    NAME_MAX_LENGTH,
     Actor,
     Conflict,
     NotFound,
     PortionRoom,
     Role,
     ValidationError,
+    bounded_int,
+    clean_text,
+    optional_text,
+    record_id,
     reduce_portions,
     split_into_portions,
+    validate_description,
     validate_name,
+    validate_quantities,
     validate_quantity,
 )
 from vlm.services import audit
@@ -156,7 +164,11 @@ def create_pool(
 ) -> int:
     """Carve a pool out of a VLM with a quantity per feature, split into per-server portions."""
     require_admin(actor)
+    vlm_id = record_id(vlm_id, "VLM")
     name = validate_name(name, "pool name")
+    manager = clean_text(manager, "manager", max_len=NAME_MAX_LENGTH)
+    quantities = validate_quantities(quantities)
+    description = "" if description is None else validate_description(description)
 
     def write(cur):
         require_admin_in(cur, actor)
@@ -207,6 +219,11 @@ def update_pool(
 ) -> None:
     """Change a pool's name, manager, description or quantities (never below allocated)."""
     require_admin(actor)
+    pool_id = record_id(pool_id, "pool")
+    name = None if name is None else validate_name(name, "pool name")
+    manager = None if manager is None else clean_text(manager, "manager", max_len=NAME_MAX_LENGTH)
+    description = None if description is None else validate_description(description)
+    quantities = None if quantities is None else validate_quantities(quantities)
 
     def write(cur):
         require_admin_in(cur, actor)
@@ -253,6 +270,7 @@ def update_pool(
 def deletion_impact(ctx: ServiceContext, actor: Actor, pool_id: int) -> dict[str, int]:
     """What deleting a pool takes with it: allocations and server reservations (for the prompt)."""
     require_admin(actor)
+    pool_id = record_id(pool_id, "pool")
     row = ctx.db.query(
         "SELECT COUNT(*)::INTEGER, "
         "COUNT(*) FILTER (WHERE state IN ('applied', 'pending', 'disabled'))::INTEGER, "
@@ -269,6 +287,10 @@ def delete_pool(
 ) -> None:
     """Delete a pool and its allocations; the caller confirms the allocation count it was shown."""
     require_admin(actor)
+    pool_id = record_id(pool_id, "pool")
+    confirmed_allocations = bounded_int(
+        confirmed_allocations, "confirmed_allocations", minimum=0, maximum=ID_MAX
+    )
 
     def write(cur):
         require_admin_in(cur, actor)
@@ -316,6 +338,7 @@ def delete_pool(
 
 def list_pools(ctx: ServiceContext, actor: Actor, *, search: str | None = None) -> pd.DataFrame:
     """Pools the actor may see, with quantity, allocated and available summed over features."""
+    search = optional_text(search, "search", max_len=NAME_MAX_LENGTH)
     scope, params = pool_scope_sql(actor)
     if search:
         scope += " AND (p.name ILIKE ? OR v.name ILIKE ? OR p.manager ILIKE ?)"
@@ -345,6 +368,7 @@ def pool_features(ctx: ServiceContext, actor: Actor, pool_id: int | None = None)
     """Per pool feature: quantity, allocated, available, pending, failed, over-committed."""
     scope, params = pool_scope_sql(actor, alias="f")
     if pool_id is not None:
+        pool_id = record_id(pool_id, "pool")
         require_pool_read(ctx.db, actor, pool_id)
         scope += " AND f.pool_id = ?"
         params = [*params, pool_id]
@@ -360,6 +384,8 @@ def pool_quantity_bounds(
 ) -> pd.DataFrame:
     """For a pool editor: each VLM feature with the pool's quantity, minimum and maximum."""
     require_admin(actor)
+    vlm_id = record_id(vlm_id, "VLM")
+    pool_id = None if pool_id is None else record_id(pool_id, "pool")
     return ctx.db.query_df(
         f"""
         WITH sff AS ({SERVER_FEATURE_FIGURES}),

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import pandas as pd
 
 from vlm.domain import (
+    CA_PATH_MAX_LENGTH,
+    DESCRIPTION_MAX_LENGTH,
+    INSTANCE_MAX_LENGTH,
+    SERVER_PASSWORD_MAX_LENGTH,
+    SERVER_USERNAME_MAX_LENGTH,
+    TIMEOUT_MAX_SECONDS,
+    TIMEOUT_MIN_SECONDS,
     Actor,
     Conflict,
     NotFound,
     PermissionDenied,
     Role,
     ValidationError,
+    bounded_float,
+    clean_text,
+    optional_text,
+    record_id,
+    redact_userinfo,
+    secret_text,
+    validate_base_url,
+    validate_flag,
     validate_name,
 )
 from vlm.services import audit
@@ -23,6 +37,7 @@ from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin, require_admin_in
 from vlm.store.figures import SERVER_FEATURE_FIGURES
 
+REDACTED_COLUMNS = ("base_url", "last_error")
 CONNECTION_FIELDS = ("base_url", "instance", "username", "verify_tls", "ca_path", "timeout_seconds")
 
 
@@ -34,7 +49,7 @@ class ServerInput:
     base_url: str
     instance: str = "~"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     verify_tls: bool = True
     ca_path: str | None = None
     timeout_seconds: float = 10.0
@@ -51,37 +66,58 @@ class ConnectionCheck:
 
 
 def _validated(data: ServerInput) -> dict[str, Any]:
-    name = validate_name(data.name, "server name")
-    url = (data.base_url or "").strip().rstrip("/")
-    parsed = urlparse(url)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        raise ValidationError(
-            f"base URL '{data.base_url}' must look like http://host:7070", field="base_url"
-        )
-    instance = (data.instance or "~").strip() or "~"
+    """Every field of a ServerInput checked (the password too), as the row to store."""
+    if not isinstance(data, ServerInput):
+        raise ValidationError("the server settings are missing", field="name")
+    instance = optional_text(data.instance, "instance", max_len=INSTANCE_MAX_LENGTH) or "~"
     if "/" in instance:
         raise ValidationError("instance must be '~' or a CLS instance id", field="instance")
-    if not 0.5 <= float(data.timeout_seconds) <= 120:
-        raise ValidationError("timeout must be between 0.5 and 120 seconds", field="timeout")
+    secret_text(data.password, "password", max_len=SERVER_PASSWORD_MAX_LENGTH)
     return {
-        "name": name,
-        "base_url": url,
+        "name": validate_name(data.name, "server name"),
+        "base_url": validate_base_url(data.base_url),
         "instance": instance,
-        "username": (data.username or "").strip() or None,
-        "verify_tls": bool(data.verify_tls),
-        "ca_path": (data.ca_path or "").strip() or None,
-        "timeout_seconds": float(data.timeout_seconds),
-        "description": (data.description or "").strip(),
+        "username": optional_text(
+            data.username, "username", max_len=SERVER_USERNAME_MAX_LENGTH, label="user"
+        )
+        or None,
+        "verify_tls": validate_flag(data.verify_tls, "verify_tls"),
+        "ca_path": optional_text(
+            data.ca_path, "ca_path", max_len=CA_PATH_MAX_LENGTH, label="CA bundle path"
+        )
+        or None,
+        "timeout_seconds": bounded_float(
+            data.timeout_seconds,
+            "timeout",
+            minimum=TIMEOUT_MIN_SECONDS,
+            maximum=TIMEOUT_MAX_SECONDS,
+            label="timeout (seconds)",
+        ),
+        "description": _description(data.description),
     }
 
 
+def _description(value: object) -> str:
+    if value is None:
+        return ""
+    return clean_text(
+        value, "description", max_len=DESCRIPTION_MAX_LENGTH, required=False, multiline=True
+    )
+
+
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    """A server row without its secret, for audit and display."""
-    return {k: v for k, v in row.items() if k != "password_encrypted"}
+    """A server row without its secret and with credentials in URLs redacted, for audit and
+    display."""
+    return {
+        k: redact_userinfo(v) if k in REDACTED_COLUMNS else v
+        for k, v in row.items()
+        if k != "password_encrypted"
+    }
 
 
 def get_server(ctx: ServiceContext, actor: Actor, server_id: int) -> dict[str, Any]:
     require_admin(actor)
+    server_id = record_id(server_id, "server")
     rows = ctx.db.query_dicts("SELECT * FROM license_servers WHERE id = ?", [server_id])
     if not rows:
         raise NotFound(f"license server {server_id} does not exist")
@@ -115,6 +151,8 @@ def edit_server(
 ) -> None:
     """Change a server's connection; an empty password with keep_password keeps the stored one."""
     require_admin(actor)
+    server_id = record_id(server_id, "server")
+    keep_password = validate_flag(keep_password, "keep_password")
     values = _validated(data)
     if not keep_password:
         values["password_encrypted"] = ctx.secrets.encrypt(data.password)
@@ -146,6 +184,7 @@ def edit_server(
 def remove_server(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
     """Remove a server; refused while a VLM exposes any of its features."""
     require_admin(actor)
+    server_id = record_id(server_id, "server")
 
     def write(cur):
         require_admin_in(cur, actor)
@@ -196,7 +235,8 @@ def check_connection(ctx: ServiceContext, actor: Actor, data: ServerInput) -> Co
             features = client.feature_totals()
     except FlexNetError as exc:
         elapsed = (time.perf_counter() - started) * 1000
-        return ConnectionCheck(False, f"{type(exc).__name__}: {exc.message}", elapsed)
+        message = redact_userinfo(f"{type(exc).__name__}: {exc.message}")
+        return ConnectionCheck(False, message, elapsed)
     elapsed = (time.perf_counter() - started) * 1000
     return ConnectionCheck(
         True,
@@ -210,6 +250,7 @@ def check_connection(ctx: ServiceContext, actor: Actor, data: ServerInput) -> Co
 def check_saved_server(ctx: ServiceContext, actor: Actor, server_id: int) -> ConnectionCheck:
     """Test the connection of a stored server with its stored (decrypted) password."""
     require_admin(actor)
+    server_id = record_id(server_id, "server")
     rows = ctx.db.query_dicts("SELECT * FROM license_servers WHERE id = ?", [server_id])
     if not rows:
         raise NotFound(f"license server {server_id} does not exist")
@@ -230,6 +271,7 @@ def check_saved_server(ctx: ServiceContext, actor: Actor, server_id: int) -> Con
 def drift(ctx: ServiceContext, actor: Actor, server_id: int) -> pd.DataFrame:
     """What VLM wants on a server versus what the last pull found there (admins)."""
     require_admin(actor)
+    server_id = record_id(server_id, "server")
     from vlm.sync.drift import drift_report
 
     return drift_report(ctx, server_id)
@@ -238,7 +280,7 @@ def drift(ctx: ServiceContext, actor: Actor, server_id: int) -> pd.DataFrame:
 def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Servers with status, last sync, last error and feature totals (admins and analysts)."""
     require_can_read_estate(actor)
-    return ctx.db.query_df(
+    frame = ctx.db.query_df(
         """
         SELECT s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls, s.description,
             s.status, s.last_sync_at, s.last_success_at, s.last_error, s.last_latency_ms,
@@ -250,6 +292,9 @@ def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
         GROUP BY ALL ORDER BY s.name
         """
     )
+    for column in REDACTED_COLUMNS:
+        frame[column] = frame[column].map(redact_userinfo)
+    return frame
 
 
 def require_can_read_estate(actor: Actor) -> None:
@@ -263,6 +308,8 @@ def server_features(
 ) -> pd.DataFrame:
     """Each server feature with total, used, reserved, pooled, poolable, deficit and expiry."""
     require_can_read_estate(actor)
+    if server_id is not None:
+        server_id = record_id(server_id, "server")
     where, params = ("WHERE server_id = ?", [server_id]) if server_id is not None else ("", [])
     return ctx.db.query_df(
         f"SELECT * FROM ({SERVER_FEATURE_FIGURES}) {where} "

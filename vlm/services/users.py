@@ -9,7 +9,20 @@ import secrets
 import bcrypt
 import pandas as pd
 
-from vlm.domain import Actor, Conflict, NotFound, PermissionDenied, Role, ValidationError
+from vlm.domain import (
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    Actor,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    Role,
+    ValidationError,
+    optional_text,
+    require_text,
+    secret_text,
+    validate_flag,
+)
 from vlm.services import audit, logins
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_active_user_in, require_admin, require_admin_in
@@ -108,6 +121,12 @@ def add_user(
     require_admin(actor)
     name = validate_username(username)
     user_role = _role(role)
+    display_name = optional_text(
+        display_name, "display_name", max_len=NAME_MAX_LENGTH, label="display name"
+    )
+    email = optional_text(email, "email", max_len=EMAIL_MAX_LENGTH, label="e-mail")
+    if password is not None:
+        secret_text(password, "password", max_len=MAX_PASSWORD_BYTES)
     chosen = password if password is not None else one_time_password()
     password_hash = hash_password(chosen)
 
@@ -144,6 +163,7 @@ def add_user(
 def change_role(ctx: ServiceContext, actor: Actor, username: str, role: object) -> None:
     """Give a user another role; the last admin keeps theirs, a pool's manager stays a manager."""
     require_admin(actor)
+    username = validate_username(username)
     new_role = _role(role)
 
     def write(cur):
@@ -179,6 +199,8 @@ def change_role(ctx: ServiceContext, actor: Actor, username: str, role: object) 
 def set_disabled(ctx: ServiceContext, actor: Actor, username: str, disabled: bool) -> None:
     """Disable or re-enable a user; nobody disables themselves or the last admin."""
     require_admin(actor)
+    username = validate_username(username)
+    disabled = validate_flag(disabled, "disabled")
 
     def write(cur):
         require_admin_in(cur, actor)
@@ -207,6 +229,7 @@ def set_disabled(ctx: ServiceContext, actor: Actor, username: str, disabled: boo
 def reset_password(ctx: ServiceContext, actor: Actor, username: str) -> str:
     """Give a user a new one-time password (returned once) that must be changed at login."""
     require_admin(actor)
+    username = validate_username(username)
     chosen = one_time_password()
     password_hash = hash_password(chosen)
 
@@ -229,6 +252,8 @@ def set_own_password(
     ctx: ServiceContext, actor: Actor, current_password: str, new_password: str
 ) -> None:
     """A signed-in user replaces their password (required after a one-time password)."""
+    require_text(current_password, "current_password")
+    secret_text(require_text(new_password, "password"), "password", max_len=MAX_PASSWORD_BYTES)
     stored = ctx.db.scalar(
         "SELECT password_hash FROM users WHERE username = ? AND NOT disabled", [actor.username]
     )

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from vlm.domain import Actor, Conflict, NotFound, ValidationError, validate_name
+from vlm.domain import (
+    Actor,
+    Conflict,
+    NotFound,
+    ValidationError,
+    record_id,
+    record_ids,
+    validate_description,
+    validate_name,
+)
 from vlm.services import audit
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin, require_admin_in
@@ -18,7 +27,7 @@ VLM_TYPES = ("FlexNet Embedded",)
 
 def _check_features(cur, vlm_id: int | None, server_feature_ids: Sequence[int]) -> list[int]:
     """Validate chosen server features: they exist, can be pooled, and no other VLM has them."""
-    ids = sorted({int(i) for i in server_feature_ids})
+    ids = sorted(set(server_feature_ids))
     if not ids:
         raise ValidationError("choose at least one feature", field="features")
     marks = ", ".join("?" for _ in ids)
@@ -41,6 +50,11 @@ def _check_features(cur, vlm_id: int | None, server_feature_ids: Sequence[int]) 
         if owner is not None and owner != vlm_id:
             raise Conflict(f"{label} is already exposed by VLM '{owner_name}'", field="features")
     return ids
+
+
+def _description(value: object) -> str:
+    """A VLM description: None counts as empty."""
+    return "" if value is None else validate_description(value)
 
 
 def _server_ids(cur, ids: list[int]) -> list[int]:
@@ -76,7 +90,9 @@ def create_vlm(
     """Create a VLM exposing chosen features of one or more servers (rule 1)."""
     require_admin(actor)
     name = validate_name(name, "VLM name")
-    if vlm_type not in VLM_TYPES:
+    description = _description(description)
+    server_feature_ids = record_ids(server_feature_ids, "features")
+    if not isinstance(vlm_type, str) or vlm_type not in VLM_TYPES:
         raise ValidationError(f"VLM type must be one of {', '.join(VLM_TYPES)}", field="type")
 
     def write(cur):
@@ -87,7 +103,7 @@ def create_vlm(
         vlm_id = cur.execute(
             "INSERT INTO vlms (name, vlm_type, description, created_by) VALUES (?, ?, ?, ?) "
             "RETURNING id",
-            [name, vlm_type, (description or "").strip(), actor.username],
+            [name, vlm_type, description, actor.username],
         ).fetchone()[0]
         _store_features(cur, vlm_id, ids)
         audit.record(
@@ -115,7 +131,10 @@ def update_vlm(
 ) -> None:
     """Rename a VLM or change its features; a feature a pool draws on cannot be removed."""
     require_admin(actor)
+    vlm_id = record_id(vlm_id, "VLM")
     name = validate_name(name, "VLM name")
+    description = _description(description)
+    server_feature_ids = record_ids(server_feature_ids, "features")
 
     def write(cur):
         require_admin_in(cur, actor)
@@ -150,7 +169,7 @@ def update_vlm(
         _store_features(cur, vlm_id, ids)
         cur.execute(
             "UPDATE vlms SET name = ?, description = ? WHERE id = ?",
-            [name, (description or "").strip(), vlm_id],
+            [name, description, vlm_id],
         )
         audit.record(
             cur,
@@ -168,6 +187,7 @@ def update_vlm(
 def delete_vlm(ctx: ServiceContext, actor: Actor, vlm_id: int) -> None:
     """Delete a VLM; refused while any pool depends on it."""
     require_admin(actor)
+    vlm_id = record_id(vlm_id, "VLM")
 
     def write(cur):
         require_admin_in(cur, actor)
@@ -217,6 +237,8 @@ def list_vlms(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 def vlm_features(ctx: ServiceContext, actor: Actor, vlm_id: int | None = None) -> pd.DataFrame:
     """Per VLM feature (name, version): total, reserved by others, pooled, available, deficit."""
     require_can_read_estate(actor)
+    if vlm_id is not None:
+        vlm_id = record_id(vlm_id, "VLM")
     where, params = ("WHERE vlm_id = ?", [vlm_id]) if vlm_id is not None else ("", [])
     return ctx.db.query_df(
         f"SELECT * FROM ({VLM_FEATURE_FIGURES}) {where} "
@@ -227,6 +249,7 @@ def vlm_features(ctx: ServiceContext, actor: Actor, vlm_id: int | None = None) -
 
 def vlm_server_features(ctx: ServiceContext, actor: Actor, vlm_id: int) -> list[int]:
     require_admin(actor)
+    vlm_id = record_id(vlm_id, "VLM")
     return [
         r[0]
         for r in ctx.db.query(
