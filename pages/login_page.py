@@ -1,10 +1,11 @@
-"""Shown below the sign-in form: what VLM is, and the demo logins in demo mode."""
+"""The sign-in form, what VLM is, and the demo logins in demo mode."""
 
 import streamlit as st
 
-from vlm.ui.auth import demo_logins
+from vlm.ui.auth import demo_logins, sign_in_form
 from vlm.ui.runtime import get_runtime
 
+sign_in_form()
 st.caption(
     "Split the licenses of your FlexNet Embedded license servers among teams: "
     "admins build virtual license managers and pools, managers allocate licenses to devices "

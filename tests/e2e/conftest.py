@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from vlm.demo import prepare_demo_database, start_demo_emulators
 
@@ -26,6 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT = 60.0
+# what a page must show after an action may wait behind a cold start or a busy machine
+expect.set_options(timeout=20_000)
 
 
 def free_port() -> int:
@@ -35,7 +38,9 @@ def free_port() -> int:
 
 
 class AppServer:
-    """`streamlit run app.py` on a free port over a given database; restartable."""
+    """`streamlit run app.py` in demo mode (its demo keys are the ones the database was seeded
+    with) on a free port over a given database; restartable. A .streamlit/secrets.toml of the
+    checkout is not read: its keys or settings would not match the seeded database."""
 
     def __init__(self, db_path: Path, log_path: Path) -> None:
         self.db_path = db_path
@@ -62,6 +67,7 @@ class AppServer:
             "--server.headless=true", f"--server.port={self.port}",
             "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
             "--server.fileWatcherType=none",
+            f"--secrets.files={self.log_path.parent / 'no-secrets.toml'}",
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(

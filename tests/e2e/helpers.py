@@ -1,4 +1,12 @@
-"""Driving the Streamlit app in chromium: waits, sign-in, widgets, the allocation grid."""
+"""Driving the Streamlit app in chromium: waits, sign-in, widgets, the allocation grid.
+
+Every helper acts once; it (or the test) then expects what the action must produce, with
+Playwright's auto-waiting expect. Nothing is retried: a lost submit fails the test. Before
+acting, a helper waits until the app is idle: connected, no script running, and no run started
+or finished for QUIET_MS (runs the app starts by itself, like the cookie component's after a
+sign-in, begin a little after the run that caused them). The sign-in form is the exception: it
+is filled and submitted as soon as it shows, because nothing may rerun the sign-in page.
+"""
 
 from __future__ import annotations
 
@@ -9,58 +17,100 @@ from typing import Any
 
 import httpx
 import pandas as pd
-from playwright.sync_api import Browser, Page, expect
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Browser, Locator, Page, expect
 
 # Allocation grid geometry (fixed column widths in vlm/ui/allocation_grid.py).
 HEADER, ROW, MARKER = 35, 35, 33
 VIEWPORT = {"width": 1400, "height": 1000}
 COOKIE = "vlm_auth"
 COLUMNS = {"host_type": 110, "host_id": 170, "count": 70, "description": 260}
+QUIET_MS = 600
+IDLE_TIMEOUT_MS = 30_000
+# the h1 of each page, by its menu title
+HEADINGS = {
+    "Virtual LMs": "Virtual License Managers",
+    "Physical LMs": "Physical License Managers",
+    "Audit": "Audit log",
+}
+
+# Records when the script state last changed (or the test last acted), for wait_for_app, and
+# counts the script runs that finished.
+RUN_TRACKER = """
+window.__vlmLastActivity = performance.now();
+window.__vlmRuns = 0;
+new MutationObserver(records => {
+    window.__vlmLastActivity = performance.now();
+    window.__vlmRuns += records.filter(r => r.oldValue === "running").length;
+}).observe(document, {
+    subtree: true, attributes: true, attributeOldValue: true,
+    attributeFilter: ["data-test-script-state"],
+});
+"""
+IDLE = """quiet => {
+    const app = document.querySelector("[data-testid='stApp']");
+    return !!app
+        && app.getAttribute("data-test-connection-state") === "CONNECTED"
+        && app.getAttribute("data-test-script-state") === "notRunning"
+        && performance.now() - window.__vlmLastActivity >= quiet;
+}"""
 
 
-def wait_for_app(page: Page, settle_ms: int = 400) -> None:
-    """Let a rerun start, then wait until the script is idle."""
-    page.wait_for_timeout(settle_ms)
-    app = page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")
-    app.wait_for(state="attached", timeout=30_000)
+def wait_for_app(page: Page, quiet_ms: int = QUIET_MS) -> None:
+    """Wait until the app is connected and no script has run for quiet_ms."""
+    page.wait_for_function(IDLE, arg=quiet_ms, polling=50, timeout=IDLE_TIMEOUT_MS)
+
+
+def mark_activity(page: Page) -> None:
+    """Count an action as activity, so the next wait_for_app lets its rerun start first."""
+    page.evaluate("window.__vlmLastActivity = performance.now()")
+
+
+def act(page: Page, action: Callable[[], Any]) -> None:
+    """Wait for an idle app, do one interaction that reruns the script, wait for idle again."""
+    wait_for_app(page)
+    action()
+    mark_activity(page)
+    wait_for_app(page)
+
+
+def finished_runs(page: Page) -> int:
+    """Script runs (full or fragment) that finished since the page loaded."""
+    return int(page.evaluate("window.__vlmRuns"))
+
+
+def new_page(browser: Browser) -> Page:
+    """A page in a fresh browser context (no cookies), with the run tracker."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.add_init_script(RUN_TRACKER)
+    return context.new_page()
 
 
 def sign_in(browser: Browser, base_url: str, username: str, password: str) -> Page:
-    """A fresh browser context signed in as username (retrying a submit lost to a rerun)."""
-    page = browser.new_context(viewport=VIEWPORT, accept_downloads=True).new_page()
+    """A fresh browser context signed in as username with one submit of the sign-in form."""
+    page = new_page(browser)
     page.goto(base_url)
-    signed_in = page.get_by_test_id("stSidebar").get_by_text("Signed in as")
-    for _ in range(5):
-        wait_for_app(page, 800)
-        if signed_in.is_visible():
-            break
-        user_box = page.locator("input[aria-label='Username']")
-        password_box = page.locator("input[type=password]")
-        submit = page.get_by_test_id("stFormSubmitButton").locator("button")
-        if user_box.count() == 1 and password_box.count() == 1 and submit.count() == 1:
-            try:
-                user_box.fill(username, timeout=5_000)
-                password_box.fill(password, timeout=5_000)
-                submit.click(timeout=5_000)
-            except PlaywrightError:
-                continue
-        try:
-            expect(signed_in).to_be_visible(timeout=5_000)
-            break
-        except AssertionError:
-            continue
-    else:
-        raise AssertionError(f"could not sign in as {username}")
-    wait_until(lambda: any(c["name"] == COOKIE for c in page.context.cookies()), timeout=10)
+    form = sign_in_form(page)
+    form.locator("input[aria-label='Username']").fill(username)
+    form.locator("input[type=password]").fill(password)
+    form.get_by_test_id("stFormSubmitButton").locator("button").click()
+    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible()
+    wait_until(lambda: any(c["name"] == COOKIE for c in page.context.cookies()), timeout=15)
+    mark_activity(page)
     wait_for_app(page)
     return page
 
 
+def sign_in_form(page: Page) -> Locator:
+    return page.get_by_test_id("stForm").filter(has_text="Sign in")
+
+
 def open_page(page: Page, title: str) -> None:
-    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
-    wait_for_app(page, 600)
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    """Open a page from the sidebar menu; it is open once its link is current and its
+    heading shows."""
+    link = page.get_by_test_id("stSidebarNavLink").filter(has_text=title)
+    act(page, link.click)
+    expect(link).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("heading", level=1, name=HEADINGS.get(title, title))).to_be_visible()
 
 
 def link_texts(page: Page, test_id: str) -> list[str]:
@@ -74,29 +124,45 @@ def sidebar_links(page: Page) -> list[str]:
     return link_texts(page, "stSidebarNavLink")
 
 
-def choose(page: Page, label: str, option: str) -> None:
-    """Pick an option of a selectbox by its label."""
-    page.get_by_test_id("stSelectbox").filter(has_text=label).locator("input").click()
-    page.get_by_role("option", name=option).first.click()
+def fill_text(page: Page, box: Locator, text: str) -> None:
+    """Type into a text or number input and leave it (Tab), which hands the value over."""
     wait_for_app(page)
+    box.fill(text)
+    act(page, lambda: box.press("Tab"))
+    expect(box).to_have_value(text)
+
+
+def choose(page: Page, label: str, option: str, scope: Page | Locator | None = None) -> None:
+    """Pick an option of a selectbox by its label; the box then shows it."""
+    box = (scope or page).get_by_test_id("stSelectbox").filter(has_text=label)
+    wait_for_app(page)
+    box.locator("input").click()
+    act(page, page.get_by_role("option", name=option, exact=True).click)
+    expect(box.locator("input")).to_have_value(option)
 
 
 def add_to_multiselect(page: Page, label: str, option: str) -> None:
+    """Add an option to a multiselect by its label; it then shows as a chosen tag."""
     box = page.get_by_test_id("stMultiSelect").filter(has_text=label)
-    box.locator("input").click()
-    page.get_by_role("option", name=option).first.click()
-    page.keyboard.press("Escape")
     wait_for_app(page)
+    box.locator("input").click()
+    act(page, page.get_by_role("option", name=option, exact=True).click)
+    page.keyboard.press("Escape")
+    expect(box.get_by_text(option, exact=True)).to_be_visible()
 
 
 def click_button(page: Page, name: str) -> None:
-    page.get_by_role("button", name=name).click()
-    wait_for_app(page, 600)
+    """Click a button once (the caller then expects what it must produce)."""
+    act(page, page.get_by_role("button", name=name, exact=True).click)
 
 
-def expand(page: Page, title: str) -> None:
-    page.get_by_test_id("stExpander").filter(has_text=title).locator("summary").click()
+def expand(page: Page, title: str) -> Locator:
+    """Open an expander by its title; returns it."""
+    expander = page.get_by_test_id("stExpander").filter(has_text=title)
     wait_for_app(page)
+    expander.locator("summary").click()
+    expect(expander.locator("details")).to_have_attribute("open", "")
+    return expander
 
 
 def _cell(column: str, row: int) -> dict[str, float]:
@@ -108,43 +174,49 @@ def _cell(column: str, row: int) -> dict[str, float]:
     raise KeyError(column)
 
 
-def type_in_cell(page: Page, column: str, row: int, text: str, *, new_row: bool = False) -> None:
-    """Edit one grid cell (a click on the trailing empty row adds a row first)."""
+def point_at_grid(page: Page, position: dict[str, float]) -> Locator:
+    """Move the pointer onto the grid and wait until its toolbar shows: a click made as the
+    pointer enters the grid is swallowed while the toolbar appears. Returns the grid."""
     grid = page.get_by_test_id("stDataFrame")
-    overlay = page.get_by_test_id("portal").locator("input, textarea")
-    grid.click(position=_cell(column, row))  # selects (or, on the trailing row, adds a row)
-    page.wait_for_timeout(300)
-    if not new_row or overlay.count() == 0:
-        grid.dblclick(position=_cell(column, row))
-    expect(overlay.first).to_be_visible()
-    overlay.first.fill(text)
-    page.keyboard.press("Enter")
-    wait_for_app(page, 600)
+    wait_for_app(page)
+    grid.hover(position=position)
+    expect(grid.get_by_test_id("stElementToolbar")).to_have_css("opacity", "1")
+    return grid
+
+
+def type_in_cell(page: Page, column: str, row: int, text: str, *, new_row: bool = False) -> None:
+    """Edit one grid cell: open its editor (on the trailing empty row a click adds the row and
+    may open it already), fill it, press Enter."""
+    position = _cell(column, row)
+    overlay = page.get_by_test_id("portal").locator("input, textarea").first
+    grid = point_at_grid(page, position)
+    if new_row:
+        act(page, lambda: grid.click(position=position))
+    if not overlay.is_visible():
+        grid.dblclick(position=position)
+    expect(overlay).to_be_visible()
+    overlay.fill(text)
+    act(page, lambda: page.keyboard.press("Enter"))
+    expect(overlay).to_be_hidden()
+
+
+def expect_pending(page: Page, add: int, edit: int, remove: int) -> None:
+    """The grid's caption counts the edits the app received."""
+    caption = f"Pending: {add} to add, {edit} to edit, {remove} to remove."
+    expect(page.get_by_text(caption)).to_be_visible()
 
 
 def delete_row(page: Page, row: int) -> None:
     """Select a row by its marker and delete it with the grid toolbar's button (a Delete key
-    press depends on keyboard focus, which a rerun can take away)."""
-    grid = page.get_by_test_id("stDataFrame")
-    delete = page.get_by_role("button", name="Delete row(s)")
-    for _ in range(3):
-        grid.hover()
-        if not delete.is_visible():
-            grid.click(position={"x": MARKER / 2, "y": HEADER + ROW * row + ROW / 2})
-            page.wait_for_timeout(300)
-            grid.hover()
-        try:
-            delete.click(timeout=5_000)
-        except PlaywrightError:
-            continue
-        wait_for_app(page, 600)
-        grid.hover()
-        if not delete.is_visible():
-            return
-    raise AssertionError(f"could not delete row {row} of the grid")
+    press depends on keyboard focus)."""
+    position = {"x": MARKER / 2, "y": HEADER + ROW * row + ROW / 2}
+    grid = point_at_grid(page, position)
+    grid.click(position=position)
+    act(page, page.get_by_role("button", name="Delete row(s)").click)
 
 
 def download_csv(page: Page, button: str) -> pd.DataFrame:
+    wait_for_app(page)
     with page.expect_download() as info:
         page.get_by_test_id("stDownloadButton").filter(has_text=button).locator(
             "button, a"
@@ -166,11 +238,10 @@ def reserved_hosts(emulator_url: str) -> dict[str, list[dict[str, Any]]]:
     return hosts
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> float:
-    """Seconds until predicate() held; raises when it did not within timeout."""
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> None:
+    """Poll predicate() until it holds; raises when it did not within timeout."""
     started = time.monotonic()
     while not predicate():
         if time.monotonic() - started > timeout:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
-    return time.monotonic() - started

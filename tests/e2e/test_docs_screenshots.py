@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.helpers import click_button, open_page, sign_in, type_in_cell, wait_for_app
+from tests.e2e.helpers import (
+    click_button,
+    expect_pending,
+    open_page,
+    sign_in,
+    type_in_cell,
+    wait_for_app,
+)
 from vlm.demo import DEMO_USERS
 from vlm.domain import Role
 
@@ -50,6 +57,7 @@ def test_allocations_screenshot(browser: Browser, app_server, shots):
     open_page(page, "Allocations")
     type_in_cell(page, "host_id", 3, "0050569A0004", new_row=True)
     type_in_cell(page, "description", 3, "CAD workstation 04 (Dana)")
+    expect_pending(page, add=1, edit=0, remove=0)
     click_button(page, "Review changes")
     expect(page.get_by_text("1 to add, 0 to edit, 0 to remove").first).to_be_visible()
     wait_for_app(page)

@@ -3,6 +3,7 @@ streamlit-authenticator keeps the signed cookie and the session keys (notes §3.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,16 @@ import streamlit_authenticator as stauth
 from vlm.domain import Actor, VlmError
 from vlm.services import logins, users
 from vlm.services.logins import SignInOutcome
-from vlm.ui.runtime import Runtime
+from vlm.ui.runtime import Runtime, get_runtime
 
 FORM_KEY = "vlm_login"
+USERNAME_KEY = "vlm_login_username"
+PASSWORD_KEY = "vlm_login_password"
 NOTICE_KEY = "vlm_login_notice"
+PROBLEM_KEY = "vlm_login_problem"
+# set by a sign-in with the form; kept until the browser holds the cookie ("_vlm_": dropped
+# with the rest of the session on sign-out)
+WRITE_COOKIE_KEY = "_vlm_write_cookie"
 SESSION_PREFIXES = ("_vlm_", "_alloc_grid_", "_bulk_report_", "_confirm_", "alloc_", "bulk_")
 LOCKED_MESSAGE = (
     "Too many failed sign-in attempts for this user. Wait 15 minutes or ask an admin to reset "
@@ -41,7 +48,8 @@ class SignedIn:
 
 
 def _hide_cookie_component() -> None:
-    st.html("<style>.st-key-init{display:none}</style>")
+    """The cookie manager's zero-height iframes (read, write, delete) take no room."""
+    st.html("<style>.st-key-init,.st-key-set,.st-key-delete{display:none}</style>")
 
 
 def _logout_button(auth: stauth.Authenticate) -> None:
@@ -74,25 +82,32 @@ def _sign_in_from_cookie(auth: stauth.Authenticate) -> None:
         _drop_cookie(auth)
 
 
-def _sign_in_form(runtime: Runtime, auth: stauth.Authenticate) -> str | None:
-    """The form; a right password marks the session signed in and sets the cookie. Returns the
-    problem to show, if any."""
-    slot = st.empty()
-    with slot.container(), st.form(key=FORM_KEY):
+def sign_in_form() -> None:
+    """The sign-in form, drawn by the login page. Inside a page its widgets keep one identity on
+    every run; in app.py they would not: the process's first run executes app.py as a legacy
+    `pages/` app, so a form drawn there was replaced by the next rerun (the cookie component
+    causes one) and lost what was typed and its submit. The submit is handled by a callback,
+    before app.py runs, so that very run already shows the signed-in pages."""
+    with st.form(key=FORM_KEY, clear_on_submit=False):
         st.subheader("Sign in")
-        username = st.text_input("Username", autocomplete="off")
-        password = st.text_input("Password", type="password", autocomplete="off")
-        submitted = st.form_submit_button("Sign in")
-    if not submitted:
-        return None
-    result = logins.sign_in(runtime.ctx, username, password)
+        st.text_input("Username", key=USERNAME_KEY, autocomplete="off")
+        st.text_input("Password", type="password", key=PASSWORD_KEY, autocomplete="off")
+        st.form_submit_button("Sign in", on_click=_submit_sign_in)
+
+
+def _submit_sign_in() -> None:
+    """Check the submitted form with the sign-in service; a right password marks the session
+    signed in (authenticate() then writes the cookie), a wrong one leaves the problem to show."""
+    username = str(st.session_state.get(USERNAME_KEY) or "")
+    password = str(st.session_state.get(PASSWORD_KEY) or "")
+    st.session_state[PASSWORD_KEY] = ""
+    result = logins.sign_in(get_runtime().ctx, username, password)
     if not result.ok:
         st.session_state["authentication_status"] = False
-        return SIGN_IN_PROBLEMS[result.outcome]
-    slot.empty()
+        st.session_state[PROBLEM_KEY] = SIGN_IN_PROBLEMS[result.outcome]
+        return
     seed_signed_in(st.session_state, result.username)
-    auth.cookie_controller.set_cookie()
-    return None
+    st.session_state[WRITE_COOKIE_KEY] = True
 
 
 def forget_session() -> None:
@@ -130,11 +145,10 @@ def _show_identity(box: st.delta_generator.DeltaGenerator, signed_in: SignedIn) 
     )
 
 
-def authenticate(runtime: Runtime) -> SignedIn | None:
-    """Render the login form, or return who is signed in (with the account box in the sidebar)."""
+def _authenticator(runtime: Runtime) -> stauth.Authenticate:
+    """streamlit-authenticator over the enabled users (it draws the cookie component)."""
     settings = runtime.settings
-    _hide_cookie_component()
-    auth = stauth.Authenticate(
+    return stauth.Authenticate(
         _cookie_credentials(runtime),
         settings.cookie_name,
         settings.cookie_key,
@@ -142,24 +156,68 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
         auto_hash=False,
         login_sleep_time=0,
     )
+
+
+def _browser_cookie_signs_in(runtime: Runtime, auth: stauth.Authenticate, username: str) -> bool:
+    """Whether the cookies the cookie component last reported hold a valid sign-in cookie
+    for username (st.context.cookies only has those of the session's first request)."""
+    reported = auth.cookie_controller.cookie_model.cookie_manager.cookies or {}
+    token = reported.get(runtime.settings.cookie_name)
+    if not token:
+        return False
+    try:
+        claims = jwt.decode(token, runtime.settings.cookie_key, algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return False
+    return claims.get("username") == username and claims.get("exp_date", 0) > time.time()
+
+
+def _write_cookie(runtime: Runtime, auth: stauth.Authenticate, username: str) -> None:
+    """Draw the cookie writer on every run until the browser reports the cookie back: a run
+    replaced by a rerun (the cookie component's own, right after a sign-in) could remove the
+    writer before its iframe ran, and the session would have no cookie to survive a reload."""
+    if _browser_cookie_signs_in(runtime, auth, username):
+        st.session_state.pop(WRITE_COOKIE_KEY, None)
+    else:
+        auth.cookie_controller.set_cookie()
+
+
+def _has_sign_in_cookie(runtime: Runtime) -> bool:
+    """Whether the browser sent a cookie under VLM's cookie name (valid or not)."""
+    return runtime.settings.cookie_name in st.context.cookies
+
+
+def _show_signed_out(heading: st.delta_generator.DeltaGenerator, problem: str | None) -> None:
+    forget_session()
+    st.session_state.setdefault("authentication_status", None)
+    heading.title("VLM — Virtual License Manager")
+    if problem:
+        heading.error(problem)
+    elif NOTICE_KEY in st.session_state:
+        heading.error(st.session_state[NOTICE_KEY])
+
+
+def authenticate(runtime: Runtime) -> SignedIn | None:
+    """Who is signed in (with the account box in the sidebar), or None: then the heading and any
+    sign-in problem are shown and the login page draws the form.
+
+    The cookie component reruns the app once it has loaded and whenever the cookies change; a
+    rerun that lands while a submit is being handled replaces that run and the submit is lost.
+    So a signed-out session without a cookie to check does not draw it: nothing reruns the
+    login page under the user's typing or submit."""
+    _hide_cookie_component()
+    was_signed_in = bool(st.session_state.get("authentication_status"))
+    auth = _authenticator(runtime) if was_signed_in or _has_sign_in_cookie(runtime) else None
     identity = st.sidebar.container()
-    logout_rendered = bool(st.session_state.get("authentication_status"))
-    if logout_rendered:
+    if auth is not None and was_signed_in:
         _logout_button(auth)
     heading = st.container()
-    problem = None
-    if not logout_rendered:
+    problem = st.session_state.pop(PROBLEM_KEY, None)
+    if auth is not None and not was_signed_in:
         _sign_in_from_cookie(auth)
-    if not st.session_state.get("authentication_status"):
-        problem = _sign_in_form(runtime, auth)
 
-    if not st.session_state.get("authentication_status"):
-        forget_session()
-        heading.title("VLM — Virtual License Manager")
-        if problem:
-            heading.error(problem)
-        elif NOTICE_KEY in st.session_state:
-            heading.error(st.session_state[NOTICE_KEY])
+    if auth is None or not st.session_state.get("authentication_status"):
+        _show_signed_out(heading, problem)
         return None
     try:
         signed_in = _resolve(runtime, st.session_state["username"])
@@ -168,7 +226,9 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
         heading.error(f"{exc.message}. Ask an admin to enable your account.")
         return None
     st.session_state.pop(NOTICE_KEY, None)
-    if not logout_rendered:
+    if st.session_state.get(WRITE_COOKIE_KEY):
+        _write_cookie(runtime, auth, signed_in.actor.username)
+    if not was_signed_in:
         _logout_button(auth)
     _show_identity(identity, signed_in)
     return signed_in
