@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv chromium run test test-fast lint format bench clean-db
+.PHONY: venv chromium run test test-fast lint format bench clean-db coverage mutate
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,3 +41,16 @@ bench: venv
 
 clean-db:
 	rm -f data/vlm.duckdb data/vlm.duckdb.wal
+
+coverage: venv
+	$(PY) -m pytest -q -m "not e2e" --cov=vlm/services --cov=vlm/sync --cov-branch \
+		--cov-report=term-missing:skip-covered --cov-fail-under=90
+
+mutate: venv
+	rm -rf mutants
+	$(PY) -m mutmut run --max-children 2 || true
+	$(PY) -m mutmut export-cicd-stats >/dev/null
+	@$(PY) -c "import json; s = json.load(open('mutants/mutmut-cicd-stats.json')); \
+		t = s['killed'] + s['survived'] + s['timeout'] + s['suspicious']; \
+		print(f\"mutation score: {100 * (s['killed'] + s['timeout']) / max(t, 1):.1f}% \
+		({s['killed'] + s['timeout']} killed of {t}; {s['survived']} survived)\")"
