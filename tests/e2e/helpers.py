@@ -95,6 +95,9 @@ def sign_in(browser: Browser, base_url: str, username: str, password: str) -> Pa
     form.get_by_test_id("stFormSubmitButton").locator("button").click()
     expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible()
     wait_until(lambda: any(c["name"] == COOKIE for c in page.context.cookies()), timeout=15)
+    # the app draws the cookie writer until it reports the cookie stored (that report reruns
+    # the app); once the writer is gone, nothing reruns the app by itself
+    expect(page.locator(".st-key-set")).to_have_count(0)
     mark_activity(page)
     wait_for_app(page)
     return page

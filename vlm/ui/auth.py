@@ -3,7 +3,6 @@ streamlit-authenticator keeps the signed cookie and the session keys (notes §3.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,9 @@ PROBLEM_KEY = "vlm_login_problem"
 # set by a sign-in with the form; kept until the browser holds the cookie ("_vlm_": dropped
 # with the rest of the session on sign-out)
 WRITE_COOKIE_KEY = "_vlm_write_cookie"
+# the key of the cookie writer streamlit-authenticator draws (extra-streamlit-components'
+# CookieManager.set); its value turns True once the browser stored the cookie
+COOKIE_WRITER_KEY = "set"
 SESSION_PREFIXES = ("_vlm_", "_alloc_grid_", "_bulk_report_", "_confirm_", "alloc_", "bulk_")
 LOCKED_MESSAGE = (
     "Too many failed sign-in attempts for this user. Wait 15 minutes or ask an admin to reset "
@@ -49,7 +51,9 @@ class SignedIn:
 
 def _hide_cookie_component() -> None:
     """The cookie manager's zero-height iframes (read, write, delete) take no room."""
-    st.html("<style>.st-key-init,.st-key-set,.st-key-delete{display:none}</style>")
+    st.html(
+        f"<style>.st-key-init,.st-key-{COOKIE_WRITER_KEY},.st-key-delete{{display:none}}</style>"
+    )
 
 
 def _logout_button(auth: stauth.Authenticate) -> None:
@@ -158,25 +162,11 @@ def _authenticator(runtime: Runtime) -> stauth.Authenticate:
     )
 
 
-def _browser_cookie_signs_in(runtime: Runtime, auth: stauth.Authenticate, username: str) -> bool:
-    """Whether the cookies the cookie component last reported hold a valid sign-in cookie
-    for username (st.context.cookies only has those of the session's first request)."""
-    reported = auth.cookie_controller.cookie_model.cookie_manager.cookies or {}
-    token = reported.get(runtime.settings.cookie_name)
-    if not token:
-        return False
-    try:
-        claims = jwt.decode(token, runtime.settings.cookie_key, algorithms=["HS256"])
-    except jwt.InvalidTokenError:
-        return False
-    return claims.get("username") == username and claims.get("exp_date", 0) > time.time()
-
-
-def _write_cookie(runtime: Runtime, auth: stauth.Authenticate, username: str) -> None:
-    """Draw the cookie writer on every run until the browser reports the cookie back: a run
-    replaced by a rerun (the cookie component's own, right after a sign-in) could remove the
-    writer before its iframe ran, and the session would have no cookie to survive a reload."""
-    if _browser_cookie_signs_in(runtime, auth, username):
+def _write_cookie(auth: stauth.Authenticate) -> None:
+    """Draw the cookie writer on every run until it reports that the browser stored the
+    cookie: a run replaced by a rerun (the cookie component's own, right after a sign-in) could
+    remove the writer before its iframe ran, leaving no cookie to survive a reload."""
+    if st.session_state.get(COOKIE_WRITER_KEY) is True:
         st.session_state.pop(WRITE_COOKIE_KEY, None)
     else:
         auth.cookie_controller.set_cookie()
@@ -227,7 +217,7 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
         return None
     st.session_state.pop(NOTICE_KEY, None)
     if st.session_state.get(WRITE_COOKIE_KEY):
-        _write_cookie(runtime, auth, signed_in.actor.username)
+        _write_cookie(auth)
     if not was_signed_in:
         _logout_button(auth)
     _show_identity(identity, signed_in)
