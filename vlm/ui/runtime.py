@@ -13,6 +13,7 @@ from vlm.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
 
+
 class Scheduler(Protocol):
     def start(self) -> Any: ...
 
