@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
+import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import open_page, service_context
 from vlm.domain import SYSTEM_ACTOR
 from vlm.services import audit, pools, servers, users, vlms
+from vlm.ui import widgets
 
 
 def errors(at: AppTest) -> list[str]:
@@ -154,7 +158,8 @@ def test_servers_page_syncs_tests_and_refuses_removal_with_reason(app):
     assert "lls-east" in set(servers.list_servers(service_context(), SYSTEM_ACTOR)["name"])
 
 
-def test_audit_log_filters_by_action(app):
+def test_audit_log_filters_by_action_and_downloads_what_it_shows(app, monkeypatch):
+    downloads = record_downloads(monkeypatch)
     at = open_page(app("admin"), "audit")
     ctx = service_context()
     actions = audit.audit_actions(ctx, SYSTEM_ACTOR)
@@ -163,4 +168,19 @@ def test_audit_log_filters_by_action(app):
     at.run()
     log = at.dataframe[0].value
     assert len(log) == 2 and set(log["action"]) == {"pool.create"}
-    assert at.download_button
+    csv_rows = pd.read_csv(io.BytesIO(downloads["audit log"]()))
+    assert len(csv_rows) == 2 and set(csv_rows["action"]) == {"pool.create"}
+    assert csv_rows["id"].tolist() == log["id"].tolist()
+
+
+def record_downloads(monkeypatch) -> dict[str, object]:
+    """Every table's download, by table name: the page's own data callable, kept to call later."""
+    real = widgets.download_csv
+    seen: dict[str, object] = {}
+
+    def recording(frame, name, **kwargs):
+        seen[name] = lambda: widgets.to_csv_bytes(frame.copy())
+        return real(frame, name, **kwargs)
+
+    monkeypatch.setattr(widgets, "download_csv", recording)
+    return seen
