@@ -54,7 +54,8 @@ def service_functions() -> dict[str, inspect.Signature]:
     for module_info in pkgutil.iter_modules(vlm.services.__path__):
         module = importlib.import_module(f"vlm.services.{module_info.name}")
         for name, function in inspect.getmembers(module, inspect.isfunction):
-            if function.__module__ == module.__name__ and not name.startswith("_"):
+            own = function.__module__ == module.__name__
+            if own and not name.startswith("_") and "__mutmut_" not in name:  # mutmut's copies
                 found[f"{module_info.name}.{name}"] = inspect.signature(function)
     return found
 
