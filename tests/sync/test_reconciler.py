@@ -436,29 +436,48 @@ def test_transient_failure_backs_off_then_applies(ctx, estate, emulator) -> None
     alloc = allocate(ctx, e.pool, e.sf(ctx, e.a, "cad"), H1, 2)
     control(emulator, "POST", "faults", {"error_rate": 1.0, "error_statuses": [503]})
 
-    report = reconcile_server(ctx, e.a)
+    report, backoff = _backoff_of(ctx, lambda: reconcile_server(ctx, e.a))
 
     row = allocation(ctx, alloc)
     assert report.transient == 1
     assert row["state"] == "pending" and row["attempts"] == 1 and "503" in row["last_error"]
-    delay = ctx.db.scalar(
-        "SELECT epoch(next_attempt_at) - epoch(current_timestamp::TIMESTAMP) FROM allocations"
+    assert backoff.allows(1.0)
+    ctx.db.write(  # not due yet: pinned an hour ahead so the check does not race the clock
+        lambda cur: cur.execute(
+            "UPDATE allocations SET next_attempt_at = now()::TIMESTAMP + INTERVAL 1 HOUR"
+        )
     )
-    assert 0 < delay <= 1.0
     assert reconcile_server(ctx, e.a).operations == 0
     assert allocation(ctx, alloc)["attempts"] == 1
 
-    reconcile_server(ctx, e.a, force=True)
+    _, backoff = _backoff_of(ctx, lambda: reconcile_server(ctx, e.a, force=True))
     assert allocation(ctx, alloc)["attempts"] == 2
-    delay = ctx.db.scalar(
-        "SELECT epoch(next_attempt_at) - epoch(current_timestamp::TIMESTAMP) FROM allocations"
-    )
-    assert 1.0 < delay <= 2.0
+    assert backoff.allows(2.0)
 
     control(emulator, "DELETE", "faults")
     reconcile_server(ctx, e.a, force=True)
     row = allocation(ctx, alloc)
     assert row["state"] == "applied" and row["attempts"] == 0 and row["last_error"] is None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The backoff a pass set, bounded by the database clock read before and after the pass."""
+
+    earliest: float
+    latest: float
+
+    def allows(self, seconds: float) -> bool:
+        return self.earliest - 1e-3 <= seconds <= self.latest + 1e-3
+
+
+def _backoff_of(ctx, run_pass):
+    clock = "SELECT epoch(current_timestamp::TIMESTAMP)"
+    started = ctx.db.scalar(clock)
+    result = run_pass()
+    ended = ctx.db.scalar(clock)
+    due = ctx.db.scalar("SELECT epoch(next_attempt_at) FROM allocations")
+    return result, Backoff(earliest=due - ended, latest=due - started)
 
 
 def test_unreachable_server_is_not_hammered(ctx) -> None:

@@ -474,11 +474,11 @@ def _record(
 
 
 def _not_reached(
-    ctx: ServiceContext, server_id: int, message: str, started: float
+    ctx: ServiceContext, server_id: int, message: str, started: float, force: bool
 ) -> ReconcileReport:
-    """The server could not be read or reached: its due pending rows count an attempt, back
-    off and show why; nothing else changes."""
-    retry = ctx.db.write(lambda cur: q.retry_pending_of_server(cur, server_id, message))
+    """The server could not be read or reached: its due pending rows (all, when forced) count
+    an attempt, back off and show why; nothing else changes."""
+    retry = ctx.db.write(lambda cur: q.retry_pending_of_server(cur, server_id, message, force))
     return ReconcileReport(
         server_id, transient=retry, error=message, duration_s=time.perf_counter() - started
     )
@@ -507,7 +507,7 @@ def reconcile_server(
                 todo = [p for p in plans if not in_sync(p)]
                 outcomes = _run_tasks(api, todo, workers or default_workers(api.base_url))
         except (FlexNetError, ServerConfigError) as exc:
-            return _not_reached(ctx, server_id, str(exc), started)
+            return _not_reached(ctx, server_id, str(exc), started, force)
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)
     return ReconcileReport(
         server_id=server_id,
@@ -535,7 +535,7 @@ def reconcile_all(
         try:
             client = client_cache.get(server) if client_cache is not None else None
         except ServerConfigError as exc:
-            reports.append(_not_reached(ctx, server_id, str(exc), time.perf_counter()))
+            reports.append(_not_reached(ctx, server_id, str(exc), time.perf_counter(), force))
             continue
         reports.append(reconcile_server(ctx, server_id, client, force=force))
     return reports

@@ -418,8 +418,11 @@ def mark_retry(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
         )
 
 
-def retry_pending_of_server(cur: duckdb.DuckDBPyConnection, server_id: int, message: str) -> int:
-    """The server could not be read: its due pending allocations count an attempt and back off."""
+def retry_pending_of_server(
+    cur: duckdb.DuckDBPyConnection, server_id: int, message: str, force: bool = False
+) -> int:
+    """The server could not be read: its due pending allocations (all of them when the pass
+    was forced) count an attempt and back off."""
     return _affected(
         cur.execute(
             f"""
@@ -427,10 +430,10 @@ def retry_pending_of_server(cur: duckdb.DuckDBPyConnection, server_id: int, mess
                 next_attempt_at = {NOW} + to_seconds(
                     least({MAX_BACKOFF_SECONDS}, pow(2, least(attempts, 16))))
             WHERE state = 'pending'
-              AND (next_attempt_at IS NULL OR next_attempt_at <= {NOW})
+              AND (? OR next_attempt_at IS NULL OR next_attempt_at <= {NOW})
               AND server_feature_id IN (SELECT id FROM server_features WHERE server_id = ?)
             """,
-            [redact_userinfo(message), server_id],
+            [redact_userinfo(message), force, server_id],
         )
     )
 
