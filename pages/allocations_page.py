@@ -6,8 +6,9 @@ from vlm.domain import Role
 from vlm.services import pools
 from vlm.ui.allocation_grid import render_grid
 from vlm.ui.bulk_import import render_bulk_import
+from vlm.ui.grid_selection import choose_grid
 from vlm.ui.grid_state import GridScope
-from vlm.ui.pickers import pick_feature, pick_pool
+from vlm.ui.pickers import pool_label
 from vlm.ui.session import page_context
 from vlm.ui.widgets import show_flashes
 
@@ -20,12 +21,13 @@ if pool_frame.empty:
     st.info("You do not manage any pool yet. An admin assigns pools to managers.")
     st.stop()
 
-pool_col, feature_col = st.columns(2)
-with pool_col:
-    pool_id = pick_pool(pool_frame, key="alloc_pool")
-features = pools.pool_features(page.ctx, page.actor, pool_id)
-with feature_col:
-    feature = pick_feature(features, key=f"alloc_feature_{pool_id}")
+pool_labels = {int(r["id"]): pool_label(r) for _, r in pool_frame.iterrows()}
+choice, features = choose_grid(
+    pool_labels,
+    lambda pool_id: pools.pool_features(page.ctx, page.actor, pool_id),
+    lambda scope: scope.restart(page.ctx, page.actor),
+)
+feature = choice.feature
 if feature is None:
     st.info("This pool has no features yet.")
     st.stop()
@@ -46,6 +48,6 @@ if bool(figures["over_committed"]):
         icon=":material/warning:",
     )
 
-scope = GridScope(int(pool_id), feature)
+scope = GridScope(choice.pool_id, feature)
 render_grid(page, scope)
 render_bulk_import(page, scope)

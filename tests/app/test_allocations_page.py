@@ -3,13 +3,19 @@ failed rows show the server's reason and can be retried."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
+import pytest
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import InitialValue, Selectbox
 
 from tests.app.conftest import open_page, service_context, wait_for
-from vlm.domain import Actor, Role
+from vlm.domain import DESCRIPTION_MAX_LENGTH, Actor, Role
 from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.services import allocations, pools
+from vlm.ui.allocation_grid import UNSAVED_MARKER
 from vlm.ui.grid_drafts import Drafts, build_source
 from vlm.ui.runtime import get_runtime
 
@@ -19,6 +25,11 @@ MIA = Actor("mia", Role.MANAGER)
 def grid(at: AppTest):
     (editor,) = at.data_editor
     return editor
+
+
+def selectbox(at: AppTest, label: str):
+    (box,) = [b for b in at.selectbox if b.label == label]
+    return box
 
 
 def mias_pool_and_feature() -> tuple[int, tuple[str, str]]:
@@ -154,7 +165,7 @@ def test_bulk_add_reports_every_row(app):
 
 def test_managers_only_pick_their_own_pools(app):
     at = open_page(app("max"), "allocations")
-    pool_box = at.selectbox(key="alloc_pool")
+    pool_box = selectbox(at, "Pool")
     assert pool_box.options and all("manager max" in o for o in pool_box.options)
 
 
@@ -164,7 +175,7 @@ def test_a_pool_link_preselects_the_pool(app):
     simulation = int(frame[frame["name"] == "Simulation team"]["id"].iloc[0])
     at.query_params["pool"] = str(simulation)
     open_page(at, "allocations")
-    assert at.selectbox(key="alloc_pool").value == simulation
+    assert selectbox(at, "Pool").value == simulation
 
 
 def _servers_of(pool_id: int, feature: tuple[str, str]) -> dict[int, str]:
@@ -275,3 +286,230 @@ def test_grid_rows_say_their_state_and_the_servers_reason():
         "entry disabled",
     ]
     assert list(source["state"]) == ["applied", "failed", "pending", "disabled"]
+
+
+# --- issue #8 item 1: the grid never acts on the wrong feature --------------------------------
+
+
+@pytest.fixture
+def browser_selectboxes(monkeypatch):
+    """Send selectbox values the way a browser does.
+
+    AppTest re-labels a selectbox's value with the labels of the last run; a browser sends back
+    the label it holds: the one it was given when the widget appeared, or the one the user
+    picked. When a label changes under a widget (say "5 of 6 available" → "4 of 6"), only the
+    browser's way shows what Streamlit then does with the value."""
+    held: dict[str, str] = {}
+    relabelled = Selectbox._widget_state.fget
+
+    def as_a_browser(box: Selectbox) -> WidgetState:
+        state = relabelled(box)
+        picked = not isinstance(box._value, InitialValue)
+        if picked or box.id not in held or box.proto.set_value:
+            held[box.id] = state.string_value
+        state.string_value = held[box.id]
+        return state
+
+    monkeypatch.setattr(Selectbox, "_widget_state", property(as_a_browser))
+    return held
+
+
+def tag_of(at: AppTest) -> str:
+    return grid(at).key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
+
+
+def shown_feature(at: AppTest) -> tuple[str, str]:
+    return selectbox(at, "Feature").value
+
+
+def feature_figures(pool_id: int, feature: tuple[str, str]) -> pd.Series:
+    frame = pools.pool_features(service_context(), MIA, pool_id)
+    mask = (frame["feature_name"] == feature[0]) & (frame["feature_version"] == feature[1])
+    return frame[mask].iloc[0]
+
+
+def metric(at: AppTest, label: str) -> int:
+    (tile,) = [m for m in at.metric if m.label == label]
+    return int(tile.value)
+
+
+def open_quiet_feature(app) -> tuple[AppTest, int, tuple[str, str]]:
+    """Mia's Allocations page on her pool's feature that is not the default (not the busiest)."""
+    at = open_page(app("mia"), "allocations")
+    pool_id, busiest = mias_pool_and_feature()
+    assert shown_feature(at) == busiest
+    quiet = other_feature(pool_id, busiest)
+    selectbox(at, "Feature").set_value(quiet)
+    at.run()
+    assert shown_feature(at) == quiet
+    return at, pool_id, quiet
+
+
+def other_feature(pool_id: int, feature: tuple[str, str]) -> tuple[str, str]:
+    frame = pools.pool_features(service_context(), MIA, pool_id)
+    keys = [(r.feature_name, r.feature_version) for r in frame.itertuples()]
+    return next(k for k in keys if k != feature)
+
+
+def add_row(at: AppTest, host_id: str) -> None:
+    at.session_state[grid(at).key] = {"added_rows": [{"host_type": "USER", "host_id": host_id}]}
+    at.run()
+
+
+def test_after_an_apply_the_chosen_feature_stays_and_its_label_follows(app, browser_selectboxes):
+    at, pool_id, feature = open_quiet_feature(app)
+    add_row(at, "first-after-pick")
+    review_and_apply(at, tag_of(at))
+    at.run()  # a rerun of any kind (the live refresh, another widget) after the Apply
+
+    figures = feature_figures(pool_id, feature)
+    assert shown_feature(at) == feature
+    label = selectbox(at, "Feature").options[selectbox(at, "Feature").index]
+    assert f"— {figures['available']} of {figures['quantity']} available" in label
+    assert metric(at, "Available") == int(figures["available"])
+
+    # the row typed next lands in the chosen feature
+    add_row(at, "second-after-pick")
+    assert shown_feature(at) == feature
+    review_and_apply(at, tag_of(at))
+    rows = allocations.list_allocations(service_context(), MIA, pool_id, feature)
+    assert {"first-after-pick", "second-after-pick"} <= set(rows["host_id"])
+    assert shown_feature(at) == feature
+
+
+def test_unsaved_edits_survive_a_rerun_while_the_feature_changes_underneath(
+    app, browser_selectboxes
+):
+    at, pool_id, feature = open_quiet_feature(app)
+    add_row(at, "typed-not-applied")
+    key = grid(at).key
+    # someone else allocates in the same feature: its figures and label change
+    allocations.allocate(service_context(), MIA, pool_id, feature, "USER", "elsewhere", 1)
+    at.run()
+    assert shown_feature(at) == feature
+    assert grid(at).key == key
+    assert "Pending: 1 to add, 0 to edit, 0 to remove." in " ".join(c.value for c in at.caption)
+    review_and_apply(at, tag_of(at))
+    rows = allocations.list_allocations(service_context(), MIA, pool_id, feature)
+    assert {"typed-not-applied", "elsewhere"} <= set(rows["host_id"])
+
+
+def test_the_choice_is_kept_in_the_url_and_a_link_opens_it(app):
+    at, pool_id, feature = open_quiet_feature(app)
+    assert at.query_params["pool"] == str(pool_id)
+    assert at.query_params["feature"] == f"{feature[0]} {feature[1]}"
+
+    linked = app("mia")
+    linked.query_params.update(pool=str(pool_id), feature=f"{feature[0]} {feature[1]}")
+    open_page(linked, "allocations")
+    assert selectbox(linked, "Pool").value == pool_id
+    assert shown_feature(linked) == feature
+    assert not linked.warning
+
+
+def test_the_choice_is_remembered_when_leaving_the_page(app):
+    at, pool_id, feature = open_quiet_feature(app)
+    open_page(at, "dashboard")
+    at.query_params.clear()
+    open_page(at, "allocations")
+    assert shown_feature(at) == feature
+
+
+def test_a_link_to_an_unknown_feature_falls_back_with_a_message(app):
+    pool_id, busiest = mias_pool_and_feature()
+    at = app("mia")
+    at.query_params.update(pool=str(pool_id), feature="no_such 9.9")
+    open_page(at, "allocations")
+    assert shown_feature(at) == busiest
+    assert any("has no feature 'no_such 9.9'" in w.value for w in at.warning)
+    assert at.query_params["feature"] == f"{busiest[0]} {busiest[1]}"
+
+
+def test_a_link_to_another_managers_pool_shows_a_message_and_only_own_pools(app):
+    mias_pool, _ = mias_pool_and_feature()
+    at = app("max")
+    at.query_params["pool"] = str(mias_pool)
+    open_page(at, "allocations")
+    assert any(
+        f"pool '{mias_pool}', which is not a pool you can open" in w.value for w in at.warning
+    )
+    own = pools.list_pools(service_context(), Actor("max", Role.MANAGER))
+    assert selectbox(at, "Pool").value in set(own["id"])
+    assert selectbox(at, "Pool").value != mias_pool
+    assert all("CAD team" not in o for o in selectbox(at, "Pool").options)
+    assert at.query_params["pool"] == str(selectbox(at, "Pool").value)
+
+
+def test_switching_feature_with_unsaved_edits_asks_first(app, browser_selectboxes):
+    at = open_page(app("mia"), "allocations")
+    pool_id, busiest = mias_pool_and_feature()
+    add_row(at, "kept-while-asking")
+    key = grid(at).key
+    other = other_feature(pool_id, busiest)
+    selectbox(at, "Feature").set_value(other)
+    at.run()
+
+    # nothing switched: the same grid, its edits, and a question
+    assert grid(at).key == key
+    assert "The grid has edits you have not applied" in " ".join(w.value for w in at.warning)
+    at.button(key="alloc_switch_keep").click()
+    at.run()
+    assert shown_feature(at) == busiest
+    assert grid(at).key == key
+    assert not [w for w in at.warning if "not applied" in w.value]
+    assert "Pending: 1 to add" in " ".join(c.value for c in at.caption)
+
+    selectbox(at, "Feature").set_value(other)
+    at.run()
+    at.button(key="alloc_switch_discard").click()
+    at.run()
+    assert shown_feature(at) == other
+    assert "Pending: 0 to add" in " ".join(c.value for c in at.caption)
+    for feature in pools.pool_features(service_context(), MIA, pool_id).itertuples():
+        key_ = (feature.feature_name, feature.feature_version)
+        rows = allocations.list_allocations(service_context(), MIA, pool_id, key_)
+        assert "kept-while-asking" not in set(rows["host_id"])
+
+
+def test_switching_without_edits_does_not_ask(app):
+    at = open_page(app("mia"), "allocations")
+    pool_id, busiest = mias_pool_and_feature()
+    other = other_feature(pool_id, busiest)
+    selectbox(at, "Feature").set_value(other)
+    at.run()
+    assert shown_feature(at) == other
+    assert not _has_button(at, "alloc_switch_discard")
+
+
+def _has_button(at: AppTest, key: str) -> bool:
+    return any(b.key == key for b in at.button)
+
+
+def leave_guards(at: AppTest) -> list:
+    return [h for h in at.sidebar.get("html") if UNSAVED_MARKER in h.proto.body]
+
+
+def test_leaving_is_guarded_only_while_edits_are_unsaved(app):
+    at = open_page(app("mia"), "allocations")
+    assert leave_guards(at) == []
+    add_row(at, "guarded")
+    (guard,) = leave_guards(at)
+    assert guard.proto.unsafe_allow_javascript
+    assert "beforeunload" in guard.proto.body
+    at.button(key=f"alloc_discard_{tag_of(at)}").click()
+    at.run()
+    assert leave_guards(at) == []
+
+
+def test_a_description_up_to_the_services_limit_is_accepted(app):
+    at = open_page(app("mia"), "allocations")
+    columns = json.loads(grid(at).proto.columns)
+    assert columns["description"]["type_config"]["max_chars"] == DESCRIPTION_MAX_LENGTH
+    long = "d" * DESCRIPTION_MAX_LENGTH
+    first_id = int(grid(at).value["id"].iloc[0])
+    at.session_state[grid(at).key] = {"edited_rows": {0: {"description": long}}}
+    at.run()
+    review_and_apply(at, tag_of(at))
+    pool_id, feature = mias_pool_and_feature()
+    rows = allocations.list_allocations(service_context(), MIA, pool_id, feature)
+    assert rows.loc[rows["id"] == first_id, "description"].item() == long

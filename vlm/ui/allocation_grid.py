@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from vlm.domain import AllocationState, HostType
+from vlm.domain import DESCRIPTION_MAX_LENGTH, AllocationState, HostType
 from vlm.services import allocations
 from vlm.services.allocations import AllocationChange, RowResult
 from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
@@ -21,6 +22,32 @@ DISPLAY_COLUMNS = [c for c in GRID_COLUMNS if c not in HIDDEN_COLUMNS]
 READ_ONLY = ["status", "problem", "created_at", "id"]
 LIVE = {AllocationState.PENDING.value, AllocationState.REMOVING.value}
 ACTION_LABEL = {"add": "add", "edit": "edit", "delete": "remove", "retry": "retry"}
+UNSAVED_MARKER = "vlm-unsaved-grid-edits"
+LEAVE_QUESTION = (
+    "The allocation grid has edits you have not applied. Leave this page and lose them?"
+)
+# Installed once per browser tab; it acts only while the marker is on the page, i.e. while the
+# grid holds unsaved edits: a reload or closing the tab asks (beforeunload), and so does a click
+# on a page link (Streamlit switches pages inside the tab, which beforeunload does not see).
+LEAVE_GUARD = """<span class="%(marker)s" hidden></span>
+<script>
+if (!window.__vlmLeaveGuard) {
+  window.__vlmLeaveGuard = true;
+  const unsaved = () => document.querySelector(".%(marker)s") !== null;
+  window.addEventListener("beforeunload", (event) => {
+    if (unsaved()) { event.preventDefault(); event.returnValue = ""; }
+  });
+  const links = "[data-testid='stSidebarNavLink'], [data-testid='stPageLink'] a, "
+    + "[data-testid='stTopNavLink']";
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest(links);
+    if (link && unsaved() && !window.confirm(%(question)s)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+}
+</script>"""
 STATE_LABEL = {
     "pending": "pending…",
     "applied": "applied ✓",
@@ -45,7 +72,7 @@ def column_config() -> dict[str, Any]:
             "Host id", help="ETHERNET: 12 hex digits; USER and STRING: any text", width=170
         ),
         "count": cc.NumberColumn("Count", min_value=1, step=1, default=1, format="%d", width=70),
-        "description": cc.TextColumn("Description", max_chars=500, width=260),
+        "description": cc.TextColumn("Description", max_chars=DESCRIPTION_MAX_LENGTH, width=260),
         "status": cc.TextColumn("State", width=130),
         "problem": cc.TextColumn(
             "Problem / server reason",
@@ -209,6 +236,8 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
         width="stretch",
     )
     diff = diff_grid(source, scope.editor_state())
+    if scope.editing():
+        _guard_leaving()
     counts = diff.counts()
     review_col, discard_col, info_col = st.columns([1, 1, 3])
     if review_col.button(
@@ -236,6 +265,16 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
     _live_report(page, scope, source)
     shown = [c for c in DISPLAY_COLUMNS if c != "id"]
     download_csv(source[shown], "allocations grid", key=f"dl_grid_{scope.tag}")
+
+
+def _guard_leaving() -> None:
+    """Ask before the browser leaves the page while the grid holds unsaved edits (drawn last in
+    the sidebar, so that its coming and going moves no other element)."""
+    question = json.dumps(LEAVE_QUESTION)
+    st.sidebar.html(
+        LEAVE_GUARD % {"marker": UNSAVED_MARKER, "question": question},
+        unsafe_allow_javascript=True,
+    )
 
 
 def _failed_rows(source: pd.DataFrame) -> dict[int, str]:

@@ -1,27 +1,38 @@
-"""Selectors shared by pages: pool, feature, server, VLM (preselected from ?pool= links)."""
+"""Selectors shared by pages: pool, feature, server, VLM."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
 import pandas as pd
 import streamlit as st
+
+T = TypeVar("T")
 
 
 def pool_label(row: pd.Series) -> str:
     return f"{row['vlm_name']} / {row['name']} (manager {row['manager']})"
 
 
-def pick_pool(frame: pd.DataFrame, *, key: str, label: str = "Pool") -> int | None:
-    """A pool from list_pools(); ?pool=<id> in the URL preselects it."""
-    if frame.empty:
-        return None
-    labels = {int(r["id"]): pool_label(r) for _, r in frame.iterrows()}
-    ids = list(labels)
-    wanted = st.query_params.get("pool")
-    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-    chosen = st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
-    if chosen is not None and wanted != str(chosen):
-        st.query_params["pool"] = str(chosen)  # a shareable link to this pool
-    return None if chosen is None else int(chosen)
+def labelled_selectbox(
+    label: str, options: Sequence[T], labels: Mapping[T, str], chosen: T, *, key: str
+) -> T:
+    """A selectbox showing `chosen`, drawn under a new key whenever its labels or `chosen`
+    change.
+
+    Streamlit knows a selectbox's value by its label: after a label changed ("5 of 6
+    available" became "4 of 6"), the browser sends the old label back on the next rerun, no
+    option matches it and Streamlit silently resets the box to its first choice. A new key makes
+    a fresh widget that starts on `chosen` with the current labels instead.
+    """
+    index = list(options).index(chosen)
+    shown = [labels[o] for o in options]
+    digest = hashlib.sha1(repr((shown, index)).encode()).hexdigest()[:10]
+    return st.selectbox(
+        label, options, index=index, format_func=labels.__getitem__, key=f"{key}_{digest}"
+    )
 
 
 def feature_label(row: pd.Series) -> str:
@@ -29,16 +40,6 @@ def feature_label(row: pd.Series) -> str:
         f"{row['feature_name']} {row['feature_version']} — {row['available']} of "
         f"{row['quantity']} available"
     )
-
-
-def pick_feature(frame: pd.DataFrame, *, key: str) -> tuple[str, str] | None:
-    """A (name, version) from pool_features() of one pool."""
-    if frame.empty:
-        return None
-    options = [(str(r["feature_name"]), str(r["feature_version"])) for _, r in frame.iterrows()]
-    labels = {o: feature_label(r) for o, (_, r) in zip(options, frame.iterrows(), strict=True)}
-    busiest = int(frame["allocations"].reset_index(drop=True).idxmax())
-    return st.selectbox("Feature", options, index=busiest, format_func=labels.get, key=key)
 
 
 def pick_row(frame: pd.DataFrame, *, key: str, label: str, name_column: str = "name") -> int | None:
