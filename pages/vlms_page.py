@@ -1,4 +1,4 @@
-"""Virtual LMs (admin): create from server features, list available vs total, delete."""
+"""Virtual LMs (admin): create from server features, list available vs total, edit, delete."""
 
 import streamlit as st
 
@@ -7,6 +7,12 @@ from vlm.services import servers, vlms
 from vlm.ui.feature_picker import pick_features
 from vlm.ui.pickers import pick_row
 from vlm.ui.session import page_context
+from vlm.ui.vlm_forms import (
+    edit_form_open_for,
+    edit_vlm_form,
+    open_edit_form,
+    point_selector_at_saved,
+)
 from vlm.ui.widgets import (
     ask_confirmation,
     attempt,
@@ -74,6 +80,7 @@ if vlm_frame.empty:
     st.stop()
 
 st.subheader("Features of a VLM")
+point_selector_at_saved("vlm_selected")
 vlm_id = pick_row(vlm_frame, key="vlm_selected", label="VLM")
 table_with_download(
     vlms.vlm_features(ctx, actor, vlm_id),
@@ -94,8 +101,13 @@ table_with_download(
     ],
 )
 chosen = vlm_frame[vlm_frame["id"] == vlm_id].iloc[0]
-if st.button("Delete VLM…", key="delete_vlm", icon=":material/delete:"):
+edit_col, delete_col, _ = st.columns([1, 1, 3])
+if edit_col.button("Edit VLM…", key="edit_vlm", icon=":material/edit:"):
+    open_edit_form(chosen, vlms.vlm_server_features(ctx, actor, vlm_id))
+if delete_col.button("Delete VLM…", key="delete_vlm", icon=":material/delete:"):
     ask_confirmation(f"delete_vlm_{vlm_id}")
+if edit_form_open_for(vlm_id):
+    edit_vlm_form(ctx, actor, chosen)
 if (
     confirmation(
         f"delete_vlm_{vlm_id}",

@@ -633,6 +633,13 @@ MATRIX: dict[str, Case] = {
         ADMIN_READ,
         check=lambda e, c, ids: _assert_equal(ids, [e.ids.cad_feature_id]),
     ),
+    "vlms.feature_choices": Case(
+        lambda e, a: vlms.feature_choices(e.ctx, a, e.ids.vlm_id),
+        ADMIN_READ,
+        check=lambda e, c, frame: _assert_equal(
+            frame.loc[frame["exposed"], "server_feature_id"].tolist(), [e.ids.cad_feature_id]
+        ),
+    ),
     # ---- license servers: admins only write and test; analysts read ---------------------------
     "servers.add_server": Case(
         lambda e, a: servers.add_server(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -25,8 +26,30 @@ from vlm.store.figures import SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
 VLM_TYPES = ("FlexNet Embedded",)
 
 
-def _check_features(cur, vlm_id: int | None, server_feature_ids: Sequence[int]) -> list[int]:
-    """Validate chosen server features: they exist, can be pooled, and no other VLM has them."""
+@dataclass(frozen=True)
+class VlmChanges:
+    """What an edit of a VLM changed; nothing when the submitted values were the stored ones."""
+
+    old_name: str
+    new_name: str
+    description_changed: bool = False
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def renamed(self) -> bool:
+        return self.old_name != self.new_name
+
+    @property
+    def changed(self) -> bool:
+        return self.renamed or self.description_changed or bool(self.added or self.removed)
+
+
+def _check_features(
+    cur, vlm_id: int | None, server_feature_ids: Sequence[int], kept: Collection[int] = ()
+) -> list[int]:
+    """Validate chosen server features: they exist, no other VLM has them, and each one not
+    already `kept` by the VLM can be pooled (a kept feature may have changed kind since)."""
     ids = sorted(set(server_feature_ids))
     if not ids:
         raise ValidationError("choose at least one feature", field="features")
@@ -40,9 +63,9 @@ def _check_features(cur, vlm_id: int | None, server_feature_ids: Sequence[int]) 
     missing = [i for i in ids if i not in found]
     if missing:
         raise NotFound(f"unknown server feature(s): {missing}", field="features")
-    for _sf_id, name, version, server, can_pool, owner, owner_name in rows:
+    for sf_id, name, version, server, can_pool, owner, owner_name in rows:
         label = f"{name} {version} on {server}"
-        if not can_pool:
+        if not can_pool and sf_id not in kept:
             raise ValidationError(
                 f"{label} is not a concurrent counted feature and cannot be pooled",
                 field="features",
@@ -120,6 +143,104 @@ def create_vlm(
     return ctx.db.write(write)
 
 
+def _feature_labels(cur, ids: Collection[int]) -> dict[int, str]:
+    """'name version on server' for each server feature id."""
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    rows = cur.execute(
+        f"SELECT sf.id, sf.feature_name || ' ' || sf.feature_version || ' on ' || s.name "
+        f"FROM server_features sf JOIN license_servers s ON s.id = sf.server_id "
+        f"WHERE sf.id IN ({marks})",
+        list(ids),
+    ).fetchall()
+    return dict(rows)
+
+
+POOLS_DRAWING_ON = """
+SELECT u.server_feature_id, p.name FROM (
+    SELECT pool_id, server_feature_id FROM pool_portions
+    UNION SELECT pool_id, server_feature_id FROM allocations
+) u JOIN pools p ON p.id = u.pool_id
+"""
+
+
+def _pools_drawing_on(cur, ids: Collection[int]) -> dict[int, list[str]]:
+    """Names of the pools with a portion of, or an allocation on, each server feature."""
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    pools: dict[int, list[str]] = {}
+    for sf_id, pool in cur.execute(
+        f"{POOLS_DRAWING_ON} WHERE u.server_feature_id IN ({marks}) ORDER BY 2", list(ids)
+    ).fetchall():
+        pools.setdefault(sf_id, []).append(pool)
+    return pools
+
+
+def _refuse_removing_used(cur, dropped: list[int]) -> None:
+    """Conflict naming every feature to remove that pools still draw on, and those pools."""
+    used = _pools_drawing_on(cur, dropped)
+    if not used:
+        return
+    labels = _feature_labels(cur, used)
+    parts = [
+        f"{labels[sf]} ({'pool' if len(names) == 1 else 'pools'} {', '.join(names)})"
+        for sf, names in sorted(used.items(), key=lambda item: labels[item[0]])
+    ]
+    raise Conflict(
+        "cannot remove features that pools still draw on: "
+        + "; ".join(parts)
+        + ". Take the feature out of those pools first.",
+        field="features",
+    )
+
+
+def _replace_features(cur, vlm_id: int, dropped: list[int], added: list[int]) -> None:
+    """Remove and add exposed features, and keep the VLM's server list in step."""
+    for sf_id in dropped:
+        cur.execute("DELETE FROM vlm_features WHERE server_feature_id = ?", [sf_id])
+    for sf_id in added:
+        cur.execute(
+            "INSERT INTO vlm_features (vlm_id, server_feature_id) VALUES (?, ?)", [vlm_id, sf_id]
+        )
+    exposed = [
+        r[0]
+        for r in cur.execute(
+            "SELECT server_feature_id FROM vlm_features WHERE vlm_id = ?", [vlm_id]
+        ).fetchall()
+    ]
+    wanted = set(_server_ids(cur, exposed))
+    have = {
+        r[0]
+        for r in cur.execute(
+            "SELECT server_id FROM vlm_servers WHERE vlm_id = ?", [vlm_id]
+        ).fetchall()
+    }
+    for server_id in sorted(have - wanted):
+        cur.execute(
+            "DELETE FROM vlm_servers WHERE vlm_id = ? AND server_id = ?", [vlm_id, server_id]
+        )
+    for server_id in sorted(wanted - have):
+        cur.execute(
+            "INSERT INTO vlm_servers (vlm_id, server_id) VALUES (?, ?)", [vlm_id, server_id]
+        )
+
+
+def _vlm_state(cur, vlm_id: int) -> tuple[str, str, list[int]]:
+    """A VLM's stored name, description and exposed server features."""
+    row = cur.execute("SELECT name, description FROM vlms WHERE id = ?", [vlm_id]).fetchone()
+    if row is None:
+        raise NotFound(f"VLM {vlm_id} does not exist")
+    features = [
+        r[0]
+        for r in cur.execute(
+            "SELECT server_feature_id FROM vlm_features WHERE vlm_id = ? ORDER BY 1", [vlm_id]
+        ).fetchall()
+    ]
+    return row[0], row[1] or "", features
+
+
 def update_vlm(
     ctx: ServiceContext,
     actor: Actor,
@@ -128,45 +249,39 @@ def update_vlm(
     name: str,
     description: str,
     server_feature_ids: Sequence[int],
-) -> None:
-    """Rename a VLM or change its features; a feature a pool draws on cannot be removed."""
+) -> VlmChanges:
+    """Rename a VLM, change its description, add or remove features (DESIGN.md §3 rule 1).
+
+    Refused, with nothing written: a name another VLM has, a feature another VLM exposes, a new
+    feature that cannot be pooled, removing a feature that pools still draw on (the refusal
+    names the pools). A change writes one audit row with before and after; no change, no row.
+    """
     require_admin(actor)
     vlm_id = record_id(vlm_id, "VLM")
     name = validate_name(name, "VLM name")
     description = _description(description)
     server_feature_ids = record_ids(server_feature_ids, "features")
 
-    def write(cur):
+    def write(cur) -> VlmChanges:
         require_admin_in(cur, actor)
-        old = cur.execute("SELECT name, description FROM vlms WHERE id = ?", [vlm_id]).fetchone()
-        if old is None:
-            raise NotFound(f"VLM {vlm_id} does not exist")
+        old_name, old_description, current = _vlm_state(cur, vlm_id)
         if cur.execute("SELECT 1 FROM vlms WHERE name = ? AND id <> ?", [name, vlm_id]).fetchone():
             raise Conflict(f"a VLM named '{name}' exists already", field="name")
-        ids = _check_features(cur, vlm_id, server_feature_ids)
-        current = [
-            r[0]
-            for r in cur.execute(
-                "SELECT server_feature_id FROM vlm_features WHERE vlm_id = ?", [vlm_id]
-            ).fetchall()
-        ]
+        ids = _check_features(cur, vlm_id, server_feature_ids, kept=current)
         dropped = sorted(set(current) - set(ids))
-        if dropped:
-            marks = ", ".join("?" for _ in dropped)
-            in_use = cur.execute(
-                f"SELECT DISTINCT sf.feature_name || ' ' || sf.feature_version || ' on ' || s.name "
-                f"FROM pool_portions pp JOIN server_features sf ON sf.id = pp.server_feature_id "
-                f"JOIN license_servers s ON s.id = sf.server_id "
-                f"WHERE pp.server_feature_id IN ({marks}) ORDER BY 1",
-                dropped,
-            ).fetchall()
-            if in_use:
-                raise Conflict(
-                    "pools still draw on: " + ", ".join(r[0] for r in in_use), field="features"
-                )
-        cur.execute("DELETE FROM vlm_features WHERE vlm_id = ?", [vlm_id])
-        cur.execute("DELETE FROM vlm_servers WHERE vlm_id = ?", [vlm_id])
-        _store_features(cur, vlm_id, ids)
+        added = sorted(set(ids) - set(current))
+        _refuse_removing_used(cur, dropped)
+        labels = _feature_labels(cur, {*current, *ids})
+        changes = VlmChanges(
+            old_name,
+            name,
+            description_changed=description != old_description,
+            added=tuple(sorted(labels[i] for i in added)),
+            removed=tuple(sorted(labels[i] for i in dropped)),
+        )
+        if not changes.changed:
+            return changes
+        _replace_features(cur, vlm_id, dropped, added)
         cur.execute(
             "UPDATE vlms SET name = ?, description = ? WHERE id = ?",
             [name, description, vlm_id],
@@ -177,11 +292,23 @@ def update_vlm(
             "vlm.update",
             "vlm",
             vlm_id,
-            {"name": old[0], "description": old[1], "server_feature_ids": sorted(current)},
-            {"name": name, "description": description, "server_feature_ids": ids},
+            _audit_state(old_name, old_description, current, labels),
+            _audit_state(name, description, ids, labels),
         )
+        return changes
 
-    ctx.db.write(write)
+    return ctx.db.write(write)
+
+
+def _audit_state(
+    name: str, description: str, ids: list[int], labels: dict[int, str]
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "description": description,
+        "server_feature_ids": sorted(ids),
+        "features": sorted(labels[i] for i in ids),
+    }
 
 
 def delete_vlm(ctx: ServiceContext, actor: Actor, vlm_id: int) -> None:
@@ -244,6 +371,27 @@ def vlm_features(ctx: ServiceContext, actor: Actor, vlm_id: int | None = None) -
         f"SELECT * FROM ({VLM_FEATURE_FIGURES}) {where} "
         "ORDER BY vlm_name, feature_name, feature_version",
         params,
+    )
+
+
+def feature_choices(ctx: ServiceContext, actor: Actor, vlm_id: int) -> pd.DataFrame:
+    """What an edit of a VLM may keep or add: its features, and every free poolable one (no
+    VLM exposes it), with figures and the pools that draw on each (admin)."""
+    require_admin(actor)
+    vlm_id = record_id(vlm_id, "VLM")
+    return ctx.db.query_df(
+        f"""
+        WITH f AS ({SERVER_FEATURE_FIGURES}), u AS ({POOLS_DRAWING_ON})
+        SELECT f.server_feature_id, f.server_id, f.server_name, f.feature_name,
+            f.feature_version, f.total, f.used, f.reserved_by_others, f.pooled, f.poolable,
+            f.can_pool, f.present, COALESCE(f.vlm_id = ?, FALSE) AS exposed,
+            COALESCE((SELECT string_agg(u.name, ', ' ORDER BY u.name) FROM u
+                WHERE u.server_feature_id = f.server_feature_id), '') AS pools
+        FROM f
+        WHERE f.vlm_id = ? OR (f.vlm_id IS NULL AND f.can_pool AND f.present)
+        ORDER BY f.server_name, f.feature_name, f.feature_version
+        """,
+        [vlm_id, vlm_id],
     )
 
 
