@@ -113,11 +113,11 @@ def _flush(cur, ledger: PoolLedger) -> list[int]:
             new_ids = [
                 r[0]
                 for r in cur.execute(
-                    "INSERT INTO allocations (pool_id, server_feature_id, feature_name, "
-                    "feature_version, host_type, host_id, count, description, state, created_by) "
-                    "SELECT pool_id, server_feature_id, feature_name, feature_version, host_type, "
-                    "host_id, count, description, state, created_by FROM new_allocations "
-                    "RETURNING id"
+                    """INSERT INTO allocations (pool_id, server_feature_id, feature_name,
+                    feature_version, host_type, host_id, count, description, state, created_by)
+                    SELECT pool_id, server_feature_id, feature_name, feature_version, host_type,
+                    host_id, count, description, state, created_by FROM new_allocations
+                    RETURNING id"""
                 ).fetchall()
             ]
         finally:
@@ -139,8 +139,8 @@ def _flush(cur, ledger: PoolLedger) -> list[int]:
     if ledger.removals:
         ids = sorted(ledger.removals)
         cur.execute(
-            "UPDATE allocations SET state = 'removing', updated_at = current_timestamp "
-            f"WHERE id IN ({', '.join('?' for _ in ids)})",
+            f"""UPDATE allocations SET state = 'removing', updated_at = current_timestamp
+            WHERE id IN ({", ".join("?" for _ in ids)})""",
             ids,
         )
     return new_ids
@@ -297,10 +297,10 @@ def list_allocations(
     if not include_removing:
         clauses.append("a.state <> 'removing'")
     return ctx.db.query_df(
-        f"SELECT {ALLOCATION_COLUMNS} FROM allocations a JOIN pools p ON p.id = a.pool_id "
-        "JOIN server_features sf ON sf.id = a.server_feature_id "
-        "JOIN license_servers s ON s.id = sf.server_id "
-        f"WHERE {' AND '.join(clauses)} ORDER BY a.id",
+        f"""SELECT {ALLOCATION_COLUMNS} FROM allocations a JOIN pools p ON p.id = a.pool_id
+        JOIN server_features sf ON sf.id = a.server_feature_id
+        JOIN license_servers s ON s.id = sf.server_id
+        WHERE {" AND ".join(clauses)} ORDER BY a.id""",
         params,
     )
 
@@ -322,13 +322,11 @@ def allocation_states(ctx: ServiceContext, actor: Actor, ids: Sequence[int]) -> 
 def visible_allocations_query(actor: Actor) -> tuple[str, list[object]]:
     """The SQL and parameters of visible_allocations (also streamed to CSV by exports)."""
     scope, params = pool_scope_sql(actor)
-    sql = (
-        f"SELECT v.name AS vlm_name, {ALLOCATION_COLUMNS} FROM allocations a "
-        "JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_id "
-        "JOIN server_features sf ON sf.id = a.server_feature_id "
-        "JOIN license_servers s ON s.id = sf.server_id "
-        f"WHERE a.state <> 'removing' AND {scope} ORDER BY a.pool_id, a.id"
-    )
+    sql = f"""SELECT v.name AS vlm_name, {ALLOCATION_COLUMNS} FROM allocations a
+        JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_id
+        JOIN server_features sf ON sf.id = a.server_feature_id
+        JOIN license_servers s ON s.id = sf.server_id
+        WHERE a.state <> 'removing' AND {scope} ORDER BY a.pool_id, a.id"""
     return sql, params
 
 

@@ -96,7 +96,7 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
         frame = frame.set_axis(headers, axis=1)
     with _scratch().cursor() as cur:
         cur.register("export_frame", frame)
-        return query_to_csv(cur, "SELECT * FROM export_frame")
+        return query_to_csv(cur, """SELECT * FROM export_frame""")
 
 
 _FINAL_ORDER_BY = re.compile(r"\s+ORDER\s+BY\s[^()]*$", re.IGNORECASE)

@@ -68,8 +68,8 @@ class PoolLedger:
             ).fetchall()
         }
         result = cur.execute(
-            "SELECT id, server_feature_id, feature_name, feature_version, host_type, host_id, "
-            "count, description, state FROM allocations WHERE pool_id = ? AND state <> 'removing'",
+            """SELECT id, server_feature_id, feature_name, feature_version, host_type, host_id,
+            count, description, state FROM allocations WHERE pool_id = ? AND state <> 'removing'""",
             [pool_id],
         )
         names = [d[0] for d in result.description]

@@ -29,7 +29,7 @@ def require_can_write(actor: Actor) -> None:
 
 def pool_manager(db: Database, pool_id: int) -> str:
     """The manager of a pool, or NotFound."""
-    manager = db.scalar("SELECT manager FROM pools WHERE id = ?", [pool_id])
+    manager = db.scalar("""SELECT manager FROM pools WHERE id = ?""", [pool_id])
     if manager is None:
         raise NotFound(f"pool {pool_id} does not exist", field="pool")
     return manager
@@ -66,7 +66,7 @@ def require_active_user_in(cur: duckdb.DuckDBPyConnection, actor: Actor) -> Role
     if actor is SYSTEM_ACTOR:
         return Role.ADMIN
     row = cur.execute(
-        "SELECT role, disabled FROM users WHERE username = ?", [actor.username]
+        """SELECT role, disabled FROM users WHERE username = ?""", [actor.username]
     ).fetchone()
     if row is None:
         raise PermissionDenied(f"user '{actor.username}' does not exist")
@@ -87,7 +87,7 @@ def require_pool_write_in(cur: duckdb.DuckDBPyConnection, actor: Actor, pool_id:
     role = require_active_user_in(cur, actor)
     if role is Role.ANALYST:
         raise PermissionDenied(f"{actor.username} is an analyst and may not change anything")
-    row = cur.execute("SELECT manager FROM pools WHERE id = ?", [pool_id]).fetchone()
+    row = cur.execute("""SELECT manager FROM pools WHERE id = ?""", [pool_id]).fetchone()
     if row is None:
         raise NotFound(f"pool {pool_id} does not exist", field="pool")
     if role is Role.MANAGER and row[0] != actor.username:

@@ -41,7 +41,9 @@ FeatureKey = tuple[str, str]
 
 def _check_manager(cur, manager: str) -> str:
     manager = (manager or "").strip().lower()
-    row = cur.execute("SELECT role, disabled FROM users WHERE username = ?", [manager]).fetchone()
+    row = cur.execute(
+        """SELECT role, disabled FROM users WHERE username = ?""", [manager]
+    ).fetchone()
     if row is None:
         raise NotFound(f"user '{manager}' does not exist", field="manager")
     if row[0] != Role.MANAGER.value:
@@ -70,13 +72,13 @@ def _pool_state(cur, pool_id: int) -> tuple[dict[int, int], dict[int, int]]:
     """Current portions and allocated counts per server feature of a pool."""
     portions = dict(
         cur.execute(
-            "SELECT server_feature_id, quantity FROM pool_portions WHERE pool_id = ?", [pool_id]
+            """SELECT server_feature_id, quantity FROM pool_portions WHERE pool_id = ?""", [pool_id]
         ).fetchall()
     )
     allocated = dict(
         cur.execute(
-            "SELECT server_feature_id, SUM(count)::INTEGER FROM allocations "
-            "WHERE pool_id = ? AND state <> 'removing' GROUP BY 1",
+            """SELECT server_feature_id, SUM(count)::INTEGER FROM allocations
+            WHERE pool_id = ? AND state <> 'removing' GROUP BY 1""",
             [pool_id],
         ).fetchall()
     )
@@ -132,10 +134,10 @@ def _plan_portions(
 
 
 def _write_portions(cur, pool_id: int, portions: dict[int, int]) -> None:
-    cur.execute("DELETE FROM pool_portions WHERE pool_id = ?", [pool_id])
+    cur.execute("""DELETE FROM pool_portions WHERE pool_id = ?""", [pool_id])
     if portions:
         cur.executemany(
-            "INSERT INTO pool_portions (pool_id, server_feature_id, quantity) VALUES (?, ?, ?)",
+            """INSERT INTO pool_portions (pool_id, server_feature_id, quantity) VALUES (?, ?, ?)""",
             [[pool_id, sf, q] for sf, q in sorted(portions.items())],
         )
 
@@ -144,9 +146,9 @@ def _feature_quantities(cur, pool_id: int) -> dict[str, int]:
     return {
         f"{n} {v}": q
         for n, v, q in cur.execute(
-            "SELECT sf.feature_name, sf.feature_version, SUM(pp.quantity)::INTEGER "
-            "FROM pool_portions pp JOIN server_features sf ON sf.id = pp.server_feature_id "
-            "WHERE pp.pool_id = ? GROUP BY 1, 2 ORDER BY 1, 2",
+            """SELECT sf.feature_name, sf.feature_version, SUM(pp.quantity)::INTEGER
+            FROM pool_portions pp JOIN server_features sf ON sf.id = pp.server_feature_id
+            WHERE pp.pool_id = ? GROUP BY 1, 2 ORDER BY 1, 2""",
             [pool_id],
         ).fetchall()
     }
@@ -172,10 +174,10 @@ def create_pool(
 
     def write(cur):
         require_admin_in(cur, actor)
-        if cur.execute("SELECT 1 FROM vlms WHERE id = ?", [vlm_id]).fetchone() is None:
+        if cur.execute("""SELECT 1 FROM vlms WHERE id = ?""", [vlm_id]).fetchone() is None:
             raise NotFound(f"VLM {vlm_id} does not exist", field="vlm")
         if cur.execute(
-            "SELECT 1 FROM pools WHERE vlm_id = ? AND name = ?", [vlm_id, name]
+            """SELECT 1 FROM pools WHERE vlm_id = ? AND name = ?""", [vlm_id, name]
         ).fetchone():
             raise Conflict(f"this VLM has a pool named '{name}' already", field="name")
         manager_name = _check_manager(cur, manager)
@@ -183,8 +185,8 @@ def create_pool(
         if not portions:
             raise ValidationError("give at least one feature a quantity above 0", field="quantity")
         pool_id = cur.execute(
-            "INSERT INTO pools (vlm_id, name, manager, description, created_by) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            """INSERT INTO pools (vlm_id, name, manager, description, created_by)
+            VALUES (?, ?, ?, ?, ?) RETURNING id""",
             [vlm_id, name, manager_name, (description or "").strip(), actor.username],
         ).fetchone()[0]
         _write_portions(cur, pool_id, portions)
@@ -228,7 +230,7 @@ def update_pool(
     def write(cur):
         require_admin_in(cur, actor)
         row = cur.execute(
-            "SELECT vlm_id, name, manager, description FROM pools WHERE id = ?", [pool_id]
+            """SELECT vlm_id, name, manager, description FROM pools WHERE id = ?""", [pool_id]
         ).fetchone()
         if row is None:
             raise NotFound(f"pool {pool_id} does not exist", field="pool")
@@ -237,7 +239,7 @@ def update_pool(
         if (
             new_name != old_name
             and cur.execute(
-                "SELECT 1 FROM pools WHERE vlm_id = ? AND name = ? AND id <> ?",
+                """SELECT 1 FROM pools WHERE vlm_id = ? AND name = ? AND id <> ?""",
                 [vlm_id, new_name, pool_id],
             ).fetchone()
         ):
@@ -253,7 +255,7 @@ def update_pool(
         if quantities:
             _write_portions(cur, pool_id, _plan_portions(cur, vlm_id, pool_id, quantities))
         cur.execute(
-            "UPDATE pools SET name = ?, manager = ?, description = ? WHERE id = ?",
+            """UPDATE pools SET name = ?, manager = ?, description = ? WHERE id = ?""",
             [new_name, new_manager, new_description, pool_id],
         )
         after = {
@@ -272,11 +274,11 @@ def deletion_impact(ctx: ServiceContext, actor: Actor, pool_id: int) -> dict[str
     require_admin(actor)
     pool_id = record_id(pool_id, "pool")
     row = ctx.db.query(
-        "SELECT COUNT(*)::INTEGER, "
-        "COUNT(*) FILTER (WHERE state IN ('applied', 'pending', 'disabled'))::INTEGER, "
-        "COUNT(DISTINCT (a.host_type, a.host_id, sf.server_id))::INTEGER "
-        "FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id "
-        "WHERE a.pool_id = ? AND a.state <> 'removing'",
+        """SELECT COUNT(*)::INTEGER,
+        COUNT(*) FILTER (WHERE state IN ('applied', 'pending', 'disabled'))::INTEGER,
+        COUNT(DISTINCT (a.host_type, a.host_id, sf.server_id))::INTEGER
+        FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+        WHERE a.pool_id = ? AND a.state <> 'removing'""",
         [pool_id],
     )[0]
     return {"allocations": row[0], "reservations": row[1], "hosts": row[2]}
@@ -294,11 +296,12 @@ def delete_pool(
 
     def write(cur):
         require_admin_in(cur, actor)
-        row = cur.execute("SELECT name FROM pools WHERE id = ?", [pool_id]).fetchone()
+        row = cur.execute("""SELECT name FROM pools WHERE id = ?""", [pool_id]).fetchone()
         if row is None:
             raise NotFound(f"pool {pool_id} does not exist", field="pool")
         live = cur.execute(
-            "SELECT COUNT(*) FROM allocations WHERE pool_id = ? AND state <> 'removing'", [pool_id]
+            """SELECT COUNT(*) FROM allocations WHERE pool_id = ? AND state <> 'removing'""",
+            [pool_id],
         ).fetchone()[0]
         if live != confirmed_allocations:
             raise Conflict(
@@ -308,20 +311,20 @@ def delete_pool(
         servers = [
             r[0]
             for r in cur.execute(
-                "SELECT DISTINCT sf.server_id FROM allocations a "
-                "JOIN server_features sf ON sf.id = a.server_feature_id WHERE a.pool_id = ?",
+                """SELECT DISTINCT sf.server_id FROM allocations a
+                JOIN server_features sf ON sf.id = a.server_feature_id WHERE a.pool_id = ?""",
                 [pool_id],
             ).fetchall()
         ]
         quantities = _feature_quantities(cur, pool_id)
-        cur.execute("DELETE FROM allocations WHERE pool_id = ? AND state = 'failed'", [pool_id])
+        cur.execute("""DELETE FROM allocations WHERE pool_id = ? AND state = 'failed'""", [pool_id])
         cur.execute(
-            "UPDATE allocations SET state = 'removing', updated_at = current_timestamp "
-            "WHERE pool_id = ?",
+            """UPDATE allocations SET state = 'removing', updated_at = current_timestamp
+            WHERE pool_id = ?""",
             [pool_id],
         )
-        cur.execute("DELETE FROM pool_portions WHERE pool_id = ?", [pool_id])
-        cur.execute("DELETE FROM pools WHERE id = ?", [pool_id])
+        cur.execute("""DELETE FROM pool_portions WHERE pool_id = ?""", [pool_id])
+        cur.execute("""DELETE FROM pools WHERE id = ?""", [pool_id])
         audit.record(
             cur,
             actor,
@@ -373,8 +376,8 @@ def pool_features(ctx: ServiceContext, actor: Actor, pool_id: int | None = None)
         scope += " AND f.pool_id = ?"
         params = [*params, pool_id]
     return ctx.db.query_df(
-        f"SELECT * FROM ({POOL_FEATURE_FIGURES}) f WHERE {scope} "
-        "ORDER BY vlm_name, pool_name, feature_name, feature_version",
+        f"""SELECT * FROM ({POOL_FEATURE_FIGURES}) f WHERE {scope}
+        ORDER BY vlm_name, pool_name, feature_name, feature_version""",
         params,
     )
 
