@@ -20,6 +20,9 @@ class Role(StrEnum):
 
 
 class HostType(StrEnum):
+    """The host id types FNE accepts in a reservation (flexnet-lls-api.md §5.1): a device's
+    network address, a user, or a producer-defined string."""
+
     ETHERNET = "ETHERNET"
     USER = "USER"
     STRING = "STRING"
@@ -275,19 +278,59 @@ def parse_host_type(value: object) -> HostType:
         ) from None
 
 
-def normalize_host_id(host_type: HostType, value: object) -> str:
-    """Validate a host id for its type and return its canonical form."""
-    text = clean_text(
-        "" if value is None else value, "host_id", max_len=HOST_ID_MAX_LENGTH, label="host id"
+@dataclass(frozen=True)
+class HostIdFormat:
+    """What a host id of one type must look like, in words, with an example."""
+
+    rule: str
+    example: str
+
+    def hint(self, host_type: HostType) -> str:
+        return f"{host_type.value}: {self.rule}, like {self.example}"
+
+
+HOST_ID_FORMATS: dict[HostType, HostIdFormat] = {
+    HostType.ETHERNET: HostIdFormat("12 hex digits", "0050569A1B2C"),
+    HostType.USER: HostIdFormat("a user name without spaces", "jdoe"),
+    HostType.STRING: HostIdFormat(
+        f"printable text of up to {HOST_ID_MAX_LENGTH} characters", "LAB-RIG-07"
+    ),
+}
+
+
+def host_id_help() -> str:
+    """Every host type with its format and an example, for forms and grid headers."""
+    return "; ".join(HOST_ID_FORMATS[t].hint(t) for t in HostType)
+
+
+def _format_error(host_type: HostType, text: str) -> ValidationError:
+    form = HOST_ID_FORMATS[host_type]
+    return ValidationError(
+        f"{host_type.value} host id '{shown(text)}' must be {form.rule} (e.g. {form.example})",
+        field="host_id",
     )
+
+
+def normalize_host_id(host_type: HostType, value: object) -> str:
+    """Validate a host id for its type and return its canonical form.
+
+    ETHERNET: 12 hex digits, separators (: - . space) dropped, upper case. USER: a user name,
+    no whitespace inside. STRING: any printable text. All: 1 to HOST_ID_MAX_LENGTH characters,
+    stripped, no control characters."""
+    try:
+        text = clean_text(
+            "" if value is None else value, "host_id", max_len=HOST_ID_MAX_LENGTH, label="host id"
+        )
+    except ValidationError as exc:
+        hint = HOST_ID_FORMATS[host_type].hint(host_type)
+        raise ValidationError(f"{exc.message} ({hint})", field="host_id") from None
     if host_type is HostType.ETHERNET:
         hexed = re.sub(r"[:\-.\s]", "", text).upper()
         if not _ETHERNET.match(hexed):
-            raise ValidationError(
-                f"ETHERNET host id '{shown(text)}' must be 12 hex digits (e.g. 0050569A1B2C)",
-                field="host_id",
-            )
+            raise _format_error(host_type, text)
         return hexed
+    if host_type is HostType.USER and any(ch.isspace() for ch in text):
+        raise _format_error(host_type, text)
     return text
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from vlm.domain import DESCRIPTION_MAX_LENGTH, AllocationState, HostType
+from vlm.domain import DESCRIPTION_MAX_LENGTH, AllocationState, HostType, host_id_help
 from vlm.services import allocations
 from vlm.services.allocations import AllocationChange, RowResult
 from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
@@ -19,7 +19,7 @@ from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import ask_confirmation, attempt, confirmation, download_csv
 
 DISPLAY_COLUMNS = [c for c in GRID_COLUMNS if c not in HIDDEN_COLUMNS]
-READ_ONLY = ["status", "problem", "created_at", "id"]
+READ_ONLY = ["status", "server_name", "problem", "created_at", "id"]
 LIVE = {AllocationState.PENDING.value, AllocationState.REMOVING.value}
 ACTION_LABEL = {"add": "add", "edit": "edit", "delete": "remove", "retry": "retry"}
 UNSAVED_MARKER = "vlm-unsaved-grid-edits"
@@ -68,12 +68,15 @@ def column_config() -> dict[str, Any]:
             required=True,
             width=110,
         ),
-        "host_id": cc.TextColumn(
-            "Host id", help="ETHERNET: 12 hex digits; USER and STRING: any text", width=170
-        ),
+        "host_id": cc.TextColumn("Host id", help=host_id_help(), width=170),
         "count": cc.NumberColumn("Count", min_value=1, step=1, default=1, format="%d", width=70),
         "description": cc.TextColumn("Description", max_chars=DESCRIPTION_MAX_LENGTH, width=260),
         "status": cc.TextColumn("State", width=130),
+        "server_name": cc.TextColumn(
+            "Server",
+            help="the license server that carries this reservation (blank until saved)",
+            width=120,
+        ),
         "problem": cc.TextColumn(
             "Problem / server reason",
             help="what the last Apply refused, or why the license server refused the row",

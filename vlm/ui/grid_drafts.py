@@ -23,6 +23,7 @@ GRID_COLUMNS = [
     "count",
     "description",
     "status",
+    "server_name",
     "problem",
     "created_at",
     "id",
@@ -108,14 +109,16 @@ def problem_text(problem: str, state: str, last_error: str) -> str:
 
 def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.DataFrame:
     """The editor's input: the feature's allocations, refused edits overlaid, refused adds last;
-    each row's status in words and, in its problem, the server's reason when it has one."""
+    each row's status in words, the license server it was placed on (blank while not saved)
+    and, in its problem, the server's reason when it has one."""
     frame = allocations.reindex(columns=GRID_COLUMNS).copy()
     frame["problem"] = ""
     frame["pending_edit"] = False
     out = _with_drafts(frame, drafts) if drafts else frame
     out["id"] = pd.array([clean(v) for v in out["id"]], dtype="Int64")
     out["count"] = _as_counts(out["count"])
-    for column in ("host_type", "host_id", "description", "state", "problem", "last_error"):
+    text_columns = ("host_type", "host_id", "description", "state", "problem", "last_error")
+    for column in (*text_columns, "server_name"):
         out[column] = out[column].map(lambda v: "" if clean(v) is None else str(v)).astype(str)
     out["status"] = out["state"].map(status_text).astype(str)
     out["problem"] = pd.Series(
