@@ -70,4 +70,4 @@ with edit_tab:
         flash(f"Server '{server['name']}' removed.")
         st.rerun()
 with drift_tab:
-    drift_table(ctx, actor, server_id)
+    drift_table(ctx, actor, server)

@@ -1,6 +1,10 @@
-"""Tables of the Physical LMs page: servers, a server's features, its drift."""
+"""Tables of the Physical LMs page: servers, a server's features, its drift and drift
+history."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -8,7 +12,7 @@ import streamlit as st
 from vlm.domain import Actor
 from vlm.services import servers
 from vlm.services.context import ServiceContext
-from vlm.services.drift_history import drift_history
+from vlm.services.drift_history import GROUPS, REPORT_GROUPS, drift_history
 from vlm.ui.widgets import table_with_download
 
 SERVER_COLUMNS = [
@@ -25,6 +29,38 @@ SERVER_COLUMNS = [
     "base_url",
     "instance",
     "description",
+]
+SPANS: dict[str, timedelta | None] = {
+    "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+    "Last 365 days": timedelta(days=365),
+    "All time": None,
+}
+DEFAULT_SPAN = "Last 30 days"
+HISTORY_SHOWN = [
+    "happened_at",
+    "group",
+    "kind",
+    "host_type",
+    "host_id",
+    "feature_name",
+    "feature_version",
+    "count",
+    "detail",
+    "group_name",
+]
+REPORT_SHOWN = [
+    "group",
+    "kind",
+    "host_type",
+    "host_id",
+    "feature_name",
+    "feature_version",
+    "expected",
+    "actual",
+    "deficit",
+    "detail",
 ]
 FEATURE_COLUMNS = [
     "feature_name",
@@ -96,21 +132,104 @@ def feature_table(frame: pd.DataFrame) -> None:
     )
 
 
-def drift_table(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
-    """What VLM wants on the server versus what the last read found there, then the history
-    of drift events and repairs."""
-    report = servers.drift(ctx, actor, server_id)
-    if report.empty:
-        st.success("No drift now: the server holds exactly what VLM allocates.")
-    else:
-        table_with_download(report, "drift report", key="drift")
+def drift_table(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> None:
+    """What the last read of the server found differing from VLM, then the history of drift
+    events and repairs with filters and a CSV export."""
+    st.markdown("**Drift at the last read**")
+    _current_drift(ctx, actor, server)
     st.subheader("Drift history")
     st.caption(
-        "Restarts, reservations found missing or disabled on the server, and VLM's repairs, "
+        "What VLM found changed on the server (reservations missing or disabled, restarts), "
+        "what it repaired, conflicts in its way and drift that went away by itself; "
         "newest first."
     )
-    history = drift_history(ctx, actor, server_id)
+    server_id = int(server["id"])
+    groups_col, span_col = st.columns([3, 1])
+    groups = groups_col.multiselect(
+        "Show",
+        list(GROUPS),
+        default=list(GROUPS),
+        key=f"drift_groups_{server_id}",
+        help="found: drift VLM found; repaired: VLM fixed it; conflict: something on the "
+        "server stands in VLM's way; resolved: the drift went away by itself",
+    )
+    span = span_col.selectbox(
+        "Time span",
+        list(SPANS),
+        index=list(SPANS).index(DEFAULT_SPAN),
+        key=f"drift_span_{server_id}",
+    )
+    history = drift_history(ctx, actor, server_id, groups=groups, within=SPANS[span])
     if history.empty:
-        st.info("No drift recorded on this server.")
+        st.info(f"No drift event of the chosen kinds on this server ({span.lower()}).")
         return
-    table_with_download(history, "drift history", key="drift_history")
+    table_with_download(
+        _blank_missing(history),
+        "drift history",
+        key=f"drift_history_{server_id}",
+        column_order=HISTORY_SHOWN,
+        column_config={
+            "happened_at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+            "group": st.column_config.TextColumn("What happened", width="small"),
+            "kind": st.column_config.TextColumn("Event"),
+            "count": st.column_config.NumberColumn("Count", format="%d"),
+            "detail": st.column_config.TextColumn("Detail", width="large"),
+        },
+    )
+
+
+def _read_at(server: dict[str, Any]) -> str:
+    when = server.get("last_success_at")
+    return "never" if when is None or pd.isna(when) else f"{pd.Timestamp(when):%Y-%m-%d %H:%M:%S}"
+
+
+def _current_drift(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> None:
+    """The drift report of the last successful read, never claiming more than that read saw."""
+    read_at = _read_at(server)
+    if read_at == "never":
+        st.warning(
+            "VLM has not read this server successfully yet, so its drift is not known. "
+            "Press Sync now to read it.",
+            icon=":material/help:",
+        )
+        return
+    if server.get("status") == "error":
+        st.warning(
+            f"The last read of this server failed: {server.get('last_error') or 'unknown error'}. "
+            f"What follows is what the read of {read_at} found.",
+            icon=":material/warning:",
+        )
+    report = servers.drift(ctx, actor, int(server["id"]))
+    if report.empty:
+        st.success(
+            f"No drift at the last read ({read_at}): the server held exactly what VLM "
+            "allocates. Changes made on the server since then show after the next sync.",
+            icon=":material/check_circle:",
+        )
+        return
+    report.insert(1, "group", report["kind"].map(lambda kind: REPORT_GROUPS.get(kind, kind)))
+    st.warning(
+        f"{len(report)} difference(s) at the last read ({read_at}). VLM re-creates missing "
+        "reservations on the next sync; conflicts need a person.",
+        icon=":material/sync_problem:",
+    )
+    table_with_download(
+        _blank_missing(report),
+        "drift report",
+        key=f"drift_{int(server['id'])}",
+        column_order=REPORT_SHOWN,
+        column_config={
+            "group": st.column_config.TextColumn("What", width="small"),
+            "kind": st.column_config.TextColumn("Kind"),
+            "detail": st.column_config.TextColumn("Detail", width="large"),
+        },
+    )
+
+
+def _blank_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns with empty values as blank cells rather than None."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(lambda v: "" if v is None or pd.isna(v) else v)
+    return out
