@@ -1,4 +1,4 @@
-"""Admin use cases for Virtual License Managers: create, edit features, delete, list, figures."""
+"""Admin use cases for Virtual License Managers: create, edit, delete, list, figures."""
 
 from __future__ import annotations
 
@@ -188,10 +188,11 @@ def _refuse_removing_used(cur, dropped: list[int]) -> None:
         f"{labels[sf]} ({'pool' if len(names) == 1 else 'pools'} {', '.join(names)})"
         for sf, names in sorted(used.items(), key=lambda item: labels[item[0]])
     ]
+    them = "them" if len(parts) > 1 else "it"
     raise Conflict(
         "cannot remove features that pools still draw on: "
         + "; ".join(parts)
-        + ". Take the feature out of those pools first.",
+        + f". Take {them} out of those pools first.",
         field="features",
     )
 

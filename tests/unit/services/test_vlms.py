@@ -153,7 +153,7 @@ def test_removing_a_feature_pools_draw_on_is_refused_naming_the_pools(estate):
     assert refused.value.field == "features"
     assert refused.value.message == (
         "cannot remove features that pools still draw on: cad 1.0 on east (pools alpha, beta); "
-        "sim 2.0 on east (pool gamma). Take the feature out of those pools first."
+        "sim 2.0 on east (pool gamma). Take them out of those pools first."
     )
     with pytest.raises(Conflict) as refused:
         edit(ctx, ids["eng"], [ids["east_sim"]], name="renamed too")
@@ -169,7 +169,7 @@ def test_a_feature_kept_only_by_an_allocation_still_counts_as_used(estate):
     allocations.allocate(ctx, MANAGER, pool, ("sim", "2.0"), "USER", "u1", 1)
     ctx.db.write(lambda cur: cur.execute("DELETE FROM pool_portions WHERE pool_id = ?", [pool]))
     before = snapshot(ctx)
-    with pytest.raises(Conflict, match=r"sim 2\.0 on east \(pool solo\)"):
+    with pytest.raises(Conflict, match=r"sim 2\.0 on east \(pool solo\)\. Take it out"):
         edit(ctx, ids["eng"], [ids["east_cad"]])
     assert snapshot(ctx) == before
 
