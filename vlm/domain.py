@@ -291,7 +291,7 @@ class HostIdFormat:
 
 HOST_ID_FORMATS: dict[HostType, HostIdFormat] = {
     HostType.ETHERNET: HostIdFormat("12 hex digits", "0050569A1B2C"),
-    HostType.USER: HostIdFormat("a user name without spaces", "jdoe"),
+    HostType.USER: HostIdFormat(f"a user name of up to {HOST_ID_MAX_LENGTH} characters", "jdoe"),
     HostType.STRING: HostIdFormat(
         f"printable text of up to {HOST_ID_MAX_LENGTH} characters", "LAB-RIG-07"
     ),
@@ -314,9 +314,9 @@ def _format_error(host_type: HostType, text: str) -> ValidationError:
 def normalize_host_id(host_type: HostType, value: object) -> str:
     """Validate a host id for its type and return its canonical form.
 
-    ETHERNET: 12 hex digits, separators (: - . space) dropped, upper case. USER: a user name,
-    no whitespace inside. STRING: any printable text. All: 1 to HOST_ID_MAX_LENGTH characters,
-    stripped, no control characters."""
+    ETHERNET: 12 hex digits, separators (: - . space) dropped, upper case. USER: a user name as
+    the license server sees it (Windows names may hold spaces). STRING: any printable text.
+    All: 1 to HOST_ID_MAX_LENGTH characters, stripped, no control characters."""
     try:
         text = clean_text(
             "" if value is None else value, "host_id", max_len=HOST_ID_MAX_LENGTH, label="host id"
@@ -329,8 +329,6 @@ def normalize_host_id(host_type: HostType, value: object) -> str:
         if not _ETHERNET.match(hexed):
             raise _format_error(host_type, text)
         return hexed
-    if host_type is HostType.USER and any(ch.isspace() for ch in text):
-        raise _format_error(host_type, text)
     return text
 
 

@@ -94,7 +94,7 @@ def test_the_grid_shows_where_each_row_landed_and_a_new_row_gets_its_server_on_a
         at,
         [
             {"host_type": "STRING", "host_id": "LAB-RIG-07", "count": 1},
-            {"host_type": "USER", "host_id": "john smith", "count": 1},
+            {"host_type": "ETHERNET", "host_id": "not-a-mac", "count": 1},
         ],
     )
 
@@ -104,10 +104,7 @@ def test_the_grid_shows_where_each_row_landed_and_a_new_row_gets_its_server_on_a
     fresh = grid(at).value
     by_host = fresh.set_index("host_id")
     assert by_host.loc["LAB-RIG-07", "server_name"] == placed.server_name
-    assert by_host.loc["john smith", "server_name"] == ""  # refused, kept unsaved
-    example = HOST_ID_FORMATS[HostType.USER].example
-    assert (
-        f"must be a user name without spaces (e.g. {example})"
-        in (by_host.loc["john smith", "problem"])
-    )
-    assert "john smith" not in set(stored["host_id"])
+    assert by_host.loc["not-a-mac", "server_name"] == ""  # refused, kept unsaved
+    example = HOST_ID_FORMATS[HostType.ETHERNET].example
+    assert f"must be 12 hex digits (e.g. {example})" in by_host.loc["not-a-mac", "problem"]
+    assert "not-a-mac" not in set(stored["host_id"])
