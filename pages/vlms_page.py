@@ -71,7 +71,9 @@ with st.expander("Create a VLM", icon=":material/add_circle:", expanded=vlm_fram
             description=description,
         )
         if outcome.ok:
-            flash(f"VLM '{name.strip()}' created with {len(feature_ids)} feature(s).")
+            created = vlms.vlm_features(ctx, actor, outcome.value)
+            named = ", ".join(created["feature_name"] + " " + created["feature_version"])
+            flash(f"VLM '{name.strip()}' created with {len(created)} feature(s): {named}.")
             for key in ("new_vlm_name", "new_vlm_description", "new_vlm_servers"):
                 st.session_state.pop(key, None)
             st.rerun()

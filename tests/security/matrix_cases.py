@@ -757,6 +757,7 @@ MATRIX: dict[str, Case] = {
         check=lambda e, c, frame: _assert_equal(frame["quantity"].tolist()[-1:], [6]),
     ),
     "reports.server_stack": Case(lambda e, a: reports.server_stack(e.ctx, a), ESTATE_READ),
+    "reports.license_kinds": Case(lambda e, a: reports.license_kinds(e.ctx, a), ESTATE_READ),
     "reports.vlm_stack": Case(lambda e, a: reports.vlm_stack(e.ctx, a), ESTATE_READ),
     "reports.over_committed": Case(lambda e, a: reports.over_committed(e.ctx, a), ESTATE_READ),
     "reports.server_trend": Case(

@@ -16,11 +16,27 @@ from vlm.services.context import ServiceContext
 from vlm.services.permissions import pool_scope_sql, require_pool_read
 from vlm.services.servers import require_can_read_estate
 from vlm.store import Database
-from vlm.store.figures import POOL_FEATURE_FIGURES, SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
+from vlm.store.figures import (
+    COUNTED,
+    COUNTED_CONCURRENT,
+    COUNTED_SERVER_FEATURES,
+    LICENSE_KIND,
+    LICENSE_KIND_FIGURES,
+    LICENSE_KIND_LABELS,
+    METERED,
+    OTHER,
+    POOL_FEATURE_FIGURES,
+    SERVER_FEATURE_FIGURES,
+    UNCOUNTED,
+    VLM_FEATURE_FIGURES,
+)
 
 
 def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
-    """Headline numbers scoped to what the actor may see."""
+    """Headline numbers scoped to what the actor may see. License figures (total, used,
+    pooled, poolable) count concurrent counted licenses only; admins and analysts also get the
+    metered, uncounted and other features apart (`<kind>_features`, `<kind>_total`,
+    `<kind>_used`)."""
     scope, params = pool_scope_sql(actor, alias="f")
     pool_row = ctx.db.query(
         f"SELECT COUNT(DISTINCT pool_id)::INTEGER, COALESCE(SUM(quantity), 0)::INTEGER, "
@@ -40,26 +56,72 @@ def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
         "over_committed_pool_features": pool_row[6],
     }
     if actor.role is not Role.MANAGER:
-        row = ctx.db.query(
-            f"SELECT COUNT(DISTINCT server_id)::INTEGER, COUNT(*)::INTEGER, "
-            f"COALESCE(SUM(total), 0)::INTEGER, COALESCE(SUM(used), 0)::INTEGER, "
-            f"COALESCE(SUM(pooled), 0)::INTEGER, "
-            f"COALESCE(SUM(GREATEST(poolable, 0)) FILTER (WHERE can_pool), 0)::INTEGER, "
-            f"COUNT(*) FILTER (WHERE deficit > 0)::INTEGER "
-            f"FROM ({SERVER_FEATURE_FIGURES}) WHERE present AND can_pool",
-        )[0]
-        errors = ctx.db.scalar("SELECT COUNT(*) FROM license_servers WHERE status = 'error'")
-        figures.update(
-            servers=row[0],
-            server_features=row[1],
-            total=row[2],
-            used=row[3],
-            pooled=row[4],
-            poolable=row[5],
-            over_committed=row[6],
-            servers_in_error=int(errors or 0),
-        )
+        figures.update(_estate_figures(ctx))
+        figures.update(_apart_from_counted(ctx))
     return figures
+
+
+def _estate_figures(ctx: ServiceContext) -> dict[str, int]:
+    """Servers connected (and in error) and the counted concurrent license figures."""
+    servers, in_error = ctx.db.query(
+        "SELECT COUNT(*)::INTEGER, COUNT(*) FILTER (WHERE status = 'error')::INTEGER "
+        "FROM license_servers"
+    )[0]
+    row = ctx.db.query(
+        f"SELECT COUNT(*) FILTER (WHERE present)::INTEGER, "
+        f"COALESCE(SUM(total), 0)::INTEGER, COALESCE(SUM(used), 0)::INTEGER, "
+        f"COALESCE(SUM(pooled), 0)::INTEGER, COALESCE(SUM(GREATEST(poolable, 0)), 0)::INTEGER, "
+        f"COUNT(*) FILTER (WHERE deficit > 0)::INTEGER "
+        f"FROM ({COUNTED_SERVER_FEATURES}) AS counted_features",
+    )[0]
+    return {
+        "servers": servers,
+        "server_features": row[0],
+        "total": row[1],
+        "used": row[2],
+        "pooled": row[3],
+        "poolable": row[4],
+        "over_committed": row[5],
+        "servers_in_error": in_error,
+    }
+
+
+def _apart_from_counted(ctx: ServiceContext) -> dict[str, int]:
+    """Features, total and used of each kind that the counted figures leave out."""
+    kinds = _kind_totals(ctx)
+    return {
+        f"{kind}_{figure}": int(kinds.get(kind, {}).get(figure, 0))
+        for kind in (METERED, UNCOUNTED, OTHER)
+        for figure in ("features", "total", "used")
+    }
+
+
+def _kind_totals(ctx: ServiceContext) -> dict[str, dict[str, int]]:
+    rows = ctx.db.query(
+        f"SELECT license_kind, SUM(features)::INTEGER, SUM(total)::INTEGER, SUM(used)::INTEGER "
+        f"FROM ({LICENSE_KIND_FIGURES}) AS kinds GROUP BY license_kind"
+    )
+    return {kind: {"features": f, "total": t, "used": u} for kind, f, t, u in rows}
+
+
+def license_kinds(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
+    """One row per license kind (counted concurrent, metered, uncounted, other) over every
+    server: its label, how many features the servers list, their total and used. The counted
+    row is what every license total shows; the others are reported apart (admins, analysts)."""
+    require_can_read_estate(actor)
+    kinds = _kind_totals(ctx)
+    return pd.DataFrame(
+        [
+            {
+                "license_kind": kind,
+                "label": label,
+                "features": int(kinds.get(kind, {}).get("features", 0)),
+                "total": int(kinds.get(kind, {}).get("total", 0)),
+                "used": int(kinds.get(kind, {}).get("used", 0)),
+            }
+            for kind, label in LICENSE_KIND_LABELS.items()
+        ]
+    )
 
 
 def server_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
@@ -71,18 +133,18 @@ def server_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
         SELECT server_name AS name,
             SUM(allocated)::INTEGER AS allocated,
             SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
-            SUM(GREATEST(poolable, 0)) FILTER (WHERE can_pool)::INTEGER AS poolable,
+            SUM(GREATEST(poolable, 0))::INTEGER AS poolable,
             SUM(reserved_by_others)::INTEGER AS reserved_outside,
             SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
             SUM(deficit)::INTEGER AS deficit
-        FROM ({SERVER_FEATURE_FIGURES}) WHERE present AND can_pool
+        FROM ({COUNTED_SERVER_FEATURES}) AS counted_features
         GROUP BY server_name ORDER BY server_name
         """
     ).fillna(0)
 
 
 def vlm_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
-    """Per VLM: the same stack as server_stack."""
+    """Per VLM: the same stack as server_stack (over its counted concurrent features)."""
     require_can_read_estate(actor)
     return ctx.db.query_df(
         f"""
@@ -91,7 +153,8 @@ def vlm_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
             SUM(GREATEST(available, 0))::INTEGER AS poolable,
             SUM(reserved_by_others)::INTEGER AS reserved_outside,
             SUM(total)::INTEGER AS total, SUM(deficit)::INTEGER AS deficit
-        FROM ({VLM_FEATURE_FIGURES}) GROUP BY vlm_name ORDER BY vlm_name
+        FROM ({VLM_FEATURE_FIGURES}) AS vlm_feature_figures
+        WHERE license_kind = '{COUNTED}' GROUP BY vlm_name ORDER BY vlm_name
         """
     )
 
@@ -120,7 +183,7 @@ def over_committed(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 
 TREND_SQL = """
 WITH keys AS (
-    SELECT id AS server_feature_id FROM server_features WHERE {key_filter}
+    SELECT id AS server_feature_id FROM server_features sf WHERE {key_filter}
 ), selected AS (
     SELECT server_feature_id, taken_at, total, used, reserved FROM utilization_snapshots
     WHERE server_feature_id IN (SELECT server_feature_id FROM keys) AND taken_at <= $last
@@ -256,11 +319,14 @@ def server_trend(
     require_can_read_estate(actor)
     days = validate_days(days)
     server_id = None if server_id is None else record_id(server_id, "server")
-    counted = "concurrent AND NOT uncounted AND NOT metered"
     if server_id is None:
-        return _trend(ctx, counted, {}, days, _step(days))
+        return _trend(ctx, COUNTED_CONCURRENT, {}, days, _step(days))
     return _trend(
-        ctx, f"server_id = $server_id AND {counted}", {"server_id": server_id}, days, _step(days)
+        ctx,
+        f"sf.server_id = $server_id AND {COUNTED_CONCURRENT}",
+        {"server_id": server_id},
+        days,
+        _step(days),
     )
 
 
@@ -363,7 +429,8 @@ def utilization_history_query(actor: Actor, days: int = 90) -> tuple[str, list[o
     require_can_read_estate(actor)
     days = validate_days(days)
     sql = (
-        "SELECT s.name AS server_name, sf.feature_name, sf.feature_version, u.taken_at, "
+        "SELECT s.name AS server_name, sf.feature_name, sf.feature_version, "
+        f"{LICENSE_KIND} AS license_kind, u.taken_at, "
         "u.total, u.used, u.reserved FROM utilization_snapshots u "
         "JOIN server_features sf ON sf.id = u.server_feature_id "
         "JOIN license_servers s ON s.id = sf.server_id "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,16 @@ from vlm.domain import (
 from vlm.services import audit
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin, require_admin_in
-from vlm.store.figures import SERVER_FEATURE_FIGURES
+from vlm.store.figures import (
+    COUNTED,
+    LICENSE_KIND_FIGURES,
+    LICENSE_KIND_LABELS,
+    METERED,
+    OTHER,
+    SERVER_FEATURE_FIGURES,
+    UNCOUNTED,
+    license_kind,
+)
 
 REDACTED_COLUMNS = ("base_url", "last_error")
 CONNECTION_FIELDS = ("base_url", "instance", "username", "verify_tls", "ca_path", "timeout_seconds")
@@ -240,10 +250,27 @@ def check_connection(ctx: ServiceContext, actor: Actor, data: ServerInput) -> Co
     elapsed = (time.perf_counter() - started) * 1000
     return ConnectionCheck(
         True,
-        f"connected: {len(features)} features",
+        f"connected: {len(features)} features ({_kinds_in_words(features)})",
         elapsed,
         features=len(features),
         security=str(health.get("security")) if isinstance(health, dict) else None,
+    )
+
+
+def _kinds_in_words(features: list[Any]) -> str:
+    """How many of the listed features are of each license kind, e.g. '8 counted concurrent,
+    1 metered' (kinds with none are left out)."""
+    kinds = Counter(
+        license_kind(concurrent=f.concurrent, uncounted=f.uncounted, metered=f.metered)
+        for f in features
+    )
+    return (
+        ", ".join(
+            f"{kinds[kind]} {label.lower()}"
+            for kind, label in LICENSE_KIND_LABELS.items()
+            if kinds[kind]
+        )
+        or "none listed"
     )
 
 
@@ -277,21 +304,33 @@ def drift(ctx: ServiceContext, actor: Actor, server_id: int) -> pd.DataFrame:
     return drift_report(ctx, server_id)
 
 
+def _sum_of_kind(kind: str, expression: str, name: str) -> str:
+    """SQL: the sum of an expression over one license kind's rows of LICENSE_KIND_FIGURES."""
+    rows = f"FILTER (WHERE k.license_kind = '{kind}')"
+    return f"COALESCE(SUM({expression}) {rows}, 0)::INTEGER AS {name}"
+
+
+LIST_SERVERS_SQL = f"""
+SELECT s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls, s.description,
+    s.status, s.last_sync_at, s.last_success_at, s.last_error, s.last_latency_ms,
+    {_sum_of_kind(COUNTED, "k.features", "features")},
+    {_sum_of_kind(COUNTED, "k.total", "total")},
+    {_sum_of_kind(COUNTED, "k.used", "used")},
+    {_sum_of_kind(COUNTED, "k.total - k.used", "available")},
+    {_sum_of_kind(METERED, "k.features", "metered_features")},
+    {_sum_of_kind(UNCOUNTED, "k.features", "uncounted_features")},
+    {_sum_of_kind(OTHER, "k.features", "other_features")}
+FROM license_servers s LEFT JOIN ({LICENSE_KIND_FIGURES}) AS k ON k.server_id = s.id
+GROUP BY ALL ORDER BY s.name
+"""
+
+
 def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
-    """Servers with status, last sync, last error and feature totals (admins and analysts)."""
+    """Servers with status, last sync, last error and their license figures (admins and
+    analysts): features, total, used and available count concurrent counted licenses only;
+    metered, uncounted and other features are counted apart."""
     require_can_read_estate(actor)
-    frame = ctx.db.query_df(
-        """
-        SELECT s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls, s.description,
-            s.status, s.last_sync_at, s.last_success_at, s.last_error, s.last_latency_ms,
-            COUNT(sf.id) FILTER (WHERE sf.present)::INTEGER AS features,
-            COALESCE(SUM(sf.total) FILTER (WHERE sf.present), 0)::INTEGER AS total,
-            COALESCE(SUM(sf.used) FILTER (WHERE sf.present), 0)::INTEGER AS used,
-            COALESCE(SUM(sf.total - sf.used) FILTER (WHERE sf.present), 0)::INTEGER AS available
-        FROM license_servers s LEFT JOIN server_features sf ON sf.server_id = s.id
-        GROUP BY ALL ORDER BY s.name
-        """
-    )
+    frame = ctx.db.query_df(LIST_SERVERS_SQL)
     for column in REDACTED_COLUMNS:
         frame[column] = frame[column].map(redact_userinfo)
     return frame

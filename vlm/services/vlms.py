@@ -21,7 +21,7 @@ from vlm.services import audit
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin, require_admin_in
 from vlm.services.servers import require_can_read_estate
-from vlm.store.figures import SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
+from vlm.store.figures import COUNTED, SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
 
 VLM_TYPES = ("FlexNet Embedded",)
 
@@ -355,7 +355,7 @@ def list_vlms(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
             COALESCE(SUM(f.allocated), 0)::INTEGER AS allocated,
             COALESCE(SUM(f.available), 0)::INTEGER AS available,
             COALESCE(SUM(f.deficit), 0)::INTEGER AS deficit
-        FROM vlms v LEFT JOIN f ON f.vlm_id = v.id
+        FROM vlms v LEFT JOIN f ON f.vlm_id = v.id AND f.license_kind = '{COUNTED}'
         GROUP BY v.id, v.name, v.vlm_type, v.description, v.created_at, v.created_by
         ORDER BY v.name
         """

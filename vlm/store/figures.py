@@ -1,8 +1,38 @@
-"""Accounting SQL: figures per server feature, VLM feature and pool feature (DESIGN.md §3)."""
+"""Accounting SQL: figures per server feature, VLM feature and pool feature (DESIGN.md §3).
+
+The one definition of **counted concurrent licenses** lives here: a server feature the server
+lists as concurrent, neither uncounted nor metered (the only kind FNE can reserve, so the only
+kind VLM pools). Every license total (dashboard, Physical LMs, VLMs, CSVs) sums the features of
+that kind; metered features (units consumed by use), uncounted features (no count at all) and
+any other kind are reported apart under their own label, never mixed into those totals.
+"""
 
 from __future__ import annotations
 
-POOLABLE_KIND = "sf.concurrent AND NOT sf.uncounted AND NOT sf.metered"
+COUNTED = "counted"
+METERED = "metered"
+UNCOUNTED = "uncounted"
+OTHER = "other"
+LICENSE_KIND_LABELS = {
+    COUNTED: "Counted concurrent",
+    METERED: "Metered",
+    UNCOUNTED: "Uncounted",
+    OTHER: "Other (not concurrent)",
+}
+
+COUNTED_CONCURRENT = "sf.concurrent AND NOT sf.uncounted AND NOT sf.metered"
+LICENSE_KIND = f"""CASE WHEN {COUNTED_CONCURRENT} THEN '{COUNTED}'
+        WHEN sf.metered THEN '{METERED}' WHEN sf.uncounted THEN '{UNCOUNTED}' ELSE '{OTHER}' END"""
+
+
+def license_kind(*, concurrent: bool, uncounted: bool, metered: bool) -> str:
+    """The kind of a feature from its FNE flags: the Python twin of LICENSE_KIND."""
+    if concurrent and not uncounted and not metered:
+        return COUNTED
+    if metered:
+        return METERED
+    return UNCOUNTED if uncounted else OTHER
+
 
 SERVER_FEATURE_FIGURES = f"""
 WITH pooled AS (
@@ -18,7 +48,7 @@ SELECT
     COALESCE(a.allocated, 0)::INTEGER AS allocated,
     (sf.total - sf.reserved_by_others - COALESCE(p.pooled, 0))::INTEGER AS poolable,
     GREATEST(COALESCE(p.pooled, 0) - (sf.total - sf.reserved_by_others), 0)::INTEGER AS deficit,
-    ({POOLABLE_KIND}) AS can_pool,
+    ({COUNTED_CONCURRENT}) AS can_pool, {LICENSE_KIND} AS license_kind,
     sf.concurrent, sf.uncounted, sf.metered, sf.expiry, sf.slices, sf.present,
     vf.vlm_id, v.name AS vlm_name, sf.updated_at
 FROM server_features sf
@@ -29,16 +59,29 @@ LEFT JOIN vlm_features vf ON vf.server_feature_id = sf.id
 LEFT JOIN vlms v ON v.id = vf.vlm_id
 """
 
+COUNTED_SERVER_FEATURES = f"""
+SELECT * FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures
+WHERE license_kind = '{COUNTED}'
+"""
+
+LICENSE_KIND_FIGURES = f"""
+SELECT server_id, server_name, license_kind,
+    COUNT(*) FILTER (WHERE present)::INTEGER AS features,
+    COALESCE(SUM(total), 0)::INTEGER AS total, COALESCE(SUM(used), 0)::INTEGER AS used
+FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures
+GROUP BY server_id, server_name, license_kind
+"""
+
 VLM_FEATURE_FIGURES = f"""
 WITH sff AS ({SERVER_FEATURE_FIGURES})
-SELECT vlm_id, vlm_name, feature_name, feature_version,
+SELECT vlm_id, vlm_name, feature_name, feature_version, license_kind,
     SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
     SUM(reserved_by_others)::INTEGER AS reserved_by_others,
     SUM(pooled)::INTEGER AS pooled, SUM(allocated)::INTEGER AS allocated,
     SUM(poolable)::INTEGER AS available, SUM(deficit)::INTEGER AS deficit,
     COUNT(*)::INTEGER AS servers, MIN(expiry) AS expiry
 FROM sff WHERE vlm_id IS NOT NULL
-GROUP BY vlm_id, vlm_name, feature_name, feature_version
+GROUP BY vlm_id, vlm_name, feature_name, feature_version, license_kind
 """
 
 POOL_FEATURE_FIGURES = """

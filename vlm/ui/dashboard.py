@@ -10,6 +10,7 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools, reports, servers
 from vlm.ui.charts import pool_figure, pool_trend_figure, stack_figure, trend_figure
+from vlm.ui.license_kinds import totals_note
 from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import table_with_download
 
@@ -40,13 +41,19 @@ def kpi_tiles(page: PageContext) -> None:
     _tiles(
         [
             ("License servers", k["servers"], f"{k['servers_in_error']} in error"),
-            ("Licenses (total)", k["total"], "summed over every server feature"),
-            ("In use", k["used"], "checked out on the servers right now"),
+            (
+                "Licenses (total)",
+                k["total"],
+                "counted concurrent licenses of every server (metered and uncounted features "
+                "are listed apart)",
+            ),
+            ("In use", k["used"], "counted concurrent licenses checked out right now"),
             ("Pooled", k["pooled"], "given to virtual pools"),
             ("Still poolable", k["poolable"], "total − reserved outside VLM − pooled"),
             ("Allocated", k["allocated"], f"{k['pending']} pending, {k['failed']} failed"),
         ]
     )
+    totals_note(k)
     if k["over_committed"] or k["servers_in_error"]:
         problems = []
         if k["over_committed"]:
@@ -68,7 +75,9 @@ def estate_charts(page: PageContext) -> None:
     left, right = st.columns(2)
     server_frame = reports.server_stack(ctx, actor)
     left.plotly_chart(
-        stack_figure(server_frame, "Per license server (poolable features)", show_total=False),
+        stack_figure(
+            server_frame, "Per license server (counted concurrent features)", show_total=False
+        ),
         key="chart_servers",
     )
     vlm_frame = reports.vlm_stack(ctx, actor)

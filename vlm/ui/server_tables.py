@@ -13,6 +13,7 @@ from vlm.domain import Actor
 from vlm.services import servers
 from vlm.services.context import ServiceContext
 from vlm.services.drift_history import GROUPS, REPORT_GROUPS, drift_history
+from vlm.ui.license_kinds import COUNTED_TITLE, counted_only, kind_sections
 from vlm.ui.widgets import table_with_download
 
 SERVER_COLUMNS = [
@@ -26,6 +27,8 @@ SERVER_COLUMNS = [
     "total",
     "used",
     "available",
+    "metered_features",
+    "uncounted_features",
     "base_url",
     "instance",
     "description",
@@ -74,7 +77,6 @@ FEATURE_COLUMNS = [
     "allocated",
     "deficit",
     "expiry",
-    "can_pool",
     "vlm_name",
 ]
 
@@ -88,11 +90,17 @@ def _highlight(frame: pd.DataFrame):  # noqa: ANN202 - pandas Styler
 
 
 def server_table(frame: pd.DataFrame) -> None:
+    st.caption(
+        "Features, total, used and available cover counted concurrent licenses only (the kind "
+        "VLM can pool). Metered and uncounted features are counted in their own columns and "
+        "listed on each server's Features tab."
+    )
+    other = ["other_features"] if frame["other_features"].any() else []
     table_with_download(
         frame,
         "license servers",
         key="servers",
-        column_order=SERVER_COLUMNS,
+        column_order=SERVER_COLUMNS + other,
         styler=_highlight,
         column_config={
             "last_sync_at": st.column_config.DatetimeColumn(
@@ -102,12 +110,25 @@ def server_table(frame: pd.DataFrame) -> None:
                 "Last success", format="YYYY-MM-DD HH:mm:ss"
             ),
             "last_latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
+            "features": st.column_config.NumberColumn("Counted features"),
+            "total": st.column_config.NumberColumn("Total (counted)"),
+            "used": st.column_config.NumberColumn("Used (counted)"),
             "available": st.column_config.NumberColumn("Available", help="total − used"),
+            "metered_features": st.column_config.NumberColumn("Metered features"),
+            "uncounted_features": st.column_config.NumberColumn("Uncounted features"),
+            "other_features": st.column_config.NumberColumn("Other features"),
         },
     )
 
 
-def feature_table(frame: pd.DataFrame) -> None:
+def feature_table(features: pd.DataFrame) -> None:
+    """The server's counted concurrent features (the ones pooled and totalled), then each
+    other kind under its own title."""
+    frame = counted_only(features)
+    st.markdown(f"**{COUNTED_TITLE}** ({int(frame['present'].sum())})")
+    gone = int((~frame["present"]).sum())
+    if gone:
+        st.caption(f"Also shown: {gone} feature(s) the server no longer lists (total 0).")
     over = int((frame["deficit"] > 0).sum()) if not frame.empty else 0
     if over:
         st.error(f"{over} feature(s) are over-committed (highlighted).", icon=":material/warning:")
@@ -124,12 +145,10 @@ def feature_table(frame: pd.DataFrame) -> None:
             "poolable": st.column_config.NumberColumn(
                 "Poolable", help="total − reserved outside VLM − pooled"
             ),
-            "can_pool": st.column_config.CheckboxColumn(
-                "Concurrent & counted", help="only these can be pooled"
-            ),
             "vlm_name": st.column_config.TextColumn("Exposed by VLM"),
         },
     )
+    kind_sections(features, key="server_features")
 
 
 def drift_table(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> None:
