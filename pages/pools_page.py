@@ -5,12 +5,13 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools, users, vlms
 from vlm.ui.pickers import pick_row, pool_label
-from vlm.ui.pool_forms import POOL_COLUMNS, quantity_inputs
+from vlm.ui.pool_forms import POOL_COLUMNS, quantities_fit, quantity_inputs, recheck_quantities
 from vlm.ui.session import page_context
 from vlm.ui.widgets import (
     ask_confirmation,
     attempt,
     confirmation,
+    field_slots,
     flash,
     show_flashes,
     table_with_download,
@@ -43,11 +44,14 @@ with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_fr
             name_col, manager_col = st.columns(2)
             name = name_col.text_input("Pool name")
             manager = manager_col.selectbox("Manager", managers)
+            fields = field_slots(name=name_col, manager=manager_col)
             description = st.text_input("Description")
+            fields["description"] = st.empty()
             st.markdown("**Quantity per feature** (bounded by what the VLM still has available)")
-            quantities = quantity_inputs(bounds, key_prefix=f"new_pool_q_{vlm_id}")
+            typed = quantity_inputs(bounds, key_prefix=f"new_pool_q_{vlm_id}")
+            fields["quantity"] = st.empty()
             create = st.form_submit_button("Create pool", type="primary")
-        if create:
+        if create and quantities_fit(typed, fields["quantity"], "Pool not created"):
             outcome = attempt(
                 pools.create_pool,
                 ctx,
@@ -55,12 +59,16 @@ with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_fr
                 vlm_id,
                 name,
                 manager,
-                {k: q for k, q in quantities.items() if q > 0},
+                typed.chosen(),
                 description=description,
+                fields=fields,
             )
             if outcome.ok:
                 flash(f"Pool '{name.strip()}' created for {manager}.")
                 st.rerun()
+            recheck_quantities(
+                outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id)
+            )
 
 if pool_frame.empty:
     st.stop()
@@ -75,11 +83,14 @@ with st.form(f"edit_pool_{pool_id}"):
     name = name_col.text_input("Pool name", value=pool["name"])
     options = sorted({*managers, pool["manager"]})
     manager = manager_col.selectbox("Manager", options, index=options.index(pool["manager"]))
+    fields = field_slots(name=name_col, manager=manager_col)
     description = st.text_input("Description", value=pool["description"] or "")
+    fields["description"] = st.empty()
     st.markdown("**Quantity per feature** (not below what is allocated)")
-    quantities = quantity_inputs(bounds, key_prefix=f"edit_pool_q_{pool_id}")
+    typed = quantity_inputs(bounds, key_prefix=f"edit_pool_q_{pool_id}")
+    fields["quantity"] = st.empty()
     save = st.form_submit_button("Save changes", type="primary")
-if save:
+if save and quantities_fit(typed, fields["quantity"], "Not saved", require_one=False):
     outcome = attempt(
         pools.update_pool,
         ctx,
@@ -88,11 +99,15 @@ if save:
         name=name,
         manager=manager,
         description=description,
-        quantities=quantities,
+        quantities=typed.values,
+        fields=fields,
     )
     if outcome.ok:
         flash(f"Pool '{name.strip()}' saved.")
         st.rerun()
+    recheck_quantities(
+        outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)
+    )
 
 if st.button("Delete pool…", key="delete_pool", icon=":material/delete:"):
     ask_confirmation(f"delete_pool_{pool_id}")

@@ -10,6 +10,7 @@ from vlm.ui.widgets import (
     ask_confirmation,
     attempt,
     confirmation,
+    field_slots,
     flash,
     show_flashes,
     table_with_download,
@@ -27,20 +28,34 @@ people = users.list_users(ctx, actor)
 table_with_download(people, "users", key="users")
 
 with st.expander("Add a user", icon=":material/person_add:"):
-    with st.form("add_user", clear_on_submit=True):
+    # a refused submit keeps what was typed; an added user starts a fresh, empty form
+    added = st.session_state.get("_users_added", 0)
+    with st.form(f"add_user_{added}"):
         name_col, role_col = st.columns(2)
         username = name_col.text_input("User name", help="2–32 characters: a-z, 0-9, . _ -")
+        fields = field_slots(username=name_col)
         role = role_col.selectbox("Role", ROLES, index=ROLES.index(Role.MANAGER.value))
+        fields |= field_slots(role=role_col)
         display_name = name_col.text_input("Display name")
+        fields |= field_slots(display_name=name_col)
         email = role_col.text_input("E-mail")
+        fields |= field_slots(email=role_col)
         add = st.form_submit_button("Add user", type="primary")
     if add:
         outcome = attempt(
-            users.add_user, ctx, actor, username, role, display_name=display_name, email=email
+            users.add_user,
+            ctx,
+            actor,
+            username,
+            role,
+            display_name=display_name,
+            email=email,
+            fields=fields,
         )
         if outcome.ok:
             one_time.remember(username.strip().lower(), str(outcome.value))
             flash(f"User {username.strip().lower()} added as {role}.")
+            st.session_state["_users_added"] = added + 1
             st.rerun()
 
 st.subheader("Manage a user")

@@ -185,10 +185,15 @@ def test_a_sign_in_submitted_at_once_on_a_freshly_started_app_is_not_lost(
 def test_a_manager_cannot_reach_an_admin_page_by_url(browser: Browser, app_server):
     manager = demo(Role.MANAGER)
     page = sign_in(browser, app_server.url, manager.username, manager.password)
-    for path in ("users", "servers", "users_page"):
+    notices = {
+        "users": "You don't have access to Users.",
+        "servers": "You don't have access to Physical LMs.",
+        "users_page": "Page not found",  # no page has that URL
+    }
+    for path, notice in notices.items():
         page.goto(f"{app_server.url}/{path}")
         wait_for_app(page, 1_000)
-        expect(page.get_by_text("Page not found")).to_be_visible()
+        expect(page.get_by_text(notice)).to_be_visible()
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         expect(page.get_by_role("heading", name="Users")).to_have_count(0)
         assert "Users" not in sidebar_links(page)

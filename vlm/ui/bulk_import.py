@@ -1,13 +1,16 @@
 """Bulk add: paste or upload a CSV, preview every row with its problems, then import the good ones.
 
 Nothing is written until the user confirms the preview; the preview is dropped as soon as the
-text or the defaults change, so what is imported is always what was shown.
+text or the defaults change, so what is imported is always what was shown. The result is shown
+in the open above the (collapsible) form: rows accepted, rows refused with the reason for each,
+and the refused rows as a CSV in the upload's columns plus "reason", to fix and upload again.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -17,7 +20,7 @@ from vlm.services.allocations import RowResult
 from vlm.services.bulk import COLUMNS, BulkRow, ParsedBulk, import_bulk, parse_bulk_allocations
 from vlm.ui.grid_state import GridScope
 from vlm.ui.session import PageContext
-from vlm.ui.widgets import attempt, table_with_download
+from vlm.ui.widgets import attempt, download_csv, labelled, table_with_download
 
 EXAMPLE = "host_id,host_type,count,description\n0050569A0A01,ETHERNET,1,Lab PC 1\njdoe,USER,1,"
 REPORT_KEY = "_bulk_report_{tag}"
@@ -79,6 +82,42 @@ def report_frame(parsed: ParsedBulk, results: Sequence[RowResult]) -> pd.DataFra
     return pd.DataFrame(records, columns=REPORT_COLUMNS)
 
 
+def refused_rows(parsed: ParsedBulk, results: Sequence[RowResult]) -> pd.DataFrame:
+    """The rows that were not allocated, as read from the file (its columns, same order) with
+    the reason for each: ready to fix and upload again. `line` says where each one was."""
+    outcome = {r.change.row: r for r in results}
+    records = []
+    for row in parsed.rows:
+        result = outcome.get(row.line)
+        if result is not None and result.ok:
+            continue
+        reason = result.message if result is not None else "; ".join(row.problems)
+        cells = {column: row.cells.get(column, "") for column in parsed.columns}
+        records.append({"line": row.line, **cells, "reason": reason})
+    return pd.DataFrame(records, columns=["line", *parsed.columns, "reason"])
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What one bulk import did: rows accepted, rows refused (with reasons), notes on the file."""
+
+    accepted: int
+    refused: pd.DataFrame
+    report: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+    @property
+    def refused_csv(self) -> pd.DataFrame:
+        """The refused rows in the upload's columns plus "reason" (no line number)."""
+        return self.refused.drop(columns=["line"])
+
+
+def bulk_result(parsed: ParsedBulk, results: Sequence[RowResult]) -> BulkResult:
+    report = report_frame(parsed, results)
+    accepted = int((report["result"] == "added").sum())
+    return BulkResult(accepted, refused_rows(parsed, results), report, tuple(parsed.problems))
+
+
 def _read_text(uploaded, pasted: str) -> tuple[str, str | None]:
     """The CSV text (an upload wins over pasted text), or why the upload cannot be read."""
     if uploaded is None:
@@ -100,10 +139,9 @@ def _import(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> None:
     if not outcome.ok:
         return
     results = outcome.value or []
-    report = report_frame(parsed, results)
-    st.session_state[REPORT_KEY.format(tag=scope.tag)] = (list(parsed.problems), report)
+    result = bulk_result(parsed, results)
+    st.session_state[REPORT_KEY.format(tag=scope.tag)] = result
     st.session_state.pop(PARSED_KEY.format(tag=scope.tag), None)
-    added = int((report["result"] == "added").sum())
     memory = scope.memory
     for r in results:
         if r.ok and r.allocation_id is not None:
@@ -116,8 +154,51 @@ def _import(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> None:
                 "ok": True,
             }
     memory.results = list(memory.tracked.values())
-    memory.summary = f"Bulk add allocated {added} of {len(report)} row(s)."
+    memory.summary = f"Bulk add allocated {result.accepted} of {len(result.report)} row(s)."
     st.rerun()
+
+
+def render_bulk_result(scope: GridScope) -> None:
+    """The last bulk import's result, in the open: rows accepted, rows refused with the reason
+    for each, and the refused rows as a CSV to fix and upload again."""
+    key = REPORT_KEY.format(tag=scope.tag)
+    if st.session_state.get(f"bulk_preview_{scope.tag}"):  # a new preview replaces the result
+        st.session_state.pop(key, None)
+    result = st.session_state.get(key)
+    if not isinstance(result, BulkResult):
+        return
+    with st.container(border=True, key=f"bulk_result_{scope.tag}"):
+        st.markdown("**Bulk add from CSV — result**")
+        for note in result.notes:
+            st.warning(note)
+        refused = len(result.refused)
+        if result.accepted:
+            st.success(f"{result.accepted} row(s) accepted and allocated.", icon=":material/check:")
+        else:
+            st.warning("No row was accepted.", icon=":material/warning:")
+        if refused:
+            st.error(
+                f"{refused} row(s) refused, each with its reason below. Download them, fix "
+                "them and upload the file again.",
+                icon=":material/block:",
+            )
+            st.dataframe(
+                result.refused,
+                hide_index=True,
+                column_config=labelled([str(c) for c in result.refused.columns]),
+                key=f"bulk_refused_{scope.tag}",
+            )
+            download_csv(
+                result.refused_csv,
+                "refused rows",
+                label=f"Download the {refused} refused row(s) (CSV)",
+                key=f"bulk_refused_csv_{scope.tag}",
+            )
+        with st.expander("Every row of the file"):
+            table_with_download(result.report, "bulk add report", key=f"bulk_report_{scope.tag}")
+        if st.button("Dismiss", key=f"bulk_dismiss_{scope.tag}", icon=":material/close:"):
+            st.session_state.pop(key, None)
+            st.rerun()
 
 
 def _render_preview(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> None:
@@ -143,6 +224,7 @@ def _render_preview(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> 
 
 
 def render_bulk_import(page: PageContext, scope: GridScope) -> None:
+    render_bulk_result(scope)
     with st.expander("Bulk add from CSV (paste or upload)", icon=":material/upload_file:"):
         st.caption(
             "A CSV whose first line names the columns: host_id, and optionally host_type, "
@@ -185,9 +267,3 @@ def render_bulk_import(page: PageContext, scope: GridScope) -> None:
             st.info("The text or the defaults changed since the preview: preview again.")
         elif stored:
             _render_preview(page, scope, stored[1])
-        report = st.session_state.get(REPORT_KEY.format(tag=scope.tag))
-        if report:
-            notes, frame = report
-            for note in notes:
-                st.warning(note)
-            table_with_download(frame, "bulk add report", key=f"bulk_report_{scope.tag}")

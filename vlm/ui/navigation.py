@@ -14,12 +14,14 @@ from pathlib import Path
 import streamlit as st
 
 from vlm.domain import Role
+from vlm.ui.messages import no_access
 
 APP_DIR = Path(__file__).resolve().parents[2]
 PAGES_DIR = APP_DIR / "pages"
 EVERYONE = frozenset(Role)
 ADMIN_ONLY = frozenset({Role.ADMIN})
 POOL_MANAGERS = frozenset({Role.ADMIN, Role.MANAGER})
+_NO_ACCESS_KEY = "_vlm_no_access"
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,43 @@ def _page(spec: PageSpec, role: Role | None = None, *, default: bool = False) ->
     )
 
 
+def _no_access_page(spec: PageSpec, landing: st.Page) -> st.Page:
+    """A hidden page at the URL of a page the role may not open: it runs none of that page's
+    code, only sends the user to the landing page with a notice naming what was refused."""
+
+    def refuse() -> None:
+        st.session_state[_NO_ACCESS_KEY] = spec.title
+        st.switch_page(landing)
+
+    return st.Page(refuse, title=spec.title, url_path=spec.url_path, visibility="hidden")
+
+
+def _show_no_access_notice(chosen: st.Page, landing: st.Page) -> None:
+    """The notice stays on the landing page (through the reruns the app makes by itself)
+    until the user opens another page."""
+    if chosen.url_path != landing.url_path:
+        st.session_state.pop(_NO_ACCESS_KEY, None)
+        return
+    title = st.session_state.get(_NO_ACCESS_KEY)
+    if title:
+        st.warning(no_access(str(title)), icon=":material/lock:")
+
+
 def role_navigation(role: Role) -> st.Page:
-    """st.navigation with exactly the role's pages, grouped by section."""
+    """st.navigation with exactly the role's pages, grouped by section; the URL of any other
+    page lands on the first page with "You don't have access to …" instead of a bare
+    "Page not found"."""
+    allowed = pages_for(role)
     sections: dict[str, list[st.Page]] = {}
-    for index, spec in enumerate(pages_for(role)):
-        sections.setdefault(spec.section, []).append(_page(spec, role, default=index == 0))
-    return st.navigation(sections)
+    pages = [_page(spec, role, default=index == 0) for index, spec in enumerate(allowed)]
+    for spec, page in zip(allowed, pages, strict=True):
+        sections.setdefault(spec.section, []).append(page)
+    refused = [_no_access_page(spec, pages[0]) for spec in PAGES if spec not in allowed]
+    if refused:
+        sections.setdefault(allowed[0].section, []).extend(refused)
+    chosen = st.navigation(sections)
+    _show_no_access_notice(chosen, pages[0])
+    return chosen
 
 
 def single_page_navigation(spec: PageSpec) -> st.Page:

@@ -1,11 +1,19 @@
-"""Inputs for pool quantities: one bounded number per VLM feature."""
+"""Inputs for pool quantities: one number per VLM feature, checked on submit against what the
+VLM has (the reason shown under the input), and the column list of pool tables."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from vlm.ui.messages import FeatureBounds, quantity_problems
+from vlm.ui.widgets import Outcome, clear_banners
 
 FeatureKey = tuple[str, str]
 COLUMNS_PER_ROW = 3
@@ -31,26 +39,113 @@ def _key(prefix: str, name: str, version: str) -> str:
     return f"{prefix}_{digest}"
 
 
-def quantity_inputs(bounds: pd.DataFrame, *, key_prefix: str) -> dict[FeatureKey, int]:
-    """A number input per feature, bounded by what is allocated (min) and available (max)."""
-    chosen: dict[FeatureKey, int] = {}
+def feature_bounds(bounds: pd.DataFrame) -> dict[FeatureKey, FeatureBounds]:
+    """Per feature: the least (allocated) and the most (available to this pool) it may get."""
+    return {
+        (str(row.feature_name), str(row.feature_version)): FeatureBounds(
+            int(row.minimum), max(int(row.maximum), int(row.minimum))
+        )
+        for row in bounds.itertuples()
+    }
+
+
+@dataclass
+class QuantityInputs:
+    """The quantities typed in a pool form, the figures they are checked against, and a place
+    under each input for what is wrong with it."""
+
+    values: dict[FeatureKey, int]
+    now: dict[FeatureKey, FeatureBounds]
+    shown_before: dict[FeatureKey, FeatureBounds]
+    slots: dict[FeatureKey, DeltaGenerator] = field(default_factory=dict)
+
+    def problems(self) -> dict[FeatureKey, str]:
+        """Why each typed quantity cannot be had (saying so when the figures moved)."""
+        return quantity_problems(self.values, self.now, self.shown_before)
+
+    def recheck(self, bounds: pd.DataFrame) -> dict[FeatureKey, str]:
+        """The problems against freshly read figures (after the service refused a quantity)."""
+        return quantity_problems(self.values, feature_bounds(bounds), self.now)
+
+    def show(self, problems: Mapping[FeatureKey, str]) -> None:
+        """Each problem under its own input, in place of the input's caption."""
+        for key, problem in problems.items():
+            slot = self.slots.get(key)
+            if slot is not None:
+                slot.error(problem, icon=":material/error:")
+
+    def chosen(self) -> dict[FeatureKey, int]:
+        """The features given a quantity above 0."""
+        return {key: quantity for key, quantity in self.values.items() if quantity > 0}
+
+
+def _caption(bounds: FeatureBounds, total: int, deficit: int) -> str:
+    text = f"{bounds.maximum} available (VLM total {total})"
+    if bounds.minimum:
+        text += f"; {bounds.minimum} allocated, so at least that"
+    if deficit:
+        text += f"; ⚠ over-committed by {deficit}"
+    return text
+
+
+def quantity_inputs(bounds: pd.DataFrame, *, key_prefix: str) -> QuantityInputs:
+    """A number input per feature with what it may be set to written under it.
+
+    The inputs take any whole number from 0: a bound on the input itself would reset a typed
+    value the moment availability moved, and the browser would refuse a value above it
+    without a word. What is typed is checked on submit instead (QuantityInputs.problems).
+    """
+    memo = f"_{key_prefix}_shown"
+    shown_before = st.session_state.get(memo, {})
+    now = feature_bounds(bounds)
+    st.session_state[memo] = now
+    typed = QuantityInputs({}, now, shown_before)
     columns = st.columns(COLUMNS_PER_ROW)
     for index, row in enumerate(bounds.itertuples()):
         name, version = str(row.feature_name), str(row.feature_version)
-        low, high = int(row.minimum), max(int(row.maximum), int(row.minimum))
-        note = f"{high} at most (VLM total {int(row.total)})"
-        if int(row.minimum):
-            note += f"; {int(row.minimum)} allocated, so at least that"
-        if int(row.deficit):
-            note += f"; ⚠ over-committed by {int(row.deficit)}"
-        value = columns[index % COLUMNS_PER_ROW].number_input(
+        key = (name, version)
+        column = columns[index % COLUMNS_PER_ROW]
+        value = column.number_input(
             f"{name} {version}",
-            min_value=low,
-            max_value=high,
-            value=min(max(int(row.quantity), low), high),
+            min_value=0,
+            value=max(int(row.quantity), 0),
             step=1,
-            help=note,
             key=_key(key_prefix, name, version),
         )
-        chosen[(name, version)] = int(value)
-    return chosen
+        typed.values[key] = int(value)
+        typed.slots[key] = column.empty()
+        typed.slots[key].caption(_caption(now[key], int(row.total), int(row.deficit)))
+    return typed
+
+
+def quantities_fit(
+    typed: QuantityInputs, summary: DeltaGenerator, outcome: str, *, require_one: bool = True
+) -> bool:
+    """On submit: True when every typed quantity can be had; else each problem is shown under
+    its input and `summary` says what did not happen (a submit never silently does nothing)."""
+    clear_banners()
+    problems = typed.problems()
+    if problems:
+        typed.show(problems)
+        names = ", ".join(f"{name} {version}" for name, version in problems)
+        summary.error(
+            f"{outcome}: check the quantity of {names} (the reason is under the field).",
+            icon=":material/error:",
+        )
+        return False
+    if require_one and not typed.chosen():
+        summary.error(
+            f"{outcome}: give at least one feature a quantity above 0.", icon=":material/error:"
+        )
+        return False
+    return True
+
+
+def recheck_quantities(
+    outcome: Outcome[Any], typed: QuantityInputs, fresh_bounds: Callable[[], pd.DataFrame]
+) -> None:
+    """After the service refused a quantity (the figures moved between check and write): each
+    feature it no longer fits, under its input, against the figures read now."""
+    if outcome.ok or outcome.error is None or outcome.error.field != "quantity":
+        return
+    typed.show(typed.recheck(fresh_bounds()))

@@ -9,7 +9,10 @@ import streamlit as st
 
 from vlm.domain import TIMEOUT_MAX_SECONDS, TIMEOUT_MIN_SECONDS
 from vlm.services.servers import ConnectionCheck, ServerInput
+from vlm.ui.messages import Explained, explain_server_error
 from vlm.ui.runtime import Runtime
+from vlm.ui.session import current_actor
+from vlm.ui.widgets import show_problem
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -81,14 +84,27 @@ def server_form(
     return action, data, bool(current) and not password
 
 
-def show_check(check: ConnectionCheck) -> None:
-    detail = f"{check.message} ({check.latency_ms:.0f} ms)"
-    if check.security:
-        detail += f" · security: {check.security}"
+def show_check(check: ConnectionCheck, *, server: str | None = None) -> None:
+    """A "Test connection" result in plain words (the raw error for admins, folded away)."""
     if check.ok:
+        detail = f"{check.message} ({check.latency_ms:.0f} ms)"
+        if check.security:
+            detail += f" · security: {check.security}"
         st.success(detail, icon=":material/check_circle:")
-    else:
-        st.error(detail, icon=":material/error:")
+        return
+    explained = explain_server_error(check.message, server=server)
+    show_problem(Explained(f"{explained.text} ({check.latency_ms:.0f} ms)", explained.detail))
+
+
+def _result_line(result: Any) -> str:
+    """One server's line in the Sync now status: ✓ name, or ✗ name and why in plain words."""
+    name = getattr(result, "server_name", "server")
+    if getattr(result, "ok", True):
+        return f"✓ {name}"
+    error = getattr(result, "error", None)
+    if not error:
+        return f"✗ {name}: see the server list"
+    return f"✗ {name}: {explain_server_error(error, server=name).text}"
 
 
 def sync_now(runtime: Runtime) -> None:
@@ -105,12 +121,12 @@ def sync_now(runtime: Runtime) -> None:
         results = runtime.scheduler.sync_now(progress=progress) or []
         failed = [r for r in results if not getattr(r, "ok", True)]
         for result in results:
-            name = getattr(result, "server_name", "server")
-            error = getattr(result, "error", None)
-            if getattr(result, "ok", True):
-                st.write(f"✓ {name}")
-            else:
-                st.write(f"✗ {name}: {error or 'see the server list'}")
+            st.write(_result_line(result))
+        details = [f"{r.server_name}: {r.error}" for r in failed if getattr(r, "error", None)]
+        actor = current_actor()
+        if details and actor is not None and actor.is_admin:
+            with st.expander("Technical detail (admins)", icon=":material/code:"):
+                st.code("\n".join(details), language=None, wrap_lines=True)
         bar.progress(1.0, text="done")
         status.update(
             label=f"Sync finished: {len(results) - len(failed)} ok, {len(failed)} with errors",

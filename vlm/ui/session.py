@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -37,11 +38,29 @@ def entrypoint_run(actor: Actor | None) -> Iterator[None]:
     """app.py runs the chosen page inside this, with the user it resolved in this very run."""
     _entry.actor = actor
     _entry.active = True
+    _entry.scratch = {}
     try:
         yield
     finally:
         _entry.active = False
         _entry.actor = None
+        _entry.scratch = {}
+
+
+def current_actor() -> Actor | None:
+    """The user app.py resolved for this run (None outside it or when signed out)."""
+    if not getattr(_entry, "active", False):
+        return None
+    actor = getattr(_entry, "actor", None)
+    return actor if isinstance(actor, Actor) else None
+
+
+def run_scratch() -> dict[str, Any]:
+    """Storage that lives for one run of the script (e.g. the banners shown in it)."""
+    scratch = getattr(_entry, "scratch", None)
+    if scratch is None:
+        scratch = _entry.scratch = {}
+    return scratch
 
 
 def page_context(*roles: Role) -> PageContext:

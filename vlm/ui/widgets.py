@@ -9,12 +9,20 @@ from typing import Any, Generic, TypeVar
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from vlm.domain import VlmError
+from vlm.flexnet.errors import FlexNetError
 from vlm.services.exports import to_csv_bytes
+from vlm.sync.clients import ServerConfigError
+from vlm.ui.messages import Explained, explain_server_error
+from vlm.ui.session import current_actor, run_scratch
 
 T = TypeVar("T")
 _FLASH_KEY = "_vlm_flash"
+_BANNERS = "banners"
+# errors a service may let through from a license server or its stored settings
+SERVER_ERRORS = (FlexNetError, ServerConfigError)
 
 
 def slug(text: str) -> str:
@@ -106,13 +114,40 @@ class Outcome(Generic[T]):
     error: VlmError | None = None
 
 
-def attempt(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Outcome[T]:
-    """Call a service; show its refusal (validation, permission, conflict) instead of crashing."""
+def show_problem(explained: Explained, *, icon: str = ":material/error:") -> None:
+    """An error in plain words; its technical detail in an expander, for admins only."""
+    st.error(explained.text, icon=icon)
+    actor = current_actor()
+    if explained.detail and explained.detail != explained.text and actor and actor.is_admin:
+        with st.expander("Technical detail (admins)", icon=":material/code:"):
+            st.code(explained.detail, language=None, wrap_lines=True)
+
+
+def attempt(
+    fn: Callable[..., T],
+    *args: Any,
+    fields: Mapping[str, DeltaGenerator] | None = None,
+    **kwargs: Any,
+) -> Outcome[T]:
+    """Call a service for a submit: earlier banners go, and a refusal (validation, permission,
+    conflict, an unreachable license server) is shown in plain words instead of crashing:
+    next to its field when `fields` has a place for it, else here."""
+    clear_banners()
     try:
         return Outcome(True, fn(*args, **kwargs))
     except VlmError as exc:
-        st.error(exc.message, icon=":material/error:")
+        slot = (fields or {}).get(exc.field or "")
+        (slot or st).error(exc.message, icon=":material/error:")
         return Outcome(False, error=exc)
+    except SERVER_ERRORS as exc:
+        explained = explain_server_error(exc)
+        show_problem(explained)
+        return Outcome(False, error=VlmError(explained.text))
+
+
+def field_slots(**columns: DeltaGenerator) -> dict[str, DeltaGenerator]:
+    """A place right under each named form input (by service field name) for its error."""
+    return {name: column.empty() for name, column in columns.items()}
 
 
 def flash(message: str, kind: str = "success") -> None:
@@ -121,13 +156,27 @@ def flash(message: str, kind: str = "success") -> None:
 
 
 def show_flashes() -> None:
-    for kind, message in st.session_state.pop(_FLASH_KEY, []):
-        if kind == "error":
-            st.error(message)
-        elif kind == "warning":
-            st.warning(message)
-        else:
-            st.success(message)
+    """The messages flashed for this run, in a place the next submit clears."""
+    messages = st.session_state.pop(_FLASH_KEY, [])
+    slot = st.empty()
+    run_scratch().setdefault(_BANNERS, []).append(slot)
+    if not messages:
+        return
+    with slot.container():
+        for kind, message in messages:
+            if kind == "error":
+                st.error(message)
+            elif kind == "warning":
+                st.warning(message)
+            else:
+                st.success(message)
+
+
+def clear_banners() -> None:
+    """Drop banners from an earlier submit: shown ones, and ones queued but not shown yet."""
+    st.session_state.pop(_FLASH_KEY, None)
+    for slot in run_scratch().pop(_BANNERS, []):
+        slot.empty()
 
 
 def ask_confirmation(key: str) -> None:
