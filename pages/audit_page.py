@@ -1,21 +1,38 @@
-"""Audit (admin): the audit log filtered by time, user, action and target; exportable."""
+"""Audit (admin): the audit log filtered by time, user, action and target; exportable; a row
+opens its before/after side by side."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import timedelta
 
 import streamlit as st
 
 from vlm.domain import Role
 from vlm.services import audit, users
+from vlm.ui.audit_detail import render_detail, with_changes
+from vlm.ui.local_time import day_bounds_to_server, now_for_user, user_zone, zone_label
 from vlm.ui.session import page_context
 from vlm.ui.widgets import table_with_download
 
 ANY = "(any)"
+LOG_COLUMNS = [
+    "id",
+    "happened_at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "changed",
+    "before",
+    "after",
+]
 
 page = page_context(Role.ADMIN)
 st.title("Audit log")
 when_col, user_col, action_col, target_col = st.columns([2, 1, 1, 1])
+today = now_for_user().date()
 span = when_col.date_input(
-    "Between", (date.today() - timedelta(days=7), date.today()), key="audit_span"
+    f"Between (days in {zone_label(user_zone())})",
+    (today - timedelta(days=7), today),
+    key="audit_span",
 )
 people = [ANY, "system", *users.list_users(page.ctx, page.actor)["username"].tolist()]
 who = user_col.selectbox("User", people, key="audit_user")
@@ -25,23 +42,37 @@ action = action_col.selectbox(
 target = target_col.text_input("Target contains", key="audit_target").strip()
 
 start, end = (span[0], span[-1]) if isinstance(span, tuple) and span else (span, span)
+since, until = day_bounds_to_server(start, end) if start and end else (None, None)
 log = audit.audit_log(
     page.ctx,
     page.actor,
-    since=datetime.combine(start, time.min) if start else None,
-    until=datetime.combine(end, time.max) if end else None,
+    since=since,
+    until=until,
     user=None if who == ANY else who,
     action=None if action == ANY else action,
     target=target or None,
 )
-st.caption(f"{len(log)} entr{'y' if len(log) == 1 else 'ies'}, newest first")
-table_with_download(
-    log,
+st.caption(
+    f"{len(log)} entr{'y' if len(log) == 1 else 'ies'}, newest first. Select a row to read its "
+    "before and after side by side."
+)
+chosen = table_with_download(
+    with_changes(log),
     "audit log",
     key="audit_log",
+    column_order=LOG_COLUMNS,
+    selectable=True,
     column_config={
-        "happened_at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
-        "before": st.column_config.TextColumn("Before", width="large"),
-        "after": st.column_config.TextColumn("After", width="large"),
+        "id": st.column_config.NumberColumn("Id", format="%d", width=60),
+        "actor": st.column_config.TextColumn("User", width="small"),
+        "action": st.column_config.TextColumn("Action", width="medium"),
+        "target_id": st.column_config.TextColumn("Target id", width="small"),
+        "changed": st.column_config.TextColumn(
+            "Changed keys", width="medium", help="select the row to see before and after"
+        ),
+        "before": st.column_config.TextColumn("Before", width="medium"),
+        "after": st.column_config.TextColumn("After", width="medium"),
     },
 )
+if chosen is not None:
+    render_detail(log.iloc[chosen])

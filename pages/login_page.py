@@ -4,6 +4,7 @@ import streamlit as st
 
 from vlm.ui.auth import demo_logins, sign_in_form
 from vlm.ui.runtime import get_runtime
+from vlm.ui.widgets import people_table
 
 sign_in_form()
 st.caption(
@@ -13,4 +14,4 @@ st.caption(
 )
 if get_runtime().settings.demo:
     st.info("Demo mode — sign in with one of these accounts:", icon=":material/science:")
-    st.table(demo_logins(), hide_index=True)
+    people_table(demo_logins())

@@ -11,6 +11,7 @@ from vlm.ui.widgets import (
     ask_confirmation,
     attempt,
     confirmation,
+    danger_button,
     field_slots,
     flash,
     show_flashes,
@@ -109,7 +110,7 @@ if save and quantities_fit(typed, fields["quantity"], "Not saved", require_one=F
         outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)
     )
 
-if st.button("Delete pool…", key="delete_pool", icon=":material/delete:"):
+if danger_button("Delete pool…", key="delete_pool"):
     ask_confirmation(f"delete_pool_{pool_id}")
 impact = pools.deletion_impact(ctx, actor, pool_id)
 if confirmation(

@@ -8,7 +8,14 @@ from vlm.ui.pickers import pick_row
 from vlm.ui.server_form import server_form, show_check, sync_now
 from vlm.ui.server_tables import drift_table, feature_table, server_table
 from vlm.ui.session import page_context
-from vlm.ui.widgets import ask_confirmation, attempt, confirmation, flash, show_flashes
+from vlm.ui.widgets import (
+    ask_confirmation,
+    attempt,
+    confirmation,
+    danger_button,
+    flash,
+    show_flashes,
+)
 
 page = page_context(Role.ADMIN)
 ctx, actor = page.ctx, page.actor
@@ -56,7 +63,7 @@ with edit_tab:
     ):
         flash(f"Server '{data.name.strip()}' saved.")
         st.rerun()
-    if st.button("Remove server…", key="remove_server", icon=":material/delete:"):
+    if danger_button("Remove server…", key="remove_server"):
         ask_confirmation(f"remove_server_{server_id}")
     if (
         confirmation(

@@ -10,6 +10,7 @@ from vlm.ui.widgets import (
     ask_confirmation,
     attempt,
     confirmation,
+    danger_button,
     field_slots,
     flash,
     show_flashes,
@@ -78,11 +79,8 @@ if chosen:
             flash(f"{chosen} is now {new_role}.")
             st.rerun()
     with action_col:
-        if st.button("Reset password", key="users_reset", icon=":material/lock_reset:"):
-            outcome = attempt(users.reset_password, ctx, actor, chosen)
-            if outcome.ok:
-                one_time.remember(chosen, str(outcome.value))
-                st.rerun()
+        if danger_button("Reset password…", key="users_reset", icon=":material/lock_reset:"):
+            ask_confirmation(f"reset_password_{chosen}")
         if user["disabled"]:
             if (
                 st.button("Enable", key="users_enable")
@@ -90,8 +88,18 @@ if chosen:
             ):
                 flash(f"{chosen} is enabled again.")
                 st.rerun()
-        elif st.button("Disable…", key="users_disable", icon=":material/block:"):
+        elif danger_button("Disable…", key="users_disable", icon=":material/block:"):
             ask_confirmation(f"disable_user_{chosen}")
+    if confirmation(
+        f"reset_password_{chosen}",
+        f"Reset the password of {chosen}? Their current password stops working at once; you "
+        "get a one-time password to hand them, and they must choose their own at sign-in.",
+        f"Reset password of {chosen}",
+    ):
+        outcome = attempt(users.reset_password, ctx, actor, chosen)
+        if outcome.ok:
+            one_time.remember(chosen, str(outcome.value))
+            st.rerun()
     if (
         confirmation(
             f"disable_user_{chosen}",

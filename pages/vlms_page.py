@@ -17,6 +17,7 @@ from vlm.ui.widgets import (
     ask_confirmation,
     attempt,
     confirmation,
+    danger_button,
     flash,
     show_flashes,
     table_with_download,
@@ -106,7 +107,7 @@ chosen = vlm_frame[vlm_frame["id"] == vlm_id].iloc[0]
 edit_col, delete_col, _ = st.columns([1, 1, 3])
 if edit_col.button("Edit VLM…", key="edit_vlm", icon=":material/edit:"):
     open_edit_form(chosen, vlms.vlm_server_features(ctx, actor, vlm_id))
-if delete_col.button("Delete VLM…", key="delete_vlm", icon=":material/delete:"):
+if danger_button("Delete VLM…", key="delete_vlm", container=delete_col):
     ask_confirmation(f"delete_vlm_{vlm_id}")
 if edit_form_open_for(vlm_id):
     edit_vlm_form(ctx, actor, chosen)

@@ -123,6 +123,8 @@ def test_change_role_disable_and_reset(app):
     assert users.get_user(ctx, "ana")["disabled"] is True
     at.button(key="users_reset").click()
     at.run()
+    at.button(key="reset_password_ana_confirm").click()
+    at.run()
     assert at.code and users.get_user(ctx, "ana")["must_change_password"]
     # the last admin cannot be disabled: the reason is shown
     at.selectbox(key="users_selected").set_value("admin")
@@ -169,18 +171,19 @@ def test_audit_log_filters_by_action_and_downloads_what_it_shows(app, monkeypatc
     log = at.dataframe[0].value
     assert len(log) == 2 and set(log["action"]) == {"pool.create"}
     csv_rows = pd.read_csv(io.BytesIO(downloads["audit log"]()))
-    assert len(csv_rows) == 2 and set(csv_rows["action"]) == {"pool.create"}
-    assert csv_rows["id"].tolist() == log["id"].tolist()
+    assert len(csv_rows) == 2 and set(csv_rows["Action"]) == {"pool.create"}
+    assert csv_rows["Id"].tolist() == log["id"].tolist()
 
 
 def record_downloads(monkeypatch) -> dict[str, object]:
-    """Every table's download, by table name: the page's own data callable, kept to call later."""
-    real = widgets.download_csv
+    """Every download's data callable as the page hands it to the button (what the browser
+    gets), by table name (the file name without '.csv'), kept to call later."""
+    real = widgets.st.download_button
     seen: dict[str, object] = {}
 
-    def recording(frame, name, **kwargs):
-        seen[name] = lambda: widgets.to_csv_bytes(frame.copy())
-        return real(frame, name, **kwargs)
+    def recording(label, data, file_name=None, *args, **kwargs):
+        seen[str(file_name).removesuffix(".csv").replace("-", " ")] = data
+        return real(label, data, file_name, *args, **kwargs)
 
-    monkeypatch.setattr(widgets, "download_csv", recording)
+    monkeypatch.setattr(widgets.st, "download_button", recording)
     return seen

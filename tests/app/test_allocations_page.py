@@ -76,7 +76,7 @@ def test_grid_edits_are_previewed_applied_and_refused_rows_kept(app):
     at.button(key=f"alloc_review_{tag}").click()
     at.run()
     review = at.table[0].value
-    assert list(review["action"]) == ["edit", "remove", "add", "add"]
+    assert list(review["Action"]) == ["edit", "remove", "add", "add"]
     assert "Review" in " ".join(m.value for m in at.markdown)
 
     at.button(key=f"alloc_apply_{tag}").click()
@@ -100,8 +100,8 @@ def test_grid_edits_are_previewed_applied_and_refused_rows_kept(app):
     assert "12 hex digits" in kept["problem"].iloc[0]
     assert kept["description"].iloc[0] == "typo"
     report = at.table[0].value
-    assert any(r.startswith("✗") and "12 hex digits" in r for r in report["result"])
-    assert sum(r.startswith("✓") for r in report["result"]) == 3
+    assert any(r.startswith("✗") and "12 hex digits" in r for r in report["Result"])
+    assert sum(r.startswith("✓") for r in report["Result"]) == 3
 
     # the reconciler pushes the new row; the report follows its state
     new_id = int(by_host.loc["0050569AAB01", "id"])
@@ -109,7 +109,7 @@ def test_grid_edits_are_previewed_applied_and_refused_rows_kept(app):
         lambda: allocations.allocation_states(ctx, MIA, [new_id])["state"].tolist() == ["applied"]
     )
     at.run()
-    states = dict(zip(at.table[0].value["host"], at.table[0].value["reservation"], strict=True))
+    states = dict(zip(at.table[0].value["Host"], at.table[0].value["Reservation"], strict=True))
     assert states["ETHERNET 0050569AAB01"] == "applied ✓"
 
     # correcting the kept row and applying again allocates it
@@ -254,7 +254,7 @@ def test_a_failed_row_shows_the_servers_reason_and_retry_sends_it_again(
     assert _state(probe) == ("pending", None)
     assert pushed and pushed[0] <= set(servers)
     report = at.table[0].value
-    assert list(report["result"]) == ["✓ queued for retry"]
+    assert list(report["Result"]) == ["✓ queued for retry"]
 
     # the cause is gone: the reconciler applies it
     runtime.scheduler.push(pushed[0])

@@ -194,8 +194,9 @@ def test_the_history_filters_by_group_and_time_span_and_exports_what_it_shows(
     shown = history(at)
     assert shown[["group", "kind"]].values.tolist() == [["found", "missing"]]
     exported = pd.read_csv(io.BytesIO(downloads["drift history"]()))
-    assert exported["kind"].tolist() == ["missing"] and exported["group"].tolist() == ["found"]
-    assert exported["host_id"].tolist() == [HOST[1]]
+    assert exported["Event"].tolist() == ["missing"]
+    assert exported["What happened"].tolist() == ["found"]
+    assert exported["Host id"].tolist() == [HOST[1]]
 
     at.multiselect(key=f"drift_groups_{server_id}").set_value(["resolved"])
     at.run()

@@ -30,7 +30,7 @@ def test_signed_out_users_see_only_the_sign_in_form_and_demo_logins(app):
     assert at.title[0].value == "VLM — Virtual License Manager"
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     logins = at.table[0].value
-    assert set(logins["user"]) == {"admin", "mia", "max", "ana"}
+    assert set(logins["User"]) == {"admin", "mia", "max", "ana"}
     assert {info["page_name"] for info in at._registered_pages.values()} == {"Sign in"}
 
 

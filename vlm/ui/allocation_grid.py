@@ -15,8 +15,16 @@ from vlm.services.allocations import AllocationChange, RowResult
 from vlm.ui.grid_diff import GridDiff, RowProblem, diff_grid
 from vlm.ui.grid_drafts import GRID_COLUMNS, HIDDEN_COLUMNS, drafts_after_apply
 from vlm.ui.grid_state import GridScope
+from vlm.ui.local_time import with_zone
 from vlm.ui.session import PageContext, recheck
-from vlm.ui.widgets import ask_confirmation, attempt, confirmation, download_csv
+from vlm.ui.widgets import (
+    ask_confirmation,
+    attempt,
+    confirmation,
+    download_csv,
+    in_user_time,
+    people_table,
+)
 
 DISPLAY_COLUMNS = [c for c in GRID_COLUMNS if c not in HIDDEN_COLUMNS]
 READ_ONLY = ["status", "server_name", "problem", "created_at", "id"]
@@ -82,7 +90,7 @@ def column_config() -> dict[str, Any]:
             help="what the last Apply refused, or why the license server refused the row",
             width=360,
         ),
-        "created_at": cc.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm", width=140),
+        "created_at": cc.DatetimeColumn(with_zone("Created"), format="YYYY-MM-DD HH:mm", width=180),
         "id": cc.NumberColumn("Id", format="%d", width=60),
     }
 
@@ -202,7 +210,7 @@ def _review(page: PageContext, scope: GridScope, diff: GridDiff, source: pd.Data
             + (f", {len(diff.problems)} refused" if diff.problems else "")
         )
         preview = preview_frame(diff, source)
-        st.table(preview, hide_index=True)
+        people_table(preview)
         apply_col, back_col, download_col = st.columns(3)
         with download_col:
             download_csv(preview, "review", key=f"dl_review_{scope.tag}")
@@ -229,7 +237,7 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
             icon=":material/edit_note:",
         )
     st.data_editor(
-        source,
+        in_user_time(source),
         key=scope.editor_key,
         num_rows="dynamic",
         hide_index=True,
@@ -237,6 +245,7 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
         column_config=column_config(),
         disabled=READ_ONLY,
         width="stretch",
+        placeholder="",
     )
     diff = diff_grid(source, scope.editor_state())
     if scope.editing():
@@ -267,7 +276,9 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
     _retry_failed(page, scope, source)
     _live_report(page, scope, source)
     shown = [c for c in DISPLAY_COLUMNS if c != "id"]
-    download_csv(source[shown], "allocations grid", key=f"dl_grid_{scope.tag}")
+    download_csv(
+        source[shown], "allocations grid", key=f"dl_grid_{scope.tag}", column_config=column_config()
+    )
 
 
 def _guard_leaving() -> None:
@@ -310,7 +321,9 @@ def _retry_failed(page: PageContext, scope: GridScope, source: pd.DataFrame) -> 
             f"Send {len(chosen)} failed allocation(s) to the license server again? They go "
             "back to pending; if the cause is still there the server refuses them again."
         )
-        if chosen and confirmation(confirm_key, question, f"Retry {len(chosen)} row(s)"):
+        if chosen and confirmation(
+            confirm_key, question, f"Retry {len(chosen)} row(s)", destructive=False
+        ):
             _retry(page, scope, source, chosen)
 
 
@@ -417,7 +430,7 @@ def _render_report(
         with st.container(key=f"alloc_report_{scope.tag}"):
             st.markdown(f"**Last Apply** — {memory.summary} Reservation state on the server:")
             report = _report_frame(scope, states)
-            st.table(report, hide_index=True)
+            people_table(report)
             download_csv(report, "last apply", key=f"dl_report_{scope.tag}")
     if ticking and not _is_live(scope, source, states):
         if scope.editing():

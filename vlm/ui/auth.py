@@ -198,7 +198,8 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
     _hide_cookie_component()
     was_signed_in = bool(st.session_state.get("authentication_status"))
     auth = _authenticator(runtime) if was_signed_in or _has_sign_in_cookie(runtime) else None
-    identity = st.sidebar.container()
+    # the sidebar is drawn only for a signed-in session: the sign-in page has none
+    identity = st.sidebar.container() if was_signed_in else None
     if auth is not None and was_signed_in:
         _logout_button(auth)
     heading = st.container()
@@ -218,7 +219,8 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
     st.session_state.pop(NOTICE_KEY, None)
     if st.session_state.get(WRITE_COOKIE_KEY):
         _write_cookie(auth)
-    if not was_signed_in:
+    if identity is None:
+        identity = st.sidebar.container()
         _logout_button(auth)
     _show_identity(identity, signed_in)
     return signed_in

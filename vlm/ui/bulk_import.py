@@ -187,12 +187,14 @@ def render_bulk_result(scope: GridScope) -> None:
                 hide_index=True,
                 column_config=labelled([str(c) for c in result.refused.columns]),
                 key=f"bulk_refused_{scope.tag}",
+                placeholder="",
             )
             download_csv(
                 result.refused_csv,
                 "refused rows",
                 label=f"Download the {refused} refused row(s) (CSV)",
                 key=f"bulk_refused_csv_{scope.tag}",
+                raw=True,  # read back by the bulk add: the upload's own column names
             )
         with st.expander("Every row of the file"):
             table_with_download(result.report, "bulk add report", key=f"bulk_report_{scope.tag}")

@@ -14,7 +14,9 @@ import pandas as pd
 from vlm.domain import Actor, Role
 from vlm.services import allocations, exports, reports
 from vlm.services.context import ServiceContext
+from vlm.ui.local_time import is_timestamp_column, server_zone, zone_label
 from vlm.ui.session import PageContext
+from vlm.ui.widgets import for_people, label
 
 UTILIZATION_DAYS = 90
 PREVIEW_ROWS = 200
@@ -44,7 +46,18 @@ class Export:
         return self._frame(page).head(PREVIEW_ROWS)
 
     def csv(self, page: PageContext) -> Callable[[], bytes]:
-        """The CSV, built when the download is clicked (in Streamlit's download thread)."""
+        """The CSV for people (readable headers, times in the user's zone), built when the
+        download is clicked (in Streamlit's download thread)."""
+        ctx = page.ctx
+        if self.query is not None:
+            sql, params = self.query(page.actor)
+            labelled_sql = with_headers(sql, self._query_headers(page, sql, params))
+            return lambda: exports.query_csv(ctx, labelled_sql, params)
+        shown = for_people(self._frame(page))
+        return lambda: exports.to_csv_bytes(shown)
+
+    def raw_csv(self, page: PageContext) -> Callable[[], bytes]:
+        """The CSV with the machine column names and stored times, for scripts."""
         ctx, actor = page.ctx, page.actor
         if self.query is not None:
             sql, params = self.query(actor)
@@ -52,6 +65,15 @@ class Export:
         frame = self.frame
         assert frame is not None
         return lambda: exports.to_csv_bytes(frame(ctx, actor))
+
+    def _query_headers(self, page: PageContext, sql: str, params: list[object]) -> dict[str, str]:
+        """Readable headers of a query's columns; its times stay in the server's zone."""
+        empty = exports.query_preview(page.ctx, sql, params, 0)
+        zone = zone_label(server_zone())
+        return {
+            str(c): f"{label(str(c))} ({zone})" if is_timestamp_column(empty[c]) else label(str(c))
+            for c in empty.columns
+        }
 
     def _frame(self, page: PageContext) -> pd.DataFrame:
         assert self.frame is not None
@@ -88,6 +110,16 @@ EXPORTS = (
         query=lambda actor: reports.utilization_history_query(actor, UTILIZATION_DAYS),
     ),
 )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def with_headers(sql: str, headers: dict[str, str]) -> str:
+    """The query with its columns renamed (column name -> header)."""
+    columns = ", ".join(f"{_quoted(c)} AS {_quoted(h)}" for c, h in headers.items())
+    return f"SELECT {columns} FROM ({sql}) AS people_rows"
 
 
 def available_exports(page: PageContext) -> list[Export]:

@@ -18,6 +18,7 @@ import streamlit as st
 
 from vlm.ui.grid_state import FeatureKey, GridScope
 from vlm.ui.pickers import feature_label, labelled_selectbox
+from vlm.ui.widgets import danger_button
 
 POOL_PARAM = "pool"
 FEATURE_PARAM = "feature"
@@ -168,7 +169,12 @@ def _ask_to_switch(
     with st.container(border=True, key=SWITCH_KEY):
         st.warning(_switch_prompt(current, target, pool_labels), icon=":material/warning:")
         discard_col, keep_col = st.columns(2)
-        if discard_col.button("Discard changes", key=f"{SWITCH_KEY}_discard", type="primary"):
+        if danger_button(
+            "Discard changes",
+            key=f"{SWITCH_KEY}_discard",
+            container=discard_col,
+            icon=":material/delete_sweep:",
+        ):
             discard()
             remember(target)
             _new_round()

@@ -15,6 +15,7 @@ from vlm.domain import VlmError
 from vlm.flexnet.errors import FlexNetError
 from vlm.services.exports import to_csv_bytes
 from vlm.sync.clients import ServerConfigError
+from vlm.ui.local_time import is_timestamp_column, to_user_time, with_zone
 from vlm.ui.messages import Explained, explain_server_error
 from vlm.ui.session import current_actor, run_scratch
 
@@ -29,12 +30,154 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "table"
 
 
+LABELS = {
+    "id": "Id",
+    "name": "Name",
+    "vlm_name": "VLM",
+    "vlm_id": "VLM id",
+    "vlm_type": "Type",
+    "pool_id": "Pool id",
+    "pool_name": "Pool",
+    "server_name": "Server",
+    "server_id": "Server id",
+    "feature_name": "Feature",
+    "feature_version": "Version",
+    "reserved_by_others": "Reserved outside VLM",
+    "last_error": "Last error",
+    "last_sync_at": "Last sync",
+    "last_success_at": "Last success",
+    "last_latency_ms": "Latency (ms)",
+    "metered_features": "Metered features",
+    "uncounted_features": "Uncounted features",
+    "other_features": "Other features",
+    "base_url": "Base URL",
+    "created_at": "Created",
+    "created_by": "Created by",
+    "updated_at": "Updated",
+    "applied_at": "Applied",
+    "taken_at": "Taken",
+    "happened_at": "When",
+    "over_committed": "Over-committed",
+    "must_change_password": "Must change password",
+    "display_name": "Display name",
+    "email": "E-mail",
+    "username": "User",
+    "host_type": "Host type",
+    "host_id": "Host id",
+    "target_type": "Target type",
+    "target_id": "Target id",
+    "allocation_id": "Allocation id",
+    "allocated_share": "Allocated of quantity",
+    "allocations_link": "Allocations",
+    "group_name": "Reservation group",
+    "license_kind": "License kind",
+    "can_pool": "Poolable kind",
+    "server_feature_id": "Server feature id",
+    "next_attempt_at": "Next attempt",
+    "state": "State",
+}
+TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
+DANGER_PREFIX = "danger_"
+DANGER_RED = "#c62828"
+DANGER_CSS = (
+    f"<style>[class*='st-key-{DANGER_PREFIX}'] button{{background-color:{DANGER_RED};"
+    f"border-color:{DANGER_RED};color:#fff}}"
+    f"[class*='st-key-{DANGER_PREFIX}'] button:hover{{background-color:#8e0000;"
+    "border-color:#8e0000;color:#fff}</style>"
+)
+TIME_WIDTH = 160
+
+
+def label(column: str) -> str:
+    """A readable header for a column name."""
+    return LABELS.get(column, column.replace("_", " ").capitalize())
+
+
+def _configured_label(column: str, entry: object) -> str:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, Mapping) and entry.get("label"):
+        return str(entry["label"])
+    return label(column)
+
+
+def _time_config(column: str, entry: object) -> dict[str, Any]:
+    """A timestamp column: shown to the second, wide enough, its title naming the zone."""
+    config = dict(entry) if isinstance(entry, Mapping) else {}
+    if not config.get("type_config"):
+        config = dict(st.column_config.DatetimeColumn(format=TIME_FORMAT, width=TIME_WIDTH))
+    config["label"] = with_zone(_configured_label(column, entry))
+    config["width"] = config.get("width") or TIME_WIDTH
+    return config
+
+
+def labelled(
+    columns: Sequence[str],
+    column_config: Mapping[str, Any] | None = None,
+    *,
+    times: Sequence[str] = (),
+) -> dict[str, Any]:
+    """column_config with a readable label for every column; timestamp columns (`times`) also
+    name the zone they are shown in."""
+    given = dict(column_config or {})
+    config: dict[str, Any] = {c: given.get(c, label(c)) for c in columns}
+    config.update({c: v for c, v in given.items() if c not in config})
+    for column in times:
+        if column in config:
+            config[column] = _time_config(column, given.get(column))
+    return config
+
+
+def time_columns(frame: pd.DataFrame) -> list[str]:
+    return [str(c) for c in frame.columns if is_timestamp_column(frame[c])]
+
+
+def in_user_time(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its timestamps moved to the user's zone (as the tables show them)."""
+    shown = frame.copy()
+    for column in time_columns(frame):
+        shown[column] = to_user_time(shown[column])
+    return shown
+
+
+def headers(frame: pd.DataFrame, column_config: Mapping[str, Any] | None = None) -> list[str]:
+    """The column titles people read for a frame: its table's labels, zones on time columns."""
+    config = labelled([str(c) for c in frame.columns], column_config, times=time_columns(frame))
+    return [_configured_label(str(c), config.get(str(c))) for c in frame.columns]
+
+
+def for_people(frame: pd.DataFrame, column_config: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A stored frame as people read it in a CSV: the table's column titles, times in the
+    user's zone to the second, empty values blank."""
+    shown = in_user_time(frame)
+    for column in time_columns(shown):
+        shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M:%S")
+    for column in shown.columns:
+        if shown[column].dtype == object:
+            shown[column] = shown[column].map(_blank_if_missing)
+    return shown.set_axis(headers(frame, column_config), axis=1)
+
+
+def _blank_if_missing(value: object) -> object:
+    return (
+        "" if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else value
+    )
+
+
 def download_csv(
-    frame: pd.DataFrame, name: str, *, label: str | None = None, key: str | None = None
+    frame: pd.DataFrame,
+    name: str,
+    *,
+    label: str | None = None,
+    key: str | None = None,
+    column_config: Mapping[str, Any] | None = None,
+    raw: bool = False,
 ) -> None:
     """A download button with the frame as formula-safe CSV, encoded only when clicked
-    (every table has one: encoding them all on each run cost a 10,000-row grid ~50 ms)."""
-    shown = frame.copy()
+    (every table has one: encoding them all on each run cost a 10,000-row grid ~50 ms).
+    Headers are the titles people read in the table; `raw` keeps the machine names (for a file
+    meant to be read back by VLM)."""
+    shown = frame.copy() if raw else for_people(frame, column_config)
     st.download_button(
         label or f"Download {name} (CSV)",
         data=lambda: to_csv_bytes(shown),
@@ -46,45 +189,6 @@ def download_csv(
     )
 
 
-LABELS = {
-    "id": "Id",
-    "vlm_name": "VLM",
-    "vlm_id": "VLM id",
-    "vlm_type": "Type",
-    "pool_name": "Pool",
-    "server_name": "Server",
-    "feature_name": "Feature",
-    "feature_version": "Version",
-    "reserved_by_others": "Reserved outside VLM",
-    "last_error": "Last error",
-    "base_url": "Base URL",
-    "created_at": "Created",
-    "created_by": "Created by",
-    "updated_at": "Updated",
-    "applied_at": "Applied",
-    "over_committed": "Over-committed",
-    "must_change_password": "Must change password",
-    "host_type": "Host type",
-    "host_id": "Host id",
-    "target_type": "Target type",
-    "target_id": "Target id",
-}
-
-
-def label(column: str) -> str:
-    """A readable header for a column name."""
-    return LABELS.get(column, column.replace("_", " ").capitalize())
-
-
-def labelled(
-    columns: Sequence[str], column_config: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """column_config with a readable label for every column not configured explicitly."""
-    config: dict[str, Any] = {c: label(c) for c in columns}
-    config.update(column_config or {})
-    return config
-
-
 def table_with_download(
     frame: pd.DataFrame,
     name: str,
@@ -94,17 +198,40 @@ def table_with_download(
     height: int | str = "auto",
     key: str | None = None,
     styler: Callable[[pd.DataFrame], Any] | None = None,
-) -> None:
-    """Every table shown can also be downloaded as CSV (exactly the rows and columns shown)."""
-    shown = frame[list(column_order)] if column_order else frame
-    st.dataframe(
+    row_height: int | None = None,
+    selectable: bool = False,
+) -> int | None:
+    """Every table shown can also be downloaded as CSV (exactly the rows and columns shown,
+    under the same titles): full page width, empty cells blank, times in the user's zone.
+    A `selectable` table lets the user pick one row; its position is returned."""
+    stored = frame[list(column_order)] if column_order else frame
+    shown = in_user_time(stored)
+    config = labelled([str(c) for c in shown.columns], column_config, times=time_columns(shown))
+    event = st.dataframe(
         styler(shown) if styler else shown,
         hide_index=True,
-        column_config=labelled([str(c) for c in shown.columns], column_config),
+        column_config=config,
         height=height,
         key=f"table_{key}" if key else None,
+        placeholder="",
+        width="stretch",
+        row_height=row_height,
+        **({"on_select": "rerun", "selection_mode": "single-row"} if selectable else {}),
     )
-    download_csv(shown, name, key=f"download_{key}" if key else None)
+    download_csv(stored, name, key=f"download_{key}" if key else None, column_config=config)
+    return _selected_row(event, len(stored)) if selectable else None
+
+
+def people_table(frame: pd.DataFrame) -> None:
+    """A small static table (st.table has no column_config): readable headers, blank empties,
+    times in the user's zone."""
+    st.table(for_people(frame), hide_index=True)
+
+
+def _selected_row(event: Any, rows: int) -> int | None:
+    """The selected row's position, if it is still one of the rows shown."""
+    chosen = list(getattr(getattr(event, "selection", None), "rows", None) or [])
+    return int(chosen[0]) if chosen and 0 <= int(chosen[0]) < rows else None
 
 
 @dataclass(frozen=True)
@@ -187,14 +314,39 @@ def cancel_confirmation(key: str) -> None:
     st.session_state.pop(f"_confirm_{key}", None)
 
 
-def confirmation(key: str, message: str, confirm_label: str) -> bool:
-    """An inline confirm block opened by ask_confirmation(key); True when confirmed."""
+def danger_styles() -> None:
+    """Red buttons inside containers keyed `danger_…` (keyed elements get class st-key-<key>)."""
+    st.html(DANGER_CSS)
+
+
+def danger_button(
+    label: str,
+    *,
+    key: str,
+    container: DeltaGenerator | None = None,
+    icon: str = ":material/delete_forever:",
+) -> bool:
+    """A button for an action that deletes, removes, disables or resets: red, with an icon."""
+    danger_styles()
+    with (container or st).container(key=f"{DANGER_PREFIX}{key}"):
+        return st.button(label, key=key, type="primary", icon=icon)
+
+
+def confirmation(key: str, message: str, confirm_label: str, *, destructive: bool = True) -> bool:
+    """An inline confirm block opened by ask_confirmation(key); True when confirmed. The
+    message states the impact; a destructive action's confirm button is red."""
     if not st.session_state.get(f"_confirm_{key}"):
         return False
     with st.container(border=True):
         st.warning(message, icon=":material/warning:")
         yes, no = st.columns(2)
-        if yes.button(confirm_label, type="primary", key=f"{key}_confirm"):
+        if destructive:
+            confirmed = danger_button(
+                confirm_label, key=f"{key}_confirm", container=yes, icon=":material/warning:"
+            )
+        else:
+            confirmed = yes.button(confirm_label, type="primary", key=f"{key}_confirm")
+        if confirmed:
             cancel_confirmation(key)
             return True
         if no.button("Cancel", key=f"{key}_cancel"):
@@ -207,5 +359,7 @@ def choose_columns(
     columns: Sequence[str], *, key: str, default: Sequence[str] | None = None
 ) -> list[str]:
     """Let the user pick which columns a table shows (and downloads)."""
-    chosen = st.multiselect("Columns", list(columns), default=list(default or columns), key=key)
+    chosen = st.multiselect(
+        "Columns", list(columns), default=list(default or columns), key=key, format_func=label
+    )
     return [c for c in columns if c in chosen] or list(columns)
