@@ -1,0 +1,90 @@
+"""The pool reads the admin and manager pages use: search, deletion impact, bad ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
+from tests.unit.services.estate import add_people, add_server, feature_ids
+from vlm.domain import NAME_MAX_LENGTH, ValidationError
+from vlm.services import allocations, pools, vlms
+
+CAD, SIM = ("cad", "1.0"), ("sim", "1.0")
+
+
+@pytest.fixture
+def estate(ctx) -> dict[str, int]:
+    add_people(ctx)
+    add_server(ctx, "east", {CAD: 20, SIM: 10})
+    add_server(ctx, "west", {CAD: 10})
+    engineering = vlms.create_vlm(ctx, ADMIN, "Engineering", feature_ids(ctx))
+    design = pools.create_pool(ctx, ADMIN, engineering, "Design team", MANAGER.username, {CAD: 25})
+    sim = pools.create_pool(ctx, ADMIN, engineering, "Sim crew", OTHER_MANAGER.username, {SIM: 4})
+    return {"design": design, "sim": sim}
+
+
+def names(frame) -> list[str]:
+    return sorted(frame["name"])
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        (None, ["Design team", "Sim crew"]),
+        ("", ["Design team", "Sim crew"]),
+        ("design", ["Design team"]),  # pool name, any case
+        ("ENGINEER", ["Design team", "Sim crew"]),  # VLM name
+        ("carol", ["Sim crew"]),  # manager
+        ("nobody", []),
+    ],
+)
+def test_search_matches_pool_vlm_or_manager_names_in_any_case(ctx, estate, search, expected):
+    assert names(pools.list_pools(ctx, ADMIN, search=search)) == expected
+
+
+def test_a_managers_search_stays_inside_their_own_pools(ctx, estate) -> None:
+    assert names(pools.list_pools(ctx, MANAGER)) == ["Design team"]
+    assert names(pools.list_pools(ctx, MANAGER, search="sim")) == []
+    assert names(pools.list_pools(ctx, MANAGER, search="design")) == ["Design team"]
+    assert names(pools.list_pools(ctx, ANALYST, search="crew")) == ["Sim crew"]
+
+
+def test_an_overlong_search_is_refused_at_its_field(ctx, estate) -> None:
+    with pytest.raises(ValidationError) as refused:
+        pools.list_pools(ctx, ADMIN, search="x" * (NAME_MAX_LENGTH + 1))
+    assert refused.value.field == "search"
+
+
+def test_pool_totals_sum_every_feature_and_server(ctx, estate) -> None:
+    allocations.allocate(ctx, MANAGER, estate["design"], CAD, "USER", "ann", 18)
+    allocations.allocate(ctx, MANAGER, estate["design"], CAD, "USER", "ben", 5)
+    [row] = pools.list_pools(ctx, ADMIN, search="design").to_dict("records")
+    assert (row["quantity"], row["allocated"], row["available"]) == (25, 23, 2)
+    assert row["allocations"] == 2 and row["failed"] == 0 and not row["over_committed"]
+
+
+def test_deletion_impact_counts_rows_reservations_and_hosts_per_server(ctx, estate) -> None:
+    design = estate["design"]
+    assert pools.deletion_impact(ctx, ADMIN, design) == {
+        "allocations": 0,
+        "reservations": 0,
+        "hosts": 0,
+    }
+    allocations.allocate(ctx, MANAGER, design, CAD, "USER", "ann", 18)
+    allocations.allocate(ctx, MANAGER, design, CAD, "USER", "ben", 5)
+    failed = allocations.allocate(ctx, MANAGER, design, CAD, "USER", "cy", 1)
+    ctx.db.write(
+        lambda cur: cur.execute("UPDATE allocations SET state = 'failed' WHERE id = ?", [failed])
+    )
+    assert pools.deletion_impact(ctx, ADMIN, design) == {
+        "allocations": 3,  # every row goes
+        "reservations": 2,  # the failed one never reached a server
+        "hosts": 3,  # ann, ben and cy: one reservation group each
+    }
+
+
+@pytest.mark.parametrize("bad", [0, "pool 1"])
+def test_a_bad_pool_id_is_refused_naming_the_pool(ctx, estate, bad) -> None:
+    with pytest.raises(ValidationError) as refused:
+        pools.deletion_impact(ctx, ADMIN, bad)
+    assert refused.value.field == "pool" and "pool id" in refused.value.message
