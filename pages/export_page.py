@@ -21,26 +21,28 @@ for export in available_exports(page):
         rows = export.count(page)
         st.write(f"{rows:,} row(s)")
         people_col, raw_col = st.columns(2)
-        people_col.download_button(
-            f"Download {export.title} (CSV)",
-            data=export.csv(page),
-            file_name=f"{export.file_name}.csv",
-            mime="text/csv",
-            key=f"export_{export.file_name}",
-            icon=":material/download:",
-            on_click="ignore",
-            type="primary",
-        )
-        raw_col.download_button(
-            f"Download {export.title}, raw (CSV)",
-            data=export.raw_csv(page),
-            file_name=f"{export.file_name}-raw.csv",
-            mime="text/csv",
-            key=f"raw_{export.file_name}",
-            icon=":material/data_object:",
-            on_click="ignore",
-            help="machine column names (vlm_name, over_committed …) and stored times",
-        )
+        with people_col:
+            st.download_button(
+                f"Download {export.title} (CSV)",
+                data=export.csv(page),
+                file_name=f"{export.file_name}.csv",
+                mime="text/csv",
+                key=f"export_{export.file_name}",
+                icon=":material/download:",
+                on_click="ignore",
+                type="primary",
+            )
+        with raw_col:
+            st.download_button(
+                f"Download {export.title}, raw (CSV)",
+                data=export.raw_csv(page),
+                file_name=f"{export.file_name}-raw.csv",
+                mime="text/csv",
+                key=f"raw_{export.file_name}",
+                icon=":material/data_object:",
+                on_click="ignore",
+                help="machine column names (vlm_name, over_committed …) and stored times",
+            )
         if st.toggle(f"Preview the first {PREVIEW_ROWS} rows", key=f"preview_{export.file_name}"):
             preview = in_user_time(export.preview(page))
             st.dataframe(

@@ -5,16 +5,18 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools
 from vlm.ui.navigation import page_path_of
-from vlm.ui.pool_forms import POOL_COLUMNS
+from vlm.ui.pool_forms import POOL_COLUMNS, pool_table_config, with_grid_links
 from vlm.ui.session import page_context
 from vlm.ui.widgets import choose_columns, table_with_download
 
 FEATURE_COLUMNS = [
-    "vlm_name",
     "pool_name",
+    "vlm_name",
     "manager",
     "feature_name",
     "feature_version",
+    "allocations_link",
+    "allocated_share",
     "quantity",
     "allocated",
     "available",
@@ -23,6 +25,7 @@ FEATURE_COLUMNS = [
     "failed",
     "over_committed",
 ]
+POOL_DEFAULT = [c for c in POOL_COLUMNS if c not in ("description", "created_at")]
 
 page = page_context(Role.ADMIN, Role.MANAGER)
 st.title("All Pools" if page.actor.is_admin else "My Pools")
@@ -35,14 +38,26 @@ if pool_frame.empty:
     st.stop()
 
 st.subheader(f"Pools ({len(pool_frame)})")
-shown = choose_columns(POOL_COLUMNS, key="my_pools_columns", default=POOL_COLUMNS[:9])
-table_with_download(pool_frame, "pools", column_order=shown, key="my_pools")
+shown = choose_columns(POOL_COLUMNS, key="my_pools_columns", default=POOL_DEFAULT)
+table_with_download(
+    with_grid_links(pool_frame),
+    "pools",
+    column_order=shown,
+    key="my_pools",
+    column_config=pool_table_config(),
+)
 
 st.subheader("Features per pool")
 features = pools.pool_features(page.ctx, page.actor)
 features = features[features["pool_id"].isin(pool_frame["id"])]
 shown_features = choose_columns(FEATURE_COLUMNS, key="my_pool_features_columns")
-table_with_download(features, "pool features", column_order=shown_features, key="my_pool_features")
+table_with_download(
+    with_grid_links(features, pool_column="pool_id"),
+    "pool features",
+    column_order=shown_features,
+    key="my_pool_features",
+    column_config=pool_table_config(),
+)
 
 st.subheader("Allocate")
 labels = dict(

@@ -5,7 +5,14 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools, users, vlms
 from vlm.ui.pickers import pick_row, pool_label
-from vlm.ui.pool_forms import POOL_COLUMNS, quantities_fit, quantity_inputs, recheck_quantities
+from vlm.ui.pool_forms import (
+    POOL_COLUMNS,
+    pool_table_config,
+    quantities_fit,
+    quantity_inputs,
+    recheck_quantities,
+    with_grid_links,
+)
 from vlm.ui.session import page_context
 from vlm.ui.widgets import (
     ask_confirmation,
@@ -25,10 +32,11 @@ show_flashes()
 
 pool_frame = pools.list_pools(ctx, actor)
 table_with_download(
-    pool_frame,
+    with_grid_links(pool_frame),
     "virtual pools",
     key="pools",
     column_order=POOL_COLUMNS,
+    column_config=pool_table_config(),
 )
 vlm_frame = vlms.list_vlms(ctx, actor)
 managers = users.managers(ctx, actor)

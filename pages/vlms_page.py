@@ -48,6 +48,11 @@ table_with_download(
         "created_at",
         "created_by",
     ],
+    column_config={
+        "name": st.column_config.TextColumn("VLM", pinned=True),
+        "servers": st.column_config.TextColumn("Servers", width="medium"),
+        "description": st.column_config.TextColumn("Description", width="medium"),
+    },
 )
 
 with st.expander("Create a VLM", icon=":material/add_circle:", expanded=vlm_frame.empty):

@@ -135,9 +135,9 @@ def test_admin_sets_up_a_pool_and_the_manager_allocates_edits_and_removes(
     expect(report.get_by_text("applied ✓")).to_be_visible()
     expect(report.get_by_text("12 hex digits")).to_be_visible()
     grid = download_csv(page, "Download allocations grid (CSV)")
-    assert list(grid["host_id"]) == [DEVICE, "not-a-mac"]
-    assert list(grid["status"]) == ["applied", "not saved"]
-    assert "12 hex digits" in grid["problem"].iloc[1]
+    assert list(grid["Host id"]) == [DEVICE, "not-a-mac"]
+    assert list(grid["State"]) == ["applied", "not saved"]
+    assert "12 hex digits" in grid["Problem / server reason"].iloc[1]
 
     # edits the description (and drops the refused row)
     type_in_cell(page, "description", 0, "Lab bench E2E")
@@ -146,7 +146,7 @@ def test_admin_sets_up_a_pool_and_the_manager_allocates_edits_and_removes(
     apply_changes(page, 1)
     expect(report.get_by_text("✓ updated")).to_be_visible()
     grid = download_csv(page, "Download allocations grid (CSV)")
-    assert list(grid["description"]) == ["Lab bench E2E"]
+    assert list(grid["Description"]) == ["Lab bench E2E"]
     assert DEVICE in reserved_hosts(cloud)
 
     # deletes it: the reservation is gone from the server
@@ -205,7 +205,7 @@ def test_analyst_downloads_a_pool_csv_that_matches_the_database(browser: Browser
     page = sign_in(browser, app_server.url, analyst.username, analyst.password)
     assert sidebar_links(page) == ["Dashboard", "Export"]
     open_page(page, "Export")
-    exported = download_csv(page, "Download Pools (CSV)")
+    exported = download_csv(page, "Download Pools, raw (CSV)")  # machine column names
     page.context.close()
 
     app_server.stop()  # release the DuckDB file; the next test restarts the app

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pandas as pd
 import streamlit as st
 
@@ -11,8 +9,10 @@ from vlm.domain import Role
 from vlm.services import pools, reports, servers
 from vlm.ui.charts import pool_figure, pool_trend_figure, stack_figure, trend_figure
 from vlm.ui.license_kinds import totals_note
+from vlm.ui.local_time import now_for_user, user_zone, zone_label
+from vlm.ui.pool_forms import pool_table_config, with_grid_links
 from vlm.ui.session import PageContext, recheck
-from vlm.ui.widgets import table_with_download
+from vlm.ui.widgets import in_user_time, table_with_download
 
 REFRESH_SECONDS = 15
 TREND_DAYS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90}
@@ -112,22 +112,24 @@ def manager_charts(page: PageContext) -> None:
             icon=":material/warning:",
         )
     table_with_download(
-        features[
-            [
-                "vlm_name",
-                "pool_name",
-                "feature_name",
-                "feature_version",
-                "quantity",
-                "allocated",
-                "available",
-                "pending",
-                "failed",
-                "over_committed",
-            ]
-        ],
+        with_grid_links(features, pool_column="pool_id"),
         "pool features",
         key="dash_pool_features",
+        column_order=[
+            "pool_name",
+            "vlm_name",
+            "feature_name",
+            "feature_version",
+            "allocations_link",
+            "allocated_share",
+            "quantity",
+            "allocated",
+            "available",
+            "pending",
+            "failed",
+            "over_committed",
+        ],
+        column_config=pool_table_config(),
     )
 
 
@@ -155,7 +157,7 @@ def _pool_trend(page: PageContext, pool_id: int, days: int, span: str) -> None:
         st.info("This pool has no history in this period yet.")
         return
     st.plotly_chart(
-        pool_trend_figure(frame, f"Pool quantity and allocated, last {span}"),
+        pool_trend_figure(in_user_time(frame), f"Pool quantity and allocated, last {span}"),
         key="chart_pool_trend",
     )
     st.caption(
@@ -172,7 +174,12 @@ def _server_trend(page: PageContext, server_id: int | None, days: int, span: str
     if frame.empty or frame["total"].isna().all():
         st.info("No utilization snapshots yet; they are recorded at every inventory sync.")
         return
-    st.plotly_chart(trend_figure(frame, f"Licenses over the last {span}"), key="chart_trend")
+    st.plotly_chart(
+        trend_figure(
+            in_user_time(frame), f"Licenses over the last {span} ({zone_label(user_zone())})"
+        ),
+        key="chart_trend",
+    )
     with st.expander("Trend data"):
         table_with_download(frame, "utilization trend", key="trend_table")
 
@@ -196,7 +203,8 @@ def render(page: PageContext) -> None:
     """The whole dashboard, re-drawn every REFRESH_SECONDS."""
     recheck(page)
     st.caption(
-        f"Updated {datetime.now():%H:%M:%S} · refreshes every {REFRESH_SECONDS} s · "
+        f"Updated {now_for_user():%H:%M:%S} {zone_label(user_zone())} · "
+        f"refreshes every {REFRESH_SECONDS} s · "
         "scoped to what your role may see"
     )
     kpi_tiles(page)

@@ -7,11 +7,13 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from vlm.ui.grid_selection import FEATURE_PARAM, POOL_PARAM, feature_param
 from vlm.ui.messages import FeatureBounds, quantity_problems
 from vlm.ui.widgets import Outcome, clear_banners
 
@@ -19,19 +21,73 @@ FeatureKey = tuple[str, str]
 COLUMNS_PER_ROW = 3
 # The columns of a pool list, in display order (also the column choices on My Pools).
 POOL_COLUMNS = [
-    "vlm_name",
     "name",
+    "vlm_name",
     "manager",
-    "description",
-    "features",
+    "allocations_link",
+    "allocated_share",
     "quantity",
     "allocated",
     "available",
+    "features",
     "allocations",
     "failed",
     "over_committed",
+    "description",
     "created_at",
 ]
+ALLOCATIONS_URL = "allocations"  # relative: the Allocations page next to this one
+
+
+def allocations_url(pool_id: int, feature: FeatureKey | None = None) -> str:
+    """The link that opens a pool's (and feature's) allocation grid."""
+    params = {POOL_PARAM: str(int(pool_id))}
+    if feature is not None:
+        params[FEATURE_PARAM] = feature_param(feature)
+    return f"{ALLOCATIONS_URL}?{urlencode(params, quote_via=quote)}"
+
+
+def _share(allocated: pd.Series, quantity: pd.Series) -> pd.Series:
+    quantity = quantity.astype(float)
+    return (allocated.astype(float) / quantity.where(quantity > 0)).fillna(0.0).clip(0.0, 1.0)
+
+
+def with_grid_links(frame: pd.DataFrame, *, pool_column: str = "id") -> pd.DataFrame:
+    """Pool (or pool feature) rows with 'allocated of quantity' and a link to their grid."""
+    shown = frame.copy()
+    shown["allocated_share"] = _share(shown["allocated"], shown["quantity"])
+    has_feature = "feature_name" in shown.columns
+    shown["allocations_link"] = [
+        allocations_url(
+            int(r[pool_column]),
+            (str(r["feature_name"]), str(r["feature_version"])) if has_feature else None,
+        )
+        for _, r in shown.iterrows()
+    ]
+    return shown
+
+
+def pool_table_config() -> dict[str, Any]:
+    """Progress bar, grid link, widths and formats of pool tables."""
+    cc = st.column_config
+    return {
+        "name": cc.TextColumn("Pool", pinned=True),
+        "allocations_link": cc.LinkColumn(
+            "Allocation grid",
+            display_text="Open grid",
+            help="open this pool's allocation grid (new tab)",
+            width="small",
+        ),
+        "allocated_share": cc.ProgressColumn(
+            "Allocated of quantity",
+            min_value=0.0,
+            max_value=1.0,
+            format="percent",
+            help="allocated ÷ quantity",
+            width="small",
+        ),
+        "description": cc.TextColumn("Description", width="medium"),
+    }
 
 
 def _key(prefix: str, name: str, version: str) -> str:

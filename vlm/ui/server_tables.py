@@ -14,6 +14,7 @@ from vlm.services import servers
 from vlm.services.context import ServiceContext
 from vlm.services.drift_history import GROUPS, REPORT_GROUPS, drift_history
 from vlm.ui.license_kinds import COUNTED_TITLE, counted_only, kind_sections
+from vlm.ui.local_time import format_user_time
 from vlm.ui.widgets import table_with_download
 
 SERVER_COLUMNS = [
@@ -117,6 +118,11 @@ def server_table(frame: pd.DataFrame) -> None:
             "metered_features": st.column_config.NumberColumn("Metered features"),
             "uncounted_features": st.column_config.NumberColumn("Uncounted features"),
             "other_features": st.column_config.NumberColumn("Other features"),
+            "status": st.column_config.TextColumn("Status", width="small"),
+            "last_error": st.column_config.TextColumn("Last error", width="large"),
+            "base_url": st.column_config.TextColumn("Base URL", width="medium"),
+            "instance": st.column_config.TextColumn("Instance", width="medium"),
+            "description": st.column_config.TextColumn("Description", width="medium"),
         },
     )
 
@@ -198,8 +204,7 @@ def drift_table(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> No
 
 
 def _read_at(server: dict[str, Any]) -> str:
-    when = server.get("last_success_at")
-    return "never" if when is None or pd.isna(when) else f"{pd.Timestamp(when):%Y-%m-%d %H:%M:%S}"
+    return format_user_time(server.get("last_success_at")) or "never"
 
 
 def _current_drift(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> None:

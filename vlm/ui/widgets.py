@@ -68,7 +68,7 @@ LABELS = {
     "target_id": "Target id",
     "allocation_id": "Allocation id",
     "allocated_share": "Allocated of quantity",
-    "allocations_link": "Allocations",
+    "allocations_link": "Allocation grid",
     "group_name": "Reservation group",
     "license_kind": "License kind",
     "can_pool": "Poolable kind",
@@ -111,25 +111,69 @@ def _time_config(column: str, entry: object) -> dict[str, Any]:
     return config
 
 
+def _number_config(column: str, entry: object) -> object:
+    """A whole-number column: ids plain, other figures with thousands separators."""
+    if isinstance(entry, Mapping) and entry.get("type_config"):
+        return entry
+    title = _configured_label(column, entry)
+    if column == "id" or column.endswith("_id"):
+        return st.column_config.NumberColumn(title, format="%d")
+    return st.column_config.NumberColumn(title, format="localized")
+
+
 def labelled(
     columns: Sequence[str],
     column_config: Mapping[str, Any] | None = None,
     *,
     times: Sequence[str] = (),
+    numbers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """column_config with a readable label for every column; timestamp columns (`times`) also
-    name the zone they are shown in."""
+    name the zone they are shown in, whole-number columns (`numbers`) get separators; a first
+    column 'name' stays in view when the table scrolls sideways."""
     given = dict(column_config or {})
     config: dict[str, Any] = {c: given.get(c, label(c)) for c in columns}
     config.update({c: v for c, v in given.items() if c not in config})
     for column in times:
         if column in config:
             config[column] = _time_config(column, given.get(column))
+    for column in numbers:
+        if column in config:
+            config[column] = _number_config(column, given.get(column))
+    if columns and columns[0] == "name" and isinstance(config["name"], str):
+        config["name"] = st.column_config.TextColumn(config["name"], pinned=True)
     return config
+
+
+def column_settings(
+    frame: pd.DataFrame, column_config: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The column_config of a table of this frame (labels, zones, number formats)."""
+    return labelled(
+        [str(c) for c in frame.columns],
+        column_config,
+        times=time_columns(frame),
+        numbers=integer_columns(frame),
+    )
 
 
 def time_columns(frame: pd.DataFrame) -> list[str]:
     return [str(c) for c in frame.columns if is_timestamp_column(frame[c])]
+
+
+def integer_columns(frame: pd.DataFrame) -> list[str]:
+    return [
+        str(c)
+        for c in frame.columns
+        if pd.api.types.is_integer_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
+
+
+def _kind(entry: object) -> str | None:
+    """The column type a column_config entry sets ('link', 'progress' …), if any."""
+    if isinstance(entry, Mapping) and isinstance(entry.get("type_config"), Mapping):
+        return entry["type_config"].get("type")
+    return None
 
 
 def in_user_time(frame: pd.DataFrame) -> pd.DataFrame:
@@ -148,14 +192,20 @@ def headers(frame: pd.DataFrame, column_config: Mapping[str, Any] | None = None)
 
 def for_people(frame: pd.DataFrame, column_config: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """A stored frame as people read it in a CSV: the table's column titles, times in the
-    user's zone to the second, empty values blank."""
-    shown = in_user_time(frame)
+    user's zone to the second, shares as percentages, empty values blank; in-app links left
+    out (they lead nowhere outside VLM)."""
+    config = dict(column_config or {})
+    links = [c for c in frame.columns if _kind(config.get(str(c))) == "link"]
+    stored = frame.drop(columns=links)
+    shown = in_user_time(stored)
     for column in time_columns(shown):
         shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M:%S")
     for column in shown.columns:
-        if shown[column].dtype == object:
+        if _kind(config.get(str(column))) == "progress":
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+        elif shown[column].dtype == object:
             shown[column] = shown[column].map(_blank_if_missing)
-    return shown.set_axis(headers(frame, column_config), axis=1)
+    return shown.set_axis(headers(stored, config), axis=1)
 
 
 def _blank_if_missing(value: object) -> object:
@@ -206,7 +256,7 @@ def table_with_download(
     A `selectable` table lets the user pick one row; its position is returned."""
     stored = frame[list(column_order)] if column_order else frame
     shown = in_user_time(stored)
-    config = labelled([str(c) for c in shown.columns], column_config, times=time_columns(shown))
+    config = column_settings(shown, column_config)
     event = st.dataframe(
         styler(shown) if styler else shown,
         hide_index=True,
