@@ -88,3 +88,41 @@ def test_a_bad_pool_id_is_refused_naming_the_pool(ctx, estate, bad) -> None:
     with pytest.raises(ValidationError) as refused:
         pools.deletion_impact(ctx, ADMIN, bad)
     assert refused.value.field == "pool" and "pool id" in refused.value.message
+
+
+def bounds(frame) -> dict[tuple[str, str], tuple[int, int, int]]:
+    return {
+        (r.feature_name, r.feature_version): (r.quantity, r.minimum, r.maximum)
+        for r in frame.itertuples()
+    }
+
+
+def test_quantity_bounds_of_a_new_pool_leave_out_every_existing_pools_share(ctx, estate) -> None:
+    vlm_id = ctx.db.scalar("SELECT id FROM vlms")
+    # 30 cad licenses, 25 in Design team; 10 sim, 4 in Sim crew
+    assert bounds(pools.pool_quantity_bounds(ctx, ADMIN, vlm_id)) == {
+        CAD: (0, 0, 5),
+        SIM: (0, 0, 6),
+    }
+
+
+def test_quantity_bounds_of_a_pool_run_from_allocated_to_its_share_plus_the_free_room(
+    ctx, estate
+) -> None:
+    vlm_id = ctx.db.scalar("SELECT id FROM vlms")
+    allocations.allocate(ctx, MANAGER, estate["design"], CAD, "USER", "ann", 7)
+    assert bounds(pools.pool_quantity_bounds(ctx, ADMIN, vlm_id, estate["design"])) == {
+        CAD: (25, 7, 30),
+        SIM: (0, 0, 6),
+    }
+    assert bounds(pools.pool_quantity_bounds(ctx, ADMIN, vlm_id, estate["sim"])) == {
+        CAD: (0, 0, 5),
+        SIM: (4, 0, 10),
+    }
+
+
+@pytest.mark.parametrize(("vlm_id", "pool_id", "field"), [(0, None, "VLM"), (1, -2, "pool")])
+def test_quantity_bounds_refuse_bad_ids_naming_them(ctx, estate, vlm_id, pool_id, field) -> None:
+    with pytest.raises(ValidationError) as refused:
+        pools.pool_quantity_bounds(ctx, ADMIN, vlm_id, pool_id)
+    assert refused.value.field == field and f"{field} id" in refused.value.message

@@ -1,0 +1,76 @@
+"""Retrying failed allocations: only failed rows go back to pending, audited, in one transaction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ADMIN, MANAGER
+from tests.unit.services.estate import add_people, add_server, feature_ids
+from vlm.domain import ValidationError, VlmError
+from vlm.services import allocations, pools, vlms
+
+CAD = ("cad", "1.0")
+
+
+@pytest.fixture
+def pool(ctx) -> int:
+    add_people(ctx)
+    add_server(ctx, "east", {CAD: 10})
+    vlm_id = vlms.create_vlm(ctx, ADMIN, "eng", feature_ids(ctx))
+    return pools.create_pool(ctx, ADMIN, vlm_id, "p", MANAGER.username, {CAD: 5})
+
+
+def fail(ctx, allocation_id: int) -> None:
+    ctx.db.write(
+        lambda cur: cur.execute(
+            "UPDATE allocations SET state = 'failed', last_error = 'refused' WHERE id = ?",
+            [allocation_id],
+        )
+    )
+
+
+def state(ctx, allocation_id: int) -> str:
+    return ctx.db.scalar("SELECT state FROM allocations WHERE id = ?", [allocation_id])
+
+
+def test_a_retried_failed_row_is_pending_again_and_audited_so(ctx, pool) -> None:
+    alloc = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ann", 2)
+    fail(ctx, alloc)
+    allocations.retry_allocation(ctx, MANAGER, pool, alloc)
+    assert state(ctx, alloc) == "pending"
+    before, after = ctx.db.query(
+        "SELECT before, after FROM audit_log WHERE action = 'allocation.retry'"
+    )[0]
+    assert json.loads(before)["state"] == "failed"
+    assert json.loads(after)["state"] == "pending"
+
+
+def test_a_row_that_has_not_failed_cannot_be_retried(ctx, pool) -> None:
+    alloc = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ann", 2)
+    with pytest.raises(ValidationError) as refused:
+        allocations.retry_allocation(ctx, MANAGER, pool, alloc)
+    assert refused.value.field == "state"
+    assert refused.value.message == "only failed allocations can be retried"
+    assert state(ctx, alloc) == "pending"
+    assert ctx.db.scalar("SELECT count(*) FROM audit_log WHERE action = 'allocation.retry'") == 0
+
+
+def test_retrying_several_refuses_each_row_that_has_not_failed(ctx, pool) -> None:
+    failed = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ann", 1)
+    fine = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ben", 1)
+    fail(ctx, failed)
+    results = allocations.retry_allocations(ctx, MANAGER, pool, [failed, fine])
+    assert [(r.allocation_id, r.ok) for r in results if r.ok] == [(failed, True)]
+    [refused] = [r for r in results if not r.ok]
+    assert refused.field == "state"
+    assert state(ctx, failed) == "pending" and state(ctx, fine) == "pending"
+
+
+@pytest.mark.parametrize("ids", ["12", b"12", 12, None])
+def test_retrying_needs_a_list_of_ids(ctx, pool, ids) -> None:
+    with pytest.raises(VlmError) as refused:
+        allocations.retry_allocations(ctx, MANAGER, pool, ids)
+    assert refused.value.field == "allocation"
+    assert refused.value.message == "give the allocation ids to retry as a list"
