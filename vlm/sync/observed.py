@@ -149,13 +149,14 @@ def record_observation(
         detail = f"license server restarted or replaced ({restarted}); every stored id is stale"
         events.append((server_id, "server restarted", None, None, None, None, None, None, detail))
     prefix_in_use: tuple[str, ...] = ()
-    if not ever_read and held:
-        prefix_in_use = tuple(sorted(held))
+    owned_names = sorted({row[2] for row in rows if row[3]})  # empty groups too: VLM deletes them
+    if not ever_read and owned_names:
+        prefix_in_use = tuple(owned_names)
         detail = (
-            f"{len(held)} reservation group(s) already carry the prefix {prefix!r} on the first "
-            f"read of this server ({', '.join(prefix_in_use[:5])}"
-            f"{', …' if len(held) > 5 else ''}); VLM treats groups with its prefix as its own: "
-            "choose another prefix if they belong to someone else"
+            f"{len(owned_names)} reservation group(s) already carry the prefix {prefix!r} on the "
+            f"first read of this server ({', '.join(prefix_in_use[:5])}"
+            f"{', …' if len(owned_names) > 5 else ''}); VLM treats groups with its prefix as "
+            "its own: choose another prefix if they belong to someone else"
         )
         events.append((server_id, "prefix in use", None, None, None, None, None, None, detail))
     changes, held_events = judge_held_allocations(

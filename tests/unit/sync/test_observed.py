@@ -382,11 +382,6 @@ def test_the_prefix_warning_lists_five_groups_at_most(estate, hosts, ellipsis):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="held_by_group skips a group without reservations, so the warning misses it, "
-    "yet the reconciler deletes such a prefixed group as its own",
-)
 def test_a_first_read_also_names_an_empty_group_already_carrying_the_prefix(estate):
     ctx, server_id, _ = estate
     observation = read(ctx, server_id, ann_holds(entry(CAD, 3, 1)), group(BEN_GROUP, group_id=8))
