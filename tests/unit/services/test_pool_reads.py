@@ -126,3 +126,24 @@ def test_quantity_bounds_refuse_bad_ids_naming_them(ctx, estate, vlm_id, pool_id
     with pytest.raises(ValidationError) as refused:
         pools.pool_quantity_bounds(ctx, ADMIN, vlm_id, pool_id)
     assert refused.value.field == field and f"{field} id" in refused.value.message
+
+
+def test_pool_features_of_one_pool_and_bad_ids(ctx, estate) -> None:
+    design = pools.pool_features(ctx, ADMIN, estate["design"])
+    assert set(design["pool_id"]) == {estate["design"]}
+    assert set(pools.pool_features(ctx, ADMIN)["pool_id"]) == set(estate.values())
+    with pytest.raises(ValidationError) as refused:
+        pools.pool_features(ctx, ADMIN, "first")
+    assert refused.value.field == "pool" and "pool id" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("pool_id", "confirmed", "field"), [(0, 0, "pool"), (1, -1, "confirmed_allocations")]
+)
+def test_delete_pool_refuses_bad_input_naming_the_field(
+    ctx, estate, pool_id, confirmed, field
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        pools.delete_pool(ctx, ADMIN, pool_id, confirmed_allocations=confirmed)
+    assert refused.value.field == field
+    assert ctx.db.scalar("SELECT count(*) FROM pools") == 2

@@ -10,6 +10,7 @@ from tests.conftest import ADMIN, MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from vlm.domain import ValidationError, VlmError
 from vlm.services import allocations, pools, vlms
+from vlm.services.allocations import AllocationChange
 
 CAD = ("cad", "1.0")
 
@@ -74,3 +75,24 @@ def test_retrying_needs_a_list_of_ids(ctx, pool, ids) -> None:
         allocations.retry_allocations(ctx, MANAGER, pool, ids)
     assert refused.value.field == "allocation"
     assert refused.value.message == "give the allocation ids to retry as a list"
+
+
+def test_a_save_that_removes_a_row_can_reuse_its_licenses_and_its_host(ctx, pool) -> None:
+    """One grid save: remove ann's 5 (the whole pool), then add 5 for ann again and nothing more."""
+    old = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ann", 5)
+    results = allocations.apply_allocation_changes(
+        ctx,
+        MANAGER,
+        pool,
+        [
+            AllocationChange("delete", 0, old),
+            AllocationChange("add", 1, None, *CAD, "USER", "ann", 5, "again"),
+        ],
+    )
+    assert [r.ok for r in results] == [True, True]
+    rows = ctx.db.query("SELECT host_id, count, state FROM allocations ORDER BY id")
+    assert rows == [("ann", 5, "removing"), ("ann", 5, "pending")]
+    more = allocations.apply_allocation_changes(
+        ctx, MANAGER, pool, [AllocationChange("add", 0, None, *CAD, "USER", "ben", 1)]
+    )
+    assert [r.ok for r in more] == [False] and more[0].field == "count"
