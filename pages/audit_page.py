@@ -70,8 +70,9 @@ chosen = table_with_download(
         "changed": st.column_config.TextColumn(
             "Changed keys", width="medium", help="select the row to see before and after"
         ),
-        "before": st.column_config.TextColumn("Before", width="medium"),
-        "after": st.column_config.TextColumn("After", width="medium"),
+        # the JSON is read in the entry's panel (and is in the CSV), not squeezed into a cell
+        "before": None,
+        "after": None,
     },
 )
 if chosen is not None:

@@ -22,6 +22,11 @@ EVERYONE = frozenset(Role)
 ADMIN_ONLY = frozenset({Role.ADMIN})
 POOL_MANAGERS = frozenset({Role.ADMIN, Role.MANAGER})
 _NO_ACCESS_KEY = "_vlm_no_access"
+# wide tables get the page's whole width: the wide layout's 5rem side padding is cut to 1.5rem
+FULL_WIDTH_CSS = (
+    "<style>[data-testid='stMainBlockContainer']{padding-left:1.5rem;padding-right:1.5rem;"
+    "max-width:100%}</style>"
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ def role_navigation(role: Role) -> st.Page:
     if refused:
         sections.setdefault(allowed[0].section, []).extend(refused)
     chosen = st.navigation(sections)
+    st.html(FULL_WIDTH_CSS)
     _show_no_access_notice(chosen, pages[0])
     return chosen
 

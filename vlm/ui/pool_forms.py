@@ -33,8 +33,8 @@ POOL_COLUMNS = [
     "allocations",
     "failed",
     "over_committed",
-    "description",
     "created_at",
+    "description",
 ]
 ALLOCATIONS_URL = "allocations"  # relative: the Allocations page next to this one
 
@@ -71,7 +71,7 @@ def pool_table_config() -> dict[str, Any]:
     """Progress bar, grid link, widths and formats of pool tables."""
     cc = st.column_config
     return {
-        "name": cc.TextColumn("Pool", pinned=True),
+        "name": cc.TextColumn("Pool"),
         "allocations_link": cc.LinkColumn(
             "Allocation grid",
             display_text="Open grid",

@@ -129,8 +129,8 @@ def labelled(
     numbers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """column_config with a readable label for every column; timestamp columns (`times`) also
-    name the zone they are shown in, whole-number columns (`numbers`) get separators; a first
-    column 'name' stays in view when the table scrolls sideways."""
+    name the zone they are shown in, whole-number columns (`numbers`) get separators. A column
+    configured as None is hidden in the table (and keeps its readable title in the CSV)."""
     given = dict(column_config or {})
     config: dict[str, Any] = {c: given.get(c, label(c)) for c in columns}
     config.update({c: v for c, v in given.items() if c not in config})
@@ -140,8 +140,6 @@ def labelled(
     for column in numbers:
         if column in config:
             config[column] = _number_config(column, given.get(column))
-    if columns and columns[0] == "name" and isinstance(config["name"], str):
-        config["name"] = st.column_config.TextColumn(config["name"], pinned=True)
     return config
 
 
