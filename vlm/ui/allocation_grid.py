@@ -79,18 +79,18 @@ def column_config() -> dict[str, Any]:
         "host_id": cc.TextColumn("Host id", help=host_id_help(), width=170),
         "count": cc.NumberColumn("Count", min_value=1, step=1, default=1, format="%d", width=70),
         "description": cc.TextColumn("Description", max_chars=DESCRIPTION_MAX_LENGTH, width=260),
-        "status": cc.TextColumn("State", width=130),
+        "status": cc.TextColumn("State", width=110),
         "server_name": cc.TextColumn(
             "Server",
             help="the license server that carries this reservation (blank until saved)",
-            width=120,
+            width=100,
         ),
         "problem": cc.TextColumn(
             "Problem / server reason",
             help="what the last Apply refused, or why the license server refused the row",
-            width=360,
+            width=250,
         ),
-        "created_at": cc.DatetimeColumn(with_zone("Created"), format="YYYY-MM-DD HH:mm", width=180),
+        "created_at": cc.DatetimeColumn(with_zone("Created"), format="YYYY-MM-DD HH:mm", width=170),
         "id": cc.NumberColumn("Id", format="%d", width=60),
     }
 
