@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
-from vlm.domain import NAME_MAX_LENGTH, ValidationError
+from vlm.domain import NAME_MAX_LENGTH, Conflict, NotFound, ValidationError
 from vlm.services import allocations, pools, vlms
 
 CAD, SIM = ("cad", "1.0"), ("sim", "1.0")
@@ -146,4 +148,36 @@ def test_delete_pool_refuses_bad_input_naming_the_field(
     with pytest.raises(ValidationError) as refused:
         pools.delete_pool(ctx, ADMIN, pool_id, confirmed_allocations=confirmed)
     assert refused.value.field == field
+    assert ctx.db.scalar("SELECT count(*) FROM pools") == 2
+
+
+def test_deleting_a_pool_audits_what_it_held_and_wakes_its_servers(ctx, estate) -> None:
+    design = estate["design"]
+    allocations.allocate(ctx, MANAGER, design, CAD, "USER", "ann", 18)
+    woken: list[set[int]] = []
+    ctx.on_allocations_changed = lambda ids: woken.append(set(ids))
+    pools.delete_pool(ctx, ADMIN, design, confirmed_allocations=1)
+    [(actor, target_type, target_id, before, after)] = ctx.db.query(
+        "SELECT actor, target_type, target_id, before, after FROM audit_log "
+        "WHERE action = 'pool.delete'"
+    )
+    assert (actor, target_type, target_id, after) == ("alice", "pool", str(design), None)
+    assert json.loads(before) == {
+        "name": "Design team",
+        "allocations": 1,
+        "quantities": {"cad 1.0": 25},
+    }
+    assert woken == [{ctx.db.scalar("SELECT id FROM license_servers WHERE name = 'east'")}]
+
+
+def test_deleting_a_missing_pool_or_with_a_stale_count_is_refused(ctx, estate) -> None:
+    with pytest.raises(NotFound) as missing:
+        pools.delete_pool(ctx, ADMIN, 99, confirmed_allocations=0)
+    assert missing.value.field == "pool" and missing.value.message == "pool 99 does not exist"
+    allocations.allocate(ctx, MANAGER, estate["design"], CAD, "USER", "ann", 1)
+    with pytest.raises(Conflict) as stale:
+        pools.delete_pool(ctx, ADMIN, estate["design"], confirmed_allocations=0)
+    assert stale.value.message == (
+        "pool 'Design team' now has 1 allocation(s), not 0; review and confirm again"
+    )
     assert ctx.db.scalar("SELECT count(*) FROM pools") == 2
