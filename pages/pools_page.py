@@ -23,6 +23,7 @@ from vlm.ui.widgets import (
     flash,
     show_flashes,
     table_with_download,
+    text_or_blank,
 )
 
 page = page_context(Role.ADMIN)
@@ -93,7 +94,7 @@ with st.form(f"edit_pool_{pool_id}"):
     options = sorted({*managers, pool["manager"]})
     manager = manager_col.selectbox("Manager", options, index=options.index(pool["manager"]))
     fields = field_slots(name=name_col, manager=manager_col)
-    description = st.text_input("Description", value=pool["description"] or "")
+    description = st.text_input("Description", value=text_or_blank(pool["description"]))
     fields["description"] = st.empty()
     st.markdown("**Quantity per feature** (not below what is allocated)")
     typed = quantity_inputs(bounds, key_prefix=f"edit_pool_q_{pool_id}")

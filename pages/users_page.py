@@ -15,6 +15,7 @@ from vlm.ui.widgets import (
     flash,
     show_flashes,
     table_with_download,
+    text_or_blank,
 )
 
 ROLES = [r.value for r in Role]
@@ -65,7 +66,8 @@ if chosen:
     user = people[people["username"] == chosen].iloc[0]
     status = "disabled" if user["disabled"] else "active"
     st.caption(
-        f"{user['display_name']} · {user['role']} · {status} · manages {user['pools']} pool(s)"
+        f"{text_or_blank(user['display_name']) or chosen} · {user['role']} · {status} · "
+        f"manages {user['pools']} pool(s)"
     )
     role_col, action_col = st.columns(2)
     with role_col:

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from tests.app.conftest import open_page, service_context
 from tests.app.test_admin_pages import record_downloads
 from vlm.domain import Actor, Role
-from vlm.services import audit, pools, servers
+from vlm.services import audit, pools, servers, users
 from vlm.ui.audit_detail import DETAIL_COLUMNS
 from vlm.ui.local_time import server_zone
 
@@ -257,3 +257,12 @@ def test_server_list_titles_instance_and_times_with_room(app):
     assert config["last_sync_at"]["width"] >= 160
     assert config["last_sync_at"]["label"].startswith("Last sync (")
     assert servers.list_servers(service_context(), ADMIN)["instance"].notna().all()
+
+
+def test_a_user_without_a_display_name_shows_no_none(app):
+    users.add_user(service_context(), ADMIN, "zed", "analyst")
+    at = open_page(app("admin"), "users")
+    at.selectbox(key="users_selected").set_value("zed")
+    at.run()
+    [caption] = [c.value for c in at.caption if "manages" in c.value]
+    assert caption.startswith("zed · analyst") and not EMPTY_TEXTS & set(caption.split())

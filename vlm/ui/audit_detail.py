@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from vlm.ui.local_time import format_user_time
+from vlm.ui.widgets import text_or_blank
 
 CHANGED_STYLE = "background-color: #fff3cd; font-weight: 600"
 WHOLE_VALUE = "(value)"
@@ -84,8 +85,9 @@ def render_detail(entry: pd.Series) -> None:
     """The chosen entry: who did what when, then before and after side by side."""
     with st.container(border=True, key="audit_detail"):
         st.markdown(
-            f"**Entry {int(entry['id'])}** · `{entry['action']}` on {entry['target_type']} "
-            f"{entry['target_id'] or ''} by **{entry['actor']}** · "
+            f"**Entry {int(entry['id'])}** · `{entry['action']}` on "
+            f"{text_or_blank(entry['target_type'])} {text_or_blank(entry['target_id'])} by "
+            f"**{text_or_blank(entry['actor'])}** · "
             f"{format_user_time(entry['happened_at'])}"
         )
         frame = detail_frame(entry["before"], entry["after"])

@@ -206,6 +206,11 @@ def for_people(frame: pd.DataFrame, column_config: Mapping[str, Any] | None = No
     return shown.set_axis(headers(stored, config), axis=1)
 
 
+def text_or_blank(value: object) -> str:
+    """A value as text for a caption or an input: '' for a missing one, never 'None' or 'nan'."""
+    return str(_blank_if_missing(value))
+
+
 def _blank_if_missing(value: object) -> object:
     return (
         "" if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else value
