@@ -3,6 +3,8 @@ names (host id, feature, count, state), so field and wording are part of the rul
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import ADMIN, MANAGER
@@ -141,3 +143,27 @@ def test_single_calls_raise_the_rows_error(ctx, pool, call, error) -> None:
         call(ctx, pool)
     assert isinstance(raised.value, VlmError) and not isinstance(raised.value, Conflict)
     assert ctx.db.scalar("SELECT count(*) FROM allocations") == 0
+
+
+def test_growth_earlier_in_a_save_uses_up_room_for_the_rows_after_it(ctx, pool) -> None:
+    alloc = allocations.allocate(ctx, MANAGER, pool, SIM, "USER", "ann", 1)
+    results = allocations.apply_allocation_changes(
+        ctx,
+        MANAGER,
+        pool,
+        [AllocationChange("edit", 0, alloc, count=3), add("ben", 2, SIM)],
+    )
+    assert [r.ok for r in results] == [True, False]
+    assert results[1].message == "only 1 of sim 1.0 left in this pool, 2 requested"
+    assert ctx.db.query("SELECT host_id, count FROM allocations ORDER BY id") == [("ann", 3)]
+
+
+def test_a_description_edit_is_audited_under_its_own_key(ctx, pool) -> None:
+    alloc = allocations.allocate(ctx, MANAGER, pool, SIM, "USER", "ann", 1)
+    allocations.update_allocation(ctx, MANAGER, pool, alloc, description="lab rig")
+    before, after = ctx.db.query(
+        "SELECT before, after FROM audit_log WHERE action = 'allocation.edit'"
+    )[0]
+    assert json.loads(before)["description"] == ""
+    assert json.loads(after)["description"] == "lab rig"
+    assert ctx.db.scalar("SELECT description FROM allocations") == "lab rig"
