@@ -21,6 +21,7 @@ from vlm.services import audit
 from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin, require_admin_in
 from vlm.services.servers import require_can_read_estate
+from vlm.store import vlm_features as store
 from vlm.store.figures import COUNTED, SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
 
 VLM_TYPES = ("FlexNet Embedded",)
@@ -143,47 +144,12 @@ def create_vlm(
     return ctx.db.write(write)
 
 
-def _feature_labels(cur, ids: Collection[int]) -> dict[int, str]:
-    """'name version on server' for each server feature id."""
-    if not ids:
-        return {}
-    marks = ", ".join("?" for _ in ids)
-    rows = cur.execute(
-        f"SELECT sf.id, sf.feature_name || ' ' || sf.feature_version || ' on ' || s.name "
-        f"FROM server_features sf JOIN license_servers s ON s.id = sf.server_id "
-        f"WHERE sf.id IN ({marks})",
-        list(ids),
-    ).fetchall()
-    return dict(rows)
-
-
-POOLS_DRAWING_ON = """
-SELECT u.server_feature_id, p.name FROM (
-    SELECT pool_id, server_feature_id FROM pool_portions
-    UNION SELECT pool_id, server_feature_id FROM allocations
-) u JOIN pools p ON p.id = u.pool_id
-"""
-
-
-def _pools_drawing_on(cur, ids: Collection[int]) -> dict[int, list[str]]:
-    """Names of the pools with a portion of, or an allocation on, each server feature."""
-    if not ids:
-        return {}
-    marks = ", ".join("?" for _ in ids)
-    pools: dict[int, list[str]] = {}
-    for sf_id, pool in cur.execute(
-        f"{POOLS_DRAWING_ON} WHERE u.server_feature_id IN ({marks}) ORDER BY 2", list(ids)
-    ).fetchall():
-        pools.setdefault(sf_id, []).append(pool)
-    return pools
-
-
 def _refuse_removing_used(cur, dropped: list[int]) -> None:
     """Conflict naming every feature to remove that pools still draw on, and those pools."""
-    used = _pools_drawing_on(cur, dropped)
+    used = store.pools_drawing_on(cur, dropped)
     if not used:
         return
-    labels = _feature_labels(cur, used)
+    labels = store.feature_labels(cur, used)
     parts = [
         f"{labels[sf]} ({'pool' if len(names) == 1 else 'pools'} {', '.join(names)})"
         for sf, names in sorted(used.items(), key=lambda item: labels[item[0]])
@@ -199,47 +165,16 @@ def _refuse_removing_used(cur, dropped: list[int]) -> None:
 
 def _replace_features(cur, vlm_id: int, dropped: list[int], added: list[int]) -> None:
     """Remove and add exposed features, and keep the VLM's server list in step."""
-    for sf_id in dropped:
-        cur.execute("DELETE FROM vlm_features WHERE server_feature_id = ?", [sf_id])
-    for sf_id in added:
-        cur.execute(
-            "INSERT INTO vlm_features (vlm_id, server_feature_id) VALUES (?, ?)", [vlm_id, sf_id]
-        )
-    exposed = [
-        r[0]
-        for r in cur.execute(
-            "SELECT server_feature_id FROM vlm_features WHERE vlm_id = ?", [vlm_id]
-        ).fetchall()
-    ]
-    wanted = set(_server_ids(cur, exposed))
-    have = {
-        r[0]
-        for r in cur.execute(
-            "SELECT server_id FROM vlm_servers WHERE vlm_id = ?", [vlm_id]
-        ).fetchall()
-    }
-    for server_id in sorted(have - wanted):
-        cur.execute(
-            "DELETE FROM vlm_servers WHERE vlm_id = ? AND server_id = ?", [vlm_id, server_id]
-        )
-    for server_id in sorted(wanted - have):
-        cur.execute(
-            "INSERT INTO vlm_servers (vlm_id, server_id) VALUES (?, ?)", [vlm_id, server_id]
-        )
+    store.replace_features(cur, vlm_id, dropped, added)
+    store.set_servers(cur, vlm_id, set(_server_ids(cur, store.exposed_features(cur, vlm_id))))
 
 
 def _vlm_state(cur, vlm_id: int) -> tuple[str, str, list[int]]:
     """A VLM's stored name, description and exposed server features."""
-    row = cur.execute("SELECT name, description FROM vlms WHERE id = ?", [vlm_id]).fetchone()
+    row = store.vlm_row(cur, vlm_id)
     if row is None:
         raise NotFound(f"VLM {vlm_id} does not exist")
-    features = [
-        r[0]
-        for r in cur.execute(
-            "SELECT server_feature_id FROM vlm_features WHERE vlm_id = ? ORDER BY 1", [vlm_id]
-        ).fetchall()
-    ]
-    return row[0], row[1] or "", features
+    return row[0], row[1] or "", store.exposed_features(cur, vlm_id)
 
 
 def update_vlm(
@@ -272,7 +207,7 @@ def update_vlm(
         dropped = sorted(set(current) - set(ids))
         added = sorted(set(ids) - set(current))
         _refuse_removing_used(cur, dropped)
-        labels = _feature_labels(cur, {*current, *ids})
+        labels = store.feature_labels(cur, {*current, *ids})
         changes = VlmChanges(
             old_name,
             name,
@@ -382,7 +317,7 @@ def feature_choices(ctx: ServiceContext, actor: Actor, vlm_id: int) -> pd.DataFr
     vlm_id = record_id(vlm_id, "VLM")
     return ctx.db.query_df(
         f"""
-        WITH f AS ({SERVER_FEATURE_FIGURES}), u AS ({POOLS_DRAWING_ON})
+        WITH f AS ({SERVER_FEATURE_FIGURES}), u AS ({store.POOLS_DRAWING_ON})
         SELECT f.server_feature_id, f.server_id, f.server_name, f.feature_name,
             f.feature_version, f.total, f.used, f.reserved_by_others, f.pooled, f.poolable,
             f.can_pool, f.present, COALESCE(f.vlm_id = ?, FALSE) AS exposed,
