@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bench.estate import Estate
 from bench.sizes import EstateSize
+from vlm.context import ServiceContext
 from vlm.domain import Actor, Role
-from vlm.services.context import ServiceContext
 
 ADMIN = Actor("admin", Role.ADMIN)
 BIG_POOL = "Pool 0000"

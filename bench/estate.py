@@ -30,8 +30,8 @@ from bench.fixtures import build_fixtures, write_fixtures
 from bench.fleet import ADMIN_PASSWORD, Fleet
 from bench.sizes import EstateSize
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.secret_box import SecretBox
-from vlm.services.context import ServiceContext
 from vlm.services.users import hash_password
 from vlm.store import Database, migrate, open_database
 

@@ -9,9 +9,9 @@ os.environ.setdefault("VLM_BCRYPT_ROUNDS", "4")
 import pytest
 
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import Actor, Role
 from vlm.secret_box import SecretBox
-from vlm.services.context import ServiceContext
 from vlm.store import open_database
 
 ADMIN = Actor("alice", Role.ADMIN)

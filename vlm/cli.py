@@ -76,7 +76,7 @@ def _refusal(db: str | None) -> tuple[Settings | None, str | None]:
 
 def _open_context(command: str, db: str | None):
     """The service context, or None after saying in one line why there is none."""
-    from vlm.services.context import ServiceContext
+    from vlm.context import ServiceContext
 
     settings, problem = _refusal(db)
     if settings is None:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.secret_box import SecretBox
 from vlm.services import allocations, pools, servers, users, vlms
-from vlm.services.context import ServiceContext
 from vlm.store import open_database
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"

@@ -11,9 +11,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from vlm.context import ServiceContext
 from vlm.demo import DEMO_USERS, prepare_demo_database, start_demo_emulators
 from vlm.domain import Role
-from vlm.services.context import ServiceContext
 from vlm.ui.auth import seed_signed_in
 from vlm.ui.navigation import PAGES_DIR
 from vlm.ui.runtime import get_runtime

@@ -15,11 +15,11 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import AppServer
 from tests.e2e.helpers import act, choose, click_button, open_page, sign_in, wait_for_app
+from vlm.context import ServiceContext
 from vlm.demo import DEMO_USERS, demo_settings, prepare_demo_database
 from vlm.domain import SYSTEM_ACTOR, Role
 from vlm.secret_box import SecretBox
 from vlm.services import vlms
-from vlm.services.context import ServiceContext
 from vlm.store import open_database
 
 pytestmark = pytest.mark.e2e

@@ -27,10 +27,10 @@ from tests.sync.conftest import (
     states,
 )
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.secret_box import SecretBox
-from vlm.services.context import ServiceContext
 from vlm.store import open_database
 
 HOSTS = 40

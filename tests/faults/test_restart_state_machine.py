@@ -30,12 +30,12 @@ from tests.sync.conftest import (
     set_count,
 )
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import Conflict
 from vlm.flexnet import FlexNetClient, FlexNetError
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.secret_box import SecretBox
 from vlm.services import pools
-from vlm.services.context import ServiceContext
 from vlm.store import open_database
 from vlm.sync import reconcile_server, sync_all
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 from tests.unit.services.estate import add_people, add_server
+from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.services import (
     allocations,
@@ -38,7 +39,6 @@ from vlm.services import (
     vlms,
 )
 from vlm.services.allocations import AllocationChange
-from vlm.services.context import ServiceContext
 from vlm.services.servers import ServerInput
 from vlm.sync import store_queries
 

@@ -20,9 +20,9 @@ import pytest
 
 from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
+from vlm.context import ServiceContext
 from vlm.domain import Actor, PermissionDenied, Role, VlmError
 from vlm.services import allocations, permissions, pools, users, vlms
-from vlm.services.context import ServiceContext
 
 CAD = ("cad", "1.0")
 RACES = 200

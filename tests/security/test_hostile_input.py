@@ -30,9 +30,9 @@ from tests.app.conftest import (  # noqa: F401 - fixtures (caches released after
 from tests.conftest import ADMIN, MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from tests.unit.services.test_bad_input import database_dump
+from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, VlmError
 from vlm.services import allocations, bulk, exports, pools, reports, servers, users, vlms
-from vlm.services.context import ServiceContext
 
 FUZZ = settings(
     max_examples=30,

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Role
 from vlm.secret_box import SecretBox
 from vlm.services import logins, users
-from vlm.services.context import ServiceContext
 from vlm.services.logins import LOCKOUT_SECONDS, SignInOutcome
 
 PASSWORD = "mias-real-password"

@@ -38,10 +38,10 @@ from tests.security.matrix_cases import (
 )
 from tests.sync.conftest import feature
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import NotFound, PermissionDenied, VlmError
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
-from vlm.services.context import ServiceContext
 from vlm.store import Database, open_database
 
 REFUSALS: dict[str, type[VlmError]] = {DENY: PermissionDenied, HIDDEN: NotFound}

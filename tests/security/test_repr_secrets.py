@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 
 from vlm.config import Settings
+from vlm.context import ServiceContext
+from vlm.runtime import Runtime
 from vlm.secret_box import SecretBox
-from vlm.services.context import ServiceContext
-from vlm.ui.runtime import Runtime
 
 
 def test_no_key_in_the_repr_of_settings_context_secret_box_or_runtime(tmp_path):

@@ -24,10 +24,10 @@ from tests.sync.conftest import (
     feature_id,
 )
 from tests.unit.services.estate import add_people
+from vlm.context import ServiceContext
 from vlm.domain import NotFound, PermissionDenied
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.services import allocations, exports, pools, reports, servers, vlms
-from vlm.services.context import ServiceContext
 from vlm.sync import pull_inventory, reconcile_server
 
 CAD = ("cad", "1.0")

@@ -12,13 +12,13 @@ import pytest
 
 from tests.conftest import ADMIN
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role, reservation_group_name
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
 from vlm.services import allocations, pools, servers, users, vlms
 from vlm.services.allocations import AllocationChange
-from vlm.services.context import ServiceContext
 from vlm.services.ledger import FeatureKey
 from vlm.services.servers import ServerInput
 from vlm.store import open_database

@@ -25,11 +25,11 @@ from tests.sync.conftest import (
     set_count,
     states,
 )
+from vlm.context import ServiceContext
 from vlm.domain import reservation_group_name
 from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
-from vlm.services.context import ServiceContext
 from vlm.sync import ClientCache, drift_report, pull_inventory, reconcile_all, reconcile_server
 from vlm.sync.reconciler import BREAKER_THRESHOLD, MAX_ROUNDS
 

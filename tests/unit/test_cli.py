@@ -15,12 +15,12 @@ import pytest
 
 from vlm.cli import main
 from vlm.config import Settings, read_secrets_file
+from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.secret_box import SecretBox
 from vlm.services import servers
-from vlm.services.context import ServiceContext
 from vlm.store import open_database
 
 ROOT = Path(__file__).resolve().parents[2]

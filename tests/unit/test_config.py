@@ -9,8 +9,8 @@ import secrets
 import pytest
 
 from vlm.config import ConfigError, Settings, read_secrets_file
+from vlm.context import ServiceContext
 from vlm.secret_box import SecretBox
-from vlm.services.context import ServiceContext
 
 
 def test_duckdb_memory_limit_comes_from_the_environment(tmp_path, monkeypatch) -> None:

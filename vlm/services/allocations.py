@@ -8,9 +8,9 @@ from typing import Literal
 
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor, VlmError, record_id, record_ids, validate_feature
 from vlm.services import audit
-from vlm.services.context import ServiceContext
 from vlm.services.ledger import FeatureKey, PoolLedger
 from vlm.services.permissions import (
     pool_scope_sql,

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor
-from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin
 
 

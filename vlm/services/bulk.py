@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from vlm.context import ServiceContext
 from vlm.domain import (
     Actor,
     ValidationError,
@@ -40,7 +41,6 @@ from vlm.domain import (
     validate_description,
 )
 from vlm.services.allocations import AllocationChange, RowResult, apply_allocation_changes
-from vlm.services.context import ServiceContext
 from vlm.services.ledger import FeatureKey
 
 DELIMITERS = (",", ";", "\t")

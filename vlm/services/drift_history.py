@@ -17,8 +17,8 @@ from datetime import timedelta
 
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import DAYS_MAX, Actor, ValidationError, shown
-from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin
 from vlm.store.drift_events import drift_event_history
 

@@ -15,9 +15,9 @@ import re
 import duckdb
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor
 from vlm.services import allocations, pools, reports, servers
-from vlm.services.context import ServiceContext
 from vlm.store.csv import Params, describe, write_csv
 
 # A formula sign, possibly after blanks or line breaks, or a leading tab / carriage return.

@@ -18,9 +18,9 @@ from functools import cache
 
 import bcrypt
 
+from vlm.context import ServiceContext
 from vlm.domain import VlmError
 from vlm.services import users
-from vlm.services.context import ServiceContext
 
 LOCKOUT_SECONDS = 15 * 60
 Clock = Callable[[], float]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import (
     ID_MAX,
     NAME_MAX_LENGTH,
@@ -27,7 +28,6 @@ from vlm.domain import (
     validate_quantity,
 )
 from vlm.services import audit
-from vlm.services.context import ServiceContext
 from vlm.services.permissions import (
     pool_scope_sql,
     require_admin,

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor, Role, record_id, validate_days
-from vlm.services.context import ServiceContext
 from vlm.services.permissions import pool_scope_sql, require_pool_read
 from vlm.services.servers import require_can_read_estate
 from vlm.store import Database

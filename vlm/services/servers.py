@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import (
     CA_PATH_MAX_LENGTH,
     DESCRIPTION_MAX_LENGTH,
@@ -33,8 +34,8 @@ from vlm.domain import (
     validate_flag,
     validate_name,
 )
+from vlm.flexnet.connection import ServerConnection
 from vlm.services import audit
-from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin, require_admin_in
 from vlm.store.figures import (
     COUNTED,
@@ -48,7 +49,6 @@ from vlm.store.figures import (
 )
 
 REDACTED_COLUMNS = ("base_url", "last_error")
-CONNECTION_FIELDS = ("base_url", "instance", "username", "verify_tls", "ca_path", "timeout_seconds")
 
 
 @dataclass(frozen=True)
@@ -226,21 +226,12 @@ def remove_server(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
 def check_connection(ctx: ServiceContext, actor: Actor, data: ServerInput) -> ConnectionCheck:
     """Try to reach a server with the given settings: health, login and the feature list."""
     require_admin(actor)
-    from vlm.flexnet import FlexNetClient
     from vlm.flexnet.errors import FlexNetError
 
-    values = _validated(data)
-    verify: bool | str = values["ca_path"] or values["verify_tls"]
+    connection = ServerConnection.from_record(_validated(data), data.password)
     started = time.perf_counter()
     try:
-        with FlexNetClient(
-            values["base_url"],
-            instance=values["instance"],
-            username=values["username"],
-            password=data.password,
-            verify=verify,
-            timeout=values["timeout_seconds"],
-        ) as client:
+        with connection.client() as client:
             health = client.health()
             features = client.feature_totals()
     except FlexNetError as exc:

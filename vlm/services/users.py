@@ -9,6 +9,7 @@ import secrets
 import bcrypt
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -24,7 +25,6 @@ from vlm.domain import (
     validate_flag,
 )
 from vlm.services import audit, logins
-from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_active_user_in, require_admin, require_admin_in
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,31}$")

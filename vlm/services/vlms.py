@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import (
     Actor,
     Conflict,
@@ -18,7 +19,6 @@ from vlm.domain import (
     validate_name,
 )
 from vlm.services import audit
-from vlm.services.context import ServiceContext
 from vlm.services.permissions import require_admin, require_admin_in
 from vlm.services.servers import require_can_read_estate
 from vlm.store import vlm_features as store

@@ -8,9 +8,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from vlm.context import ServiceContext
 from vlm.domain import NotFound
 from vlm.flexnet import FlexNetClient
-from vlm.services.context import ServiceContext
+from vlm.flexnet.connection import ServerConnection
 from vlm.store import Database
 from vlm.sync import store_queries as q
 
@@ -25,13 +26,6 @@ CONNECTION_FIELDS = (
 )
 
 
-def tls_verify(server: Mapping[str, Any]) -> bool | str:
-    """httpx `verify`: False when verification is off, the CA bundle path if given, else True."""
-    if not server.get("verify_tls", True):
-        return False
-    return server.get("ca_path") or True
-
-
 class ServerConfigError(RuntimeError):
     """A license_servers row cannot be turned into a client (e.g. undecryptable password)."""
 
@@ -42,14 +36,7 @@ def client_for_server(ctx: ServiceContext, server: Mapping[str, Any]) -> FlexNet
         password = ctx.secrets.decrypt(server.get("password_encrypted"))
     except RuntimeError as exc:
         raise ServerConfigError(f"license server {server.get('name')!r}: {exc}") from exc
-    return FlexNetClient(
-        server["base_url"],
-        instance=server.get("instance") or "~",
-        username=server.get("username") or None,
-        password=password,
-        verify=tls_verify(server),
-        timeout=float(server.get("timeout_seconds") or 10.0),
-    )
+    return ServerConnection.from_record(server, password).client()
 
 
 def connection_key(server: Mapping[str, Any]) -> tuple:

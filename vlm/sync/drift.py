@@ -16,7 +16,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from vlm.services.context import ServiceContext
+from vlm.context import ServiceContext
 from vlm.sync import store_queries as q
 
 KINDS = ("missing", "extra", "changed", "host_held_elsewhere", "over_committed")

@@ -12,9 +12,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from vlm.context import ServiceContext
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError, ReservationGroup
 from vlm.flexnet.models import int_or_none
-from vlm.services.context import ServiceContext
 from vlm.sync import drift
 from vlm.sync import store_queries as q
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
+from vlm.context import ServiceContext
 from vlm.domain import reservation_group_name
 from vlm.flexnet import (
     AuthenticationError,
@@ -46,7 +47,6 @@ from vlm.flexnet import (
     ReservationGroup,
     TransientError,
 )
-from vlm.services.context import ServiceContext
 from vlm.sync import store_queries as q
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
 from vlm.sync.inventory import (

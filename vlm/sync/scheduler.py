@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vlm.services.context import ServiceContext
+from vlm.context import ServiceContext
 from vlm.sync import drift
 from vlm.sync import store_queries as q
 from vlm.sync.clients import ClientCache, ServerConfigError

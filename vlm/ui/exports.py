@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor, Role
 from vlm.services import allocations, exports, reports
-from vlm.services.context import ServiceContext
 from vlm.ui.local_time import is_timestamp_column, server_zone, zone_label
 from vlm.ui.session import PageContext
 from vlm.ui.widgets import for_people, label

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor
 from vlm.services import allocations
-from vlm.services.context import ServiceContext
 from vlm.ui.grid_diff import has_edits
 from vlm.ui.grid_drafts import Drafts, build_source
 

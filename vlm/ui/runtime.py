@@ -1,43 +1,16 @@
-"""The process-wide runtime: settings (env + secrets), service context and sync scheduler."""
+"""The runtime as Streamlit sessions get it: settings from env + secrets, refused when unsafe."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import astuple, dataclass
-from typing import Any, Protocol
+from dataclasses import astuple
 
 import streamlit as st
 
 from vlm.config import ConfigError, Settings, secrets_overrides
-from vlm.services.context import ServiceContext
+from vlm.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
-
-
-class Scheduler(Protocol):
-    def start(self) -> Any: ...
-
-    def stop(self) -> Any: ...
-
-    def sync_now(self, progress: Any = None) -> Any: ...
-
-
-@dataclass
-class Runtime:
-    """Everything a session shares with every other session of this process."""
-
-    settings: Settings
-    ctx: ServiceContext
-    scheduler: Scheduler | None
-    scheduler_problem: str | None = None
-
-    def close(self) -> None:
-        if self.scheduler is not None:
-            try:
-                self.scheduler.stop()
-            except Exception:  # a failing stop must not keep the database open
-                log.exception("stopping the sync scheduler failed")
-        self.ctx.db.close()
 
 
 def secret_overrides() -> dict[str, object]:
@@ -50,17 +23,6 @@ def secret_overrides() -> dict[str, object]:
 def load_settings() -> Settings:
     """Settings.from_env() overlaid with secrets."""
     return Settings.from_env(**secret_overrides())
-
-
-def _start_scheduler(ctx: ServiceContext) -> tuple[Scheduler | None, str | None]:
-    try:
-        from vlm.sync.scheduler import SyncScheduler
-    except ImportError as exc:
-        log.warning("sync scheduler unavailable: %s", exc)
-        return None, f"the sync engine is not available ({exc})"
-    scheduler = SyncScheduler(ctx)
-    scheduler.start()
-    return scheduler, None
 
 
 def _release(runtime: Runtime) -> None:
@@ -78,9 +40,7 @@ def _settings_identity(settings: Settings) -> str:
     hash_funcs={Settings: _settings_identity},
 )
 def _open_runtime(settings: Settings) -> Runtime:
-    ctx = ServiceContext.open(settings)
-    scheduler, problem = _start_scheduler(ctx)
-    return Runtime(settings, ctx, scheduler, scheduler_problem=problem)
+    return open_runtime(settings)
 
 
 def get_runtime() -> Runtime:

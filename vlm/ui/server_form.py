@@ -8,9 +8,9 @@ from typing import Any
 import streamlit as st
 
 from vlm.domain import TIMEOUT_MAX_SECONDS, TIMEOUT_MIN_SECONDS
+from vlm.runtime import Runtime
 from vlm.services.servers import ConnectionCheck, ServerInput
 from vlm.ui.messages import Explained, explain_server_error
-from vlm.ui.runtime import Runtime
 from vlm.ui.session import current_actor
 from vlm.ui.widgets import show_problem
 

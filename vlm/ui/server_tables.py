@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor
 from vlm.services import servers
-from vlm.services.context import ServiceContext
 from vlm.services.drift_history import GROUPS, REPORT_GROUPS, drift_history
 from vlm.ui.license_kinds import COUNTED_TITLE, counted_only, kind_sections
 from vlm.ui.local_time import format_user_time

@@ -11,9 +11,9 @@ from typing import Any
 import streamlit as st
 
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import Actor, Role, VlmError
 from vlm.services import users
-from vlm.services.context import ServiceContext
 from vlm.ui.runtime import Runtime, get_runtime
 
 _entry = threading.local()

@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from vlm.context import ServiceContext
 from vlm.domain import Actor, VlmError
 from vlm.services import vlms
-from vlm.services.context import ServiceContext
 from vlm.ui.widgets import flash, table_with_download
 
 OPEN_KEY = "_edit_vlm_open"

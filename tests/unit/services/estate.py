@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
+from vlm.context import ServiceContext
 from vlm.services import users
-from vlm.services.context import ServiceContext
 
 
 def add_server(ctx: ServiceContext, name: str, features: dict[tuple[str, str], int]) -> int:

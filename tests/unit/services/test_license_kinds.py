@@ -19,9 +19,9 @@ import pytest
 
 from tests.conftest import ADMIN, ANALYST
 from tests.sync.conftest import add_pool, add_synced_server, allocate, control, feature, feature_id
+from vlm.context import ServiceContext
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.services import exports, reports, servers, vlms
-from vlm.services.context import ServiceContext
 from vlm.store.figures import (
     COUNTED,
     LICENSE_KIND,

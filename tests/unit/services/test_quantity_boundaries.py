@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import ADMIN, MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
+from vlm.context import ServiceContext
 from vlm.domain import Conflict, NotFound, PermissionDenied, ValidationError, VlmError
 from vlm.services import allocations, pools, vlms
-from vlm.services.context import ServiceContext
 
 CAD = ("cad", "1.0")
 TABLES = ("allocations", "pool_portions", "pools", "server_features", "audit_log")

@@ -23,10 +23,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 from tests.unit.services.estate import add_people, add_server
 from vlm.config import Settings
+from vlm.context import ServiceContext
 from vlm.domain import Actor, NotFound, PermissionDenied, Role, VlmError
 from vlm.secret_box import SecretBox
 from vlm.services import allocations, pools, vlms
-from vlm.services.context import ServiceContext
 from vlm.store import open_database
 
 FeatureKey = tuple[str, str]

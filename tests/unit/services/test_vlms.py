@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import ADMIN, ANALYST, MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
+from vlm.context import ServiceContext
 from vlm.domain import Conflict, NotFound, PermissionDenied, ValidationError
 from vlm.services import allocations, pools, vlms
-from vlm.services.context import ServiceContext
 
 TABLES = ("vlms", "vlm_features", "vlm_servers", "pool_portions", "allocations", "audit_log")
 

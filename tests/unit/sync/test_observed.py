@@ -9,9 +9,9 @@ import pytest
 from tests.conftest import ADMIN, MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from tests.unit.sync.builders import ANN, BEN, CAD, VIZ, entry, group, host_group, reservation
+from vlm.context import ServiceContext
 from vlm.flexnet import HostId, ReservationGroup
 from vlm.services import allocations, pools, vlms
-from vlm.services.context import ServiceContext
 from vlm.sync import store_queries as q
 from vlm.sync.inventory import mirror_rows, mirror_table
 from vlm.sync.observed import (

@@ -1,0 +1,74 @@
+"""The process-wide runtime: settings, service context and sync scheduler, shared by UI and API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vlm.config import Settings
+from vlm.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> Any: ...
+
+    def sync_now(self, progress: Any = None) -> Any: ...
+
+
+@dataclass
+class Runtime:
+    """Everything a UI session or API request shares with every other one of this process."""
+
+    settings: Settings
+    ctx: ServiceContext
+    scheduler: Scheduler | None
+    scheduler_problem: str | None = None
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            try:
+                self.scheduler.stop()
+            except Exception:  # a failing stop must not keep the database open
+                log.exception("stopping the sync scheduler failed")
+        self.ctx.db.close()
+
+
+def _start_scheduler(ctx: ServiceContext) -> tuple[Scheduler | None, str | None]:
+    try:
+        from vlm.sync.scheduler import SyncScheduler
+    except ImportError as exc:
+        log.warning("sync scheduler unavailable: %s", exc)
+        return None, f"the sync engine is not available ({exc})"
+    scheduler = SyncScheduler(ctx)
+    scheduler.start()
+    return scheduler, None
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    """Open and migrate the database and start the sync scheduler."""
+    ctx = ServiceContext.open(settings)
+    scheduler, problem = _start_scheduler(ctx)
+    return Runtime(settings, ctx, scheduler, scheduler_problem=problem)
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def install_runtime(runtime: Runtime | None) -> None:
+    """Make this runtime the process's (None forgets it; the caller closes the old one)."""
+    global _current
+    with _lock:
+        _current = runtime
+
+
+def current_runtime() -> Runtime | None:
+    """The runtime the server's lifespan opened, if any."""
+    with _lock:
+        return _current
