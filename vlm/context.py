@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from vlm.config import Settings
 from vlm.secret_box import SecretBox
 from vlm.store import Database, open_database
+
+T = TypeVar("T")
 
 
 def _ignore_change(server_ids: Iterable[int]) -> None:
@@ -22,6 +26,17 @@ class ServiceContext:
     settings: Settings
     secrets: SecretBox
     on_allocations_changed: Callable[[Iterable[int]], None] = field(default=_ignore_change)
+    _owned: dict[type, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _owned_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def owned(self, kind: type[T]) -> T:
+        """This context's one instance of kind (caches and locks that live as long as its db)."""
+        with self._owned_lock:
+            if kind not in self._owned:
+                self._owned[kind] = kind()
+            return self._owned[kind]
 
     @classmethod
     def open(cls, settings: Settings) -> ServiceContext:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,48 +42,41 @@ class Database:
         self._local = threading.local()
         self.generation = 0
 
-    def query_df(self, sql: str, params: Params = ()) -> pd.DataFrame:
-        """Run a read and return a fully fetched DataFrame."""
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The open write transaction's cursor on this thread, else a fresh cursor for one read."""
         cur = getattr(self._local, "write_cursor", None)
         if cur is not None:
-            return cur.execute(sql, params).df()
-        with self._con.cursor() as cur:
+            yield cur
+            return
+        with self._con.cursor() as own:
+            yield own
+
+    def query_df(self, sql: str, params: Params = ()) -> pd.DataFrame:
+        """Run a read and return a fully fetched DataFrame."""
+        with self._cursor() as cur:
             return cur.execute(sql, params).df()
 
     def query(self, sql: str, params: Params = ()) -> list[tuple]:
         """Run a read and return all rows as tuples."""
-        cur = getattr(self._local, "write_cursor", None)
-        if cur is not None:
-            return cur.execute(sql, params).fetchall()
-        with self._con.cursor() as cur:
+        with self._cursor() as cur:
             return cur.execute(sql, params).fetchall()
 
     def query_dicts(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """Run a read and return rows as dicts keyed by column name."""
-        cur = getattr(self._local, "write_cursor", None)
-        if cur is not None:
-            result = cur.execute(sql, params)
-            names = [d[0] for d in result.description]
-            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-        with self._con.cursor() as cur:
+        with self._cursor() as cur:
             result = cur.execute(sql, params)
             names = [d[0] for d in result.description]
             return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
     def query_csv(self, sql: str, params: Params = ()) -> bytes:
         """Run a read and return its rows as CSV bytes written by DuckDB (see store/csv.py)."""
-        cur = getattr(self._local, "write_cursor", None)
-        if cur is not None:
-            return write_csv(cur, sql, params)
-        with self._con.cursor() as cur:
+        with self._cursor() as cur:
             return write_csv(cur, sql, params)
 
     def describe(self, sql: str, params: Params = ()) -> list[tuple[str, str]]:
         """(name, DuckDB type) of the columns a query returns, without running it fully."""
-        cur = getattr(self._local, "write_cursor", None)
-        if cur is not None:
-            return describe(cur, sql, params)
-        with self._con.cursor() as cur:
+        with self._cursor() as cur:
             return describe(cur, sql, params)
 
     def scalar(self, sql: str, params: Params = ()) -> Any:
