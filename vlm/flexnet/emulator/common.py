@@ -6,7 +6,8 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-FeatureKey = tuple[str, str]
+from vlm.domain import FeatureKey as FeatureKey  # re-exported for the emulator modules
+
 HostKey = tuple[str, str]
 
 
