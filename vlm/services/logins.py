@@ -21,6 +21,7 @@ import bcrypt
 from vlm.context import ServiceContext
 from vlm.domain import VlmError
 from vlm.services import users
+from vlm.store import users as store
 
 LOCKOUT_SECONDS = 15 * 60
 Clock = Callable[[], float]
@@ -56,10 +57,6 @@ def dummy_password_hash() -> str:
     return _dummy_hash(users.BCRYPT_ROUNDS)
 
 
-def _forget_expired(cur, now: float, lockout_seconds: float) -> None:
-    cur.execute("DELETE FROM login_failures WHERE last_failed_at < ?", [now - lockout_seconds])
-
-
 def register_login_attempt(
     ctx: ServiceContext,
     username: str,
@@ -73,19 +70,11 @@ def register_login_attempt(
     now = clock()
 
     def write(cur) -> bool:
-        _forget_expired(cur, now, lockout_seconds)
-        row = cur.execute(
-            "SELECT attempts FROM login_failures WHERE username = ?", [username]
-        ).fetchone()
-        used = int(row[0]) if row else 0
+        store.forget_failures_before(cur, now - lockout_seconds)
+        used = store.failed_attempt_count(cur, username)
         if used >= limit:
             return False
-        cur.execute(
-            "INSERT INTO login_failures (username, attempts, last_failed_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (username) DO UPDATE SET attempts = excluded.attempts, "
-            "last_failed_at = excluded.last_failed_at",
-            [username, used + 1, now],
-        )
+        store.store_failed_attempts(cur, username, used + 1, now)
         return True
 
     return ctx.db.write(write)
@@ -101,10 +90,8 @@ def failed_attempts(
     """Unexpired attempts counted for each user name since its last successful sign-in."""
     counts = dict.fromkeys(usernames, 0)
     since = clock() - lockout_seconds
-    rows = ctx.db.query(
-        "SELECT username, attempts FROM login_failures WHERE last_failed_at >= ?", [since]
-    )
-    for username, attempts in rows:  # one row per user name tried lately: a small table
+    # one row per user name tried lately: a small table
+    for username, attempts in store.failures_since(ctx.db, since):
         if username in counts:
             counts[username] = int(attempts)
     return counts
@@ -112,14 +99,7 @@ def failed_attempts(
 
 def clear_failed_attempts(ctx: ServiceContext, username: str) -> None:
     """Forget a user's attempts (after a successful sign-in or a password reset)."""
-    ctx.db.write(
-        lambda cur: cur.execute("DELETE FROM login_failures WHERE username = ?", [username])
-    )
-
-
-def _stored_account(ctx: ServiceContext, username: str) -> tuple[str, bool] | None:
-    rows = ctx.db.query("SELECT password_hash, disabled FROM users WHERE username = ?", [username])
-    return (str(rows[0][0]), bool(rows[0][1])) if rows else None
+    ctx.db.write(lambda cur: store.clear_failures(cur, username))
 
 
 def _possible_username(name: str) -> bool:
@@ -146,7 +126,7 @@ def sign_in(
         return SignInResult(SignInOutcome.WRONG, name)
     if not register_login_attempt(ctx, name, lockout_seconds=lockout_seconds, clock=clock):
         return SignInResult(SignInOutcome.LOCKED, name)
-    account = _stored_account(ctx, name)
+    account = store.stored_account(ctx.db, name)
     matches = users.check_password(given, account[0] if account else dummy_password_hash())
     if account is None or not matches:
         return SignInResult(SignInOutcome.WRONG, name)

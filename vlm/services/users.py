@@ -26,6 +26,7 @@ from vlm.domain import (
 )
 from vlm.services import audit, logins
 from vlm.services.permissions import require_active_user_in, require_admin, require_admin_in
+from vlm.store import users as store
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,31}$")
 MIN_PASSWORD_LENGTH = 8
@@ -89,22 +90,10 @@ def _role(value: object) -> Role:
 
 
 def _user(cur, username: str) -> dict:
-    result = cur.execute(
-        "SELECT username, display_name, email, role, disabled, must_change_password "
-        "FROM users WHERE username = ?",
-        [username],
-    )
-    names = [d[0] for d in result.description]
-    row = result.fetchone()
-    if row is None:
+    user = store.user_for_update(cur, username)
+    if user is None:
         raise NotFound(f"user '{username}' does not exist", field="username")
-    return dict(zip(names, row, strict=True))
-
-
-def _active_admins(cur) -> int:
-    return cur.execute(
-        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled"
-    ).fetchone()[0]
+    return user
 
 
 def add_user(
@@ -132,19 +121,16 @@ def add_user(
 
     def write(cur):
         require_admin_in(cur, actor)
-        if cur.execute("SELECT 1 FROM users WHERE username = ?", [name]).fetchone():
+        if store.user_exists(cur, name):
             raise Conflict(f"user '{name}' exists already", field="username")
-        cur.execute(
-            "INSERT INTO users (username, display_name, email, role, password_hash, "
-            "must_change_password) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                name,
-                display_name.strip() or name,
-                email.strip(),
-                user_role.value,
-                password_hash,
-                password is None,
-            ],
+        store.insert_user(
+            cur,
+            name,
+            display_name=display_name.strip() or name,
+            email=email.strip(),
+            role=user_role.value,
+            password_hash=password_hash,
+            must_change_password=password is None,
         )
         audit.record(
             cur,
@@ -171,18 +157,15 @@ def change_role(ctx: ServiceContext, actor: Actor, username: str, role: object) 
         user = _user(cur, username)
         if user["role"] == new_role.value:
             return
-        if user["role"] == "admin" and not user["disabled"] and _active_admins(cur) <= 1:
+        if user["role"] == "admin" and not user["disabled"] and store.active_admin_count(cur) <= 1:
             raise Conflict("the last active admin cannot lose the admin role", field="role")
-        pools = cur.execute("SELECT COUNT(*) FROM pools WHERE manager = ?", [username]).fetchone()
-        if user["role"] == "manager" and pools[0]:
+        pools = store.managed_pool_count(cur, username)
+        if user["role"] == "manager" and pools:
             raise Conflict(
-                f"'{username}' manages {pools[0]} pool(s); give them another manager first",
+                f"'{username}' manages {pools} pool(s); give them another manager first",
                 field="role",
             )
-        cur.execute(
-            "UPDATE users SET role = ?, updated_at = current_timestamp WHERE username = ?",
-            [new_role.value, username],
-        )
+        store.set_role(cur, username, new_role.value)
         audit.record(
             cur,
             actor,
@@ -207,12 +190,9 @@ def set_disabled(ctx: ServiceContext, actor: Actor, username: str, disabled: boo
         user = _user(cur, username)
         if disabled and username == actor.username:
             raise Conflict("you cannot disable yourself", field="username")
-        if disabled and user["role"] == "admin" and _active_admins(cur) <= 1:
+        if disabled and user["role"] == "admin" and store.active_admin_count(cur) <= 1:
             raise Conflict("the last active admin cannot be disabled", field="username")
-        cur.execute(
-            "UPDATE users SET disabled = ?, updated_at = current_timestamp WHERE username = ?",
-            [disabled, username],
-        )
+        store.set_disabled(cur, username, disabled)
         audit.record(
             cur,
             actor,
@@ -236,11 +216,7 @@ def reset_password(ctx: ServiceContext, actor: Actor, username: str) -> str:
     def write(cur):
         require_admin_in(cur, actor)
         _user(cur, username)
-        cur.execute(
-            "UPDATE users SET password_hash = ?, must_change_password = TRUE, "
-            "updated_at = current_timestamp WHERE username = ?",
-            [password_hash, username],
-        )
+        store.set_password_hash(cur, username, password_hash, must_change=True)
         audit.record(cur, actor, "user.reset_password", "user", username)
         logins.clear_failed_attempts(ctx, username)  # nested: the same transaction
 
@@ -254,9 +230,7 @@ def set_own_password(
     """A signed-in user replaces their password (required after a one-time password)."""
     require_text(current_password, "current_password")
     secret_text(require_text(new_password, "password"), "password", max_len=MAX_PASSWORD_BYTES)
-    stored = ctx.db.scalar(
-        "SELECT password_hash FROM users WHERE username = ? AND NOT disabled", [actor.username]
-    )
+    stored = store.enabled_password_hash(ctx.db, actor.username)
     if stored is None:
         raise NotFound(f"user '{actor.username}' does not exist")
     if not check_password(current_password, stored):
@@ -267,11 +241,7 @@ def set_own_password(
 
     def write(cur):
         require_active_user_in(cur, actor)
-        cur.execute(
-            "UPDATE users SET password_hash = ?, must_change_password = FALSE, "
-            "updated_at = current_timestamp WHERE username = ?",
-            [password_hash, actor.username],
-        )
+        store.set_password_hash(cur, actor.username, password_hash, must_change=False)
         audit.record(cur, actor, "user.set_password", "user", actor.username)
 
     ctx.db.write(write)
@@ -279,31 +249,17 @@ def set_own_password(
 
 def list_users(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     require_admin(actor)
-    return ctx.db.query_df(
-        "SELECT u.username, u.display_name, u.email, u.role, u.disabled, u.must_change_password, "
-        "(SELECT COUNT(*) FROM pools p WHERE p.manager = u.username)::INTEGER AS pools, "
-        "u.created_at, u.updated_at FROM users u ORDER BY u.username"
-    )
+    return store.users_with_pool_counts(ctx.db)
 
 
 def managers(ctx: ServiceContext, actor: Actor) -> list[str]:
     require_admin(actor)
-    return [
-        r[0]
-        for r in ctx.db.query(
-            "SELECT username FROM users WHERE role = 'manager' AND NOT disabled ORDER BY 1"
-        )
-    ]
+    return store.enabled_managers(ctx.db)
 
 
 def get_user(ctx: ServiceContext, username: str) -> dict | None:
     """The stored profile of a user (no hash), or None."""
-    rows = ctx.db.query_dicts(
-        "SELECT username, display_name, email, role, disabled, must_change_password "
-        "FROM users WHERE username = ?",
-        [str(username or "").lower()],
-    )
-    return rows[0] if rows else None
+    return store.user_profile(ctx.db, str(username or "").lower())
 
 
 def actor_for(ctx: ServiceContext, username: str) -> Actor:
@@ -316,9 +272,7 @@ def actor_for(ctx: ServiceContext, username: str) -> Actor:
 
 def authenticator_credentials(ctx: ServiceContext) -> dict:
     """The credentials dict streamlit-authenticator expects, built from enabled users."""
-    rows = ctx.db.query(
-        "SELECT username, display_name, email, role, password_hash FROM users WHERE NOT disabled"
-    )
+    rows = store.enabled_credentials(ctx.db)
     return {
         "usernames": {
             username: {
@@ -337,4 +291,4 @@ def authenticator_credentials(ctx: ServiceContext) -> dict:
 
 
 def has_users(ctx: ServiceContext) -> bool:
-    return bool(ctx.db.scalar("SELECT COUNT(*) FROM users"))
+    return bool(store.user_count(ctx.db))
