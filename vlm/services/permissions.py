@@ -14,7 +14,8 @@ from __future__ import annotations
 import duckdb
 
 from vlm.domain import SYSTEM_ACTOR, Actor, NotFound, PermissionDenied, Role
-from vlm.store import Database
+from vlm.store import Database, access
+from vlm.store.access import Scope
 
 
 def require_admin(actor: Actor) -> None:
@@ -29,7 +30,7 @@ def require_can_write(actor: Actor) -> None:
 
 def pool_manager(db: Database, pool_id: int) -> str:
     """The manager of a pool, or NotFound."""
-    manager = db.scalar("""SELECT manager FROM pools WHERE id = ?""", [pool_id])
+    manager = access.pool_manager(db, pool_id)
     if manager is None:
         raise NotFound(f"pool {pool_id} does not exist", field="pool")
     return manager
@@ -50,11 +51,11 @@ def require_pool_read(db: Database, actor: Actor, pool_id: int) -> None:
         raise NotFound(f"pool {pool_id} does not exist", field="pool")
 
 
-def pool_scope_sql(actor: Actor, alias: str = "p") -> tuple[str, list[object]]:
+def pool_scope_sql(actor: Actor, alias: str = "p") -> Scope:
     """A WHERE fragment that limits pool rows to what the actor may see."""
     if actor.role is Role.MANAGER:
-        return f"{alias}.manager = ?", [actor.username]
-    return "TRUE", []
+        return access.managed_by(alias, actor.username)
+    return access.every_pool()
 
 
 def require_active_user_in(cur: duckdb.DuckDBPyConnection, actor: Actor) -> Role:
@@ -65,9 +66,7 @@ def require_active_user_in(cur: duckdb.DuckDBPyConnection, actor: Actor) -> Role
     """
     if actor is SYSTEM_ACTOR:
         return Role.ADMIN
-    row = cur.execute(
-        """SELECT role, disabled FROM users WHERE username = ?""", [actor.username]
-    ).fetchone()
+    row = access.role_and_disabled(cur, actor.username)
     if row is None:
         raise PermissionDenied(f"user '{actor.username}' does not exist")
     if row[1]:
@@ -87,8 +86,8 @@ def require_pool_write_in(cur: duckdb.DuckDBPyConnection, actor: Actor, pool_id:
     role = require_active_user_in(cur, actor)
     if role is Role.ANALYST:
         raise PermissionDenied(f"{actor.username} is an analyst and may not change anything")
-    row = cur.execute("""SELECT manager FROM pools WHERE id = ?""", [pool_id]).fetchone()
-    if row is None:
+    manager = access.pool_manager_in(cur, pool_id)
+    if manager is None:
         raise NotFound(f"pool {pool_id} does not exist", field="pool")
-    if role is Role.MANAGER and row[0] != actor.username:
+    if role is Role.MANAGER and manager != actor.username:
         raise PermissionDenied(f"pool {pool_id} is managed by someone else", field="pool")
