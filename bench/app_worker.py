@@ -34,7 +34,7 @@ def _environment(db_path: str) -> None:
 def _new_app(username: str | None) -> Any:
     from streamlit.testing.v1 import AppTest
 
-    from vlm.ui.auth import seed_signed_in
+    from tests.app.signed_in import seed_signed_in
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     if username is not None:

@@ -4,10 +4,10 @@ import streamlit as st
 
 from vlm.domain import Role
 from vlm.services import pools
-from vlm.ui.allocation_grid import render_grid
-from vlm.ui.bulk_import import render_bulk_import
-from vlm.ui.grid_selection import choose_grid
-from vlm.ui.grid_state import GridScope
+from vlm.ui.grid.bulk import render_bulk_import
+from vlm.ui.grid.selection import choose_grid
+from vlm.ui.grid.state import GridScope
+from vlm.ui.grid.view import render_grid
 from vlm.ui.pickers import pool_label
 from vlm.ui.session import page_context
 from vlm.ui.widgets import show_flashes

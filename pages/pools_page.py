@@ -4,6 +4,7 @@ import streamlit as st
 
 from vlm.domain import Role
 from vlm.services import pools, users, vlms
+from vlm.ui.confirm import Question, confirmed_action
 from vlm.ui.pickers import pick_row, pool_label
 from vlm.ui.pool_forms import (
     POOL_COLUMNS,
@@ -15,10 +16,7 @@ from vlm.ui.pool_forms import (
 )
 from vlm.ui.session import page_context
 from vlm.ui.widgets import (
-    ask_confirmation,
     attempt,
-    confirmation,
-    danger_button,
     field_slots,
     flash,
     show_flashes,
@@ -119,19 +117,17 @@ if save and quantities_fit(typed, fields["quantity"], "Not saved", require_one=F
         outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)
     )
 
-if danger_button("Delete pool…", key="delete_pool"):
-    ask_confirmation(f"delete_pool_{pool_id}")
 impact = pools.deletion_impact(ctx, actor, pool_id)
-if confirmation(
-    f"delete_pool_{pool_id}",
-    f"Delete pool '{pool['name']}'? This removes its {impact['allocations']} allocation(s) and "
-    f"{impact['reservations']} reservation(s) of {impact['hosts']} host(s) from the license "
-    "servers. This cannot be undone.",
-    f"Delete pool and {impact['allocations']} allocation(s)",
-):
-    outcome = attempt(
-        pools.delete_pool, ctx, actor, pool_id, confirmed_allocations=impact["allocations"]
-    )
-    if outcome.ok:
-        flash(f"Pool '{pool['name']}' deleted with {impact['allocations']} allocation(s).")
-        st.rerun()
+confirmed_action(
+    "Delete pool…",
+    key="delete_pool",
+    question=Question(
+        f"delete_pool_{pool_id}",
+        f"Delete pool '{pool['name']}'? This removes its {impact['allocations']} allocation(s) "
+        f"and {impact['reservations']} reservation(s) of {impact['hosts']} host(s) from the "
+        "license servers. This cannot be undone.",
+        f"Delete pool and {impact['allocations']} allocation(s)",
+    ),
+    act=lambda: pools.delete_pool(ctx, actor, pool_id, confirmed_allocations=impact["allocations"]),
+    done=f"Pool '{pool['name']}' deleted with {impact['allocations']} allocation(s).",
+)

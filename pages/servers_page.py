@@ -4,18 +4,12 @@ import streamlit as st
 
 from vlm.domain import Role
 from vlm.services import servers
+from vlm.ui.confirm import Question, confirmed_action
 from vlm.ui.pickers import pick_row
 from vlm.ui.server_form import server_form, show_check, sync_now
 from vlm.ui.server_tables import drift_table, feature_table, server_table
 from vlm.ui.session import page_context
-from vlm.ui.widgets import (
-    ask_confirmation,
-    attempt,
-    confirmation,
-    danger_button,
-    flash,
-    show_flashes,
-)
+from vlm.ui.widgets import attempt, flash, show_flashes
 
 page = page_context(Role.ADMIN)
 ctx, actor = page.ctx, page.actor
@@ -63,18 +57,17 @@ with edit_tab:
     ):
         flash(f"Server '{data.name.strip()}' saved.")
         st.rerun()
-    if danger_button("Remove server…", key="remove_server"):
-        ask_confirmation(f"remove_server_{server_id}")
-    if (
-        confirmation(
+    confirmed_action(
+        "Remove server…",
+        key="remove_server",
+        question=Question(
             f"remove_server_{server_id}",
             f"Remove '{server['name']}' and its feature history from VLM? Nothing changes on the "
             "server itself. This is refused while a VLM exposes any of its features.",
             f"Remove {server['name']}",
-        )
-        and attempt(servers.remove_server, ctx, actor, server_id).ok
-    ):
-        flash(f"Server '{server['name']}' removed.")
-        st.rerun()
+        ),
+        act=lambda: servers.remove_server(ctx, actor, server_id),
+        done=f"Server '{server['name']}' removed.",
+    )
 with drift_tab:
     drift_table(ctx, actor, server)

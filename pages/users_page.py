@@ -5,12 +5,10 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import users
 from vlm.ui import one_time
+from vlm.ui.confirm import Question, confirmed_action
 from vlm.ui.session import page_context
 from vlm.ui.widgets import (
-    ask_confirmation,
     attempt,
-    confirmation,
-    danger_button,
     field_slots,
     flash,
     show_flashes,
@@ -80,36 +78,39 @@ if chosen:
         if changed and attempt(users.change_role, ctx, actor, chosen, new_role).ok:
             flash(f"{chosen} is now {new_role}.")
             st.rerun()
-    with action_col:
-        if danger_button("Reset password…", key="users_reset", icon=":material/lock_reset:"):
-            ask_confirmation(f"reset_password_{chosen}")
-        if user["disabled"]:
-            if (
-                st.button("Enable", key="users_enable")
-                and attempt(users.set_disabled, ctx, actor, chosen, False).ok
-            ):
-                flash(f"{chosen} is enabled again.")
-                st.rerun()
-        elif danger_button("Disable…", key="users_disable", icon=":material/block:"):
-            ask_confirmation(f"disable_user_{chosen}")
-    if confirmation(
-        f"reset_password_{chosen}",
-        f"Reset the password of {chosen}? Their current password stops working at once; you "
-        "get a one-time password to hand them, and they must choose their own at sign-in.",
-        f"Reset password of {chosen}",
-    ):
-        outcome = attempt(users.reset_password, ctx, actor, chosen)
-        if outcome.ok:
-            one_time.remember(chosen, str(outcome.value))
-            st.rerun()
-    if (
-        confirmation(
-            f"disable_user_{chosen}",
-            f"Disable {chosen}? They are signed out at their next click and cannot sign in until "
-            "enabled again. Their pools and allocations stay.",
-            f"Disable {chosen}",
+    # the buttons sit in action_col; their questions come under both columns
+    confirmed_action(
+        "Reset password…",
+        key="users_reset",
+        container=action_col,
+        icon=":material/lock_reset:",
+        question=Question(
+            f"reset_password_{chosen}",
+            f"Reset the password of {chosen}? Their current password stops working at once; you "
+            "get a one-time password to hand them, and they must choose their own at sign-in.",
+            f"Reset password of {chosen}",
+        ),
+        act=lambda: users.reset_password(ctx, actor, chosen),
+        done=lambda password: one_time.remember(chosen, str(password)),
+    )
+    if not user["disabled"]:
+        confirmed_action(
+            "Disable…",
+            key="users_disable",
+            container=action_col,
+            icon=":material/block:",
+            question=Question(
+                f"disable_user_{chosen}",
+                f"Disable {chosen}? They are signed out at their next click and cannot sign in "
+                "until enabled again. Their pools and allocations stay.",
+                f"Disable {chosen}",
+            ),
+            act=lambda: users.set_disabled(ctx, actor, chosen, True),
+            done=f"{chosen} is disabled.",
         )
-        and attempt(users.set_disabled, ctx, actor, chosen, True).ok
+    elif (
+        action_col.button("Enable", key="users_enable")
+        and attempt(users.set_disabled, ctx, actor, chosen, False).ok
     ):
-        flash(f"{chosen} is disabled.")
+        flash(f"{chosen} is enabled again.")
         st.rerun()

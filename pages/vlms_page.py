@@ -4,6 +4,7 @@ import streamlit as st
 
 from vlm.domain import Role
 from vlm.services import servers, vlms
+from vlm.ui.confirm import Question, confirmed_action
 from vlm.ui.feature_picker import pick_features
 from vlm.ui.pickers import pick_row
 from vlm.ui.session import page_context
@@ -13,15 +14,7 @@ from vlm.ui.vlm_forms import (
     open_edit_form,
     point_selector_at_saved,
 )
-from vlm.ui.widgets import (
-    ask_confirmation,
-    attempt,
-    confirmation,
-    danger_button,
-    flash,
-    show_flashes,
-    table_with_download,
-)
+from vlm.ui.widgets import attempt, flash, show_flashes, table_with_download
 
 page = page_context(Role.ADMIN)
 ctx, actor = page.ctx, page.actor
@@ -112,18 +105,18 @@ chosen = vlm_frame[vlm_frame["id"] == vlm_id].iloc[0]
 edit_col, delete_col, _ = st.columns([1, 1, 3])
 if edit_col.button("Edit VLM…", key="edit_vlm", icon=":material/edit:"):
     open_edit_form(chosen, vlms.vlm_server_features(ctx, actor, vlm_id))
-if danger_button("Delete VLM…", key="delete_vlm", container=delete_col):
-    ask_confirmation(f"delete_vlm_{vlm_id}")
 if edit_form_open_for(vlm_id):
     edit_vlm_form(ctx, actor, chosen)
-if (
-    confirmation(
+confirmed_action(  # its button sits next to Edit; its question comes after the edit form
+    "Delete VLM…",
+    key="delete_vlm",
+    container=delete_col,
+    question=Question(
         f"delete_vlm_{vlm_id}",
         f"Delete VLM '{chosen['name']}'? Its features become free for another VLM. "
         "This is refused while pools depend on it.",
         f"Delete VLM {chosen['name']}",
-    )
-    and attempt(vlms.delete_vlm, ctx, actor, vlm_id).ok
-):
-    flash(f"VLM '{chosen['name']}' deleted.")
-    st.rerun()
+    ),
+    act=lambda: vlms.delete_vlm(ctx, actor, vlm_id),
+    done=f"VLM '{chosen['name']}' deleted.",
+)

@@ -11,10 +11,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.app.signed_in import seed_signed_in
 from vlm.context import ServiceContext
 from vlm.demo import DEMO_USERS, prepare_demo_database, start_demo_emulators
 from vlm.domain import Role
-from vlm.ui.auth import seed_signed_in
 from vlm.ui.navigation import PAGES_DIR
 from vlm.ui.runtime import get_runtime
 

@@ -15,8 +15,8 @@ from tests.app.conftest import open_page, service_context, wait_for
 from vlm.domain import DESCRIPTION_MAX_LENGTH, Actor, Role
 from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.services import allocations, pools
-from vlm.ui.allocation_grid import UNSAVED_MARKER
-from vlm.ui.grid_drafts import Drafts, build_source
+from vlm.ui.grid.drafts import Drafts, build_source
+from vlm.ui.grid.view import UNSAVED_MARKER
 from vlm.ui.runtime import get_runtime
 
 MIA = Actor("mia", Role.MANAGER)

@@ -13,7 +13,7 @@ from vlm.domain import Actor, Role
 from vlm.services import allocations, pools
 from vlm.services.bulk import parse_bulk_allocations
 from vlm.services.exports import to_csv_bytes
-from vlm.ui import bulk_import
+from vlm.ui.grid import bulk
 
 MIA = Actor("mia", Role.MANAGER)
 GOOD = "0050569AAC01"
@@ -42,14 +42,14 @@ def in_an_expander(at: AppTest, kind: str, predicate) -> list[bool]:
 
 def record_refused_download(monkeypatch) -> dict[str, object]:
     """The refused-rows download's data, by name, as the page hands it to the button."""
-    real = bulk_import.download_csv
+    real = bulk.download_csv
     seen: dict[str, object] = {}
 
     def recording(frame, name, **kwargs):
         seen[name] = lambda: to_csv_bytes(frame.copy())
         return real(frame, name, **kwargs)
 
-    monkeypatch.setattr(bulk_import, "download_csv", recording)
+    monkeypatch.setattr(bulk, "download_csv", recording)
     return seen
 
 

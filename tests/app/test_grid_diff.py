@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from vlm.services.allocations import AllocationChange, RowResult
-from vlm.ui.grid_diff import diff_grid, has_edits
-from vlm.ui.grid_drafts import NOT_SAVED, Drafts, build_source, drafts_after_apply
+from vlm.ui.grid.diff import diff_grid, has_edits
+from vlm.ui.grid.drafts import NOT_SAVED, Drafts, build_source, drafts_after_apply
 
 
 def allocations_frame() -> pd.DataFrame:

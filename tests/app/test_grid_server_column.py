@@ -10,9 +10,9 @@ from tests.app.conftest import open_page, service_context
 from vlm.domain import HOST_ID_FORMATS, Actor, HostType, Role
 from vlm.services import allocations, pools
 from vlm.services.allocations import AllocationChange, RowResult
-from vlm.ui.allocation_grid import DISPLAY_COLUMNS, READ_ONLY, column_config
-from vlm.ui.grid_diff import GridDiff
-from vlm.ui.grid_drafts import build_source, drafts_after_apply
+from vlm.ui.grid.diff import GridDiff
+from vlm.ui.grid.drafts import build_source, drafts_after_apply
+from vlm.ui.grid.view import DISPLAY_COLUMNS, READ_ONLY, column_config
 
 MIA = Actor("mia", Role.MANAGER)
 

@@ -19,7 +19,7 @@ import httpx
 import pandas as pd
 from playwright.sync_api import Browser, Locator, Page, expect
 
-# Allocation grid geometry (fixed column widths in vlm/ui/allocation_grid.py).
+# Allocation grid geometry (fixed column widths in vlm/ui/grid/view.py).
 HEADER, ROW, MARKER = 35, 35, 33
 VIEWPORT = {"width": 1400, "height": 1000}
 COOKIE = "vlm_auth"

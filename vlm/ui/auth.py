@@ -4,7 +4,6 @@ streamlit-authenticator keeps the signed cookie and the session keys (notes §3.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import jwt
 import pandas as pd
@@ -110,7 +109,7 @@ def _submit_sign_in() -> None:
         st.session_state["authentication_status"] = False
         st.session_state[PROBLEM_KEY] = SIGN_IN_PROBLEMS[result.outcome]
         return
-    seed_signed_in(st.session_state, result.username)
+    _mark_signed_in(result.username)
     st.session_state[WRITE_COOKIE_KEY] = True
 
 
@@ -121,14 +120,13 @@ def forget_session() -> None:
             del st.session_state[key]
 
 
-def seed_signed_in(session_state: Any, username: str) -> None:
-    """Mark a session signed in with the keys streamlit-authenticator reads (the sign-in form
-    does this; so do the tests and benchmarks for their AppTest sessions)."""
-    session_state["authentication_status"] = True
-    session_state["username"] = username
-    session_state["name"] = username
-    session_state["roles"] = []
-    session_state["logout"] = None
+def _mark_signed_in(username: str) -> None:
+    """Mark the session signed in with the keys streamlit-authenticator reads."""
+    st.session_state["authentication_status"] = True
+    st.session_state["username"] = username
+    st.session_state["name"] = username
+    st.session_state["roles"] = []
+    st.session_state["logout"] = None
 
 
 def _resolve(runtime: Runtime, username: str) -> SignedIn:

@@ -13,11 +13,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from vlm.ui.grid_selection import FEATURE_PARAM, POOL_PARAM, feature_param
+from vlm.domain import FeatureKey
+from vlm.ui.grid.selection import FEATURE_PARAM, POOL_PARAM, feature_param
 from vlm.ui.messages import FeatureBounds, quantity_problems
 from vlm.ui.widgets import Outcome, clear_banners
 
-FeatureKey = tuple[str, str]
 COLUMNS_PER_ROW = 3
 # The columns of a pool list, in display order (also the column choices on My Pools).
 POOL_COLUMNS = [

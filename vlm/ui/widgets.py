@@ -378,11 +378,12 @@ def danger_button(
     key: str,
     container: DeltaGenerator | None = None,
     icon: str = ":material/delete_forever:",
+    disabled: bool = False,
 ) -> bool:
     """A button for an action that deletes, removes, disables or resets: red, with an icon."""
     danger_styles()
     with (container or st).container(key=f"{DANGER_PREFIX}{key}"):
-        return st.button(label, key=key, type="primary", icon=icon)
+        return st.button(label, key=key, type="primary", icon=icon, disabled=disabled)
 
 
 def confirmation(key: str, message: str, confirm_label: str, *, destructive: bool = True) -> bool:

@@ -18,7 +18,7 @@ import streamlit as st
 from vlm.domain import HostType
 from vlm.services.allocations import RowResult
 from vlm.services.bulk import COLUMNS, BulkRow, ParsedBulk, import_bulk, parse_bulk_allocations
-from vlm.ui.grid_state import GridScope
+from vlm.ui.grid.state import GridScope
 from vlm.ui.session import PageContext
 from vlm.ui.widgets import attempt, download_csv, labelled, table_with_download
 

@@ -10,12 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from vlm.context import ServiceContext
-from vlm.domain import Actor
+from vlm.domain import Actor, FeatureKey
 from vlm.services import allocations
-from vlm.ui.grid_diff import has_edits
-from vlm.ui.grid_drafts import Drafts, build_source
-
-FeatureKey = tuple[str, str]
+from vlm.ui.grid.diff import has_edits
+from vlm.ui.grid.drafts import Drafts, build_source
 
 
 @dataclass

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from vlm.ui.grid_state import FeatureKey, GridScope
+from vlm.domain import FeatureKey
+from vlm.ui.grid.state import GridScope
 from vlm.ui.pickers import feature_label, labelled_selectbox
 from vlm.ui.widgets import danger_button
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from vlm.domain import AllocationState
 from vlm.services.allocations import AllocationChange, RowResult
-from vlm.ui.grid_diff import GridDiff, clean
+from vlm.ui.grid.diff import GridDiff, clean
 
 GRID_COLUMNS = [
     "host_type",
