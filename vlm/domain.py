@@ -20,7 +20,7 @@ class Role(StrEnum):
 
 
 class HostType(StrEnum):
-    """The host id types FNE accepts in a reservation (flexnet-lls-api.md §5.1): a device's
+    """The host id types FNE accepts in a reservation (docs/architecture.md §9): a device's
     network address, a user, or a producer-defined string."""
 
     ETHERNET = "ETHERNET"

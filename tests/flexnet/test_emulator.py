@@ -57,7 +57,7 @@ def _sum(rows: list[dict[str, Any]], field: str) -> int:
 
 
 def assert_invariants(state: EmulatorState) -> None:
-    """Per-slice and per-feature accounting identities of §11 of the API notes."""
+    """Per-slice and per-feature accounting identities (docs/architecture.md §9)."""
     rows = state.list_features()
     for row in rows:
         assert row["used"] == row["sharedUsed"] + row["assignedReserved"]

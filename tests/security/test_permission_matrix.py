@@ -1,4 +1,4 @@
-"""The permission matrix (issue #14 item 1; DESIGN.md §3 rule 4, §6).
+"""The permission matrix (issue #14 item 1; docs/architecture.md §3 rule 4, §8).
 
 Every public service function that takes an actor has a row in matrix_cases.MATRIX, and each
 (function, caller) pair is a test: an allowed call succeeds (a write really changes its rows and

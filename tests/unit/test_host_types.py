@@ -28,7 +28,7 @@ from vlm.domain import (
 )
 from vlm.sync import reconcile_server
 
-# flexnet-lls-api.md §5.1: "examples named are ETHERNET, STRING, USER"
+# docs/architecture.md §9: the host id types FNE names are ETHERNET, USER and STRING
 FNE_RESERVATION_TYPES = {"ETHERNET", "USER", "STRING"}
 
 

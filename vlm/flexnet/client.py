@@ -1,6 +1,6 @@
 """Synchronous httpx client for the FlexNet Embedded License Server (LLS/CLS) REST API.
 
-See shared/flexnet-lls-api.md. Only behaviour confirmed there is relied upon: writes succeed on
+See docs/architecture.md §9. Only documented behaviour is relied upon: writes succeed on
 any 2xx or 410, error bodies are treated as opaque text (the Spring `message` field is used when
 present), and feature rows are slices that are summed per name and version.
 """

@@ -1,4 +1,4 @@
-"""CSV export with spreadsheet formula injection neutralised (DESIGN.md §6).
+"""CSV export with spreadsheet formula injection neutralised (docs/architecture.md §8).
 
 CSV is written by DuckDB: straight from SQL for the big exports (no DataFrame at all), and
 from a registered DataFrame for any table a page shows. Text cells that a spreadsheet would

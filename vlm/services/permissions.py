@@ -1,4 +1,4 @@
-"""Who may do what (DESIGN.md §3 rule 4), checked with the acting user inside services.
+"""Who may do what (docs/architecture.md §3 rule 4), checked with the acting user inside services.
 
 Two kinds of checks live here. The plain ones (`require_admin`, `require_pool_write`, …) look
 at the Actor the caller built at sign-in and the committed data; they are a fast path that

@@ -1,4 +1,4 @@
-"""Accounting SQL: figures per server feature, VLM feature and pool feature (DESIGN.md §3).
+"""Accounting SQL: figures per server feature, VLM feature and pool feature (architecture.md §3).
 
 The one definition of **counted concurrent licenses** lives here: a server feature the server
 lists as concurrent, neither uncounted nor metered (the only kind FNE can reserve, so the only

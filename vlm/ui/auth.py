@@ -1,5 +1,5 @@
 """Sign-in: the form asks vlm.services.logins.sign_in (lockout, password, disabled flag);
-streamlit-authenticator keeps the signed cookie and the session keys (notes §3.7)."""
+streamlit-authenticator keeps the signed cookie and the session keys (docs/architecture.md §10)."""
 
 from __future__ import annotations
 

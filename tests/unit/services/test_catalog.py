@@ -1,4 +1,4 @@
-"""VLM, pool and server administration rules (DESIGN.md §3 rules 1, 2, 5, 6, 7)."""
+"""VLM, pool and server administration rules (docs/architecture.md §3 rules 1, 2, 5, 6, 7)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Boundaries of the quantity rules (DESIGN §3 rules 2, 3 and 5), asserted on stored rows.
+"""Boundaries of the quantity rules (architecture.md §3 rules 2, 3, 5), asserted on stored rows.
 
 Exactly what is left, one more, zero; growth and shrink on an over-committed portion; a pool
 split across servers; pool resize to and below allocated; a portion gone; retry and removal of

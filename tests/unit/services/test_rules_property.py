@@ -1,4 +1,4 @@
-"""Property test: random admin / manager / analyst operations keep rules 1–5 and 7 of §3.
+"""Property test: random admin / manager / analyst operations keep architecture.md §3 rules 1–5, 7.
 
 A model reads the stored rows before each call and predicts its outcome from the rules alone:
 allowed and valid calls must succeed (with the predicted effect and an audit row), invalid

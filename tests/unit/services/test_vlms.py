@@ -1,5 +1,5 @@
 """Editing a VLM (issue #8 item 5): rename, describe, add and remove features, audited, and
-refused with nothing written when a rule says no (DESIGN.md §3 rules 1 and 7)."""
+refused with nothing written when a rule says no (docs/architecture.md §3 rules 1 and 7)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The reconciler's pure rules (vlm.sync.ownership): a host's plan, whether a group is VLM's for
 that host and already matches the plan, and the verdict on each allocation after a host's
-operations (DESIGN §4, §6 "Ownership is proven, never assumed")."""
+operations (docs/architecture.md §5, §5.4 "Ownership is proven, never assumed")."""
 
 from __future__ import annotations
 
