@@ -21,8 +21,7 @@ from vlm.domain import (
 from vlm.services import audit
 from vlm.services.permissions import require_admin, require_admin_in
 from vlm.services.servers import require_can_read_estate
-from vlm.store import vlm_features as store
-from vlm.store.figures import COUNTED, SERVER_FEATURE_FIGURES, VLM_FEATURE_FIGURES
+from vlm.store import catalog as store
 
 VLM_TYPES = ("FlexNet Embedded",)
 
@@ -54,12 +53,7 @@ def _check_features(
     ids = sorted(set(server_feature_ids))
     if not ids:
         raise ValidationError("choose at least one feature", field="features")
-    marks = ", ".join("?" for _ in ids)
-    rows = cur.execute(
-        f"SELECT server_feature_id, feature_name, feature_version, server_name, can_pool, "
-        f"vlm_id, vlm_name FROM ({SERVER_FEATURE_FIGURES}) WHERE server_feature_id IN ({marks})",
-        ids,
-    ).fetchall()
+    rows = store.feature_owners(cur, ids)
     found = {r[0]: r for r in rows}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -81,25 +75,9 @@ def _description(value: object) -> str:
     return "" if value is None else validate_description(value)
 
 
-def _server_ids(cur, ids: list[int]) -> list[int]:
-    marks = ", ".join("?" for _ in ids)
-    return [
-        r[0]
-        for r in cur.execute(
-            f"SELECT DISTINCT server_id FROM server_features WHERE id IN ({marks}) ORDER BY 1", ids
-        ).fetchall()
-    ]
-
-
 def _store_features(cur, vlm_id: int, ids: list[int]) -> None:
-    cur.executemany(
-        "INSERT INTO vlm_features (vlm_id, server_feature_id) VALUES (?, ?)",
-        [[vlm_id, i] for i in ids],
-    )
-    cur.executemany(
-        "INSERT INTO vlm_servers (vlm_id, server_id) VALUES (?, ?)",
-        [[vlm_id, s] for s in _server_ids(cur, ids)],
-    )
+    store.add_exposed_features(cur, vlm_id, ids)
+    store.add_vlm_servers(cur, vlm_id, store.servers_of_features(cur, ids))
 
 
 def create_vlm(
@@ -121,14 +99,10 @@ def create_vlm(
 
     def write(cur):
         require_admin_in(cur, actor)
-        if cur.execute("SELECT 1 FROM vlms WHERE name = ?", [name]).fetchone():
+        if store.vlm_name_taken(cur, name):
             raise Conflict(f"a VLM named '{name}' exists already", field="name")
         ids = _check_features(cur, None, server_feature_ids)
-        vlm_id = cur.execute(
-            "INSERT INTO vlms (name, vlm_type, description, created_by) VALUES (?, ?, ?, ?) "
-            "RETURNING id",
-            [name, vlm_type, description, actor.username],
-        ).fetchone()[0]
+        vlm_id = store.insert_vlm(cur, name, vlm_type, description, actor.username)
         _store_features(cur, vlm_id, ids)
         audit.record(
             cur,
@@ -166,7 +140,8 @@ def _refuse_removing_used(cur, dropped: list[int]) -> None:
 def _replace_features(cur, vlm_id: int, dropped: list[int], added: list[int]) -> None:
     """Remove and add exposed features, and keep the VLM's server list in step."""
     store.replace_features(cur, vlm_id, dropped, added)
-    store.set_servers(cur, vlm_id, set(_server_ids(cur, store.exposed_features(cur, vlm_id))))
+    exposed = store.exposed_features(cur, vlm_id)
+    store.set_servers(cur, vlm_id, set(store.servers_of_features(cur, exposed)))
 
 
 def _vlm_state(cur, vlm_id: int) -> tuple[str, str, list[int]]:
@@ -186,7 +161,7 @@ def update_vlm(
     description: str,
     server_feature_ids: Sequence[int],
 ) -> VlmChanges:
-    """Rename a VLM, change its description, add or remove features (DESIGN.md §3 rule 1).
+    """Rename a VLM, change its description, add or remove features (architecture.md §3 rule 1).
 
     Refused, with nothing written: a name another VLM has, a feature another VLM exposes, a new
     feature that cannot be pooled, removing a feature that pools still draw on (the refusal
@@ -201,7 +176,7 @@ def update_vlm(
     def write(cur) -> VlmChanges:
         require_admin_in(cur, actor)
         old_name, old_description, current = _vlm_state(cur, vlm_id)
-        if cur.execute("SELECT 1 FROM vlms WHERE name = ? AND id <> ?", [name, vlm_id]).fetchone():
+        if store.vlm_name_taken(cur, name, other_than=vlm_id):
             raise Conflict(f"a VLM named '{name}' exists already", field="name")
         ids = _check_features(cur, vlm_id, server_feature_ids, kept=current)
         dropped = sorted(set(current) - set(ids))
@@ -218,10 +193,7 @@ def update_vlm(
         if not changes.changed:
             return changes
         _replace_features(cur, vlm_id, dropped, added)
-        cur.execute(
-            "UPDATE vlms SET name = ?, description = ? WHERE id = ?",
-            [name, description, vlm_id],
-        )
+        store.update_vlm_row(cur, vlm_id, name, description)
         audit.record(
             cur,
             actor,
@@ -254,21 +226,17 @@ def delete_vlm(ctx: ServiceContext, actor: Actor, vlm_id: int) -> None:
 
     def write(cur):
         require_admin_in(cur, actor)
-        row = cur.execute("SELECT name FROM vlms WHERE id = ?", [vlm_id]).fetchone()
+        row = store.vlm_row(cur, vlm_id)
         if row is None:
             raise NotFound(f"VLM {vlm_id} does not exist")
-        pools = cur.execute(
-            "SELECT name FROM pools WHERE vlm_id = ? ORDER BY name", [vlm_id]
-        ).fetchall()
+        pools = store.pool_names_of_vlm(cur, vlm_id)
         if pools:
             raise Conflict(
                 f"VLM '{row[0]}' still has {len(pools)} pool(s): "
-                + ", ".join(p[0] for p in pools)
+                + ", ".join(pools)
                 + "; delete them first"
             )
-        cur.execute("DELETE FROM vlm_features WHERE vlm_id = ?", [vlm_id])
-        cur.execute("DELETE FROM vlm_servers WHERE vlm_id = ?", [vlm_id])
-        cur.execute("DELETE FROM vlms WHERE id = ?", [vlm_id])
+        store.delete_vlm_rows(cur, vlm_id)
         audit.record(cur, actor, "vlm.delete", "vlm", vlm_id, {"name": row[0]})
 
     ctx.db.write(write)
@@ -277,24 +245,7 @@ def delete_vlm(ctx: ServiceContext, actor: Actor, vlm_id: int) -> None:
 def list_vlms(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """VLMs with servers, features and total / pooled / allocated / available (admin, analyst)."""
     require_can_read_estate(actor)
-    return ctx.db.query_df(
-        f"""
-        WITH f AS ({VLM_FEATURE_FIGURES})
-        SELECT v.id, v.name, v.vlm_type, v.description, v.created_at, v.created_by,
-            (SELECT string_agg(s.name, ', ' ORDER BY s.name) FROM vlm_servers vs
-             JOIN license_servers s ON s.id = vs.server_id WHERE vs.vlm_id = v.id) AS servers,
-            (SELECT COUNT(*) FROM pools p WHERE p.vlm_id = v.id)::INTEGER AS pools,
-            COUNT(f.feature_name)::INTEGER AS features,
-            COALESCE(SUM(f.total), 0)::INTEGER AS total,
-            COALESCE(SUM(f.pooled), 0)::INTEGER AS pooled,
-            COALESCE(SUM(f.allocated), 0)::INTEGER AS allocated,
-            COALESCE(SUM(f.available), 0)::INTEGER AS available,
-            COALESCE(SUM(f.deficit), 0)::INTEGER AS deficit
-        FROM vlms v LEFT JOIN f ON f.vlm_id = v.id AND f.license_kind = '{COUNTED}'
-        GROUP BY v.id, v.name, v.vlm_type, v.description, v.created_at, v.created_by
-        ORDER BY v.name
-        """
-    )
+    return store.vlm_list(ctx.db)
 
 
 def vlm_features(ctx: ServiceContext, actor: Actor, vlm_id: int | None = None) -> pd.DataFrame:
@@ -302,12 +253,7 @@ def vlm_features(ctx: ServiceContext, actor: Actor, vlm_id: int | None = None) -
     require_can_read_estate(actor)
     if vlm_id is not None:
         vlm_id = record_id(vlm_id, "VLM")
-    where, params = ("WHERE vlm_id = ?", [vlm_id]) if vlm_id is not None else ("", [])
-    return ctx.db.query_df(
-        f"SELECT * FROM ({VLM_FEATURE_FIGURES}) {where} "
-        "ORDER BY vlm_name, feature_name, feature_version",
-        params,
-    )
+    return store.vlm_feature_figures(ctx.db, vlm_id)
 
 
 def feature_choices(ctx: ServiceContext, actor: Actor, vlm_id: int) -> pd.DataFrame:
@@ -315,28 +261,10 @@ def feature_choices(ctx: ServiceContext, actor: Actor, vlm_id: int) -> pd.DataFr
     VLM exposes it), with figures and the pools that draw on each (admin)."""
     require_admin(actor)
     vlm_id = record_id(vlm_id, "VLM")
-    return ctx.db.query_df(
-        f"""
-        WITH f AS ({SERVER_FEATURE_FIGURES}), u AS ({store.POOLS_DRAWING_ON})
-        SELECT f.server_feature_id, f.server_id, f.server_name, f.feature_name,
-            f.feature_version, f.total, f.used, f.reserved_by_others, f.pooled, f.poolable,
-            f.can_pool, f.present, COALESCE(f.vlm_id = ?, FALSE) AS exposed,
-            COALESCE((SELECT string_agg(u.name, ', ' ORDER BY u.name) FROM u
-                WHERE u.server_feature_id = f.server_feature_id), '') AS pools
-        FROM f
-        WHERE f.vlm_id = ? OR (f.vlm_id IS NULL AND f.can_pool AND f.present)
-        ORDER BY f.server_name, f.feature_name, f.feature_version
-        """,
-        [vlm_id, vlm_id],
-    )
+    return store.feature_choices(ctx.db, vlm_id)
 
 
 def vlm_server_features(ctx: ServiceContext, actor: Actor, vlm_id: int) -> list[int]:
     require_admin(actor)
     vlm_id = record_id(vlm_id, "VLM")
-    return [
-        r[0]
-        for r in ctx.db.query(
-            "SELECT server_feature_id FROM vlm_features WHERE vlm_id = ? ORDER BY 1", [vlm_id]
-        )
-    ]
+    return store.exposed_feature_ids(ctx.db, vlm_id)
