@@ -9,15 +9,16 @@ from typing import Literal
 import pandas as pd
 
 from vlm.context import ServiceContext
-from vlm.domain import Actor, VlmError, record_id, record_ids, validate_feature
+from vlm.domain import Actor, FeatureKey, VlmError, record_id, record_ids, validate_feature
 from vlm.services import audit
-from vlm.services.ledger import FeatureKey, PoolLedger
+from vlm.services.ledger import PoolLedger
 from vlm.services.permissions import (
     pool_scope_sql,
     require_pool_read,
     require_pool_write,
     require_pool_write_in,
 )
+from vlm.store import allocations as store
 
 Operation = Literal["add", "edit", "delete", "retry"]
 _ORDER = {"delete": 0, "retry": 1, "edit": 2, "add": 3}
@@ -104,45 +105,11 @@ def _apply_one(
 
 def _flush(cur, ledger: PoolLedger) -> list[int]:
     """Write the ledger's accepted changes in bulk; return the new allocation ids in order."""
-    new_ids: list[int] = []
-    if ledger.inserts:
-        frame = pd.DataFrame(ledger.inserts).drop(columns=["id"])
-        frame.insert(0, "pool_id", ledger.pool_id)
-        cur.register("new_allocations", frame)
-        try:
-            new_ids = [
-                r[0]
-                for r in cur.execute(
-                    """INSERT INTO allocations (pool_id, server_feature_id, feature_name,
-                    feature_version, host_type, host_id, count, description, state, created_by)
-                    SELECT pool_id, server_feature_id, feature_name, feature_version, host_type,
-                    host_id, count, description, state, created_by FROM new_allocations
-                    RETURNING id"""
-                ).fetchall()
-            ]
-        finally:
-            cur.unregister("new_allocations")
+    new_ids = store.insert_allocations(cur, ledger.pool_id, ledger.inserts)
     for allocation_id, changes in ledger.updates.items():
-        sets = ", ".join(f"{k} = ?" for k in changes)
-        extra = (
-            ", attempts = 0, next_attempt_at = NULL, last_error = NULL"
-            if "state" in changes
-            else ""
-        )
-        cur.execute(
-            f"UPDATE allocations SET {sets}{extra}, updated_at = current_timestamp WHERE id = ?",
-            [*changes.values(), allocation_id],
-        )
-    if ledger.deletes:
-        ids = sorted(ledger.deletes)
-        cur.execute(f"DELETE FROM allocations WHERE id IN ({', '.join('?' for _ in ids)})", ids)
-    if ledger.removals:
-        ids = sorted(ledger.removals)
-        cur.execute(
-            f"""UPDATE allocations SET state = 'removing', updated_at = current_timestamp
-            WHERE id IN ({", ".join("?" for _ in ids)})""",
-            ids,
-        )
+        store.update_allocation(cur, allocation_id, changes, reset_attempts="state" in changes)
+    store.delete_allocations(cur, ledger.deletes)
+    store.mark_removing(cur, ledger.removals)
     return new_ids
 
 
@@ -271,13 +238,6 @@ def retry_allocation(ctx: ServiceContext, actor: Actor, pool_id: int, allocation
     )
 
 
-ALLOCATION_COLUMNS = """
-    a.id, a.pool_id, p.name AS pool_name, a.feature_name, a.feature_version, a.host_type,
-    a.host_id, a.count, a.description, a.state, a.last_error, s.name AS server_name,
-    a.created_at, a.created_by, a.updated_at, a.applied_at
-"""
-
-
 def list_allocations(
     ctx: ServiceContext,
     actor: Actor,
@@ -290,19 +250,7 @@ def list_allocations(
     pool_id = record_id(pool_id, "pool")
     feature = None if feature is None else validate_feature(feature)
     require_pool_read(ctx.db, actor, pool_id)
-    clauses, params = ["a.pool_id = ?"], [pool_id]
-    if feature is not None:
-        clauses.append("a.feature_name = ? AND a.feature_version = ?")
-        params.extend(feature)
-    if not include_removing:
-        clauses.append("a.state <> 'removing'")
-    return ctx.db.query_df(
-        f"""SELECT {ALLOCATION_COLUMNS} FROM allocations a JOIN pools p ON p.id = a.pool_id
-        JOIN server_features sf ON sf.id = a.server_feature_id
-        JOIN license_servers s ON s.id = sf.server_id
-        WHERE {" AND ".join(clauses)} ORDER BY a.id""",
-        params,
-    )
+    return store.pool_allocations(ctx.db, pool_id, feature, include_removing=include_removing)
 
 
 def allocation_states(ctx: ServiceContext, actor: Actor, ids: Sequence[int]) -> pd.DataFrame:
@@ -310,24 +258,12 @@ def allocation_states(ctx: ServiceContext, actor: Actor, ids: Sequence[int]) -> 
     ids = record_ids(ids, "allocation")
     if not ids:
         return pd.DataFrame(columns=["id", "state", "last_error"])
-    scope, params = pool_scope_sql(actor)
-    marks = ", ".join("?" for _ in ids)
-    return ctx.db.query_df(
-        f"SELECT a.id, a.state, a.last_error FROM allocations a JOIN pools p ON p.id = a.pool_id "
-        f"WHERE a.id IN ({marks}) AND {scope}",
-        [*ids, *params],
-    )
+    return store.allocation_states(ctx.db, ids, pool_scope_sql(actor))
 
 
 def visible_allocations_query(actor: Actor) -> tuple[str, list[object]]:
     """The SQL and parameters of visible_allocations (also streamed to CSV by exports)."""
-    scope, params = pool_scope_sql(actor)
-    sql = f"""SELECT v.name AS vlm_name, {ALLOCATION_COLUMNS} FROM allocations a
-        JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_id
-        JOIN server_features sf ON sf.id = a.server_feature_id
-        JOIN license_servers s ON s.id = sf.server_id
-        WHERE a.state <> 'removing' AND {scope} ORDER BY a.pool_id, a.id"""
-    return sql, params
+    return store.visible_allocations_sql(pool_scope_sql(actor))
 
 
 def visible_allocations(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:

@@ -33,6 +33,7 @@ from typing import TypeVar
 from vlm.context import ServiceContext
 from vlm.domain import (
     Actor,
+    FeatureKey,
     ValidationError,
     VlmError,
     normalize_host_id,
@@ -41,7 +42,6 @@ from vlm.domain import (
     validate_description,
 )
 from vlm.services.allocations import AllocationChange, RowResult, apply_allocation_changes
-from vlm.services.ledger import FeatureKey
 
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}

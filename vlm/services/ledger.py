@@ -1,4 +1,4 @@
-"""In-memory ledger of one pool during a write: portions, allocations and the rules of §3.3."""
+"""In-memory ledger of one pool during a write: portions, allocations, architecture.md §3 rule 3."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from vlm.domain import (
     AllocationState,
     Conflict,
+    FeatureKey,
     NotFound,
     ValidationError,
     normalize_host_id,
@@ -17,8 +18,7 @@ from vlm.domain import (
     validate_count,
     validate_description,
 )
-
-FeatureKey = tuple[str, str]
+from vlm.store import allocations as store
 
 
 @dataclass
@@ -51,29 +51,15 @@ class PoolLedger:
 
     @classmethod
     def load(cls, cur, pool_id: int) -> PoolLedger:
+        """The pool as stored now; a portion is over-committed when all pools' portions of its
+        server feature exceed what that server has for VLM (total less reserved outside VLM)."""
         portions = {
-            row[0]: Portion(row[0], row[1], row[2], (row[3], row[4]), row[5], row[6])
-            for row in cur.execute(
-                """
-                SELECT pp.server_feature_id, sf.server_id, s.name, sf.feature_name,
-                    sf.feature_version, pp.quantity,
-                    (SELECT SUM(quantity) FROM pool_portions x
-                     WHERE x.server_feature_id = sf.id) > sf.total - sf.reserved_by_others
-                FROM pool_portions pp
-                JOIN server_features sf ON sf.id = pp.server_feature_id
-                JOIN license_servers s ON s.id = sf.server_id
-                WHERE pp.pool_id = ?
-                """,
-                [pool_id],
-            ).fetchall()
+            sf: Portion(sf, server_id, server, (name, version), quantity, pooled > total - others)
+            for sf, server_id, server, name, version, quantity, pooled, total, others in (
+                store.ledger_portions(cur, pool_id)
+            )
         }
-        result = cur.execute(
-            """SELECT id, server_feature_id, feature_name, feature_version, host_type, host_id,
-            count, description, state FROM allocations WHERE pool_id = ? AND state <> 'removing'""",
-            [pool_id],
-        )
-        names = [d[0] for d in result.description]
-        allocations = {row[0]: dict(zip(names, row, strict=True)) for row in result.fetchall()}
+        allocations = {a["id"]: a for a in store.live_allocations(cur, pool_id)}
         ledger = cls(pool_id, portions, allocations)
         for alloc in allocations.values():
             ledger._occupy(alloc)
