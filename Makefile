@@ -18,8 +18,13 @@ chromium:
 		echo "Installing Debian chromium for browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# UI and API on one port; the server's lifespan starts the demo's emulated license servers on
+# 7071-7073, seeds data/vlm.duckdb and runs the sync scheduler until Ctrl+C.
 run: venv
-	$(PY) -m vlm demo
+	VLM_DEMO=1 VLM_DEMO_EMULATOR_PORT=7071 VLM_DB_PATH=data/vlm.duckdb \
+		VLM_SYNC_INTERVAL=$${VLM_SYNC_INTERVAL:-30} \
+		$(PY) -m streamlit run server.py --server.port=8501 --server.headless=true \
+		--browser.gatherUsageStats=false
 
 test: venv chromium
 	$(PY) -m ruff check .

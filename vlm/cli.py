@@ -234,7 +234,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "-m",
             "streamlit",
             "run",
-            str(ROOT / "app.py"),
+            str(ROOT / "server.py"),
             f"--server.port={args.port}",
             "--server.headless=true",
             "--browser.gatherUsageStats=false",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,25 +51,49 @@ def _start_scheduler(ctx: ServiceContext) -> tuple[Scheduler | None, str | None]
     return scheduler, None
 
 
-def open_runtime(settings: Settings) -> Runtime:
-    """Open and migrate the database and start the sync scheduler."""
+def open_runtime(
+    settings: Settings, before_sync: Callable[[ServiceContext], None] | None = None
+) -> Runtime:
+    """Open and migrate the database, run before_sync on it (the demo seeds there), then start
+    the sync scheduler."""
     ctx = ServiceContext.open(settings)
+    try:
+        if before_sync is not None:
+            before_sync(ctx)
+    except BaseException:
+        ctx.db.close()
+        raise
     scheduler, problem = _start_scheduler(ctx)
     return Runtime(settings, ctx, scheduler, scheduler_problem=problem)
 
 
 _lock = threading.Lock()
 _current: Runtime | None = None
+_refusal: tuple[str, ...] | None = None
 
 
 def install_runtime(runtime: Runtime | None) -> None:
     """Make this runtime the process's (None forgets it; the caller closes the old one)."""
-    global _current
+    global _current, _refusal
     with _lock:
-        _current = runtime
+        _current, _refusal = runtime, None
 
 
 def current_runtime() -> Runtime | None:
     """The runtime the server's lifespan opened, if any."""
     with _lock:
         return _current
+
+
+def refuse_runtime(problems: list[str]) -> None:
+    """Record that the server's lifespan opened no runtime, and why (unsafe settings)."""
+    global _current, _refusal
+    with _lock:
+        _current, _refusal = None, tuple(problems)
+
+
+def runtime_refusal() -> list[str] | None:
+    """Why the server's lifespan refused to open a runtime; None when it did not refuse (or when
+    no server lifespan runs in this process, as under AppTest or `streamlit run app.py`)."""
+    with _lock:
+        return None if _refusal is None else list(_refusal)

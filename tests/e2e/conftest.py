@@ -1,4 +1,5 @@
-"""Browser end-to-end fixtures: emulators in this process, the app as a `streamlit run` child."""
+"""Browser end-to-end fixtures: emulators in this process, the server as a `streamlit run server.py`
+child."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ def free_port() -> int:
 
 
 class AppServer:
-    """`streamlit run app.py` in demo mode (its demo keys are the ones the database was seeded
-    with) on a free port over a given database; restartable. A .streamlit/secrets.toml of the
-    checkout is not read: its keys or settings would not match the seeded database."""
+    """`streamlit run server.py` (UI, API and the lifespan that owns the database and the sync
+    scheduler) in demo mode (its demo keys are the ones the database was seeded with) on a free
+    port over a given database; restartable. A .streamlit/secrets.toml of the checkout is not
+    read: its keys or settings would not match the seeded database."""
 
     def __init__(self, db_path: Path, log_path: Path) -> None:
         self.db_path = db_path
@@ -63,7 +65,7 @@ class AppServer:
             "PYTHONUNBUFFERED": "1",
         }
         command = [
-            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+            sys.executable, "-m", "streamlit", "run", str(ROOT / "server.py"),
             "--server.headless=true", f"--server.port={self.port}",
             "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
             "--server.fileWatcherType=none",

@@ -1,14 +1,16 @@
-"""The runtime as Streamlit sessions get it: settings from env + secrets, refused when unsafe."""
+"""The runtime as Streamlit sessions get it: the server's (see vlm/lifespan.py), else one opened
+here from env + secrets; refused when the settings are unsafe."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import astuple
+from typing import NoReturn
 
 import streamlit as st
 
 from vlm.config import ConfigError, Settings, secrets_overrides
-from vlm.runtime import Runtime, open_runtime
+from vlm.runtime import Runtime, current_runtime, open_runtime, runtime_refusal
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +46,35 @@ def _open_runtime(settings: Settings) -> Runtime:
 
 
 def get_runtime() -> Runtime:
-    """The shared runtime; refuses to start (error + stop) when the settings are unsafe."""
+    """The runtime the server's lifespan opened; without a server lifespan (AppTest, `streamlit
+    run app.py`) the shared cached one. Refuses (error + stop) when the settings are unsafe."""
+    served = current_runtime()
+    if served is not None:
+        return served
+    refusal = runtime_refusal()
+    if refusal is not None:
+        _refuse(refusal, "Restart the server after changing the settings.")
     try:
         settings = load_settings()
         problems = settings.problems()
     except ConfigError as exc:
         problems = [str(exc)]
     if problems:
-        st.error(
-            "VLM refuses to start: "
-            + "; ".join(problems)
-            + ". Run `python -m vlm init` to write .streamlit/secrets.toml with fresh keys, "
-            "or start the demo with VLM_DEMO=1."
-        )
-        # a menu of nothing, so Streamlit never falls back to listing the pages/ folder
-        st.navigation([st.Page(_refused, title="VLM", url_path="refused")], position="hidden")
-        st.stop()
+        _refuse(problems)
     return _open_runtime(settings)
+
+
+def _refuse(problems: list[str], then: str = "") -> NoReturn:
+    """Show why VLM refuses to start and stop the script."""
+    st.error(
+        "VLM refuses to start: "
+        + "; ".join(problems)
+        + ". Run `python -m vlm init` to write .streamlit/secrets.toml with fresh keys, "
+        "or start the demo with VLM_DEMO=1." + (f" {then}" if then else "")
+    )
+    # a menu of nothing, so Streamlit never falls back to listing the pages/ folder
+    st.navigation([st.Page(_refused, title="VLM", url_path="refused")], position="hidden")
+    st.stop()
 
 
 def _refused() -> None:
