@@ -11,6 +11,7 @@ from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.secret_box import SecretBox
 from vlm.services import allocations, pools, servers, users, vlms
 from vlm.store import open_database
+from vlm.store.demo import insert_synthetic_history
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 EMULATOR_ADMIN_PASSWORD = "admin"
@@ -67,7 +68,8 @@ def start_demo_emulators(base_port: int | None = None) -> dict:
 
 def _point_servers(ctx: ServiceContext, urls: dict[str, str]) -> None:
     """Keep stored servers pointing at this run's emulator URLs."""
-    existing = {row["name"]: row for row in ctx.db.query_dicts("SELECT * FROM license_servers")}
+    stored = servers.list_servers(ctx, SYSTEM_ACTOR)
+    existing = {row.name: (int(row.id), row.base_url) for row in stored.itertuples()}
     for server in DEMO_SERVERS:
         if server.name not in urls:
             continue
@@ -80,10 +82,9 @@ def _point_servers(ctx: ServiceContext, urls: dict[str, str]) -> None:
             timeout_seconds=5,
         )
         if server.name in existing:
-            if existing[server.name]["base_url"] != urls[server.name]:
-                servers.edit_server(
-                    ctx, SYSTEM_ACTOR, existing[server.name]["id"], data, keep_password=True
-                )
+            server_id, base_url = existing[server.name]
+            if base_url != urls[server.name]:
+                servers.edit_server(ctx, SYSTEM_ACTOR, server_id, data, keep_password=True)
         else:
             servers.add_server(ctx, SYSTEM_ACTOR, data)
 
@@ -131,27 +132,9 @@ def _seed_catalog(ctx: ServiceContext) -> None:
     allocations.apply_allocation_changes(ctx, manager, cad_pool, changes)
 
 
-HISTORY_SQL = """
-INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
-SELECT sf.id, t.ts, sf.total,
-    LEAST(sf.total, GREATEST(0, CAST(round(sf.total * (0.45
-        + 0.3 * sin(2 * pi() * (hour(t.ts) - 8) / 24.0) * (dayofweek(t.ts) BETWEEN 1 AND 5)::INT
-        + 0.1 * sin(sf.id + epoch(t.ts) / 86400.0))) AS INTEGER))),
-    sf.reserved
-FROM server_features sf
-CROSS JOIN (
-    SELECT unnest(generate_series(
-        date_trunc('hour', now()::TIMESTAMP) - INTERVAL (?) DAY,
-        date_trunc('hour', now()::TIMESTAMP) - INTERVAL 1 HOUR,
-        INTERVAL 3 HOUR)) AS ts
-) t
-WHERE sf.present AND sf.total > 0
-"""
-
-
 def _seed_history(ctx: ServiceContext, days: int = 21) -> None:
     """Synthetic working-hours usage for the trend charts, older than the first real pull."""
-    ctx.db.write(lambda cur: cur.execute(HISTORY_SQL, [days]))
+    ctx.db.write(lambda cur: insert_synthetic_history(cur, days))
 
 
 def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
