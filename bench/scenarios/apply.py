@@ -10,9 +10,9 @@ from bench.measure import Row, ratio, timed
 from vlm.domain import Actor
 from vlm.flexnet import HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.services.allocations import AllocationChange, apply_allocation_changes
+from vlm.store.servers import load_servers
 from vlm.sync.clients import ClientCache
 from vlm.sync.scheduler import SyncScheduler
-from vlm.sync.store_queries import load_servers
 
 LIMIT_S = 2.0
 HOST_BASE = 0x00BB00000000

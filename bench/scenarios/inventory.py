@@ -14,9 +14,9 @@ import httpx
 from bench.context import BenchContext
 from bench.measure import Row, ratio, sample
 from vlm.flexnet import FlexNetClient
+from vlm.store.servers import load_servers
 from vlm.sync.clients import ClientCache
 from vlm.sync.inventory import forget_stored_inventory, pull_inventory
-from vlm.sync.store_queries import load_servers
 
 RATIO_LIMIT = 1.5
 PATHS = ("/features?activeOnly=true", "/reservationgroups")

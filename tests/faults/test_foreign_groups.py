@@ -24,7 +24,7 @@ from vlm.domain import reservation_group_name
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.sync import pull_inventory, read_reservations, reconcile_server, sync_all
 from vlm.sync.observed import MISSING
-from vlm.sync.reconciler import _Breaker, _HostTask, plan_server
+from vlm.sync.reconciler import _Breaker, _HostTask, plan_unsettled
 
 ALICE = reservation_group_name(PREFIX, "USER", "alice")
 
@@ -106,7 +106,7 @@ def test_a_host_task_with_a_stale_id_proves_ownership_by_name_before_writing(
     else:
         set_count(ctx, ids["alice"], 5)
     # planned from the stored mirror alone (no read of the server yet): it still says id 2
-    [plan] = [p for p in plan_server(ctx, server, force=True) if p.group_name == ALICE]
+    [plan] = [p for p in plan_unsettled(ctx, server, force=True)[0] if p.group_name == ALICE]
     assert plan.actual is not None and plan.actual.id == 2
 
     with new_client_for(emulator) as api:

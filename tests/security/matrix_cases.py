@@ -1,13 +1,13 @@
 """The permission matrix as data: a small estate, the callers, and one row per service function.
 
-Who may do what comes from DESIGN.md §3 rule 4 and §6 (and permissions.py): admins everything;
+Who may do what comes from architecture.md §3 rule 4 and §8 (and permissions.py): admins everything;
 a manager only their own pools (a pool they cannot see is NotFound when read, PermissionDenied
 when written); analysts read everything and change nothing; a stored role, a disabled flag or a
 missing users row overrides what the caller's Actor object says, inside every write.
 
 Reads take the Actor as the session resolved it (`users.actor_for` on every run refuses disabled
 and unknown users), so a plain `require_admin` read by a stale Actor is allowed here: the design
-asks for the stored-state re-check inside writes only (§6). The rows spell that out as
+asks for the stored-state re-check inside writes only (§8). The rows spell that out as
 STALE_ALLOW so a reader sees it is deliberate, not an oversight.
 """
 
@@ -40,7 +40,7 @@ from vlm.services import (
 )
 from vlm.services.allocations import AllocationChange
 from vlm.services.servers import ServerInput
-from vlm.sync import store_queries
+from vlm.store import reservations as store_queries
 
 ALLOW, DENY, HIDDEN = "allow", "deny", "hidden"
 STALE_ALLOW = ALLOW  # a read by an Actor the session would no longer build (see the docstring)

@@ -22,9 +22,9 @@ from vlm.services.allocations import AllocationChange
 from vlm.services.ledger import FeatureKey
 from vlm.services.servers import ServerInput
 from vlm.store import open_database
+from vlm.store.servers import load_server
 from vlm.sync.clients import client_for_server
 from vlm.sync.inventory import pull_inventory
-from vlm.sync.store_queries import load_server
 
 PREFIX = "vlm-"
 HostFeatures = dict[tuple[str, str], int]

@@ -15,8 +15,8 @@ from tests.sync.conftest import (
 )
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.emulator.server import start_emulator
+from vlm.store.servers import load_server
 from vlm.sync import pull_inventory
-from vlm.sync.store_queries import load_server
 
 
 def _group(name: str, host: str, entries: dict[str, int], host_type: str = "ETHERNET") -> dict:
@@ -305,7 +305,7 @@ def test_feature_changes_finds_new_changed_and_gone_rows() -> None:
 
 
 def test_replace_mirror_writes_the_differences_and_ends_equal_to_the_answer(ctx) -> None:
-    from vlm.sync import store_queries as q
+    from vlm.store.reservations import MIRROR_COLUMNS, replace_mirror
     from vlm.sync.inventory import mirror_table
 
     def row(group: int | None, host: str, feature: str, count: int, entry: int | None) -> tuple:
@@ -325,7 +325,7 @@ def test_replace_mirror_writes_the_differences_and_ends_equal_to_the_answer(ctx)
         )
 
     def stored() -> list[tuple]:
-        columns = ", ".join(q.MIRROR_COLUMNS)
+        columns = ", ".join(MIRROR_COLUMNS)
         return sorted(
             ctx.db.query(f"SELECT {columns} FROM reservation_mirror WHERE server_id = 7"),
             key=repr,
@@ -339,5 +339,5 @@ def test_replace_mirror_writes_the_differences_and_ends_equal_to_the_answer(ctx)
         row(3, "cy", "viz", 4, 12),  # new; ann's sim entry is gone
     ]
     for rows in (first, second, first, []):
-        ctx.db.write(lambda cur, rows=rows: q.replace_mirror(cur, 7, mirror_table(rows)))
+        ctx.db.write(lambda cur, rows=rows: replace_mirror(cur, 7, mirror_table(rows)))
         assert stored() == sorted(rows, key=repr)

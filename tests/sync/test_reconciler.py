@@ -35,7 +35,8 @@ from vlm.flexnet import (
     ReservationGroup,
 )
 from vlm.flexnet.emulator.server import start_emulator
-from vlm.sync import drift_report, pull_inventory, reconcile_all, reconcile_server, sync_all
+from vlm.store.drift import drift_report
+from vlm.sync import pull_inventory, reconcile_all, reconcile_server, sync_all
 
 H1, H2, H3, H4, H5 = (f"0050569A000{i}" for i in range(1, 6))
 
@@ -274,14 +275,14 @@ def test_group_deleted_outside_vlm_is_restored_on_refresh(ctx, estate, emulator)
         client.delete_group(group.id)
 
     assert pull_inventory(ctx, e.a).ok
-    missing = drift_report(ctx, e.a)
+    missing = drift_report(ctx.db, e.a)
     assert list(missing["kind"]) == ["missing"] and list(missing["host_id"]) == [H1]
 
     report = reconcile_server(ctx, e.a)
 
     assert report.operations == 1
     assert server_state(emulator) == desired_state(ctx, e.a)
-    assert drift_report(ctx, e.a).empty
+    assert drift_report(ctx.db, e.a).empty
 
 
 def test_changes_made_outside_vlm_are_reported_and_undone(ctx, estate, emulator) -> None:
@@ -297,7 +298,7 @@ def test_changes_made_outside_vlm_are_reported_and_undone(ctx, estate, emulator)
     pull_inventory(ctx, e.a)
 
     kinds = dict(
-        zip(drift_report(ctx, e.a)["kind"], drift_report(ctx, e.a)["host_id"], strict=True)
+        zip(drift_report(ctx.db, e.a)["kind"], drift_report(ctx.db, e.a)["host_id"], strict=True)
     )
     assert kinds == {"changed": H1, "extra": H5}
     stored = ctx.db.query("SELECT kind FROM sync_conflicts WHERE server_id = ? ORDER BY 1", [e.a])
@@ -357,7 +358,7 @@ def test_count_drop_below_pooled_marks_over_committed_and_deletes_nothing(
     over = ctx.db.query_dicts("SELECT * FROM sync_conflicts WHERE kind = 'over_committed'")
     assert [(c["feature_name"], c["feature_version"]) for c in over] == [("cad", "1.0")]
     assert "deficit 17" in over[0]["detail"]
-    report = drift_report(ctx, e.a)
+    report = drift_report(ctx.db, e.a)
     assert list(report.loc[report["kind"] == "over_committed", "deficit"]) == [17]
 
     reconcile_server(ctx, e.a)
@@ -375,7 +376,7 @@ def test_count_drop_below_pooled_marks_over_committed_and_deletes_nothing(
         for res in g["reservations"]
     }
     assert entry_states[allocation(ctx, disabled)["host_id"]] == "DISABLED"
-    assert set(drift_report(ctx, e.a)["kind"]) >= {"over_committed", "disabled_by_server"}
+    assert set(drift_report(ctx.db, e.a)["kind"]) >= {"over_committed", "disabled_by_server"}
     assert len(server_state(emulator)) == 2
 
     set_feature_count(emulator, "cad", 50)

@@ -30,7 +30,8 @@ from vlm.domain import reservation_group_name
 from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
-from vlm.sync import ClientCache, drift_report, pull_inventory, reconcile_all, reconcile_server
+from vlm.store.drift import drift_report
+from vlm.sync import ClientCache, pull_inventory, reconcile_all, reconcile_server
 from vlm.sync.reconciler import BREAKER_THRESHOLD, MAX_ROUNDS
 
 H1, H2, H6 = "0050569A0001", "0050569A0002", "0050569A0006"
@@ -214,7 +215,7 @@ def test_entries_edited_outside_vlm_in_its_group_are_restored_exactly(
     assert [_row(ctx, i) for i in ids] == [("applied", 0, False, False)] * 2
     assert foreign_snapshot(emulator) == foreign
     assert pull_inventory(ctx, server).ok
-    assert drift_report(ctx, server).empty
+    assert drift_report(ctx.db, server).empty
 
 
 def test_a_second_reservation_in_a_vlm_named_group_is_replaced_by_the_desired_one(

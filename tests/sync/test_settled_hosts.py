@@ -17,8 +17,8 @@ from tests.sync.conftest import (
     set_count,
 )
 from vlm.domain import reservation_group_name
+from vlm.store.reservations import MIRROR_COLUMNS
 from vlm.sync import pull_inventory, reconcile_server
-from vlm.sync import store_queries as q
 from vlm.sync.reconciler import HostPlan, groups_from_mirror, in_sync, plan_unsettled
 
 HOSTS = [f"0050569A10{i:02d}" for i in range(8)]
@@ -35,7 +35,7 @@ def _full_plans(ctx, server_id: int) -> dict[str, HostPlan]:
         [server_id],
     )
     mirror = ctx.db.query(
-        f"SELECT {', '.join(q.MIRROR_COLUMNS)} FROM reservation_mirror WHERE server_id = ? "
+        f"SELECT {', '.join(MIRROR_COLUMNS)} FROM reservation_mirror WHERE server_id = ? "
         "AND owned ORDER BY group_name, reservation_id, entry_id",
         [server_id],
     )

@@ -37,16 +37,10 @@ from vlm.domain import (
 from vlm.flexnet.connection import ServerConnection
 from vlm.services import audit
 from vlm.services.permissions import require_admin, require_admin_in
-from vlm.store.figures import (
-    COUNTED,
-    LICENSE_KIND_FIGURES,
-    LICENSE_KIND_LABELS,
-    METERED,
-    OTHER,
-    SERVER_FEATURE_FIGURES,
-    UNCOUNTED,
-    license_kind,
-)
+from vlm.store import servers as store
+from vlm.store.drift import drift_report
+from vlm.store.features import server_feature_figures
+from vlm.store.figures import LICENSE_KIND_LABELS, license_kind
 
 REDACTED_COLUMNS = ("base_url", "last_error")
 
@@ -128,10 +122,10 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 def get_server(ctx: ServiceContext, actor: Actor, server_id: int) -> dict[str, Any]:
     require_admin(actor)
     server_id = record_id(server_id, "server")
-    rows = ctx.db.query_dicts("SELECT * FROM license_servers WHERE id = ?", [server_id])
-    if not rows:
+    row = store.server_row(ctx.db, server_id)
+    if row is None:
         raise NotFound(f"license server {server_id} does not exist")
-    return _public(rows[0])
+    return _public(row)
 
 
 def add_server(ctx: ServiceContext, actor: Actor, data: ServerInput) -> int:
@@ -142,14 +136,9 @@ def add_server(ctx: ServiceContext, actor: Actor, data: ServerInput) -> int:
 
     def write(cur):
         require_admin_in(cur, actor)
-        if cur.execute("SELECT 1 FROM license_servers WHERE name = ?", [values["name"]]).fetchone():
+        if store.server_name_taken(cur, values["name"]):
             raise Conflict(f"a server named '{values['name']}' exists already", field="name")
-        cols = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        server_id = cur.execute(
-            f"INSERT INTO license_servers ({cols}) VALUES ({marks}) RETURNING id",
-            list(values.values()),
-        ).fetchone()[0]
+        server_id = store.insert_server(cur, values)
         audit.record(cur, actor, "server.add", "license_server", server_id, None, _public(values))
         return server_id
 
@@ -169,21 +158,12 @@ def edit_server(
 
     def write(cur):
         require_admin_in(cur, actor)
-        before = cur.execute("SELECT * FROM license_servers WHERE id = ?", [server_id])
-        names = [d[0] for d in before.description]
-        row = before.fetchone()
-        if row is None:
+        old = store.server_row_in(cur, server_id)
+        if old is None:
             raise NotFound(f"license server {server_id} does not exist")
-        old = dict(zip(names, row, strict=True))
-        clash = cur.execute(
-            "SELECT 1 FROM license_servers WHERE name = ? AND id <> ?", [values["name"], server_id]
-        ).fetchone()
-        if clash:
+        if store.server_name_taken(cur, values["name"], other_than=server_id):
             raise Conflict(f"a server named '{values['name']}' exists already", field="name")
-        sets = ", ".join(f"{k} = ?" for k in values)
-        cur.execute(
-            f"UPDATE license_servers SET {sets} WHERE id = ?", [*values.values(), server_id]
-        )
+        store.update_server(cur, server_id, values)
         audit.record(
             cur, actor, "server.edit", "license_server", server_id, _public(old), _public(values)
         )
@@ -198,27 +178,15 @@ def remove_server(ctx: ServiceContext, actor: Actor, server_id: int) -> None:
 
     def write(cur):
         require_admin_in(cur, actor)
-        row = cur.execute("SELECT name FROM license_servers WHERE id = ?", [server_id]).fetchone()
-        if row is None:
+        name = store.server_name(cur, server_id)
+        if name is None:
             raise NotFound(f"license server {server_id} does not exist")
-        users = cur.execute(
-            "SELECT DISTINCT v.name FROM vlm_features vf JOIN vlms v ON v.id = vf.vlm_id "
-            "JOIN server_features sf ON sf.id = vf.server_feature_id WHERE sf.server_id = ? "
-            "UNION SELECT v.name FROM vlm_servers vs JOIN vlms v ON v.id = vs.vlm_id "
-            "WHERE vs.server_id = ? ORDER BY 1",
-            [server_id, server_id],
-        ).fetchall()
+        users = store.vlms_using_server(cur, server_id)
         if users:
-            names = ", ".join(u[0] for u in users)
-            raise Conflict(f"server '{row[0]}' is used by virtual license manager(s): {names}")
-        sf_ids = "SELECT id FROM server_features WHERE server_id = ?"
-        cur.execute(
-            f"DELETE FROM utilization_snapshots WHERE server_feature_id IN ({sf_ids})", [server_id]
-        )
-        for table in ("server_features", "reservation_mirror", "sync_conflicts"):
-            cur.execute(f"DELETE FROM {table} WHERE server_id = ?", [server_id])
-        cur.execute("DELETE FROM license_servers WHERE id = ?", [server_id])
-        audit.record(cur, actor, "server.remove", "license_server", server_id, {"name": row[0]})
+            names = ", ".join(users)
+            raise Conflict(f"server '{name}' is used by virtual license manager(s): {names}")
+        store.delete_server(cur, server_id)
+        audit.record(cur, actor, "server.remove", "license_server", server_id, {"name": name})
 
     ctx.db.write(write)
 
@@ -269,10 +237,9 @@ def check_saved_server(ctx: ServiceContext, actor: Actor, server_id: int) -> Con
     """Test the connection of a stored server with its stored (decrypted) password."""
     require_admin(actor)
     server_id = record_id(server_id, "server")
-    rows = ctx.db.query_dicts("SELECT * FROM license_servers WHERE id = ?", [server_id])
-    if not rows:
+    row = store.server_row(ctx.db, server_id)
+    if row is None:
         raise NotFound(f"license server {server_id} does not exist")
-    row = rows[0]
     data = ServerInput(
         name=row["name"],
         base_url=row["base_url"],
@@ -290,30 +257,7 @@ def drift(ctx: ServiceContext, actor: Actor, server_id: int) -> pd.DataFrame:
     """What VLM wants on a server versus what the last pull found there (admins)."""
     require_admin(actor)
     server_id = record_id(server_id, "server")
-    from vlm.sync.drift import drift_report
-
-    return drift_report(ctx, server_id)
-
-
-def _sum_of_kind(kind: str, expression: str, name: str) -> str:
-    """SQL: the sum of an expression over one license kind's rows of LICENSE_KIND_FIGURES."""
-    rows = f"FILTER (WHERE k.license_kind = '{kind}')"
-    return f"COALESCE(SUM({expression}) {rows}, 0)::INTEGER AS {name}"
-
-
-LIST_SERVERS_SQL = f"""
-SELECT s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls, s.description,
-    s.status, s.last_sync_at, s.last_success_at, s.last_error, s.last_latency_ms,
-    {_sum_of_kind(COUNTED, "k.features", "features")},
-    {_sum_of_kind(COUNTED, "k.total", "total")},
-    {_sum_of_kind(COUNTED, "k.used", "used")},
-    {_sum_of_kind(COUNTED, "k.total - k.used", "available")},
-    {_sum_of_kind(METERED, "k.features", "metered_features")},
-    {_sum_of_kind(UNCOUNTED, "k.features", "uncounted_features")},
-    {_sum_of_kind(OTHER, "k.features", "other_features")}
-FROM license_servers s LEFT JOIN ({LICENSE_KIND_FIGURES}) AS k ON k.server_id = s.id
-GROUP BY ALL ORDER BY s.name
-"""
+    return drift_report(ctx.db, server_id)
 
 
 def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
@@ -321,7 +265,7 @@ def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     analysts): features, total, used and available count concurrent counted licenses only;
     metered, uncounted and other features are counted apart."""
     require_can_read_estate(actor)
-    frame = ctx.db.query_df(LIST_SERVERS_SQL)
+    frame = store.servers_with_figures(ctx.db)
     for column in REDACTED_COLUMNS:
         frame[column] = frame[column].map(redact_userinfo)
     return frame
@@ -340,9 +284,4 @@ def server_features(
     require_can_read_estate(actor)
     if server_id is not None:
         server_id = record_id(server_id, "server")
-    where, params = ("WHERE server_id = ?", [server_id]) if server_id is not None else ("", [])
-    return ctx.db.query_df(
-        f"SELECT * FROM ({SERVER_FEATURE_FIGURES}) {where} "
-        "ORDER BY server_name, feature_name, feature_version",
-        params,
-    )
+    return server_feature_figures(ctx.db, server_id)

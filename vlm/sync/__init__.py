@@ -1,7 +1,7 @@
 """Synchronisation with the license servers: inventory pull, reservation reconciler, scheduler."""
 
 from vlm.sync.clients import ClientCache, ServerConfigError, client_for_server
-from vlm.sync.drift import drift_report, over_committed, store_conflicts
+from vlm.sync.drift import store_conflicts
 from vlm.sync.inventory import InventoryResult, pull_inventory, read_reservations
 from vlm.sync.reconciler import ReconcileReport, reconcile_all, reconcile_server
 from vlm.sync.scheduler import ServerSyncResult, SyncScheduler, sync_all, sync_server
@@ -14,8 +14,6 @@ __all__ = [
     "ServerSyncResult",
     "SyncScheduler",
     "client_for_server",
-    "drift_report",
-    "over_committed",
     "pull_inventory",
     "reconcile_all",
     "reconcile_server",

@@ -13,7 +13,7 @@ from vlm.domain import NotFound
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.connection import ServerConnection
 from vlm.store import Database
-from vlm.sync import store_queries as q
+from vlm.store.servers import load_server
 
 CONNECTION_FIELDS = (
     "base_url",
@@ -69,7 +69,7 @@ class ClientCache:
 
     def get_by_id(self, server_id: int) -> FlexNetClient:
         """The client for a server id, reading its current row."""
-        server = q.load_server(self._ctx.db, server_id)
+        server = load_server(self._ctx.db, server_id)
         if server is None:
             raise NotFound(f"license server {server_id} does not exist")
         return self.get(server)
@@ -99,7 +99,7 @@ def borrowed_client(
     if client is not None:
         yield client
         return
-    server = q.load_server(ctx.db, server_id)
+    server = load_server(ctx.db, server_id)
     if server is None:
         raise NotFound(f"license server {server_id} does not exist")
     own = client_for_server(ctx, server)

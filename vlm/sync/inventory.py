@@ -15,8 +15,18 @@ import pyarrow as pa
 from vlm.context import ServiceContext
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError, ReservationGroup
 from vlm.flexnet.models import int_or_none
+from vlm.store.features import (
+    FEATURE_DTYPES,
+    insert_changed_snapshots,
+    mark_absent_features,
+    stored_features,
+    update_reserved_by_others,
+    upsert_features,
+)
+from vlm.store.frames import frame
+from vlm.store.reservations import MIRROR_TYPES, replace_mirror
+from vlm.store.servers import record_server_error, record_server_success
 from vlm.sync import drift
-from vlm.sync import store_queries as q
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
 from vlm.sync.observed import Observation, record_observation
 
@@ -96,11 +106,11 @@ def raw_mirror_rows(
 
 def mirror_table(rows: list[tuple]) -> pa.Table:
     """Mirror rows as an Arrow table with the reservation_mirror column types."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(q.MIRROR_TYPES)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(MIRROR_TYPES)
     return pa.table(
         {
             name: pa.array(values, type=kind)
-            for (name, kind), values in zip(q.MIRROR_TYPES.items(), columns, strict=True)
+            for (name, kind), values in zip(MIRROR_TYPES.items(), columns, strict=True)
         }
     )
 
@@ -148,7 +158,7 @@ PREVIOUS_DTYPES = {"id": "int64", "total": "int64", "used": "int64", "reserved":
 
 
 def feature_changes(stored: list[tuple], rows: list[tuple]) -> FeatureChanges:
-    """The feature rows (feature_rows) that are new or differ from `stored` (q.stored_features),
+    """The feature rows (feature_rows) that are new or differ from `stored` (stored_features),
     and the stored features the server no longer lists (still present or with non-zero figures)."""
     known = {(row[1], row[2]): row for row in stored}
     changed = [
@@ -163,19 +173,17 @@ def feature_changes(stored: list[tuple], rows: list[tuple]) -> FeatureChanges:
         if key not in listed and (old[12] or old[3] or old[4] or old[5])
     ]
     previous = [(row[0], row[3], row[4], row[5]) for row in stored]
-    return FeatureChanges(
-        q.frame(changed, q.FEATURE_DTYPES), absent, q.frame(previous, PREVIOUS_DTYPES)
-    )
+    return FeatureChanges(frame(changed, FEATURE_DTYPES), absent, frame(previous, PREVIOUS_DTYPES))
 
 
 def store_feature_changes(cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple]) -> int:
     """Write the features that changed (and mark the ones gone); returns the snapshots added."""
-    changes = feature_changes(q.stored_features(cur, server_id), rows)
+    changes = feature_changes(stored_features(cur, server_id), rows)
     if changes.empty:
         return 0
-    q.upsert_features(cur, server_id, changes.changed)
-    q.mark_absent_features(cur, server_id, changes.absent)
-    return q.insert_changed_snapshots(cur, server_id, changes.previous)
+    upsert_features(cur, server_id, changes.changed)
+    mark_absent_features(cur, server_id, changes.absent)
+    return insert_changed_snapshots(cur, server_id, changes.previous)
 
 
 @dataclass(frozen=True)
@@ -270,7 +278,7 @@ def pull_inventory(
                 answers = _fetch(api, last)
         except (FlexNetError, ServerConfigError) as exc:
             message = str(exc)
-            ctx.db.write(lambda cur: q.record_server_error(cur, server_id, message, None))
+            ctx.db.write(lambda cur: record_server_error(cur, server_id, message, None))
             return InventoryResult(
                 server_id, False, message, duration_s=time.perf_counter() - started
             )
@@ -285,11 +293,11 @@ def pull_inventory(
                 observation = record_observation(
                     cur, server_id, prefix, mirror_rows_seen, answers.instance_id
                 )
-                q.replace_mirror(cur, server_id, mirror_table(mirror_rows_seen))
+                replace_mirror(cur, server_id, mirror_table(mirror_rows_seen))
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
                 added = store_feature_changes(cur, server_id, rows)
-            q.record_server_success(cur, server_id, answers.latency_ms)
+            record_server_success(cur, server_id, answers.latency_ms)
             return added, drift.store_conflicts(ctx, server_id), observation
 
         added, conflicts, observation = ctx.db.write(store)
@@ -327,8 +335,8 @@ def read_reservations(
 
     def store(cur: duckdb.DuckDBPyConnection) -> Observation:
         observation = record_observation(cur, server_id, prefix, rows, instance_id)
-        q.replace_mirror(cur, server_id, mirror_table(rows))
-        q.update_reserved_by_others(cur, server_id)
+        replace_mirror(cur, server_id, mirror_table(rows))
+        update_reserved_by_others(cur, server_id)
         return observation
 
     observation = ctx.db.write(store)

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 import duckdb
 
 from vlm.domain import AllocationState, reservation_group_name
-from vlm.sync import store_queries as q
+from vlm.store.drift import (
+    OBSERVED_DTYPES,
+    held_allocation_rows,
+    insert_drift_events,
+    set_observed_states,
+)
+from vlm.store.frames import frame
+from vlm.store.reservations import stored_owned_group_ids
+from vlm.store.servers import server_identity, set_instance_id
 
 MISSING = "missing on the license server (deleted outside VLM or lost); VLM re-creates it"
 DISABLED_BY_SERVER = "disabled by the license server (its feature count dropped below the reserved)"
@@ -139,10 +147,10 @@ def record_observation(
 ) -> Observation:
     """Inside the write that stores a fresh mirror of `rows`: restart detection, allocation
     states proved by the read, drift events. Call it BEFORE the mirror is replaced."""
-    stored_instance, ever_read = q.server_identity(cur, server_id)
+    stored_instance, ever_read = server_identity(cur, server_id)
     held, fresh_names = held_by_group(rows)
     restarted = restart_reason(
-        stored_instance, instance_id, q.stored_owned_group_ids(cur, server_id), fresh_names
+        stored_instance, instance_id, stored_owned_group_ids(cur, server_id), fresh_names
     )
     events: list[tuple] = []
     if restarted:
@@ -160,13 +168,13 @@ def record_observation(
         )
         events.append((server_id, "prefix in use", None, None, None, None, None, None, detail))
     changes, held_events = judge_held_allocations(
-        server_id, prefix, q.held_allocation_rows(cur, server_id), held
+        server_id, prefix, held_allocation_rows(cur, server_id), held
     )
     events.extend(held_events)
-    q.set_observed_states(cur, q.frame(changes, q.OBSERVED_DTYPES))
-    q.insert_drift_events(cur, events)
+    set_observed_states(cur, frame(changes, OBSERVED_DTYPES))
+    insert_drift_events(cur, events)
     if instance_id:
-        q.set_instance_id(cur, server_id, instance_id)
+        set_instance_id(cur, server_id, instance_id)
     return Observation(
         restarted=restarted,
         missing=sum(1 for c in changes if c[3] == PENDING),

@@ -15,7 +15,8 @@ import pandas as pd
 
 from vlm.domain import AllocationState
 from vlm.flexnet import HostId, ReservationEntry, ReservationGroup
-from vlm.sync import store_queries as q
+from vlm.store.frames import frame
+from vlm.store.reservations import OUTCOME_DTYPES
 
 Key = tuple[str, str]
 PENDING = AllocationState.PENDING.value
@@ -186,7 +187,7 @@ class Verdicts:
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         return (
-            q.frame(self.applied, q.OUTCOME_DTYPES),
-            q.frame(self.failed, q.OUTCOME_DTYPES),
-            q.frame(self.retry, q.OUTCOME_DTYPES),
+            frame(self.applied, OUTCOME_DTYPES),
+            frame(self.failed, OUTCOME_DTYPES),
+            frame(self.retry, OUTCOME_DTYPES),
         )

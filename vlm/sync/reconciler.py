@@ -47,7 +47,17 @@ from vlm.flexnet import (
     ReservationGroup,
     TransientError,
 )
-from vlm.sync import store_queries as q
+from vlm.store.drift import record_repairs
+from vlm.store.reservations import (
+    delete_removed,
+    mark_applied,
+    mark_failed,
+    mark_retry,
+    plan_rows,
+    replace_mirror_groups,
+    retry_pending_of_server,
+)
+from vlm.store.servers import load_servers
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
 from vlm.sync.inventory import (
     forget_stored_inventory,
@@ -359,19 +369,14 @@ def groups_from_mirror(rows: Iterable[tuple]) -> dict[str, ReservationGroup]:
     }
 
 
-def plan_server(ctx: ServiceContext, server_id: int, *, force: bool = False) -> list[HostPlan]:
-    """One plan per host with allocations or with a VLM-owned group on the server (no HTTP),
-    except settled hosts (see store_queries.plan_rows): nothing could change for them."""
-    plans, _ = plan_unsettled(ctx, server_id, force=force)
-    return plans
-
-
 def plan_unsettled(
     ctx: ServiceContext, server_id: int, *, force: bool = False
 ) -> tuple[list[HostPlan], int]:
-    """plan_server's plans and the number of settled hosts it left out."""
+    """One plan per host with allocations or with a VLM-owned group on the server (no HTTP),
+    except settled hosts (see vlm.store.reservations.plan_rows): nothing could change for them;
+    and the number of settled hosts left out."""
     prefix = ctx.settings.group_prefix
-    allocation_rows, mirror_rows, settled = q.plan_rows(ctx.db, server_id, force, prefix)
+    allocation_rows, mirror_rows, settled = plan_rows(ctx.db, server_id, force, prefix)
     groups = groups_from_mirror(mirror_rows)
     plans: dict[tuple[str, str], HostPlan] = {}
     for aid, host_type, host_id, fname, fver, count, state, due in allocation_rows:
@@ -458,13 +463,13 @@ def _record(
         forget_stored_inventory(ctx, server_id)
 
     def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
-        q.replace_mirror_groups(cur, server_id, touched, mirror)
-        q.record_repairs(cur, applied, MISSING)
+        replace_mirror_groups(cur, server_id, touched, mirror)
+        record_repairs(cur, applied, MISSING)
         return (
-            q.mark_applied(cur, applied),
-            q.mark_failed(cur, failed),
-            q.mark_retry(cur, retry),
-            q.delete_removed(cur, verdicts.removed),
+            mark_applied(cur, applied),
+            mark_failed(cur, failed),
+            mark_retry(cur, retry),
+            delete_removed(cur, verdicts.removed),
         )
 
     return ctx.db.write(store)
@@ -478,7 +483,7 @@ def _not_reached(
 ) -> ReconcileReport:
     """The server could not be read or reached: its due pending rows (all, when forced) count
     an attempt, back off and show why; nothing else changes."""
-    retry = ctx.db.write(lambda cur: q.retry_pending_of_server(cur, server_id, message, force))
+    retry = ctx.db.write(lambda cur: retry_pending_of_server(cur, server_id, message, force))
     return ReconcileReport(
         server_id, transient=retry, error=message, duration_s=time.perf_counter() - started
     )
@@ -530,7 +535,7 @@ def reconcile_all(
 ) -> list[ReconcileReport]:
     """reconcile_server for every license server, one after the other."""
     reports = []
-    for server in q.load_servers(ctx.db):
+    for server in load_servers(ctx.db):
         server_id = int(server["id"])
         try:
             client = client_cache.get(server) if client_cache is not None else None

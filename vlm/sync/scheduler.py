@@ -9,8 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlm.context import ServiceContext
+from vlm.store.reservations import (
+    requeue_failed,
+    seconds_until_next_retry,
+    servers_with_due_retries,
+)
+from vlm.store.servers import load_servers
 from vlm.sync import drift
-from vlm.sync import store_queries as q
 from vlm.sync.clients import ClientCache, ServerConfigError
 from vlm.sync.inventory import InventoryResult, pull_inventory
 from vlm.sync.reconciler import ReconcileReport, reconcile_server
@@ -85,7 +90,7 @@ def sync_server(
     inventory = pull_inventory(ctx, server_id, client)
     if progress is not None:
         progress(f"{name}: applying reservations")
-    ctx.db.write(lambda cur: q.requeue_failed(cur, server_id))
+    ctx.db.write(lambda cur: requeue_failed(cur, server_id))
     report = reconcile_server(ctx, server_id, client, force=force)
     if report.hosts_changed:
         drift.store_conflicts(ctx, server_id)
@@ -105,7 +110,7 @@ def sync_all(
     """
     cache = client_cache or ClientCache(ctx)
     try:
-        servers = q.load_servers(ctx.db)
+        servers = load_servers(ctx.db)
         results: list[ServerSyncResult] = []
         count = max(len(servers), 1)
         _notify(progress, 0.0, f"syncing {len(servers)} license server(s)")
@@ -214,7 +219,7 @@ class SyncScheduler:
     def _retry_wait(self) -> float:
         due_in: float | None = None
         try:
-            due_in = q.seconds_until_next_retry(self._ctx.db)
+            due_in = seconds_until_next_retry(self._ctx.db)
         except Exception:  # noqa: BLE001 - a closed database must not kill the thread
             log.exception("cannot read the retry schedule")
         if due_in is None:
@@ -222,7 +227,7 @@ class SyncScheduler:
         return min(IDLE_RECHECK_SECONDS, max(MIN_RETRY_WAIT_SECONDS, due_in))
 
     def _reconcile_pushed_and_due(self, pushed: set[int]) -> None:
-        self._reconcile(pushed | set(q.servers_with_due_retries(self._ctx.db)))
+        self._reconcile(pushed | set(servers_with_due_retries(self._ctx.db)))
 
     def _reconcile(self, server_ids: set[int]) -> None:
         for server_id in sorted(server_ids):

@@ -6,7 +6,7 @@ from tests.conftest import ADMIN, ANALYST, MANAGER
 from tests.unit.services.estate import add_people, add_server
 from vlm.domain import PermissionDenied, ValidationError
 from vlm.services.drift_history import drift_history
-from vlm.sync import store_queries as q
+from vlm.store import drift as q
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """What a fresh read of a license server proves (vlm.sync.observed): a restart or replacement,
 which allocations the server really holds, and a prefix already in use on the first read
-(DESIGN §4, §6 "Ownership is proven, never assumed")."""
+(docs/architecture.md §6.4, §5.4 "Ownership is proven, never assumed")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from tests.unit.sync.builders import ANN, BEN, CAD, VIZ, entry, group, host_grou
 from vlm.context import ServiceContext
 from vlm.flexnet import HostId, ReservationGroup
 from vlm.services import allocations, pools, vlms
-from vlm.sync import store_queries as q
+from vlm.store.frames import frame
+from vlm.store.reservations import OUTCOME_DTYPES, mark_applied, replace_mirror
+from vlm.store.servers import record_server_success
 from vlm.sync.inventory import mirror_rows, mirror_table
 from vlm.sync.observed import (
     DISABLED_BY_SERVER,
@@ -292,8 +294,8 @@ def estate(ctx: ServiceContext) -> tuple[ServiceContext, int, int]:
     vlm_id = vlms.create_vlm(ctx, ADMIN, "eng", feature_ids(ctx))
     pool_id = pools.create_pool(ctx, ADMIN, vlm_id, "p", MANAGER.username, {CAD: 6, VIZ: 6})
     ann = allocations.allocate(ctx, MANAGER, pool_id, CAD, "USER", "ann", 3)
-    applied = q.frame([(ann, 3, "pending", None)], q.OUTCOME_DTYPES)
-    assert ctx.db.write(lambda cur: q.mark_applied(cur, applied)) == 1
+    applied = frame([(ann, 3, "pending", None)], OUTCOME_DTYPES)
+    assert ctx.db.write(lambda cur: mark_applied(cur, applied)) == 1
     return ctx, server_id, ann
 
 
@@ -305,14 +307,14 @@ def read(
 
     def store(cur) -> Observation:
         observation = record_observation(cur, server_id, PREFIX, rows, instance)
-        q.replace_mirror(cur, server_id, mirror_table(rows))
+        replace_mirror(cur, server_id, mirror_table(rows))
         return observation
 
     return ctx.db.write(store)
 
 
 def mark_read_before(ctx: ServiceContext, server_id: int) -> None:
-    ctx.db.write(lambda cur: q.record_server_success(cur, server_id, 1.0))
+    ctx.db.write(lambda cur: record_server_success(cur, server_id, 1.0))
 
 
 def state_of(ctx: ServiceContext, alloc_id: int) -> tuple:

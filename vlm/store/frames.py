@@ -1,0 +1,45 @@
+"""Bulk rows as DataFrames for SQL: typed frames, registering them for a statement, counts.
+
+Bulk data always travels as a registered DataFrame or Arrow table (`INSERT ... SELECT FROM frame`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+NOW = "current_timestamp::TIMESTAMP"
+
+
+def frame(rows: list[tuple], dtypes: dict[str, str]) -> pd.DataFrame:
+    """A DataFrame with fixed column types, also when there are no rows (built column by
+    column: about twice as fast as from_records + astype for the mirror's 10,000s of rows)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(dtypes)
+    return pd.DataFrame(
+        {
+            name: pd.Series(values, dtype=dtype)
+            for (name, dtype), values in zip(dtypes.items(), columns, strict=True)
+        }
+    )
+
+
+@contextmanager
+def registered(
+    cur: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame | pa.Table
+) -> Iterator[None]:
+    """Expose df to SQL as `name` for the duration of the block."""
+    cur.register(name, df)
+    try:
+        yield
+    finally:
+        cur.unregister(name)
+
+
+def affected(result: duckdb.DuckDBPyConnection) -> int:
+    """The row count a DuckDB INSERT/UPDATE/DELETE reports (0 when it reports none)."""
+    rows = result.fetchall()
+    return int(rows[0][0]) if rows else 0

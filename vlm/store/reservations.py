@@ -1,0 +1,314 @@
+"""The reservation mirror (VLM's copy of each server's reservation groups), the reconciler's
+plan rows and the allocation outcomes it records: marks, retries with backoff, removals.
+
+Functions taking `cur` run inside a caller's `Database.write` transaction; functions taking `db`
+are reads. Bulk rows travel as registered frames (see vlm.store.frames).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from vlm.domain import GROUP_NAME_MAX_LENGTH, redact_userinfo
+from vlm.store.database import Database
+from vlm.store.frames import NOW, affected, registered
+
+MAX_BACKOFF_SECONDS = 60
+
+MIRROR_COLUMNS = [
+    "server_id",
+    "group_id",
+    "group_name",
+    "owned",
+    "reservation_id",
+    "host_type",
+    "host_id",
+    "entry_id",
+    "feature_name",
+    "feature_version",
+    "count",
+    "entry_state",
+]
+MIRROR_TYPES = {
+    "server_id": pa.int64(),
+    "group_id": pa.int64(),
+    "group_name": pa.string(),
+    "owned": pa.bool_(),
+    "reservation_id": pa.int64(),
+    "host_type": pa.string(),
+    "host_id": pa.string(),
+    "entry_id": pa.int64(),
+    "feature_name": pa.string(),
+    "feature_version": pa.string(),
+    "count": pa.int64(),
+    "entry_state": pa.string(),
+}
+INSERT_MIRROR_SQL = f"""
+INSERT INTO reservation_mirror ({", ".join(MIRROR_COLUMNS)})
+SELECT {", ".join(MIRROR_COLUMNS)} FROM sync_mirror_in
+"""
+OUTCOME_DTYPES = {"id": "int64", "count": "int64", "state": "object", "message": "object"}
+
+
+def replace_mirror(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pa.Table) -> None:
+    """Replace every mirrored reservation row of one server."""
+    cur.execute("""DELETE FROM reservation_mirror WHERE server_id = ?""", [server_id])
+    _insert_mirror(cur, rows)
+
+
+def replace_mirror_groups(
+    cur: duckdb.DuckDBPyConnection, server_id: int, group_names: list[str], rows: pa.Table
+) -> None:
+    """Replace the mirrored rows of the named groups of one server."""
+    if not group_names:
+        return
+    names = pd.DataFrame({"group_name": pd.Series(group_names, dtype="object")})
+    with registered(cur, "sync_touched_groups", names):
+        cur.execute(
+            """
+            DELETE FROM reservation_mirror WHERE server_id = ?
+            AND group_name IN (SELECT group_name FROM sync_touched_groups)
+            """,
+            [server_id],
+        )
+    _insert_mirror(cur, rows)
+
+
+def _insert_mirror(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    if rows.num_rows == 0:
+        return
+    with registered(cur, "sync_mirror_in", rows):
+        cur.execute(INSERT_MIRROR_SQL)
+
+
+def stored_owned_group_ids(cur: duckdb.DuckDBPyConnection, server_id: int) -> list[tuple[int, str]]:
+    """(group id, name) of every VLM group the mirror remembers on a server."""
+    return cur.execute(
+        """
+        SELECT DISTINCT group_id, group_name FROM reservation_mirror
+        WHERE server_id = ? AND owned AND group_id IS NOT NULL
+        """,
+        [server_id],
+    ).fetchall()
+
+
+PLAN_ROWS_SQL = f"""
+WITH wanted AS (
+    SELECT a.host_type, a.host_id, a.feature_name, a.feature_version, SUM(a.count) AS want,
+           BOOL_AND(a.state = 'applied') AS settled
+    FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+    WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'disabled', 'removing')
+    GROUP BY ALL),
+hosts AS (
+    SELECT host_type, host_id, BOOL_AND(settled) AS settled, COUNT(*) AS keys,
+           $prefix || host_type || '-' || host_id AS group_name
+    FROM wanted GROUP BY host_type, host_id
+    HAVING regexp_full_match(host_type || '-' || host_id, '[A-Za-z0-9_.\\-]+')
+       AND length($prefix || host_type || '-' || host_id) <= {GROUP_NAME_MAX_LENGTH}),
+mirror AS (
+    SELECT * FROM reservation_mirror WHERE server_id = $sid AND owned),
+shapes AS (
+    SELECT group_name,
+           COUNT(DISTINCT (reservation_id, host_type, host_id))
+               FILTER (WHERE NOT (host_type = '' AND host_id = '')) AS reservations,
+           MIN(upper(host_type)) AS host_type, MIN(host_id) AS host_id,
+           MAX(upper(host_type)) AS host_type_max, MAX(host_id) AS host_id_max,
+           COUNT(*) FILTER (WHERE feature_name <> '') AS entries,
+           COUNT(DISTINCT (feature_name, feature_version))
+               FILTER (WHERE feature_name <> '') AS keys
+    FROM mirror GROUP BY group_name),
+matched AS (
+    SELECT w.host_type, w.host_id, COUNT(*) AS keys
+    FROM wanted w JOIN mirror m
+      ON m.group_name = $prefix || w.host_type || '-' || w.host_id
+     AND m.feature_name = w.feature_name AND m.feature_version = w.feature_version
+     AND m.count = w.want
+    GROUP BY w.host_type, w.host_id),
+settled AS (
+    SELECT h.group_name, h.host_type, h.host_id
+    FROM hosts h
+    JOIN shapes g ON g.group_name = h.group_name
+    JOIN matched x ON x.host_type = h.host_type AND x.host_id = h.host_id
+    WHERE h.settled AND g.reservations = 1
+      AND g.host_type = upper(h.host_type) AND g.host_type_max = upper(h.host_type)
+      AND g.host_id = h.host_id AND g.host_id_max = h.host_id
+      AND g.entries = h.keys AND g.keys = h.keys AND x.keys = h.keys)
+SELECT 'allocation' AS kind, a.id, NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT, a.host_type,
+       a.host_id, NULL::BIGINT, a.feature_name, a.feature_version, a.count, a.state,
+       (a.state <> 'pending' OR $force OR a.next_attempt_at IS NULL
+        OR a.next_attempt_at <= {NOW}) AS due,
+       a.host_type AS t1, a.host_id AS t2, a.feature_name AS t3, a.feature_version AS t4,
+       NULL::BIGINT AS n1, a.id AS n2
+FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'disabled', 'removing')
+  AND NOT EXISTS (SELECT 1 FROM settled s
+                  WHERE s.host_type = a.host_type AND s.host_id = a.host_id)
+UNION ALL
+SELECT 'mirror', NULL, m.group_id, m.group_name, m.reservation_id, m.host_type, m.host_id,
+       m.entry_id, m.feature_name, m.feature_version, m.count, m.entry_state, NULL,
+       m.group_name, NULL, NULL, NULL, m.reservation_id, m.entry_id
+FROM mirror m
+WHERE m.group_name NOT IN (SELECT group_name FROM settled)
+UNION ALL
+SELECT 'settled', (SELECT COUNT(*) FROM settled), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ORDER BY kind, t1, t2, t3, t4, n1, n2
+"""
+
+
+def plan_rows(
+    db: Database, server_id: int, force: bool, prefix: str
+) -> tuple[list[tuple], list[tuple], int]:
+    """What the reconciler must look at on one server, read in one consistent query.
+
+    Returns (allocation rows, owned mirror rows, settled hosts). A host is settled (and left
+    out of both lists) when all its allocations are applied and its VLM group, under the
+    plain name VLM gives it, holds exactly one reservation for that host with one entry per
+    feature carrying the applied sum: a reconcile pass could not change anything for it.
+    Allocation rows: (id, host_type, host_id, feature_name, feature_version, count, state,
+    due), `due` False for backed-off rows. Mirror rows: MIRROR_COLUMNS order.
+    """
+    allocations: list[tuple] = []
+    mirror: list[tuple] = []
+    settled = 0
+    rows = db.query(PLAN_ROWS_SQL, {"sid": server_id, "force": force, "prefix": prefix})
+    for row in rows:
+        kind = row[0]
+        if kind == "allocation":
+            allocations.append((row[1], row[5], row[6], row[8], row[9], row[10], row[11], row[12]))
+        elif kind == "mirror":
+            mirror.append((server_id, row[2], row[3], True, *row[4:12]))
+        else:
+            settled = int(row[1])
+    return allocations, mirror, settled
+
+
+def mark_applied(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """pending -> applied for rows whose count and state are still what the diff saw."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_applied", rows):
+        return affected(
+            cur.execute(
+                f"""
+                UPDATE allocations SET state = 'applied', last_error = NULL, attempts = 0,
+                    next_attempt_at = NULL, applied_at = {NOW}
+                FROM sync_applied u
+                WHERE allocations.id = u.id AND allocations.count = u.count
+                  AND allocations.state = u.state
+                """
+            )
+        )
+
+
+def mark_failed(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """Refused by the server: failed with its message, unless the row changed meanwhile."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_failed", rows):
+        return affected(
+            cur.execute(
+                """
+                UPDATE allocations SET state = 'failed', last_error = u.message,
+                    next_attempt_at = NULL
+                FROM sync_failed u
+                WHERE allocations.id = u.id AND allocations.count = u.count
+                  AND allocations.state = u.state
+                """
+            )
+        )
+
+
+def mark_retry(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """Transient failure: stay pending, count the attempt and back off (1, 2, 4 ... 60 s)."""
+    if rows.empty:
+        return 0
+    with registered(cur, "sync_retry", rows):
+        return affected(
+            cur.execute(
+                f"""
+                UPDATE allocations SET last_error = u.message,
+                    attempts = allocations.attempts + 1,
+                    next_attempt_at = {NOW} + to_seconds(
+                        least({MAX_BACKOFF_SECONDS}, pow(2, least(allocations.attempts, 16))))
+                FROM sync_retry u
+                WHERE allocations.id = u.id AND allocations.count = u.count
+                  AND allocations.state = u.state AND allocations.state = 'pending'
+                """
+            )
+        )
+
+
+def retry_pending_of_server(
+    cur: duckdb.DuckDBPyConnection, server_id: int, message: str, force: bool = False
+) -> int:
+    """The server could not be read: its due pending allocations (all of them when the pass
+    was forced) count an attempt and back off."""
+    return affected(
+        cur.execute(
+            f"""
+            UPDATE allocations SET last_error = ?, attempts = attempts + 1,
+                next_attempt_at = {NOW} + to_seconds(
+                    least({MAX_BACKOFF_SECONDS}, pow(2, least(attempts, 16))))
+            WHERE state = 'pending'
+              AND (? OR next_attempt_at IS NULL OR next_attempt_at <= {NOW})
+              AND server_feature_id IN (SELECT id FROM server_features WHERE server_id = ?)
+            """,
+            [redact_userinfo(message), force, server_id],
+        )
+    )
+
+
+def requeue_failed(cur: duckdb.DuckDBPyConnection, server_id: int) -> int:
+    """Failed allocations of a server get another try (a full pass retries them: the cause,
+    e.g. a foreign group holding the host, may be gone). The server's reason stays shown."""
+    return affected(
+        cur.execute(
+            """
+            UPDATE allocations SET state = 'pending', attempts = 0, next_attempt_at = NULL
+            WHERE state = 'failed' AND server_feature_id IN (
+                SELECT id FROM server_features WHERE server_id = ?)
+            """,
+            [server_id],
+        )
+    )
+
+
+def delete_removed(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> int:
+    """Delete 'removing' allocations whose reservation is gone from the server."""
+    if not ids:
+        return 0
+    with registered(cur, "sync_removed", pd.DataFrame({"id": pd.Series(ids, dtype="int64")})):
+        return affected(
+            cur.execute(
+                """
+                DELETE FROM allocations WHERE state = 'removing'
+                AND id IN (SELECT id FROM sync_removed)
+                """
+            )
+        )
+
+
+def seconds_until_next_retry(db: Database) -> float | None:
+    """Seconds until the earliest backed-off pending allocation is due (None if there is none)."""
+    value = db.scalar(
+        f"""
+        SELECT date_diff('millisecond', {NOW}, min(next_attempt_at)) FROM allocations
+        WHERE state = 'pending' AND next_attempt_at IS NOT NULL
+        """
+    )
+    return None if value is None else max(0.0, value / 1000.0)
+
+
+def servers_with_due_retries(db: Database) -> list[int]:
+    rows = db.query(
+        f"""
+        SELECT DISTINCT sf.server_id FROM allocations a
+        JOIN server_features sf ON sf.id = a.server_feature_id
+        WHERE a.state = 'pending' AND a.next_attempt_at IS NOT NULL AND a.next_attempt_at <= {NOW}
+        ORDER BY 1
+        """
+    )
+    return [int(r[0]) for r in rows]
