@@ -225,6 +225,37 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX idx_drift_event_server ON drift_events (server_id, happened_at);
         """,
     ),
+    (
+        6,
+        "personal API tokens (stored as SHA-256 hashes) and the REST API's idempotency keys",
+        """
+        CREATE SEQUENCE IF NOT EXISTS seq_api_token START 1;
+        CREATE TABLE api_tokens (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_api_token'),
+            username VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            token_hash VARCHAR NOT NULL UNIQUE,
+            hint VARCHAR NOT NULL,
+            read_only BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            expires_at TIMESTAMP,
+            last_used_at TIMESTAMP,
+            revoked_at TIMESTAMP,
+            revoked_by VARCHAR
+        );
+        CREATE INDEX idx_api_token_user ON api_tokens (username);
+        CREATE TABLE idempotency_keys (
+            username VARCHAR NOT NULL,
+            idempotency_key VARCHAR NOT NULL,
+            request_hash VARCHAR NOT NULL,
+            status INTEGER,
+            content_type VARCHAR,
+            body VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (username, idempotency_key)
+        );
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,407 @@
+"""JSON Schemas (OpenAPI 3.1 components) of what the API reads and answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlm.domain import (
+    COUNT_MAX,
+    DAYS_MAX,
+    DESCRIPTION_MAX_LENGTH,
+    FEATURE_NAME_MAX_LENGTH,
+    HOST_ID_MAX_LENGTH,
+    ID_MAX,
+    NAME_MAX_LENGTH,
+    QUANTITY_MAX,
+    AllocationState,
+    HostType,
+    Role,
+)
+
+Schema = dict[str, Any]
+
+INT: Schema = {"type": "integer"}
+NULL_INT: Schema = {"type": ["integer", "null"]}
+NUMBER: Schema = {"type": ["number", "null"]}
+TEXT: Schema = {"type": "string"}
+NULL_TEXT: Schema = {"type": ["string", "null"]}
+BOOL: Schema = {"type": "boolean"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+NULL_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+ID: Schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    """An object schema; every listed property is required unless `required` says otherwise."""
+    names = list(properties) if required is None else required
+    return {"type": "object", "properties": properties, "required": names, **extra}
+
+
+def page_of(item: str) -> Schema:
+    """A page of a list: items, total (null when not counted), limit, offset, next URL."""
+    return obj(
+        {
+            "items": {"type": "array", "items": ref(item)},
+            "total": NULL_INT,
+            "limit": INT,
+            "offset": INT,
+            "next": {"type": ["string", "null"], "description": "URL of the next page"},
+        }
+    )
+
+
+def text(max_length: int, **extra: Any) -> Schema:
+    return {"type": "string", "maxLength": max_length, **extra}
+
+
+FIELD_ERROR = obj({"field": TEXT, "message": TEXT})
+PROBLEM = obj(
+    {
+        "type": TEXT,
+        "title": TEXT,
+        "status": INT,
+        "detail": TEXT,
+        "errors": {"type": "array", "items": ref("FieldError")},
+    },
+    description="An RFC 9457 problem document; `errors` names the fields at fault.",
+)
+ME = obj(
+    {
+        "username": TEXT,
+        "role": {"type": "string", "enum": [r.value for r in Role]},
+        "read_only": BOOL,
+        "token_id": INT,
+    }
+)
+HEALTH = obj({"status": {"type": "string", "enum": ["ok", "starting"]}})
+
+SERVER = obj(
+    {
+        "id": INT,
+        "name": TEXT,
+        "base_url": TEXT,
+        "instance": TEXT,
+        "username": NULL_TEXT,
+        "verify_tls": BOOL,
+        "description": NULL_TEXT,
+        "status": TEXT,
+        "last_sync_at": NULL_TIME,
+        "last_success_at": NULL_TIME,
+        "last_error": NULL_TEXT,
+        "last_latency_ms": NUMBER,
+        "features": INT,
+        "total": INT,
+        "used": INT,
+        "available": INT,
+    }
+)
+SERVER_FEATURE = obj(
+    {
+        "server_feature_id": INT,
+        "server_id": INT,
+        "server_name": TEXT,
+        "feature_name": TEXT,
+        "feature_version": TEXT,
+        "total": INT,
+        "used": INT,
+        "reserved_by_others": INT,
+        "pooled": INT,
+        "poolable": INT,
+        "deficit": INT,
+        "can_pool": BOOL,
+        "license_kind": TEXT,
+        "expiry": NULL_TEXT,
+        "present": BOOL,
+        "vlm_id": NULL_INT,
+        "vlm_name": NULL_TEXT,
+    }
+)
+DRIFT_ITEM = obj(
+    {
+        "server_id": INT,
+        "kind": TEXT,
+        "host_type": NULL_TEXT,
+        "host_id": NULL_TEXT,
+        "feature_name": NULL_TEXT,
+        "feature_version": NULL_TEXT,
+        "expected": NULL_INT,
+        "actual": NULL_INT,
+        "deficit": NULL_INT,
+        "detail": NULL_TEXT,
+    }
+)
+DRIFT_EVENT = obj(
+    {
+        "happened_at": TIME,
+        "server": NULL_TEXT,
+        "group": TEXT,
+        "kind": TEXT,
+        "host_type": NULL_TEXT,
+        "host_id": NULL_TEXT,
+        "feature_name": NULL_TEXT,
+        "feature_version": NULL_TEXT,
+        "count": NULL_INT,
+        "group_name": NULL_TEXT,
+        "detail": NULL_TEXT,
+    }
+)
+VLM = obj(
+    {
+        "id": INT,
+        "name": TEXT,
+        "vlm_type": TEXT,
+        "description": NULL_TEXT,
+        "created_at": TIME,
+        "created_by": TEXT,
+        "servers": NULL_TEXT,
+        "pools": INT,
+        "features": INT,
+        "total": INT,
+        "pooled": INT,
+        "allocated": INT,
+        "available": INT,
+        "deficit": INT,
+    }
+)
+VLM_FEATURE = obj(
+    {
+        "vlm_id": INT,
+        "vlm_name": TEXT,
+        "feature_name": TEXT,
+        "feature_version": TEXT,
+        "total": INT,
+        "reserved_by_others": INT,
+        "pooled": INT,
+        "allocated": INT,
+        "available": INT,
+        "deficit": INT,
+    }
+)
+POOL = obj(
+    {
+        "id": INT,
+        "name": TEXT,
+        "vlm_id": INT,
+        "vlm_name": TEXT,
+        "manager": TEXT,
+        "description": NULL_TEXT,
+        "features": INT,
+        "quantity": INT,
+        "allocated": INT,
+        "available": INT,
+        "allocations": INT,
+        "failed": INT,
+        "over_committed": BOOL,
+        "created_at": TIME,
+    }
+)
+POOL_FEATURE = obj(
+    {
+        "pool_id": INT,
+        "pool_name": TEXT,
+        "feature_name": TEXT,
+        "feature_version": TEXT,
+        "quantity": INT,
+        "allocated": INT,
+        "available": INT,
+        "allocations": INT,
+        "pending": INT,
+        "failed": INT,
+        "over_committed": BOOL,
+    }
+)
+STATE: Schema = {
+    "type": "string",
+    "enum": [s.value for s in AllocationState],
+    "description": "pending: not on the license server yet; applied: reserved there; failed: "
+    "the server refused it (last_error says why; retry it); removing: deleted in VLM, "
+    "still on the server; disabled: on the server, but the server disabled the entry.",
+}
+ALLOCATION = obj(
+    {
+        "id": INT,
+        "pool_id": INT,
+        "pool_name": TEXT,
+        "feature_name": TEXT,
+        "feature_version": TEXT,
+        "host_type": {"type": "string", "enum": [t.value for t in HostType]},
+        "host_id": TEXT,
+        "count": INT,
+        "description": NULL_TEXT,
+        "state": STATE,
+        "last_error": NULL_TEXT,
+        "server_name": TEXT,
+        "created_at": TIME,
+        "created_by": TEXT,
+        "updated_at": TIME,
+        "applied_at": NULL_TIME,
+    }
+)
+ALLOCATION_STATE = obj({"id": INT, "state": STATE, "last_error": NULL_TEXT})
+ALLOCATION_STATES = obj({"items": {"type": "array", "items": ref("AllocationState")}})
+AUDIT_ENTRY = obj(
+    {
+        "id": INT,
+        "happened_at": TIME,
+        "actor": TEXT,
+        "action": TEXT,
+        "target_type": TEXT,
+        "target_id": TEXT,
+        "before": {**NULL_TEXT, "description": "the target before, as JSON text"},
+        "after": {**NULL_TEXT, "description": "the target after, as JSON text"},
+    }
+)
+EXPORT_ROWS = obj(
+    {
+        "items": {"type": "array", "items": {"type": "object"}},
+        "total": INT,
+    }
+)
+
+FEATURE_NAME = text(FEATURE_NAME_MAX_LENGTH, minLength=1)
+FEATURE_VERSION = text(FEATURE_NAME_MAX_LENGTH, default="")
+HOST_TYPE: Schema = {"type": "string", "enum": [t.value for t in HostType]}
+NEW_VLM = obj(
+    {
+        "name": text(NAME_MAX_LENGTH, minLength=1),
+        "server_feature_ids": {"type": "array", "items": ID, "minItems": 1},
+        "description": text(DESCRIPTION_MAX_LENGTH),
+        "vlm_type": {"type": "string", "enum": ["FlexNet Embedded"]},
+    },
+    required=["name", "server_feature_ids"],
+)
+VLM_CHANGE = obj(
+    {
+        "name": text(NAME_MAX_LENGTH, minLength=1),
+        "server_feature_ids": {"type": "array", "items": ID, "minItems": 1},
+        "description": text(DESCRIPTION_MAX_LENGTH),
+    },
+    required=[],
+    description="Only the fields given change; server_feature_ids replaces the exposed set.",
+)
+QUANTITY = obj(
+    {
+        "feature_name": FEATURE_NAME,
+        "feature_version": FEATURE_VERSION,
+        "quantity": {"type": "integer", "minimum": 0, "maximum": QUANTITY_MAX},
+    },
+    required=["feature_name", "quantity"],
+)
+QUANTITIES: Schema = {"type": "array", "items": ref("FeatureQuantity")}
+NEW_POOL = obj(
+    {
+        "vlm_id": ID,
+        "name": text(NAME_MAX_LENGTH, minLength=1),
+        "manager": text(NAME_MAX_LENGTH, minLength=1),
+        "quantities": QUANTITIES,
+        "description": text(DESCRIPTION_MAX_LENGTH),
+    },
+    required=["vlm_id", "name", "manager", "quantities"],
+)
+POOL_CHANGE = obj(
+    {
+        "name": text(NAME_MAX_LENGTH, minLength=1),
+        "manager": text(NAME_MAX_LENGTH, minLength=1),
+        "quantities": QUANTITIES,
+        "description": text(DESCRIPTION_MAX_LENGTH),
+    },
+    required=[],
+    description="Only the fields given change; a quantity never goes below what is allocated.",
+)
+ALLOCATION_FIELDS: dict[str, Schema] = {
+    "feature_name": FEATURE_NAME,
+    "feature_version": FEATURE_VERSION,
+    "host_type": HOST_TYPE,
+    "host_id": text(HOST_ID_MAX_LENGTH, minLength=1),
+    "count": {"type": "integer", "minimum": 1, "maximum": COUNT_MAX, "default": 1},
+    "description": text(DESCRIPTION_MAX_LENGTH),
+}
+NEW_ALLOCATION = obj(ALLOCATION_FIELDS, required=["feature_name", "host_type", "host_id"])
+ALLOCATION_CHANGE = obj(
+    {
+        "count": ALLOCATION_FIELDS["count"],
+        "description": ALLOCATION_FIELDS["description"],
+    },
+    required=[],
+)
+BULK_ROW = obj(ALLOCATION_FIELDS, required=["host_type", "host_id"])
+BULK_ALLOCATIONS = obj(
+    {
+        "allocations": {"type": "array", "items": ref("BulkRow"), "maxItems": 10_000},
+        "csv": {
+            "type": "string",
+            "description": "CSV text with a header (host_id, host_type, count, description, "
+            "feature_name, feature_version), as the Allocations page's bulk add reads it.",
+        },
+        "feature_name": FEATURE_NAME,
+        "feature_version": FEATURE_VERSION,
+        "default_host_type": HOST_TYPE,
+        "default_count": ALLOCATION_FIELDS["count"],
+    },
+    required=[],
+    description="Give `allocations` or `csv`. `feature_name`/`feature_version` apply to rows "
+    "without their own; the default_* fields to CSV rows without a host type or count.",
+)
+BULK_ROW_RESULT = obj(
+    {
+        "index": INT,
+        "line": NULL_INT,
+        "ok": BOOL,
+        "allocation_id": NULL_INT,
+        "message": TEXT,
+        "errors": {"type": "array", "items": ref("FieldError")},
+    }
+)
+BULK_RESULT = obj(
+    {
+        "created": INT,
+        "refused": INT,
+        "results": {"type": "array", "items": ref("BulkRowResult")},
+    }
+)
+
+COMPONENTS: dict[str, Schema] = {
+    "FieldError": FIELD_ERROR,
+    "Problem": PROBLEM,
+    "Me": ME,
+    "Health": HEALTH,
+    "Server": SERVER,
+    "ServerPage": page_of("Server"),
+    "ServerFeature": SERVER_FEATURE,
+    "ServerFeaturePage": page_of("ServerFeature"),
+    "DriftItem": DRIFT_ITEM,
+    "DriftItemPage": page_of("DriftItem"),
+    "DriftEvent": DRIFT_EVENT,
+    "DriftEventPage": page_of("DriftEvent"),
+    "Vlm": VLM,
+    "VlmPage": page_of("Vlm"),
+    "VlmFeature": VLM_FEATURE,
+    "VlmFeaturePage": page_of("VlmFeature"),
+    "NewVlm": NEW_VLM,
+    "VlmChange": VLM_CHANGE,
+    "Pool": POOL,
+    "PoolPage": page_of("Pool"),
+    "PoolFeature": POOL_FEATURE,
+    "PoolFeaturePage": page_of("PoolFeature"),
+    "FeatureQuantity": QUANTITY,
+    "NewPool": NEW_POOL,
+    "PoolChange": POOL_CHANGE,
+    "Allocation": ALLOCATION,
+    "AllocationPage": page_of("Allocation"),
+    "AllocationState": ALLOCATION_STATE,
+    "AllocationStates": ALLOCATION_STATES,
+    "NewAllocation": NEW_ALLOCATION,
+    "AllocationChange": ALLOCATION_CHANGE,
+    "BulkRow": BULK_ROW,
+    "BulkAllocations": BULK_ALLOCATIONS,
+    "BulkRowResult": BULK_ROW_RESULT,
+    "BulkResult": BULK_RESULT,
+    "AuditEntry": AUDIT_ENTRY,
+    "AuditEntryPage": page_of("AuditEntry"),
+    "ExportRows": EXPORT_ROWS,
+}
+UTILIZATION_DAYS: Schema = {"type": "integer", "minimum": 1, "maximum": DAYS_MAX, "default": 90}
