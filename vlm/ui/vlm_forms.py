@@ -15,7 +15,7 @@ from vlm.ui.widgets import flash, table_with_download
 
 OPEN_KEY = "_edit_vlm_open"
 # set after a save: the VLM list's selectbox is pointed at this id before it is drawn again
-SELECT_NEXT_KEY = "_edit_vlm_select_next"
+SAVED_VLM_KEY = "_edit_vlm_select_next"
 FEATURE_COLUMNS = [
     "change",
     "server_name",
@@ -73,7 +73,7 @@ def edit_form_open_for(vlm_id: int) -> bool:
 def point_selector_at_saved(selector_key: str) -> None:
     """After a save (and its rerun), select the saved VLM again before its selectbox is drawn:
     a renamed VLM has a new label, which the browser would not find among the options."""
-    vlm_id = st.session_state.pop(SELECT_NEXT_KEY, None)
+    vlm_id = st.session_state.pop(SAVED_VLM_KEY, None)
     if vlm_id is not None:
         st.session_state[selector_key] = vlm_id
 
@@ -198,6 +198,6 @@ def _save(
         other_slot.info("Nothing to save: these are the stored values.", icon=":material/info:")
         return
     close_edit_form(vlm_id)
-    st.session_state[SELECT_NEXT_KEY] = vlm_id
+    st.session_state[SAVED_VLM_KEY] = vlm_id
     flash(change_summary(changes))
     st.rerun()
