@@ -44,6 +44,7 @@ class RunningApi:
 
     url: str
     runtime: Runtime
+    emulators: dict[str, Any]
     _tokens: dict[tuple[str, bool], str] = field(default_factory=dict)
 
     @property
@@ -59,7 +60,11 @@ class RunningApi:
         return self._tokens[key]
 
     def client(self, actor: Actor | None = None, *, read_only: bool = False) -> httpx.Client:
-        headers = {} if actor is None else {"Authorization": f"Bearer {self.token(actor, read_only=read_only)}"}
+        headers = (
+            {}
+            if actor is None
+            else {"Authorization": f"Bearer {self.token(actor, read_only=read_only)}"}
+        )
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def new_user(self, role: Role) -> Actor:
@@ -103,7 +108,7 @@ def serve_api(db_path: Path) -> Iterator[RunningApi]:
         while not server.started:
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
-        yield RunningApi(f"http://127.0.0.1:{port}/api/v1", runtime)
+        yield RunningApi(f"http://127.0.0.1:{port}/api/v1", runtime, emulators)
     finally:
         if server is not None and thread is not None:
             server.should_exit = True
