@@ -14,10 +14,10 @@ from vlm.ui.navigation import PAGES, pages_for
 EXPECTED = {
     Role.ADMIN: [
         "Dashboard", "My Pools", "Allocations", "Physical LMs", "Virtual LMs", "Virtual Pools",
-        "Users", "Audit", "Export",
+        "Users", "Audit", "Export", "Profile",
     ],
-    Role.MANAGER: ["Dashboard", "My Pools", "Allocations", "Export"],
-    Role.ANALYST: ["Dashboard", "Export"],
+    Role.MANAGER: ["Dashboard", "My Pools", "Allocations", "Export", "Profile"],
+    Role.ANALYST: ["Dashboard", "Export", "Profile"],
 }  # fmt: skip
 PAGE_NAMES = [spec.script.removesuffix("_page.py") for spec in PAGES]
 

@@ -55,7 +55,7 @@ def _spec(
     return PageSpec(f"{name}_page.py", title, url, f":material/{icon}:", section, roles, **kw)
 
 
-OVERVIEW, LICENSES, ADMINISTRATION = "Overview", "Licenses", "Administration"
+OVERVIEW, LICENSES, ADMINISTRATION, ACCOUNT = "Overview", "Licenses", "Administration", "Account"
 PAGES: tuple[PageSpec, ...] = (
     _spec("dashboard", "Dashboard", "dashboard", "monitoring", OVERVIEW, EVERYONE),
     _spec(
@@ -74,6 +74,7 @@ PAGES: tuple[PageSpec, ...] = (
     _spec("users", "Users", "users", "group", ADMINISTRATION, ADMIN_ONLY),
     _spec("audit", "Audit", "audit", "history", ADMINISTRATION, ADMIN_ONLY),
     _spec("export", "Export", "export", "download", OVERVIEW, EVERYONE),
+    _spec("profile", "Profile", "profile", "account_circle", ACCOUNT, EVERYONE),
 )
 LOGIN = _spec("login", "Sign in", "login", "login", "", EVERYONE)
 SET_PASSWORD = _spec("set_password", "Set your password", "set-password", "password", "", EVERYONE)

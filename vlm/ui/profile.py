@@ -1,0 +1,144 @@
+"""The Profile page's parts: the signed-in account, a form that creates a personal API token
+(shown once), the user's tokens with their last use, revoking one; admins see and revoke all."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from vlm.services import tokens
+from vlm.ui.confirm import Question, confirmed_action
+from vlm.ui.session import PageContext
+from vlm.ui.widgets import attempt, field_slots, table_with_download
+
+NEW_TOKEN_KEY = "_vlm_new_token"
+SHOWN_COLUMNS = ["name", "hint", "read_only", "status", "created_at", "expires_at", "last_used_at"]
+ALL_COLUMNS = ["username", *SHOWN_COLUMNS, "revoked_by"]
+TOKEN_LABELS = {
+    "hint": "Starts with",
+    "read_only": "Read-only",
+    "status": "Status",
+    "expires_at": "Expires",
+    "last_used_at": "Last used",
+    "revoked_by": "Revoked by",
+    "username": "User",
+}
+
+
+def show_account(page: PageContext) -> None:
+    st.caption(f"Signed in as **{page.actor.username}** ({page.actor.role.value}).")
+
+
+def show_new_token() -> None:
+    """The token just created, until the user confirms they copied it (it cannot be shown again)."""
+    stored = st.session_state.get(NEW_TOKEN_KEY)
+    if stored is None:
+        return
+    name, token = stored
+    with st.container(border=True, key="new_token"):
+        st.success(
+            f"Your token **{name}** — copy it now (the copy button is at the right of the box): "
+            "once you press Done it cannot be shown again. Send it as "
+            "`Authorization: Bearer <token>`.",
+            icon=":material/key:",
+        )
+        st.code(token, language=None)
+        if st.button("Done, I copied it", key="new_token_done"):
+            st.session_state.pop(NEW_TOKEN_KEY, None)
+            st.rerun()
+
+
+def new_token_form(page: PageContext) -> None:
+    """Name, read-only and an optional expiry; a created token is kept to be shown once."""
+    made = st.session_state.get("_profile_tokens_made", 0)
+    with st.form(f"new_token_{made}"):
+        name_col, expiry_col = st.columns(2)
+        name = name_col.text_input(
+            "Token name", placeholder="e.g. provisioning script", key=f"new_token_name_{made}"
+        )
+        fields = field_slots(name=name_col)
+        expires = expiry_col.date_input(
+            "Expires after (optional)",
+            value=None,
+            min_value=date.today(),
+            max_value=date.today() + timedelta(days=3650),
+            help="The token works through this day; leave empty for no expiry.",
+            key=f"new_token_expires_{made}",
+        )
+        fields |= field_slots(expires_at=expiry_col)
+        read_only = st.checkbox(
+            "Read-only",
+            help="A read-only token may read what you may read, and change nothing.",
+            key=f"new_token_read_only_{made}",
+        )
+        create = st.form_submit_button(
+            "Create token", type="primary", icon=":material/key:", key=f"new_token_create_{made}"
+        )
+    if create:
+        outcome = attempt(
+            tokens.create_token,
+            page.ctx,
+            page.actor,
+            name,
+            read_only=read_only,
+            expires_at=expires,
+            fields=fields,
+        )
+        if outcome.ok and outcome.value is not None:
+            st.session_state[NEW_TOKEN_KEY] = (outcome.value.name, outcome.value.token)
+            st.session_state["_profile_tokens_made"] = made + 1
+            st.rerun()
+
+
+def _token_label(row: pd.Series, *, with_user: bool) -> str:
+    owner = f"{row['username']}: " if with_user else ""
+    return f"{owner}{row['name']} ({row['hint']}…)"
+
+
+def _revoke(page: PageContext, frame: pd.DataFrame, *, key: str, with_user: bool) -> None:
+    """Pick an active token and revoke it after a confirmation that states the impact."""
+    active = frame[frame["status"] == tokens.ACTIVE]
+    if active.empty:
+        return
+    labels = {int(r["id"]): _token_label(r, with_user=with_user) for _, r in active.iterrows()}
+    chosen = st.selectbox(
+        "Token", list(labels), format_func=labels.__getitem__, key=f"{key}_choice"
+    )
+    if chosen is None:
+        return
+    token_id = int(chosen)
+    confirmed_action(
+        "Revoke…",
+        key=f"{key}_revoke",
+        question=Question(
+            f"revoke_token_{token_id}",
+            f"Revoke {labels[token_id]}? Every script using it is refused at once (401); "
+            "this cannot be undone.",
+            f"Revoke {labels[token_id]}",
+        ),
+        act=lambda: tokens.revoke_token(page.ctx, page.actor, token_id),
+        done=f"Token {labels[token_id]} revoked.",
+        icon=":material/key_off:",
+    )
+
+
+def _table(frame: pd.DataFrame, columns: list[str], name: str, key: str) -> None:
+    if frame.empty:
+        st.caption("No tokens yet.")
+        return
+    table_with_download(frame[columns], name, column_config=TOKEN_LABELS, key=key)
+
+
+def own_tokens(page: PageContext) -> None:
+    frame = tokens.list_own_tokens(page.ctx, page.actor)
+    _table(frame, SHOWN_COLUMNS, "my API tokens", "profile_tokens")
+    _revoke(page, frame, key="profile_own", with_user=False)
+
+
+def all_tokens(page: PageContext) -> None:
+    """Every user's tokens (admins), with a revoke for any active one."""
+    frame = tokens.list_all_tokens(page.ctx, page.actor)
+    _table(frame, ALL_COLUMNS, "all API tokens", "profile_all_tokens")
+    _revoke(page, frame, key="profile_any", with_user=True)
