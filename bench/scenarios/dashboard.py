@@ -6,6 +6,8 @@ The trend cache is cleared before every timed call: these rows time the queries 
 
 from __future__ import annotations
 
+from functools import partial
+
 from bench.context import ADMIN, BenchContext
 from bench.measure import Row, sample, timed
 from vlm.services import reports
@@ -19,7 +21,7 @@ def run(bench: BenchContext) -> list[Row]:
     pool_id, manager = bench.big_pool()
     rows = bench.ctx.db.scalar("SELECT COUNT(*) FROM utilization_snapshots")
     servers = bench.server_ids()
-    clear = reports.clear_caches
+    clear = partial(reports.clear_caches, ctx)
     pool = sample(
         lambda: reports.pool_trend(ctx, manager, pool_id, days=days), bench.repeats, before=clear
     )

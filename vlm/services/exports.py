@@ -9,22 +9,20 @@ cell) and booleans as True/False, as pandas writes them. Repeated headers get a 
 
 from __future__ import annotations
 
-import functools
-import re
-
 import duckdb
 import pandas as pd
 
 from vlm.context import ServiceContext
 from vlm.domain import Actor
 from vlm.services import allocations, pools, reports, servers
-from vlm.store.csv import Params, describe, write_csv
+from vlm.store import csv as csv_store
+from vlm.store import reports as store
+from vlm.store.csv import Params
 
 # A formula sign, possibly after blanks or line breaks, or a leading tab / carriage return.
 # The same pattern runs in Python's re and in DuckDB's RE2 (both read these escapes).
 FORMULA_PATTERN = r"^[ \t\n\r\f\v\xa0]*[=+\-@]|^[\t\r]"
 _FORMULA_FIRST = ("=", "+", "-", "@", " ", "\t", "\n", "\r", "\f", "\v", "\xa0")
-_FORMULA_CODES = ", ".join(str(ord(c)) for c in _FORMULA_FIRST)
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -55,38 +53,14 @@ def unique_headers(columns: object) -> list[str]:
     return headers
 
 
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _safe_column(name: str, sql_type: str) -> str:
-    column = _identifier(name)
-    if sql_type == "VARCHAR" or sql_type.startswith("ENUM"):
-        text = f"CAST({column} AS VARCHAR)"
-        risky = (
-            f"ascii({text}) IN ({_FORMULA_CODES}) AND regexp_matches({text}, '{FORMULA_PATTERN}')"
-        )
-        return f"CASE WHEN {risky} THEN '''' || {text} ELSE NULLIF({text}, '') END AS {column}"
-    if sql_type == "BOOLEAN":
-        return f"CASE WHEN {column} THEN 'True' WHEN NOT {column} THEN 'False' END AS {column}"
-    return column
-
-
 def safe_csv_sql(columns: list[tuple[str, str]], sql: str) -> str:
     """The query wrapped so that its text cells are formula-safe (row order kept)."""
-    selected = ", ".join(_safe_column(name, sql_type) for name, sql_type in columns)
-    return f"SELECT {selected} FROM ({sql}) AS export_rows"
+    return csv_store.formula_safe_sql(columns, sql, FORMULA_PATTERN, _FORMULA_FIRST)
 
 
 def query_to_csv(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = ()) -> bytes:
     """A query's rows as formula-safe UTF-8 CSV."""
-    return write_csv(cur, safe_csv_sql(describe(cur, sql, params), sql), params)
-
-
-@functools.cache
-def _scratch() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for writing DataFrames as CSV (each call uses its own cursor)."""
-    return duckdb.connect(":memory:", config={"threads": 2})
+    return csv_store.write_formula_safe_csv(cur, sql, params, FORMULA_PATTERN, _FORMULA_FIRST)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -94,31 +68,23 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     headers = unique_headers(frame.columns)
     if headers != list(frame.columns):
         frame = frame.set_axis(headers, axis=1)
-    with _scratch().cursor() as cur:
-        cur.register("export_frame", frame)
-        return query_to_csv(cur, """SELECT * FROM export_frame""")
-
-
-_FINAL_ORDER_BY = re.compile(r"\s+ORDER\s+BY\s[^()]*$", re.IGNORECASE)
+    return csv_store.write_frame_csv(frame, FORMULA_PATTERN, _FORMULA_FIRST)
 
 
 def unordered(sql: str) -> str:
-    """The query without its final ORDER BY (when no LIMIT/OFFSET follows): DuckDB would
-    otherwise sort every row just to count them (4 s for 21.6M history rows)."""
-    match = _FINAL_ORDER_BY.search(sql)
-    if match is None or re.search(r"\b(LIMIT|OFFSET)\b", match.group(0), re.IGNORECASE):
-        return sql
-    return sql[: match.start()]
+    """The query without its final ORDER BY (when no LIMIT/OFFSET follows), so that counting
+    does not sort every row."""
+    return store.without_final_order_by(sql)
 
 
 def query_count(ctx: ServiceContext, sql: str, params: Params) -> int:
     """How many rows a query returns (without fetching or sorting them)."""
-    return int(ctx.db.scalar(f"SELECT COUNT(*) FROM ({unordered(sql)}) AS counted", params) or 0)
+    return store.row_count(ctx.db, sql, params)
 
 
 def query_preview(ctx: ServiceContext, sql: str, params: Params, limit: int) -> pd.DataFrame:
     """The query's first rows only."""
-    return ctx.db.query_df(f"SELECT * FROM ({sql}) AS shown LIMIT {int(limit)}", params)
+    return store.first_rows(ctx.db, sql, params, limit)
 
 
 def query_csv(ctx: ServiceContext, sql: str, params: Params) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -16,20 +15,9 @@ from vlm.domain import Actor, Role, record_id, validate_days
 from vlm.services.permissions import pool_scope_sql, require_pool_read
 from vlm.services.servers import require_can_read_estate
 from vlm.store import Database
-from vlm.store.figures import (
-    COUNTED,
-    COUNTED_CONCURRENT,
-    COUNTED_SERVER_FEATURES,
-    LICENSE_KIND,
-    LICENSE_KIND_FIGURES,
-    LICENSE_KIND_LABELS,
-    METERED,
-    OTHER,
-    POOL_FEATURE_FIGURES,
-    SERVER_FEATURE_FIGURES,
-    UNCOUNTED,
-    VLM_FEATURE_FIGURES,
-)
+from vlm.store import reports as store
+from vlm.store.figures import COUNTED as COUNTED  # the UI reads the license kinds here
+from vlm.store.figures import LICENSE_KIND_LABELS, METERED, OTHER, UNCOUNTED
 
 
 def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
@@ -37,15 +25,7 @@ def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
     pooled, poolable) count concurrent counted licenses only; admins and analysts also get the
     metered, uncounted and other features apart (`<kind>_features`, `<kind>_total`,
     `<kind>_used`)."""
-    scope, params = pool_scope_sql(actor, alias="f")
-    pool_row = ctx.db.query(
-        f"SELECT COUNT(DISTINCT pool_id)::INTEGER, COALESCE(SUM(quantity), 0)::INTEGER, "
-        f"COALESCE(SUM(allocated), 0)::INTEGER, COALESCE(SUM(available), 0)::INTEGER, "
-        f"COALESCE(SUM(pending), 0)::INTEGER, COALESCE(SUM(failed), 0)::INTEGER, "
-        f"COUNT(*) FILTER (WHERE over_committed)::INTEGER "
-        f"FROM ({POOL_FEATURE_FIGURES}) f WHERE {scope}",
-        params,
-    )[0]
+    pool_row = store.pool_totals(ctx.db, pool_scope_sql(actor, alias="f"))
     figures = {
         "pools": pool_row[0],
         "pool_quantity": pool_row[1],
@@ -63,17 +43,8 @@ def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
 
 def _estate_figures(ctx: ServiceContext) -> dict[str, int]:
     """Servers connected (and in error) and the counted concurrent license figures."""
-    servers, in_error = ctx.db.query(
-        "SELECT COUNT(*)::INTEGER, COUNT(*) FILTER (WHERE status = 'error')::INTEGER "
-        "FROM license_servers"
-    )[0]
-    row = ctx.db.query(
-        f"SELECT COUNT(*) FILTER (WHERE present)::INTEGER, "
-        f"COALESCE(SUM(total), 0)::INTEGER, COALESCE(SUM(used), 0)::INTEGER, "
-        f"COALESCE(SUM(pooled), 0)::INTEGER, COALESCE(SUM(GREATEST(poolable, 0)), 0)::INTEGER, "
-        f"COUNT(*) FILTER (WHERE deficit > 0)::INTEGER "
-        f"FROM ({COUNTED_SERVER_FEATURES}) AS counted_features",
-    )[0]
+    servers, in_error = store.server_counts(ctx.db)
+    row = store.counted_feature_totals(ctx.db)
     return {
         "servers": servers,
         "server_features": row[0],
@@ -97,10 +68,7 @@ def _apart_from_counted(ctx: ServiceContext) -> dict[str, int]:
 
 
 def _kind_totals(ctx: ServiceContext) -> dict[str, dict[str, int]]:
-    rows = ctx.db.query(
-        f"SELECT license_kind, SUM(features)::INTEGER, SUM(total)::INTEGER, SUM(used)::INTEGER "
-        f"FROM ({LICENSE_KIND_FIGURES}) AS kinds GROUP BY license_kind"
-    )
+    rows = store.license_kind_totals(ctx.db)
     return {kind: {"features": f, "total": t, "used": u} for kind, f, t, u in rows}
 
 
@@ -128,138 +96,63 @@ def server_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Per server, over concurrent counted features: allocated / pooled unallocated / poolable /
     reserved outside VLM / total (metered and uncounted licenses are not poolable)."""
     require_can_read_estate(actor)
-    return ctx.db.query_df(
-        f"""
-        SELECT server_name AS name,
-            SUM(allocated)::INTEGER AS allocated,
-            SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
-            SUM(GREATEST(poolable, 0))::INTEGER AS poolable,
-            SUM(reserved_by_others)::INTEGER AS reserved_outside,
-            SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
-            SUM(deficit)::INTEGER AS deficit
-        FROM ({COUNTED_SERVER_FEATURES}) AS counted_features
-        GROUP BY server_name ORDER BY server_name
-        """
-    ).fillna(0)
+    return store.server_stack(ctx.db).fillna(0)
 
 
 def vlm_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Per VLM: the same stack as server_stack (over its counted concurrent features)."""
     require_can_read_estate(actor)
-    return ctx.db.query_df(
-        f"""
-        SELECT vlm_name AS name, SUM(allocated)::INTEGER AS allocated,
-            SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
-            SUM(GREATEST(available, 0))::INTEGER AS poolable,
-            SUM(reserved_by_others)::INTEGER AS reserved_outside,
-            SUM(total)::INTEGER AS total, SUM(deficit)::INTEGER AS deficit
-        FROM ({VLM_FEATURE_FIGURES}) AS vlm_feature_figures
-        WHERE license_kind = '{COUNTED}' GROUP BY vlm_name ORDER BY vlm_name
-        """
-    )
+    return store.vlm_stack(ctx.db)
 
 
 def pool_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Per pool the actor may see: allocated and available of its quantity."""
-    scope, params = pool_scope_sql(actor, alias="f")
-    return ctx.db.query_df(
-        f"SELECT vlm_name || ' / ' || pool_name AS name, pool_id, SUM(allocated)::INTEGER "
-        f"AS allocated, SUM(available)::INTEGER AS available, SUM(quantity)::INTEGER AS quantity, "
-        f"BOOL_OR(over_committed) AS over_committed FROM ({POOL_FEATURE_FIGURES}) f "
-        f"WHERE {scope} GROUP BY 1, 2 ORDER BY 1",
-        params,
-    )
+    return store.pool_stack(ctx.db, pool_scope_sql(actor, alias="f"))
 
 
 def over_committed(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Server features whose total fell below what is pooled, with the deficit."""
     require_can_read_estate(actor)
-    return ctx.db.query_df(
-        f"SELECT server_name, feature_name, feature_version, total, reserved_by_others, pooled, "
-        f"allocated, deficit, vlm_name FROM ({SERVER_FEATURE_FIGURES}) WHERE deficit > 0 "
-        "ORDER BY deficit DESC, server_name"
-    )
+    return store.over_committed_features(ctx.db)
 
 
-TREND_SQL = """
-WITH keys AS (
-    SELECT id AS server_feature_id FROM server_features sf WHERE {key_filter}
-), selected AS (
-    SELECT server_feature_id, taken_at, total, used, reserved FROM utilization_snapshots
-    WHERE server_feature_id IN (SELECT server_feature_id FROM keys) AND taken_at <= $last
-), last_in_bucket AS (
-    SELECT server_feature_id, 0 AS b, arg_max(total, taken_at) AS total,
-        arg_max(used, taken_at) AS used, arg_max(reserved, taken_at) AS reserved
-    FROM selected WHERE taken_at <= $start GROUP BY server_feature_id
-    UNION ALL
-    SELECT server_feature_id, (epoch_us(taken_at) - $start_us + $step_us - 1) // $step_us AS b,
-        arg_max(total, taken_at), arg_max(used, taken_at), arg_max(reserved, taken_at)
-    FROM selected WHERE taken_at > $start GROUP BY ALL
-), deltas AS (
-    SELECT b, total - lag(total, 1, 0) OVER w AS total, used - lag(used, 1, 0) OVER w AS used,
-        reserved - lag(reserved, 1, 0) OVER w AS reserved,
-        CASE WHEN row_number() OVER w = 1 THEN 1 ELSE 0 END AS features
-    FROM last_in_bucket WINDOW w AS (PARTITION BY server_feature_id ORDER BY b)
-), per_bucket AS (
-    SELECT b, SUM(total) AS total, SUM(used) AS used, SUM(reserved) AS reserved,
-        SUM(features) AS features
-    FROM deltas GROUP BY b
-), running AS (
-    SELECT g.b, SUM(COALESCE(p.total, 0)) OVER c AS total,
-        SUM(COALESCE(p.used, 0)) OVER c AS used,
-        SUM(COALESCE(p.reserved, 0)) OVER c AS reserved,
-        SUM(COALESCE(p.features, 0)) OVER c AS features
-    FROM range($points) g(b) LEFT JOIN per_bucket p ON p.b = g.b
-    WINDOW c AS (ORDER BY g.b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-)
-SELECT $start + to_microseconds(b * $step_us) AS taken_at, total::INTEGER AS total,
-    used::INTEGER AS used, reserved::INTEGER AS reserved
-FROM running WHERE features > 0 ORDER BY b
-"""
-
-
-class _WriteInvalidatedCache:
-    """Frames per database and key, valid while the database has seen no write since.
+class TrendCache:
+    """Trend frames by key, valid while the database has seen no write since (one per context).
 
     Trends over a long history are costly and a dashboard re-draws them every few seconds;
-    any committed write (Database.generation moves) invalidates every entry of that database.
+    any committed write (Database.generation moves) invalidates every entry.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int = 32) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._entries: weakref.WeakKeyDictionary[Database, dict[tuple, tuple[int, pd.DataFrame]]]
-        self._entries = weakref.WeakKeyDictionary()
+        self._entries: dict[tuple, tuple[int, pd.DataFrame]] = {}
 
     def get_or_compute(
         self, db: Database, key: tuple, compute: Callable[[], pd.DataFrame]
     ) -> pd.DataFrame:
         generation = db.generation
         with self._lock:
-            found = self._entries.get(db, {}).get(key)
+            found = self._entries.get(key)
         if found is not None and found[0] == generation:
             return found[1].copy()
         frame = compute()
         with self._lock:
-            entries = self._entries.setdefault(db, {})
-            entries = {k: v for k, v in entries.items() if v[0] == generation}
+            entries = {k: v for k, v in self._entries.items() if v[0] == generation}
             if len(entries) >= self._size:
                 entries.pop(next(iter(entries)))
             entries[key] = (generation, frame)
-            self._entries[db] = entries
+            self._entries = entries
         return frame.copy()
 
     def clear(self) -> None:
         with self._lock:
-            self._entries = weakref.WeakKeyDictionary()
+            self._entries = {}
 
 
-_TREND_CACHE = _WriteInvalidatedCache(size=32)
-
-
-def clear_caches() -> None:
-    """Forget cached trends (benchmarks and tests measure the queries themselves)."""
-    _TREND_CACHE.clear()
+def clear_caches(ctx: ServiceContext) -> None:
+    """Forget the context's cached trends (benchmarks and tests measure the queries themselves)."""
+    ctx.owned(TrendCache).clear()
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -299,10 +192,8 @@ def _trend(
     """
     window = trend_window(days, step, end)
     key = (key_filter, tuple(sorted(params.items())), window["start"], window["step_us"])
-    return _TREND_CACHE.get_or_compute(
-        ctx.db,
-        key,
-        lambda: ctx.db.query_df(TREND_SQL.format(key_filter=key_filter), {**window, **params}),
+    return ctx.owned(TrendCache).get_or_compute(
+        ctx.db, key, lambda: store.feature_trend(ctx.db, key_filter, {**window, **params})
     )
 
 
@@ -319,45 +210,9 @@ def server_trend(
     require_can_read_estate(actor)
     days = validate_days(days)
     server_id = None if server_id is None else record_id(server_id, "server")
-    if server_id is None:
-        return _trend(ctx, COUNTED_CONCURRENT, {}, days, _step(days))
-    return _trend(
-        ctx,
-        f"sf.server_id = $server_id AND {COUNTED_CONCURRENT}",
-        {"server_id": server_id},
-        days,
-        _step(days),
-    )
+    key_filter, params = store.counted_trend_filter(server_id)
+    return _trend(ctx, key_filter, params, days, _step(days))
 
-
-POOL_NOW_SQL = """
-SELECT p.created_at,
-    (SELECT COALESCE(SUM(quantity), 0) FROM pool_portions WHERE pool_id = p.id)::INTEGER,
-    (SELECT COALESCE(SUM(count), 0) FROM allocations
-     WHERE pool_id = p.id AND state <> 'removing')::INTEGER
-FROM pools p WHERE p.id = ?
-"""
-
-POOL_QUANTITY_CHANGES_SQL = """
-SELECT happened_at, before, after FROM audit_log
-WHERE target_type = 'pool' AND target_id = ? AND action IN ('pool.create', 'pool.update')
-  AND happened_at > ?
-"""
-
-# An allocation's audit rows name its pool (older rows do not: their allocation row tells).
-POOL_ALLOCATED_CHANGES_SQL = """
-WITH changes AS (
-    SELECT happened_at, TRY_CAST(target_id AS BIGINT) AS allocation_id,
-        TRY_CAST(json_extract_string(COALESCE(after, before), '$.pool_id') AS BIGINT) AS pool_id,
-        COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
-        - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0) AS delta
-    FROM audit_log
-    WHERE target_type = 'allocation' AND happened_at > ?
-      AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
-)
-SELECT c.happened_at, c.delta FROM changes c LEFT JOIN allocations a ON a.id = c.allocation_id
-WHERE c.delta <> 0 AND COALESCE(c.pool_id, a.pool_id) = ?
-"""
 
 POOL_TREND_COLUMNS = ["taken_at", "quantity", "allocated"]
 
@@ -383,18 +238,18 @@ def _changes_after(grid: np.ndarray, changes: list[tuple[datetime, int]]) -> np.
 
 def _pool_trend_frame(db: Database, pool_id: int, window: dict[str, object]) -> pd.DataFrame:
     """The pool's figures now, walked back over the audited changes to every grid point."""
-    found = db.query(POOL_NOW_SQL, [pool_id])
-    if not found:
+    found = store.pool_now(db, pool_id)
+    if found is None:
         return pd.DataFrame(columns=POOL_TREND_COLUMNS)
-    created_at, quantity, allocated = found[0]
+    created_at, quantity, allocated = found
     start = window["start"]
     step = np.timedelta64(window["step_us"], "us")
     grid = np.datetime64(start, "us") + step * np.arange(window["points"])
     quantity_changes = [
         (at, _quantity_of(after) - _quantity_of(before))
-        for at, before, after in db.query(POOL_QUANTITY_CHANGES_SQL, [str(pool_id), start])
+        for at, before, after in store.pool_quantity_changes(db, pool_id, start)
     ]
-    allocated_changes = db.query(POOL_ALLOCATED_CHANGES_SQL, [start, pool_id])
+    allocated_changes = store.pool_allocated_changes(db, pool_id, start)
     frame = pd.DataFrame(
         {
             "taken_at": grid,
@@ -419,7 +274,7 @@ def pool_trend(
     require_pool_read(ctx.db, actor, pool_id)
     window = trend_window(days, _step(days), end)
     key = ("pool_trend", pool_id, window["start"], window["step_us"])
-    return _TREND_CACHE.get_or_compute(
+    return ctx.owned(TrendCache).get_or_compute(
         ctx.db, key, lambda: _pool_trend_frame(ctx.db, pool_id, window)
     )
 
@@ -428,15 +283,7 @@ def utilization_history_query(actor: Actor, days: int = 90) -> tuple[str, list[o
     """The SQL and parameters of utilization_history (also streamed to CSV by exports)."""
     require_can_read_estate(actor)
     days = validate_days(days)
-    sql = (
-        "SELECT s.name AS server_name, sf.feature_name, sf.feature_version, "
-        f"{LICENSE_KIND} AS license_kind, u.taken_at, "
-        "u.total, u.used, u.reserved FROM utilization_snapshots u "
-        "JOIN server_features sf ON sf.id = u.server_feature_id "
-        "JOIN license_servers s ON s.id = sf.server_id "
-        "WHERE u.taken_at >= ? ORDER BY u.taken_at, s.name, sf.feature_name"
-    )
-    return sql, [datetime.now() - timedelta(days=days)]
+    return store.utilization_history_sql(datetime.now() - timedelta(days=days))
 
 
 def utilization_history(ctx: ServiceContext, actor: Actor, days: int = 90) -> pd.DataFrame:

@@ -1,13 +1,20 @@
-"""CSV written by DuckDB itself: a query's rows become file bytes without a DataFrame."""
+"""CSV written by DuckDB itself: a query's rows become file bytes without a DataFrame.
+
+The formula-safe forms wrap a query so that text cells a spreadsheet would run as a formula get
+a leading single quote. The caller (services/exports.py) gives the rule: the regular expression
+of a risky cell and the characters such a cell can start with (a cheap pre-check).
+"""
 
 from __future__ import annotations
 
+import functools
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 Params = Sequence[Any] | Mapping[str, Any]
 
@@ -27,3 +34,56 @@ def write_csv(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = ()) -> 
         target = str(path).replace("'", "''")
         cur.execute(f"COPY ({sql}) TO '{target}' (FORMAT csv, HEADER)", params)
         return path.read_bytes()
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _safe_column(name: str, sql_type: str, pattern: str, first_codes: str) -> str:
+    """A column as written to CSV: risky text quoted, empty text NULL, booleans True/False."""
+    column = _identifier(name)
+    if sql_type == "VARCHAR" or sql_type.startswith("ENUM"):
+        text = f"CAST({column} AS VARCHAR)"
+        risky = f"ascii({text}) IN ({first_codes}) AND regexp_matches({text}, '{pattern}')"
+        return f"CASE WHEN {risky} THEN '''' || {text} ELSE NULLIF({text}, '') END AS {column}"
+    if sql_type == "BOOLEAN":
+        return f"CASE WHEN {column} THEN 'True' WHEN NOT {column} THEN 'False' END AS {column}"
+    return column
+
+
+def formula_safe_sql(
+    columns: Sequence[tuple[str, str]], sql: str, pattern: str, first_chars: Iterable[str]
+) -> str:
+    """The query, whose columns are given as (name, DuckDB type), wrapped so that text cells
+    matching pattern get a leading quote (row order kept)."""
+    first_codes = ", ".join(str(ord(c)) for c in first_chars)
+    selected = ", ".join(_safe_column(n, t, pattern, first_codes) for n, t in columns)
+    return f"""SELECT {selected} FROM ({sql}) AS export_rows"""
+
+
+def write_formula_safe_csv(
+    cur: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Params,
+    pattern: str,
+    first_chars: Iterable[str],
+) -> bytes:
+    """The query's rows as formula-safe UTF-8 CSV."""
+    safe = formula_safe_sql(describe(cur, sql, params), sql, pattern, first_chars)
+    return write_csv(cur, safe, params)
+
+
+@functools.cache
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for writing DataFrames as CSV (each call uses its own cursor)."""
+    return duckdb.connect(":memory:", config={"threads": 2})
+
+
+def write_frame_csv(frame: pd.DataFrame, pattern: str, first_chars: Iterable[str]) -> bytes:
+    """A DataFrame's rows as formula-safe UTF-8 CSV, written by a scratch in-memory DuckDB."""
+    with _scratch().cursor() as cur:
+        cur.register("export_frame", frame)
+        return write_formula_safe_csv(
+            cur, """SELECT * FROM export_frame""", (), pattern, first_chars
+        )

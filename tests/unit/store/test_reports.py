@@ -1,0 +1,259 @@
+"""Report and export reads on a real, migrated in-memory DuckDB (estate: pool_estate.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from tests.unit.store.pool_estate import open_estate
+from vlm.store import Database, access
+from vlm.store import csv as csv_store
+from vlm.store import reports as store
+from vlm.store.figures import COUNTED_CONCURRENT
+
+START = datetime(2024, 1, 1)
+HOUR_US = 3_600_000_000
+PATTERN = r"^[ \t\n\r\f\v\xa0]*[=+\-@]|^[\t\r]"
+FIRST = ("=", "+", "-", "@", " ", "\t", "\n", "\r", "\f", "\v", "\xa0")
+
+
+@pytest.fixture
+def db() -> Iterator[Database]:
+    database = open_estate()
+    yield database
+    database.close()
+
+
+def execute(db: Database, sql: str, params: list | None = None) -> None:
+    db.write(lambda cur: cur.execute(sql, params or []))
+
+
+def window(points: int) -> dict[str, object]:
+    """A grid of hourly points from START (as the trend service builds it)."""
+    return {
+        "start": START,
+        "start_us": int((START - datetime(1970, 1, 1)) / timedelta(microseconds=1)),
+        "last": START + timedelta(hours=points - 1),
+        "step_us": HOUR_US,
+        "points": points,
+    }
+
+
+def audit(db: Database, at: datetime, action: str, target: tuple[str, int], before, after) -> None:
+    execute(
+        db,
+        """INSERT INTO audit_log (happened_at, actor, action, target_type, target_id, before, after)
+        VALUES (?, 'alice', ?, ?, ?, ?, ?)""",
+        [
+            at,
+            action,
+            target[0],
+            str(target[1]),
+            None if before is None else json.dumps(before),
+            None if after is None else json.dumps(after),
+        ],
+    )
+
+
+def test_pool_totals_in_scope(db: Database) -> None:
+    assert store.pool_totals(db, access.every_pool()) == (2, 14, 8, 6, 1, 1, 0)
+    assert store.pool_totals(db, access.managed_by("f", "bob")) == (1, 10, 5, 5, 1, 1, 0)
+    assert store.pool_totals(db, access.managed_by("f", "dave")) == (0, 0, 0, 0, 0, 0, 0)
+
+
+def test_server_counts_and_counted_feature_totals(db: Database) -> None:
+    execute(db, """UPDATE license_servers SET status = 'error' WHERE id = 2""")
+    assert store.server_counts(db) == (2, 1)
+    assert store.counted_feature_totals(db) == (3, 20, 0, 14, 5, 0)
+    execute(db, """UPDATE server_features SET total = 7, used = 4 WHERE id = 1""")
+    assert store.counted_feature_totals(db) == (3, 17, 4, 14, 4, 1)
+
+
+def test_license_kind_totals_keep_metered_features_apart(db: Database) -> None:
+    assert store.license_kind_totals(db) == [("counted", 3, 20, 0)]
+    execute(
+        db,
+        """INSERT INTO server_features (server_id, feature_name, feature_version, total, used,
+        metered) VALUES (2, 'meter', '1.0', 100, 30, TRUE)""",
+    )
+    assert sorted(store.license_kind_totals(db)) == [("counted", 3, 20, 0), ("metered", 1, 100, 30)]
+
+
+def test_server_and_vlm_stacks(db: Database) -> None:
+    servers = store.server_stack(db)
+    assert servers.values.tolist() == [
+        ["s1", 7, 4, 2, 1, 14, 0, 0],
+        ["s2", 1, 2, 3, 0, 6, 0, 0],
+    ]
+    assert list(servers.columns) == [
+        "name",
+        "allocated",
+        "pooled_unallocated",
+        "poolable",
+        "reserved_outside",
+        "total",
+        "used",
+        "deficit",
+    ]
+    assert store.vlm_stack(db).values.tolist() == [["v1", 8, 6, 5, 1, 20, 0]]
+
+
+def test_pool_stack_in_scope(db: Database) -> None:
+    frame = store.pool_stack(db, access.every_pool())
+    assert frame[["name", "pool_id", "allocated", "available", "quantity"]].values.tolist() == [
+        ["v1 / p1", 1, 5, 5, 10],
+        ["v1 / p2", 2, 3, 1, 4],
+    ]
+    assert store.pool_stack(db, access.managed_by("f", "carol"))["pool_id"].tolist() == [2]
+
+
+def test_over_committed_features_largest_deficit_first(db: Database) -> None:
+    assert store.over_committed_features(db).empty
+    execute(db, """UPDATE server_features SET total = 7 WHERE id = 1""")
+    execute(db, """UPDATE server_features SET total = 2 WHERE id = 2""")
+    frame = store.over_committed_features(db)
+    assert frame[["server_name", "total", "pooled", "allocated", "deficit"]].values.tolist() == [
+        ["s1", 7, 9, 5, 2],
+        ["s2", 2, 3, 1, 1],
+    ]
+
+
+def test_counted_trend_filter_of_every_server_or_one() -> None:
+    assert store.counted_trend_filter(None) == (COUNTED_CONCURRENT, {})
+    key_filter, params = store.counted_trend_filter(2)
+    assert params == {"server_id": 2} and COUNTED_CONCURRENT in key_filter
+
+
+def test_feature_trend_carries_each_features_last_snapshot_forward(db: Database) -> None:
+    execute(
+        db,
+        """INSERT INTO utilization_snapshots VALUES
+        (1, ?, 10, 1, 0), (2, ?, 6, 2, 1), (1, ?, 10, 9, 0)""",
+        [
+            START - timedelta(hours=1),
+            START + timedelta(minutes=90),
+            START + timedelta(hours=9),
+        ],
+    )
+    every = store.feature_trend(db, *_with_window(store.counted_trend_filter(None), 4))
+    assert every[["total", "used", "reserved"]].values.tolist() == [
+        [10, 1, 0],
+        [10, 1, 0],
+        [16, 3, 1],
+        [16, 3, 1],
+    ]
+    assert every["taken_at"].tolist() == [START + timedelta(hours=h) for h in range(4)]
+    second = store.feature_trend(db, *_with_window(store.counted_trend_filter(2), 4))
+    assert second[["taken_at", "total"]].values.tolist() == [
+        [pd.Timestamp(START + timedelta(hours=2)), 6],
+        [pd.Timestamp(START + timedelta(hours=3)), 6],
+    ]
+
+
+def _with_window(trend_filter: tuple[str, dict], points: int) -> tuple[str, dict]:
+    key_filter, params = trend_filter
+    return key_filter, {**window(points), **params}
+
+
+def test_pool_now_sums_portions_and_live_counts(db: Database) -> None:
+    created_at, quantity, allocated = store.pool_now(db, 1)
+    assert (quantity, allocated) == (10, 5) and isinstance(created_at, datetime)
+    assert store.pool_now(db, 99) is None
+
+
+def test_pool_quantity_changes_after_a_moment(db: Database) -> None:
+    audit(db, START - timedelta(days=1), "pool.create", ("pool", 1), None, {"quantities": {}})
+    audit(db, START + timedelta(hours=1), "pool.update", ("pool", 1), {"q": 1}, {"q": 2})
+    audit(db, START + timedelta(hours=2), "pool.delete", ("pool", 1), {"q": 2}, None)
+    audit(db, START + timedelta(hours=3), "pool.update", ("pool", 2), {"q": 1}, {"q": 5})
+    changes = store.pool_quantity_changes(db, 1, START)
+    assert changes == [(START + timedelta(hours=1), '{"q": 1}', '{"q": 2}')]
+
+
+def test_pool_allocated_changes_find_the_pool_in_the_row_or_the_allocation(db: Database) -> None:
+    at = [START + timedelta(hours=h) for h in range(6)]
+    audit(db, at[1], "allocation.add", ("allocation", 1), None, {"pool_id": 1, "count": 2})
+    audit(db, at[2], "allocation.edit", ("allocation", 4), {"count": 2}, {"count": 5})
+    audit(db, at[3], "allocation.remove", ("allocation", 5), {"pool_id": 2, "count": 3}, None)
+    audit(db, at[4], "allocation.edit", ("allocation", 1), {"count": 2}, {"count": 2})
+    audit(db, at[5], "allocation.remove", ("allocation", 2), {"pool_id": 1, "count": 1}, None)
+    audit(db, START - timedelta(hours=1), "allocation.add", ("allocation", 4), None, {"count": 2})
+    assert sorted(store.pool_allocated_changes(db, 1, START)) == [
+        (at[1], 2),
+        (at[2], 3),
+        (at[5], -1),
+    ]
+    assert store.pool_allocated_changes(db, 2, START) == [(at[3], -3)]
+
+
+def test_utilization_history_sql_lists_snapshots_since_oldest_first(db: Database) -> None:
+    execute(
+        db,
+        """INSERT INTO utilization_snapshots VALUES
+        (3, ?, 4, 1, 0), (2, ?, 6, 2, 1), (1, ?, 9, 9, 9)""",
+        [START + timedelta(hours=2), START + timedelta(hours=1), START - timedelta(hours=1)],
+    )
+    frame = db.query_df(*store.utilization_history_sql(START))
+    assert frame[["server_name", "feature_name", "license_kind", "total"]].values.tolist() == [
+        ["s2", "cad", "counted", 6],
+        ["s1", "cam", "counted", 4],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT a FROM t ORDER BY a, t.b DESC", "SELECT a FROM t"),
+        ("SELECT a FROM t", "SELECT a FROM t"),
+        ("SELECT a FROM t ORDER BY a LIMIT 5", "SELECT a FROM t ORDER BY a LIMIT 5"),
+        ("SELECT a FROM t ORDER BY a OFFSET 2", "SELECT a FROM t ORDER BY a OFFSET 2"),
+        ("SELECT 1 ORDER BY lower(x)", "SELECT 1 ORDER BY lower(x)"),
+        ("SELECT a FROM t\norder  by a", "SELECT a FROM t"),
+    ],
+)
+def test_without_final_order_by(sql: str, expected: str) -> None:
+    assert store.without_final_order_by(sql) == expected
+
+
+def test_row_count_and_first_rows(db: Database) -> None:
+    sql, params = """SELECT id FROM allocations WHERE state = ? ORDER BY id DESC""", ["applied"]
+    assert store.row_count(db, sql, params) == 2
+    assert store.row_count(db, """SELECT id FROM allocations WHERE count > ?""", [99]) == 0
+    assert store.first_rows(db, sql, params, 1)["id"].tolist() == [5]
+    assert store.first_rows(db, sql, params, 0).columns.tolist() == ["id"]
+
+
+def test_formula_safe_csv_quotes_risky_text_and_blanks_empty_text(db: Database) -> None:
+    sql = """SELECT * FROM (VALUES ('=1+1', TRUE, 1), (' -x', FALSE, 2), ('plain', NULL, 3),
+        ('', TRUE, 4), (NULL, TRUE, 5), ('a=b', TRUE, 6)) AS t(text, flag, n) ORDER BY n"""
+    written = db.write(lambda cur: csv_store.write_formula_safe_csv(cur, sql, (), PATTERN, FIRST))
+    assert written.decode().splitlines() == [
+        "text,flag,n",
+        "'=1+1,True,1",
+        "' -x,False,2",
+        "plain,,3",
+        ",True,4",
+        ",True,5",
+        "a=b,True,6",
+    ]
+
+
+def test_formula_safe_sql_keeps_names_and_only_wraps_text_and_booleans() -> None:
+    sql = csv_store.formula_safe_sql(
+        [('odd "name"', "VARCHAR"), ("n", "INTEGER")], "x", PATTERN, "="
+    )
+    assert '"odd ""name"""' in sql and "ascii(" in sql and "IN (61)" in sql
+    assert sql.endswith('"n" FROM (x) AS export_rows')
+
+
+def test_write_frame_csv_writes_a_frame_formula_safe() -> None:
+    frame = pd.DataFrame({"host": ["@cmd", "ok"], "count": [1, 2]})
+    assert csv_store.write_frame_csv(frame, PATTERN, FIRST).decode().splitlines() == [
+        "host,count",
+        "'@cmd,1",
+        "ok,2",
+    ]

@@ -1,0 +1,274 @@
+"""Report reads: dashboard figures and stacks, utilization and pool trends, export queries.
+
+The figures themselves (what counts as pooled, poolable, over-committed) are defined once in
+figures.py; this module sums them per view. Export queries come back as SQL and parameters so
+that a page can count, preview or stream them to CSV without a DataFrame.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pandas as pd
+
+from vlm.store.access import Scope
+from vlm.store.csv import Params
+from vlm.store.database import Database
+from vlm.store.figures import (
+    COUNTED,
+    COUNTED_CONCURRENT,
+    COUNTED_SERVER_FEATURES,
+    LICENSE_KIND,
+    LICENSE_KIND_FIGURES,
+    POOL_FEATURE_FIGURES,
+    SERVER_FEATURE_FIGURES,
+    VLM_FEATURE_FIGURES,
+)
+
+POOL_TOTALS = f"""
+SELECT COUNT(DISTINCT pool_id)::INTEGER, COALESCE(SUM(quantity), 0)::INTEGER,
+    COALESCE(SUM(allocated), 0)::INTEGER, COALESCE(SUM(available), 0)::INTEGER,
+    COALESCE(SUM(pending), 0)::INTEGER, COALESCE(SUM(failed), 0)::INTEGER,
+    COUNT(*) FILTER (WHERE over_committed)::INTEGER
+FROM ({POOL_FEATURE_FIGURES}) f WHERE {{scope}}
+"""
+
+SERVER_COUNTS = """
+SELECT COUNT(*)::INTEGER, COUNT(*) FILTER (WHERE status = 'error')::INTEGER
+FROM license_servers
+"""
+
+COUNTED_FEATURE_TOTALS = f"""
+SELECT COUNT(*) FILTER (WHERE present)::INTEGER,
+    COALESCE(SUM(total), 0)::INTEGER, COALESCE(SUM(used), 0)::INTEGER,
+    COALESCE(SUM(pooled), 0)::INTEGER, COALESCE(SUM(GREATEST(poolable, 0)), 0)::INTEGER,
+    COUNT(*) FILTER (WHERE deficit > 0)::INTEGER
+FROM ({COUNTED_SERVER_FEATURES}) AS counted_features
+"""
+
+LICENSE_KIND_TOTALS = f"""
+SELECT license_kind, SUM(features)::INTEGER, SUM(total)::INTEGER, SUM(used)::INTEGER
+FROM ({LICENSE_KIND_FIGURES}) AS kinds GROUP BY license_kind
+"""
+
+SERVER_STACK = f"""
+SELECT server_name AS name,
+    SUM(allocated)::INTEGER AS allocated,
+    SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
+    SUM(GREATEST(poolable, 0))::INTEGER AS poolable,
+    SUM(reserved_by_others)::INTEGER AS reserved_outside,
+    SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
+    SUM(deficit)::INTEGER AS deficit
+FROM ({COUNTED_SERVER_FEATURES}) AS counted_features
+GROUP BY server_name ORDER BY server_name
+"""
+
+VLM_STACK = f"""
+SELECT vlm_name AS name, SUM(allocated)::INTEGER AS allocated,
+    SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
+    SUM(GREATEST(available, 0))::INTEGER AS poolable,
+    SUM(reserved_by_others)::INTEGER AS reserved_outside,
+    SUM(total)::INTEGER AS total, SUM(deficit)::INTEGER AS deficit
+FROM ({VLM_FEATURE_FIGURES}) AS vlm_feature_figures
+WHERE license_kind = '{COUNTED}' GROUP BY vlm_name ORDER BY vlm_name
+"""
+
+POOL_STACK = f"""
+SELECT vlm_name || ' / ' || pool_name AS name, pool_id, SUM(allocated)::INTEGER AS allocated,
+    SUM(available)::INTEGER AS available, SUM(quantity)::INTEGER AS quantity,
+    BOOL_OR(over_committed) AS over_committed
+FROM ({POOL_FEATURE_FIGURES}) f
+WHERE {{scope}} GROUP BY 1, 2 ORDER BY 1
+"""
+
+OVER_COMMITTED = f"""
+SELECT server_name, feature_name, feature_version, total, reserved_by_others, pooled,
+    allocated, deficit, vlm_name
+FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures WHERE deficit > 0
+ORDER BY deficit DESC, server_name
+"""
+
+TREND_SQL = """
+WITH keys AS (
+    SELECT id AS server_feature_id FROM server_features sf WHERE {key_filter}
+), selected AS (
+    SELECT server_feature_id, taken_at, total, used, reserved FROM utilization_snapshots
+    WHERE server_feature_id IN (SELECT server_feature_id FROM keys) AND taken_at <= $last
+), last_in_bucket AS (
+    SELECT server_feature_id, 0 AS b, arg_max(total, taken_at) AS total,
+        arg_max(used, taken_at) AS used, arg_max(reserved, taken_at) AS reserved
+    FROM selected WHERE taken_at <= $start GROUP BY server_feature_id
+    UNION ALL
+    SELECT server_feature_id, (epoch_us(taken_at) - $start_us + $step_us - 1) // $step_us AS b,
+        arg_max(total, taken_at), arg_max(used, taken_at), arg_max(reserved, taken_at)
+    FROM selected WHERE taken_at > $start GROUP BY ALL
+), deltas AS (
+    SELECT b, total - lag(total, 1, 0) OVER w AS total, used - lag(used, 1, 0) OVER w AS used,
+        reserved - lag(reserved, 1, 0) OVER w AS reserved,
+        CASE WHEN row_number() OVER w = 1 THEN 1 ELSE 0 END AS features
+    FROM last_in_bucket WINDOW w AS (PARTITION BY server_feature_id ORDER BY b)
+), per_bucket AS (
+    SELECT b, SUM(total) AS total, SUM(used) AS used, SUM(reserved) AS reserved,
+        SUM(features) AS features
+    FROM deltas GROUP BY b
+), running AS (
+    SELECT g.b, SUM(COALESCE(p.total, 0)) OVER c AS total,
+        SUM(COALESCE(p.used, 0)) OVER c AS used,
+        SUM(COALESCE(p.reserved, 0)) OVER c AS reserved,
+        SUM(COALESCE(p.features, 0)) OVER c AS features
+    FROM range($points) g(b) LEFT JOIN per_bucket p ON p.b = g.b
+    WINDOW c AS (ORDER BY g.b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT $start + to_microseconds(b * $step_us) AS taken_at, total::INTEGER AS total,
+    used::INTEGER AS used, reserved::INTEGER AS reserved
+FROM running WHERE features > 0 ORDER BY b
+"""
+
+SERVER_TREND_FILTER = f"""sf.server_id = $server_id AND {COUNTED_CONCURRENT}"""
+
+POOL_NOW_SQL = """
+SELECT p.created_at,
+    (SELECT COALESCE(SUM(quantity), 0) FROM pool_portions WHERE pool_id = p.id)::INTEGER,
+    (SELECT COALESCE(SUM(count), 0) FROM allocations
+     WHERE pool_id = p.id AND state <> 'removing')::INTEGER
+FROM pools p WHERE p.id = ?
+"""
+
+POOL_QUANTITY_CHANGES_SQL = """
+SELECT happened_at, before, after FROM audit_log
+WHERE target_type = 'pool' AND target_id = ? AND action IN ('pool.create', 'pool.update')
+  AND happened_at > ?
+"""
+
+# An allocation's audit rows name its pool (older rows do not: their allocation row tells).
+POOL_ALLOCATED_CHANGES_SQL = """
+WITH changes AS (
+    SELECT happened_at, TRY_CAST(target_id AS BIGINT) AS allocation_id,
+        TRY_CAST(json_extract_string(COALESCE(after, before), '$.pool_id') AS BIGINT) AS pool_id,
+        COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
+        - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0) AS delta
+    FROM audit_log
+    WHERE target_type = 'allocation' AND happened_at > ?
+      AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
+)
+SELECT c.happened_at, c.delta FROM changes c LEFT JOIN allocations a ON a.id = c.allocation_id
+WHERE c.delta <> 0 AND COALESCE(c.pool_id, a.pool_id) = ?
+"""
+
+UTILIZATION_HISTORY = f"""SELECT s.name AS server_name, sf.feature_name, sf.feature_version,
+    {LICENSE_KIND} AS license_kind, u.taken_at, u.total, u.used, u.reserved
+FROM utilization_snapshots u
+JOIN server_features sf ON sf.id = u.server_feature_id
+JOIN license_servers s ON s.id = sf.server_id
+WHERE u.taken_at >= ? ORDER BY u.taken_at, s.name, sf.feature_name"""
+
+_FINAL_ORDER_BY = re.compile(r"\s+ORDER\s+BY\s[^()]*$", re.IGNORECASE)
+
+
+def pool_totals(db: Database, scope: Scope) -> tuple[int, int, int, int, int, int, int]:
+    """Over the pool features in scope (alias f): pools, quantity, allocated, available,
+    pending, failed and over-committed pool features."""
+    where, params = scope
+    return db.query(POOL_TOTALS.format(scope=where), params)[0]
+
+
+def server_counts(db: Database) -> tuple[int, int]:
+    """How many license servers there are, and how many are in error."""
+    return db.query(SERVER_COUNTS)[0]
+
+
+def counted_feature_totals(db: Database) -> tuple[int, int, int, int, int, int]:
+    """Over counted concurrent server features: present features, total, used, pooled,
+    poolable (never below 0 per feature) and over-committed features."""
+    return db.query(COUNTED_FEATURE_TOTALS)[0]
+
+
+def license_kind_totals(db: Database) -> list[tuple[str, int, int, int]]:
+    """(license kind, present features, total, used) of each kind any server lists."""
+    return db.query(LICENSE_KIND_TOTALS)
+
+
+def server_stack(db: Database) -> pd.DataFrame:
+    """Per server, over counted concurrent features: allocated, pooled unallocated, poolable,
+    reserved outside VLM, total, used and deficit."""
+    return db.query_df(SERVER_STACK)
+
+
+def vlm_stack(db: Database) -> pd.DataFrame:
+    """Per VLM, over counted concurrent features: the same stack as server_stack."""
+    return db.query_df(VLM_STACK)
+
+
+def pool_stack(db: Database, scope: Scope) -> pd.DataFrame:
+    """Per pool in scope (alias f): allocated, available, quantity and over-commitment."""
+    where, params = scope
+    return db.query_df(POOL_STACK.format(scope=where), params)
+
+
+def over_committed_features(db: Database) -> pd.DataFrame:
+    """Server features whose total fell below what is pooled, largest deficit first."""
+    return db.query_df(OVER_COMMITTED)
+
+
+def counted_trend_filter(server_id: int | None) -> tuple[str, dict[str, object]]:
+    """The TREND_SQL key filter (and its parameters) of counted concurrent features of one
+    server, or of every server when server_id is None."""
+    if server_id is None:
+        return COUNTED_CONCURRENT, {}
+    return SERVER_TREND_FILTER, {"server_id": server_id}
+
+
+def feature_trend(db: Database, key_filter: str, params: dict[str, object]) -> pd.DataFrame:
+    """TREND_SQL over the server features (alias sf) key_filter selects; params hold the
+    filter's parameters and the grid (start, start_us, last, step_us, points)."""
+    return db.query_df(TREND_SQL.format(key_filter=key_filter), params)
+
+
+def pool_now(db: Database, pool_id: int) -> tuple[datetime, int, int] | None:
+    """A pool's creation time, quantity and allocated (live rows) now, or None."""
+    found = db.query(POOL_NOW_SQL, [pool_id])
+    return found[0] if found else None
+
+
+def pool_quantity_changes(
+    db: Database, pool_id: int, since: datetime
+) -> list[tuple[datetime, str | None, str | None]]:
+    """(when, before, after) of the pool's create and update audit rows after since."""
+    return db.query(POOL_QUANTITY_CHANGES_SQL, [str(pool_id), since])
+
+
+def pool_allocated_changes(
+    db: Database, pool_id: int, since: datetime
+) -> list[tuple[datetime, int]]:
+    """(when, change of count) of every audited allocation add, edit and removal of the pool
+    after since that changed a count."""
+    return db.query(POOL_ALLOCATED_CHANGES_SQL, [since, pool_id])
+
+
+def utilization_history_sql(since: datetime) -> tuple[str, list[object]]:
+    """The SQL and parameters of the snapshot rows taken since, oldest first, with their
+    server, feature and license kind."""
+    return UTILIZATION_HISTORY, [since]
+
+
+def without_final_order_by(sql: str) -> str:
+    """The query without its final ORDER BY (when no LIMIT/OFFSET follows): DuckDB would
+    otherwise sort every row just to count them (4 s for 21.6M history rows)."""
+    match = _FINAL_ORDER_BY.search(sql)
+    if match is None or re.search(r"\b(LIMIT|OFFSET)\b", match.group(0), re.IGNORECASE):
+        return sql
+    return sql[: match.start()]
+
+
+def row_count(db: Database, sql: str, params: Params) -> int:
+    """How many rows a query returns (without fetching or sorting them)."""
+    counted = db.scalar(
+        f"""SELECT COUNT(*) FROM ({without_final_order_by(sql)}) AS counted""", params
+    )
+    return int(counted or 0)
+
+
+def first_rows(db: Database, sql: str, params: Params, limit: int) -> pd.DataFrame:
+    """The query's first `limit` rows."""
+    return db.query_df(f"""SELECT * FROM ({sql}) AS shown LIMIT {int(limit)}""", params)
