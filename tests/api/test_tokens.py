@@ -9,9 +9,9 @@ from datetime import date, datetime, timedelta
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN, MANAGER, RunningApi, assert_problem
+from tests.api.conftest import ADMIN, CAD_POOL, MANAGER, RunningApi, assert_problem
 from vlm.domain import SYSTEM_ACTOR, NotFound, PermissionDenied, Role, ValidationError
-from vlm.services import tokens, users
+from vlm.services import allocations, pools, tokens, users, vlms
 from vlm.services.tokens import InvalidToken, TokenActor
 
 
@@ -121,6 +121,26 @@ def test_a_read_only_token_is_refused_by_the_services_themselves(api: RunningApi
         tokens.create_token(api.ctx, actor, "minted by a read-only token")
     writable = tokens.authenticate(api.ctx, api.token(MANAGER))
     tokens.require_writable(writable)
+
+
+def test_every_write_service_refuses_a_read_only_token_inside_its_transaction(
+    api: RunningApi,
+) -> None:
+    actor = tokens.authenticate(api.ctx, api.token(ADMIN, read_only=True))
+    pool = api.pool_id(CAD_POOL)
+    before = api.ctx.db.scalar("""SELECT COUNT(*) FROM allocations""")
+    writes = [
+        lambda: allocations.allocate(
+            api.ctx, actor, pool, ("cad_modeler", "2024.1"), "USER", "read-only-write"
+        ),
+        lambda: pools.update_pool(api.ctx, actor, pool, description="read-only"),
+        lambda: vlms.delete_vlm(api.ctx, actor, 1),
+        lambda: users.set_disabled(api.ctx, actor, MANAGER.username, True),
+    ]
+    for write in writes:
+        with pytest.raises(PermissionDenied, match="read-only"):
+            write()
+    assert api.ctx.db.scalar("""SELECT COUNT(*) FROM allocations""") == before
 
 
 def test_authenticate_refuses_what_is_not_a_token(api: RunningApi) -> None:
