@@ -13,10 +13,12 @@ from tests.sync.conftest import (
     feature_id,
     set_feature_count,
 )
+from vlm.context import ServiceContext
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.store.servers import load_server
 from vlm.sync import pull_inventory
+from vlm.sync.inventory import StoredInventories, forget_stored_inventory
 
 
 def _group(name: str, host: str, entries: dict[str, int], host_type: str = "ETHERNET") -> dict:
@@ -282,6 +284,28 @@ def test_only_changed_features_are_rewritten(ctx, emulator) -> None:
         k: v for k, v in before.items() if k != "viz"
     }
     assert _features(ctx, server_id)["viz"]["total"] == 12
+
+
+def test_each_context_remembers_its_own_last_pull_until_told_to_forget(ctx, emulator) -> None:
+    server_id = add_server(ctx, emulator.url)
+    pull_inventory(ctx, server_id)
+    stored = ctx.owned(StoredInventories)
+    last = stored.last(server_id)
+    assert last is not None and last.features_fingerprint and len(last.totals) == 3
+    assert (
+        ServiceContext(ctx.db, ctx.settings, ctx.secrets).owned(StoredInventories).last(server_id)
+        is None
+    )
+
+    viz_total = "SELECT total FROM server_features WHERE feature_name = 'viz'"
+    ctx.db.write(lambda cur: cur.execute("UPDATE server_features SET total = 1 WHERE total = 30"))
+    pull_inventory(ctx, server_id)  # the same answers: neither parsed nor compared
+    assert ctx.db.scalar(viz_total) == 1
+    forget_stored_inventory(ctx, server_id)
+    assert stored.last(server_id) is None
+    pull_inventory(ctx, server_id)
+    assert ctx.db.scalar(viz_total) == 30
+    assert stored.last(server_id) is not None
 
 
 def test_feature_changes_finds_new_changed_and_gone_rows() -> None:

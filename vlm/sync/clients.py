@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +11,6 @@ from vlm.context import ServiceContext
 from vlm.domain import NotFound
 from vlm.flexnet import FlexNetClient
 from vlm.flexnet.connection import ServerConnection
-from vlm.store import Database
 from vlm.store.servers import load_server
 
 CONNECTION_FIELDS = (
@@ -109,14 +107,18 @@ def borrowed_client(
         own.close()
 
 
-_registry_lock = threading.Lock()
-_server_locks: weakref.WeakKeyDictionary[Database, dict[int, threading.RLock]] = (
-    weakref.WeakKeyDictionary()
-)
+class ServerLocks:
+    """One lock per server of one context's database (ctx.owned)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_server: dict[int, threading.RLock] = {}
+
+    def of(self, server_id: int) -> threading.RLock:
+        with self._lock:
+            return self._by_server.setdefault(int(server_id), threading.RLock())
 
 
-def server_lock(db: Database, server_id: int) -> threading.RLock:
+def server_lock(ctx: ServiceContext, server_id: int) -> threading.RLock:
     """The lock serialising inventory pulls and reconcile passes of one server of one database."""
-    with _registry_lock:
-        per_db = _server_locks.setdefault(db, {})
-        return per_db.setdefault(int(server_id), threading.RLock())
+    return ctx.owned(ServerLocks).of(server_id)

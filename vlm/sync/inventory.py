@@ -198,19 +198,33 @@ class _StoredInventory:
     owned: int
 
 
-_stored: dict[tuple[str, int], _StoredInventory] = {}
-_stored_lock = threading.Lock()
+class StoredInventories:
+    """What the last pull of each server of one context's database stored (ctx.owned)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_server: dict[int, _StoredInventory] = {}
+
+    def last(self, server_id: int) -> _StoredInventory | None:
+        with self._lock:
+            return self._by_server.get(server_id)
+
+    def remember(self, server_id: int, stored: _StoredInventory) -> None:
+        with self._lock:
+            self._by_server[server_id] = stored
+
+    def forget(self, server_id: int) -> None:
+        with self._lock:
+            self._by_server.pop(server_id, None)
 
 
 def forget_stored_inventory(ctx: ServiceContext, server_id: int) -> None:
     """The server's rows were written elsewhere: the next pull compares and rewrites in full."""
-    with _stored_lock:
-        _stored.pop((ctx.db.path, server_id), None)
+    ctx.owned(StoredInventories).forget(server_id)
 
 
 def _last_stored(ctx: ServiceContext, server_id: int) -> _StoredInventory | None:
-    with _stored_lock:
-        return _stored.get((ctx.db.path, server_id))
+    return ctx.owned(StoredInventories).last(server_id)
 
 
 @dataclass(frozen=True)
@@ -271,7 +285,7 @@ def pull_inventory(
     """Read features and reservation groups of one server and store what changed; errors are
     recorded. Answers byte-identical to the last pull's are neither parsed nor compared."""
     started = time.perf_counter()
-    with server_lock(ctx.db, server_id):
+    with server_lock(ctx, server_id):
         last = _last_stored(ctx, server_id)
         try:
             with borrowed_client(ctx, server_id, client) as api:
@@ -301,8 +315,7 @@ def pull_inventory(
             return added, drift.store_conflicts(ctx, server_id), observation
 
         added, conflicts, observation = ctx.db.write(store)
-        with _stored_lock:
-            _stored[(ctx.db.path, server_id)] = seen
+        ctx.owned(StoredInventories).remember(server_id, seen)
     return InventoryResult(
         server_id=server_id,
         ok=True,

@@ -504,7 +504,7 @@ def reconcile_server(
     pending allocations (an explicit "Sync now"); workers defaults to default_workers(url).
     """
     started = time.perf_counter()
-    with server_lock(ctx.db, server_id):
+    with server_lock(ctx, server_id):
         try:
             with borrowed_client(ctx, server_id, client) as api:
                 read_reservations(ctx, server_id, api)
