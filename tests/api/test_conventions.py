@@ -89,6 +89,11 @@ def test_a_body_that_is_not_json_is_a_bad_request(api: RunningApi, manager: http
     )
     assert_problem(response, 400, "body")
     assert_problem(manager.post(f"/pools/{pool}/allocations", json=[1, 2]), 422, "body")
+    for raw in (b'{"count": ' + b"9" * 5000 + b"}", b"[" * 100_000, b"\xff\xfe"):
+        response = manager.post(
+            f"/pools/{pool}/allocations", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert_problem(response, 400, "body")
 
 
 def test_unknown_paths_and_methods_are_problems(admin: httpx.Client) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 from starlette.routing import BaseRoute, Mount
 
 from vlm.api import estate, exports, pools
-from vlm.api.framework import METHODS, Call, Operation, Reply, Success, path_route, problem
+from vlm.api.dispatch import METHODS, path_route
+from vlm.api.framework import Call, Operation, Success
 from vlm.api.openapi import API_PREFIX, openapi_document, reference_page
+from vlm.api.replies import Reply, problem
 from vlm.api.schemas import ref
 
 HTML = "text/html; charset=utf-8"

@@ -9,12 +9,11 @@ from vlm.api.framework import (
     Call,
     Operation,
     Param,
-    Reply,
     Success,
     body_fields,
-    first_record,
     paged_frame,
 )
+from vlm.api.replies import Reply, first_record
 from vlm.api.schemas import ID, ref
 from vlm.domain import DAYS_MAX
 from vlm.services import drift_history, servers, vlms

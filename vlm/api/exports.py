@@ -7,17 +7,14 @@ from collections.abc import Callable
 import pandas as pd
 
 from vlm.api.framework import (
-    CSV,
-    JSON,
     PAGE_PARAMS,
     Call,
     Operation,
     Param,
-    Reply,
     Success,
     paged_open_ended,
-    records,
 )
+from vlm.api.replies import CSV, JSON, Reply, records
 from vlm.api.schemas import UTILIZATION_DAYS, ref
 from vlm.domain import DAYS_MAX, ValidationError, shown
 from vlm.services import audit, exports

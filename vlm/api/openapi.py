@@ -9,7 +9,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from vlm.api.framework import JSON, PROBLEM, TITLES, Operation, Param
+from vlm.api.framework import Operation, Param
+from vlm.api.replies import JSON, PROBLEM, TITLES
 from vlm.api.schemas import COMPONENTS, ref
 
 API_PREFIX = "/api/v1"
@@ -131,7 +132,7 @@ pre{background:#f4f5f7;padding:.75rem;overflow:auto;border-radius:4px}
 h2{border-bottom:1px solid #ccd;padding-bottom:.25rem;margin-top:2.5rem}
 .op{border:1px solid #dde;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}
 .method{font-weight:700;display:inline-block;min-width:4.5rem}
-.GET{color:#1a7f37}.POST{color:#0550ae}.PATCH{color:#8250df}.DELETE{color:#cf222e}
+.m-get{color:#1a7f37}.m-post{color:#0550ae}.m-patch{color:#8250df}.m-delete{color:#cf222e}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #dde;padding:.25rem .5rem;
 text-align:left;vertical-align:top}
 nav a{margin-right:1rem}
@@ -204,7 +205,7 @@ def _operation_html(path: str, method: str, op: dict[str, Any]) -> str:
     auth = "no token needed" if op.get("security") == [] else "bearer token"
     return (
         f'<div class="op" id="{_escape(op["operationId"])}">'
-        f'<div><span class="method {method.upper()}">{method.upper()}</span>'
+        f'<div><span class="method m-{method}">{method.upper()}</span>'
         f"<code>{_escape(API_PREFIX + path)}</code> — {_escape(op['summary'])}</div>"
         f"<p>{_escape(op['description'])} <em>({auth})</em></p>"
         + _parameters_table(op["parameters"])

@@ -9,14 +9,11 @@ from vlm.api.framework import (
     Call,
     Operation,
     Param,
-    Reply,
     Success,
-    api_field,
     body_fields,
-    first_record,
     paged_frame,
-    records,
 )
+from vlm.api.replies import Reply, api_field, first_record, records
 from vlm.api.schemas import ID, ref
 from vlm.domain import (
     ID_MAX,
