@@ -9,6 +9,8 @@ cell) and booleans as True/False, as pandas writes them. Repeated headers get a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import duckdb
 import pandas as pd
 
@@ -87,8 +89,13 @@ def query_preview(ctx: ServiceContext, sql: str, params: Params, limit: int) -> 
     return store.first_rows(ctx.db, sql, params, limit)
 
 
-def query_csv(ctx: ServiceContext, sql: str, params: Params) -> bytes:
-    """A query's rows as formula-safe CSV, written by DuckDB straight from SQL."""
+def query_csv(
+    ctx: ServiceContext, sql: str, params: Params, headers: Mapping[str, str] | None = None
+) -> bytes:
+    """A query's rows as formula-safe CSV, written by DuckDB straight from SQL; given headers
+    (column name -> header), with only those columns, renamed, in that order."""
+    if headers is not None:
+        sql = csv_store.with_headers(sql, headers)
     return ctx.db.query_csv(safe_csv_sql(ctx.db.describe(sql, params), sql), params)
 
 

@@ -62,6 +62,12 @@ def formula_safe_sql(
     return f"""SELECT {selected} FROM ({sql}) AS export_rows"""
 
 
+def with_headers(sql: str, headers: Mapping[str, str]) -> str:
+    """The query with its columns renamed (column name -> header), in the order given."""
+    columns = ", ".join(f"{_identifier(c)} AS {_identifier(h)}" for c, h in headers.items())
+    return f"""SELECT {columns} FROM ({sql}) AS people_rows"""
+
+
 def write_formula_safe_csv(
     cur: duckdb.DuckDBPyConnection,
     sql: str,

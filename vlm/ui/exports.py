@@ -51,8 +51,8 @@ class Export:
         ctx = page.ctx
         if self.query is not None:
             sql, params = self.query(page.actor)
-            labelled_sql = with_headers(sql, self._query_headers(page, sql, params))
-            return lambda: exports.query_csv(ctx, labelled_sql, params)
+            headers = self._query_headers(page, sql, params)
+            return lambda: exports.query_csv(ctx, sql, params, headers)
         shown = for_people(self._frame(page))
         return lambda: exports.to_csv_bytes(shown)
 
@@ -110,16 +110,6 @@ EXPORTS = (
         query=lambda actor: reports.utilization_history_query(actor, UTILIZATION_DAYS),
     ),
 )
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def with_headers(sql: str, headers: dict[str, str]) -> str:
-    """The query with its columns renamed (column name -> header)."""
-    columns = ", ".join(f"{_quoted(c)} AS {_quoted(h)}" for c, h in headers.items())
-    return f"SELECT {columns} FROM ({sql}) AS people_rows"
 
 
 def available_exports(page: PageContext) -> list[Export]:
