@@ -23,8 +23,9 @@ from tests.sync.conftest import (
 from vlm.domain import reservation_group_name
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.sync import pull_inventory, read_reservations, reconcile_server, sync_all
+from vlm.sync.host_task import Breaker, HostTask
 from vlm.sync.observed import MISSING
-from vlm.sync.reconciler import _Breaker, _HostTask, plan_unsettled
+from vlm.sync.plan import plan_unsettled
 
 ALICE = reservation_group_name(PREFIX, "USER", "alice")
 
@@ -110,7 +111,7 @@ def test_a_host_task_with_a_stale_id_proves_ownership_by_name_before_writing(
     assert plan.actual is not None and plan.actual.id == 2
 
     with new_client_for(emulator) as api:
-        outcome = _HostTask(api, plan, _Breaker()).run()
+        outcome = HostTask(api, plan, Breaker()).run()
 
     assert outcome.error is None
     assert foreign_snapshot(emulator) == foreign

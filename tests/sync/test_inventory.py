@@ -194,7 +194,7 @@ def test_large_server_is_stored_in_full(ctx) -> None:
 def test_mirror_rows_from_json_match_those_from_parsed_groups() -> None:
     """The inventory reads groups as flat JSON rows; they must equal the model classes' view."""
     from vlm.flexnet import ReservationGroup
-    from vlm.sync.inventory import mirror_rows, raw_mirror_rows
+    from vlm.sync.mirror import mirror_rows, raw_mirror_rows
 
     raw = [
         {
@@ -330,7 +330,7 @@ def test_feature_changes_finds_new_changed_and_gone_rows() -> None:
 
 def test_replace_mirror_writes_the_differences_and_ends_equal_to_the_answer(ctx) -> None:
     from vlm.store.reservations import MIRROR_COLUMNS, replace_mirror
-    from vlm.sync.inventory import mirror_table
+    from vlm.sync.mirror import mirror_table
 
     def row(group: int | None, host: str, feature: str, count: int, entry: int | None) -> tuple:
         return (

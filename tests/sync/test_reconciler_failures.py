@@ -32,7 +32,7 @@ from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
 from vlm.store.drift import drift_report
 from vlm.sync import ClientCache, pull_inventory, reconcile_all, reconcile_server
-from vlm.sync.reconciler import BREAKER_THRESHOLD, MAX_ROUNDS
+from vlm.sync.host_task import BREAKER_THRESHOLD, MAX_ROUNDS
 
 H1, H2, H6 = "0050569A0001", "0050569A0002", "0050569A0006"
 G1 = reservation_group_name(PREFIX, "ETHERNET", H1)

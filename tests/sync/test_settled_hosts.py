@@ -19,7 +19,8 @@ from tests.sync.conftest import (
 from vlm.domain import reservation_group_name
 from vlm.store.reservations import MIRROR_COLUMNS
 from vlm.sync import pull_inventory, reconcile_server
-from vlm.sync.reconciler import HostPlan, groups_from_mirror, in_sync, plan_unsettled
+from vlm.sync.mirror import groups_from_mirror
+from vlm.sync.plan import HostPlan, in_sync, plan_unsettled
 
 HOSTS = [f"0050569A10{i:02d}" for i in range(8)]
 LONG_USER = "someone with spaces and a rather long name that needs a hashed group name"
@@ -55,7 +56,7 @@ def _full_plans(ctx, server_id: int) -> dict[str, HostPlan]:
 
 
 def _row(aid, fname, fver, count, state):
-    from vlm.sync.reconciler import AllocRow
+    from vlm.sync.ownership import AllocRow
 
     return AllocRow(int(aid), (fname, fver), int(count), state, True)
 

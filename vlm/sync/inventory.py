@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from vlm.context import ServiceContext
-from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError, ReservationGroup
-from vlm.flexnet.models import int_or_none
+from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError
 from vlm.store.features import (
     FEATURE_DTYPES,
     insert_changed_snapshots,
@@ -24,10 +21,11 @@ from vlm.store.features import (
     upsert_features,
 )
 from vlm.store.frames import frame
-from vlm.store.reservations import MIRROR_TYPES, replace_mirror
+from vlm.store.reservations import replace_mirror
 from vlm.store.servers import record_server_error, record_server_success
 from vlm.sync import drift
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
+from vlm.sync.mirror import mirror_table, raw_mirror_rows
 from vlm.sync.observed import Observation, record_observation
 
 
@@ -46,79 +44,6 @@ class InventoryResult:
     latency_ms: float | None = None
     observation: Observation | None = None
     duration_s: float = 0.0
-
-
-def mirror_rows(server_id: int, groups: Iterable[ReservationGroup], prefix: str) -> list[tuple]:
-    """Mirror rows (MIRROR_COLUMNS order) of parsed groups; a group is owned when its name has
-    the prefix. A reservation without entries, or a group without reservations, is kept as one
-    placeholder row (empty feature name, count 0) so that its existence is remembered."""
-    rows: list[tuple] = []
-    for group in groups:
-        head = (server_id, group.id, group.name, group.name.startswith(prefix))
-        if not group.reservations:
-            rows.append((*head, None, "", "", None, "", "", 0, None))
-        for res in group.reservations:
-            reservation = (*head, res.id, res.host_id.type, res.host_id.value)
-            if not res.entries:
-                rows.append((*reservation, None, "", "", 0, None))
-            rows.extend(
-                (*reservation, e.id, e.feature_name, e.feature_version, e.count, e.state)
-                for e in res.entries
-            )
-    return rows
-
-
-def raw_mirror_rows(
-    server_id: int, raw_groups: Iterable[Mapping[str, Any]], prefix: str
-) -> list[tuple]:
-    """mirror_rows straight from GET /reservationgroups JSON, reading the values the model
-    classes read without building them (one pass: this is the large part of a pull)."""
-    rows: list[tuple] = []
-    append = rows.append
-    for group in raw_groups:
-        name = str(group.get("name", ""))
-        head = (server_id, int_or_none(group.get("id")), name, name.startswith(prefix))
-        reservations = group.get("reservations") or []
-        if not reservations:
-            append((*head, None, "", "", None, "", "", 0, None))
-        for res in reservations:
-            host = res.get("hostId") or res.get("hostid") or {}
-            kind = host.get("type", host.get("hostidType", ""))
-            value = host.get("value", host.get("hostidValue", ""))
-            reservation = (*head, int_or_none(res.get("id")), str(kind), str(value))
-            entries = res.get("reservationEntries") or []
-            if not entries:
-                append((*reservation, None, "", "", 0, None))
-            for entry in entries:
-                state = entry.get("state")
-                append(
-                    (
-                        *reservation,
-                        int_or_none(entry.get("id")),
-                        str(entry.get("featureName", "")),
-                        str(entry.get("featureVersion", "")),
-                        int_or_none(entry.get("featureCount")) or 0,
-                        None if state is None else str(state),
-                    )
-                )
-    return rows
-
-
-def mirror_table(rows: list[tuple]) -> pa.Table:
-    """Mirror rows as an Arrow table with the reservation_mirror column types."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(MIRROR_TYPES)
-    return pa.table(
-        {
-            name: pa.array(values, type=kind)
-            for (name, kind), values in zip(MIRROR_TYPES.items(), columns, strict=True)
-        }
-    )
-
-
-def groups_mirror_table(
-    server_id: int, groups: Iterable[ReservationGroup], prefix: str
-) -> pa.Table:
-    return mirror_table(mirror_rows(server_id, groups, prefix))
 
 
 def foreign_counts(rows: list[tuple]) -> dict[tuple[str, str], int]:

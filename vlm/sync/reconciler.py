@@ -21,68 +21,36 @@ a 404 on a delete means already gone; anything left half-done is seen by the nex
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import threading
 import time
-from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import duckdb
 
 from vlm.context import ServiceContext
-from vlm.domain import reservation_group_name
-from vlm.flexnet import (
-    AuthenticationError,
-    FlexNetClient,
-    FlexNetError,
-    HostId,
-    NotFoundError,
-    RefusedError,
-    Reservation,
-    ReservationEntry,
-    ReservationGroup,
-    TransientError,
-)
+from vlm.flexnet import FlexNetClient, FlexNetError, ReservationGroup
 from vlm.store.drift import record_repairs
 from vlm.store.reservations import (
     delete_removed,
     mark_applied,
     mark_failed,
     mark_retry,
-    plan_rows,
     replace_mirror_groups,
     retry_pending_of_server,
 )
 from vlm.store.servers import load_servers
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
-from vlm.sync.inventory import (
-    forget_stored_inventory,
-    groups_mirror_table,
-    read_reservations,
-)
+from vlm.sync.host_task import Breaker, HostTask
+from vlm.sync.inventory import forget_stored_inventory, read_reservations
+from vlm.sync.mirror import groups_mirror_table
 from vlm.sync.observed import MISSING
-from vlm.sync.ownership import (
-    AllocRow,
-    HostOutcome,
-    HostPlan,
-    Key,
-    Verdicts,
-    entries_by_key,
-    frees_only,
-    in_sync,
-    is_sane,
-    with_entries,
-)
+from vlm.sync.ownership import HostOutcome, HostPlan, Verdicts, frees_only
+from vlm.sync.plan import in_sync, plan_unsettled
 
-T = TypeVar("T")
 WORKERS = 16
 LOOPBACK_WORKERS = 4
-MAX_ROUNDS = 4
-BREAKER_THRESHOLD = 10
 
 
 @dataclass(frozen=True)
@@ -105,296 +73,6 @@ class ReconcileReport:
         return self.error is None and self.transient == 0
 
 
-# -- the per-host worker -----------------------------------------------------------------------
-
-
-class _Breaker:
-    """Stops a pass from hammering a server that fails every request (e.g. it is down)."""
-
-    def __init__(self, threshold: int = BREAKER_THRESHOLD) -> None:
-        self._lock = threading.Lock()
-        self._threshold = threshold
-        self._streak = 0
-        self._reason: str | None = None
-
-    @property
-    def open(self) -> bool:
-        return self._reason is not None
-
-    def check(self) -> None:
-        if self._reason is not None:
-            raise TransientError(f"not attempted, the server keeps failing: {self._reason}")
-
-    def success(self) -> None:
-        with self._lock:
-            self._streak = 0
-
-    def failure(self, exc: FlexNetError) -> None:
-        with self._lock:
-            self._streak += 1
-            if self._streak >= self._threshold and self._reason is None:
-                self._reason = str(exc)
-
-
-class _HostTask:
-    """Brings one host's group on one server to the plan, then reports what it holds."""
-
-    def __init__(self, client: FlexNetClient, plan: HostPlan, breaker: _Breaker) -> None:
-        self.client = client
-        self.plan = plan
-        self.breaker = breaker
-        self.group = plan.actual
-        self.want = dict(plan.want)
-        self.refused: dict[Key, str] = {}
-        self.operations = 0
-
-    def run(self) -> HostOutcome:
-        try:
-            self._converge()
-            self._drop_if_empty()
-        except FlexNetError as exc:
-            return self._uncertain(exc)
-        return HostOutcome(self.group, True, self.refused, None, self.operations)
-
-    def _uncertain(self, exc: FlexNetError) -> HostOutcome:
-        """After a failed request: re-read the group to learn what really happened."""
-        outcome = HostOutcome(self.group, False, self.refused, str(exc), self.operations)
-        if self.breaker.open:
-            return outcome
-        try:
-            outcome.group = self._read_by_name()
-            outcome.known = True
-        except FlexNetError:
-            pass
-        return outcome
-
-    # -- the plan, step by step --------------------------------------------------------------
-
-    def _converge(self) -> None:
-        if self.group is not None:
-            self.group = self._read_by_name()
-        for _ in range(MAX_ROUNDS):
-            if not self.plan.wanted:
-                self._delete_group()
-                return
-            if self.group is not None and not is_sane(self.group, self.plan.host):
-                self._delete_group()
-            if self.group is None:
-                if not self.want or self._create():
-                    return
-            elif self._edit():
-                return
-            self.group = self._read_by_name()
-        raise FlexNetError(f"reservation group {self.plan.group_name} kept changing")
-
-    def _create(self) -> bool:
-        """POST the group with every wanted entry; False if it turned out to exist already."""
-        keys = list(self.want)
-        try:
-            self._create_with([self._entry(k, self.want[k]) for k in keys])
-            return True
-        except RefusedError as exc:
-            existing = self._read_by_name()
-            if existing is not None:
-                self.group = existing
-                return False
-            self._one_by_one(keys, exc)
-            return True
-
-    def _edit(self) -> bool:
-        """Delete and add entries of the group just read by name; False if it changed under us."""
-        assert self.group is not None and self.group.id is not None
-        if not is_sane(self.group, self.plan.host):
-            return False
-        held = entries_by_key(self.group)
-        stale = [key for key, entries in held.items() if self._stale(key, entries)]
-        adds = [key for key in self.want if key not in held or key in stale]
-        try:
-            for key in stale:
-                for entry in held[key]:
-                    self._delete_entry(entry)
-            if adds:
-                self._add_keys(adds)
-        except NotFoundError:
-            return False
-        return True
-
-    def _stale(self, key: Key, entries: list[ReservationEntry]) -> bool:
-        if key in self.plan.skip:
-            return False
-        if key not in self.want:
-            return True
-        return [e.count for e in entries] != [self.want[key]]
-
-    def _add_keys(self, keys: list[Key]) -> None:
-        try:
-            self._add([self._entry(k, self.want[k]) for k in keys])
-        except RefusedError as exc:
-            self._one_by_one(keys, exc)
-
-    def _one_by_one(self, keys: list[Key], first: RefusedError) -> None:
-        """After a refused batch: place each key alone so only the refused ones fail."""
-        for key in keys:
-            self._place(key, first if len(keys) == 1 else None)
-
-    def _place(self, key: Key, refusal: RefusedError | None) -> None:
-        """Place one key; on refusal keep the allocations that were already applied."""
-        if refusal is None:
-            try:
-                self._send([self._entry(key, self.want[key])])
-                return
-            except RefusedError as exc:
-                refusal = exc
-        self.refused[key] = refusal.message
-        keep = self.plan.applied.get(key, 0)
-        self.want.pop(key)
-        if 0 < keep < self.plan.want[key]:
-            try:
-                self._send([self._entry(key, keep)])
-                self.want[key] = keep
-            except RefusedError:
-                pass
-
-    def _drop_if_empty(self) -> None:
-        """A group left without any entry (everything refused) is deleted."""
-        if self.group is None or self.plan.skip or self.want:
-            return
-        if not entries_by_key(self.group):
-            self._delete_group()
-
-    # -- requests ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _entry(key: Key, count: int) -> ReservationEntry:
-        return ReservationEntry(key[0], key[1], count)
-
-    def _send(self, entries: list[ReservationEntry]) -> None:
-        if self.group is None:
-            self._create_with(entries)
-        else:
-            self._add(entries)
-
-    def _create_with(self, entries: list[ReservationEntry]) -> None:
-        reservation = Reservation(self.plan.host, tuple(entries))
-        body = ReservationGroup(None, self.plan.group_name, (reservation,))
-        self.group = self._write(self.client.create_reservation_group, body)
-
-    def _add(self, entries: list[ReservationEntry]) -> None:
-        assert self.group is not None and self.group.id is not None
-        rid = self.group.reservations[0].id
-        self._write(self.client.add_entries, self.group.id, rid, entries)
-        self.group = with_entries(self.group, add=entries)
-
-    def _delete_entry(self, entry: ReservationEntry) -> None:
-        assert self.group is not None and self.group.id is not None
-        rid = self.group.reservations[0].id
-        with contextlib.suppress(NotFoundError):
-            self._write(self.client.delete_entry, self.group.id, rid, entry.id)
-        self.group = with_entries(self.group, drop=entry.id)
-
-    def _delete_group(self) -> None:
-        if self.group is None:
-            return
-        if self.group.id is not None:
-            with contextlib.suppress(NotFoundError):
-                self._write(self.client.delete_group, self.group.id)
-        self.group = None
-
-    def _read_by_name(self) -> ReservationGroup | None:
-        """The group that carries exactly this host's VLM name now, with its reservations.
-
-        This read is the proof of ownership: every id written to afterwards comes from it."""
-        for group in self._read(self.client.reservation_groups, self.plan.group_name):
-            if group.name != self.plan.group_name or group.id is None:
-                continue
-            if not group.reservations:
-                try:
-                    fresh = self._read(self.client.reservations, group.id)
-                except NotFoundError:
-                    return None
-                group = replace(group, reservations=tuple(fresh))
-            return group
-        return None
-
-    def _write(self, fn: Callable[..., T], *args: object) -> T:
-        return self._call(fn, args, write=True)
-
-    def _read(self, fn: Callable[..., T], *args: object) -> T:
-        return self._call(fn, args, write=False)
-
-    def _call(self, fn: Callable[..., T], args: tuple, *, write: bool) -> T:
-        """Send one request unless the breaker is open; feed its result to the breaker."""
-        self.breaker.check()
-        if write:
-            self.operations += 1
-        try:
-            result = fn(*args)
-        except (TransientError, AuthenticationError) as exc:
-            self.breaker.failure(exc)
-            raise
-        except FlexNetError:
-            self.breaker.success()
-            raise
-        self.breaker.success()
-        return result
-
-
-# -- planning ----------------------------------------------------------------------------------
-
-
-def _opt_int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]
-
-
-def groups_from_mirror(rows: Iterable[tuple]) -> dict[str, ReservationGroup]:
-    """Rebuild groups from mirror rows (MIRROR_COLUMNS order), skipping placeholder rows."""
-    found: dict[str, tuple[int | None, dict[tuple, list[ReservationEntry]]]] = {}
-    for _, gid, name, _, rid, host_type, host_id, eid, fname, fver, count, state in rows:
-        _, reservations = found.setdefault(name, (_opt_int(gid), {}))
-        if host_type == "" and host_id == "":
-            continue
-        entries = reservations.setdefault((_opt_int(rid), host_type, host_id), [])
-        if fname != "":
-            entries.append(ReservationEntry(fname, fver, int(count), _opt_int(eid), state))
-    return {
-        name: ReservationGroup(
-            gid,
-            name,
-            tuple(
-                Reservation(HostId(t, v), tuple(entries), rid)
-                for (rid, t, v), entries in reservations.items()
-            ),
-        )
-        for name, (gid, reservations) in found.items()
-    }
-
-
-def plan_unsettled(
-    ctx: ServiceContext, server_id: int, *, force: bool = False
-) -> tuple[list[HostPlan], int]:
-    """One plan per host with allocations or with a VLM-owned group on the server (no HTTP),
-    except settled hosts (see vlm.store.reservations.plan_rows): nothing could change for them;
-    and the number of settled hosts left out."""
-    prefix = ctx.settings.group_prefix
-    allocation_rows, mirror_rows, settled = plan_rows(ctx.db, server_id, force, prefix)
-    groups = groups_from_mirror(mirror_rows)
-    plans: dict[tuple[str, str], HostPlan] = {}
-    for aid, host_type, host_id, fname, fver, count, state, due in allocation_rows:
-        plan = plans.get((host_type, host_id))
-        if plan is None:
-            name = reservation_group_name(prefix, host_type, host_id)
-            plan = HostPlan(host_type, host_id, name, groups.pop(name, None))
-            plans[(host_type, host_id)] = plan
-        plan.add(AllocRow(int(aid), (fname, fver), int(count), state, bool(due)))
-    result = list(plans.values())
-    for name, group in groups.items():
-        host = group.reservations[0].host_id if group.reservations else HostId("", "")
-        result.append(HostPlan(host.type, host.value, name, group))
-    for plan in result:
-        plan.settle()
-    return result, settled
-
-
 # -- running -----------------------------------------------------------------------------------
 
 
@@ -415,17 +93,17 @@ def _run_tasks(
     client: FlexNetClient, plans: list[HostPlan], workers: int
 ) -> dict[str, HostOutcome]:
     """Run the host tasks: license-freeing hosts first, then the rest, each batch concurrently."""
-    breaker = _Breaker()
+    breaker = Breaker()
     outcomes: dict[str, HostOutcome] = {}
     if len(plans) == 1:
-        outcomes[plans[0].group_name] = _HostTask(client, plans[0], breaker).run()
+        outcomes[plans[0].group_name] = HostTask(client, plans[0], breaker).run()
         return outcomes
     first = [p for p in plans if frees_only(p)]
     second = [p for p in plans if not frees_only(p)]
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vlm-reconcile")
     try:
         for batch in (first, second):
-            results = pool.map(lambda p: _HostTask(client, p, breaker).run(), batch)
+            results = pool.map(lambda p: HostTask(client, p, breaker).run(), batch)
             for plan, outcome in zip(batch, results, strict=True):
                 outcomes[plan.group_name] = outcome
     finally:

@@ -15,7 +15,7 @@ from vlm.services import allocations, pools, vlms
 from vlm.store.frames import frame
 from vlm.store.reservations import OUTCOME_DTYPES, mark_applied, replace_mirror
 from vlm.store.servers import record_server_success
-from vlm.sync.inventory import mirror_rows, mirror_table
+from vlm.sync.mirror import mirror_rows, mirror_table
 from vlm.sync.observed import (
     DISABLED_BY_SERVER,
     MISSING,
