@@ -143,16 +143,17 @@ def _escape(value: object) -> str:
     return html.escape(str(value))
 
 
+def _inline(text: str) -> str:
+    """Text as HTML with the little markdown the descriptions use: **bold** and `code`."""
+    escaped = _escape(" ".join(text.split()))
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+
+
 def _markdown(text: str) -> str:
-    """The little markdown the descriptions use: paragraphs, **bold** and `code`."""
+    """Paragraphs of inline markdown."""
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
-    out = []
-    for paragraph in paragraphs:
-        escaped = _escape(" ".join(paragraph.split()))
-        escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
-        escaped = re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
-        out.append(f"<p>{escaped}</p>")
-    return "\n".join(out)
+    return "\n".join(f"<p>{_inline(paragraph)}</p>" for paragraph in paragraphs)
 
 
 def _schema_name(schema: dict[str, Any] | None) -> str:
@@ -176,7 +177,7 @@ def _parameters_table(parameters: list[dict[str, Any]]) -> str:
         f"<tr><td><code>{_escape(p['name'])}</code></td><td>{_escape(p['in'])}</td>"
         f"<td>{'yes' if p['required'] else ''}</td>"
         f"<td><code>{_escape(json.dumps(p['schema']))}</code></td>"
-        f"<td>{_escape(p['description'])}</td></tr>"
+        f"<td>{_inline(p['description'])}</td></tr>"
         for p in parameters
     )
     header = "<tr><th>Parameter</th><th>In</th><th>Required</th><th>Schema</th><th>About</th></tr>"
@@ -207,7 +208,7 @@ def _operation_html(path: str, method: str, op: dict[str, Any]) -> str:
         f'<div class="op" id="{_escape(op["operationId"])}">'
         f'<div><span class="method m-{method}">{method.upper()}</span>'
         f"<code>{_escape(API_PREFIX + path)}</code> — {_escape(op['summary'])}</div>"
-        f"<p>{_escape(op['description'])} <em>({auth})</em></p>"
+        f"<p>{_inline(op['description'])} <em>({auth})</em></p>"
         + _parameters_table(op["parameters"])
         + (f"<p>Body: {_schema_link(body)}</p>" if body else "")
         + _responses_table(op["responses"])
@@ -226,7 +227,7 @@ def reference_page(document: dict[str, Any]) -> str:
         if tag["name"] in by_tag:
             sections.append(
                 f'<h2 id="tag-{_escape(tag["name"])}">{_escape(tag["name"])}</h2>'
-                f"<p>{_escape(tag['description'])}</p>" + "".join(by_tag[tag["name"]])
+                f"<p>{_inline(tag['description'])}</p>" + "".join(by_tag[tag["name"]])
             )
     schemas = "".join(
         f'<h3 id="schema-{_escape(name)}">{_escape(name)}</h3>'
