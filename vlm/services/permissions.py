@@ -66,6 +66,8 @@ def require_active_user_in(cur: duckdb.DuckDBPyConnection, actor: Actor) -> Role
     """
     if actor is SYSTEM_ACTOR:
         return Role.ADMIN
+    if getattr(actor, "read_only", False):  # an API token made read-only (services/tokens.py)
+        raise PermissionDenied("this API token is read-only and may not change anything")
     row = access.role_and_disabled(cur, actor.username)
     if row is None:
         raise PermissionDenied(f"user '{actor.username}' does not exist")
