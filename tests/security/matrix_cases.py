@@ -35,6 +35,7 @@ from vlm.services import (
     pools,
     reports,
     servers,
+    tokens,
     users,
     vlms,
 )
@@ -80,6 +81,7 @@ class EstateIds:
     bob_alloc: int
     bob_failed: int
     carol_alloc: int
+    bob_token: int
     emulator_url: str
 
 
@@ -157,6 +159,7 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
     bob_failed = allocations.allocate(ctx, ADMIN, bob_pool, CAD, "USER", "b-refused", 1)
     _refused_by_server(ctx, bob_failed, 1)
     carol_alloc = allocations.allocate(ctx, ADMIN, carol_pool, CAD, "USER", "c-host", 1)
+    bob_token = tokens.create_token(ctx, MANAGER, "bob's script").id
     return EstateIds(
         server_id=server_id,
         spare_server_id=spare_server_id,
@@ -170,6 +173,7 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
         bob_alloc=bob_alloc,
         bob_failed=bob_failed,
         carol_alloc=carol_alloc,
+        bob_token=bob_token,
         emulator_url=emulator_url,
     )
 
@@ -204,6 +208,14 @@ ADMIN_READ = {
 ESTATE_READ = {**ADMIN_READ, "analyst": ALLOW}
 POOL_READ = {**ESTATE_READ, "own_manager": ALLOW, "other_manager": HIDDEN}
 SCOPED_READ = {**POOL_READ, "other_manager": ALLOW}
+OWN_TOKEN_WRITE = {
+    "admin": ALLOW,
+    "own_manager": ALLOW,
+    "other_manager": ALLOW,
+    "analyst": ALLOW,
+    **REFUSED_STORED,
+    "demoted": ALLOW,
+}
 OWN_ACCOUNT = {
     "admin": ALLOW,
     "own_manager": ALLOW,
@@ -400,6 +412,24 @@ def _check_reset(e: Estate, caller: str, new_password: str) -> None:
     stored = _scalar(e, "SELECT password_hash FROM users WHERE username = ?", ANALYST.username)
     assert users.check_password(new_password, stored)
     assert (_user(e, ANALYST.username) or {}).get("must_change_password") is True
+
+
+def _check_token_created(e: Estate, caller: str, new: tokens.NewToken) -> None:
+    mine = tokens.list_own_tokens(e.ctx, CALLERS[caller])
+    assert new.token.startswith("vlm_") and new.id in set(mine["id"])
+
+
+def _check_own_tokens(e: Estate, caller: str, frame: pd.DataFrame) -> None:
+    expected = ["bob's script"] if CALLERS[caller] == MANAGER else []
+    assert list(frame["name"]) == expected
+
+
+def _check_all_tokens(e: Estate, caller: str, frame: pd.DataFrame) -> None:
+    assert list(frame["name"]) == ["bob's script"]
+
+
+def _check_token_revoked(e: Estate, caller: str, result: None) -> None:
+    assert list(tokens.list_own_tokens(e.ctx, MANAGER)["status"]) == [tokens.REVOKED]
 
 
 def _check_own_password(e: Estate, caller: str, result: None) -> None:
@@ -728,6 +758,36 @@ MATRIX: dict[str, Case] = {
         check=_check_own_password,
         notes="a disabled or unknown account is refused as NotFound (no enabled user by that name)",
     ),
+    "tokens.create_token": Case(
+        lambda e, a: tokens.create_token(e.ctx, a, "ci job", read_only=True),
+        OWN_TOKEN_WRITE,
+        writes=True,
+        check=_check_token_created,
+        notes="anyone active may make a token for themselves; it carries their role as stored",
+    ),
+    "tokens.list_own_tokens": Case(
+        lambda e, a: tokens.list_own_tokens(e.ctx, a),
+        {**OWN_ACCOUNT, "disabled_admin": STALE_ALLOW, "unknown": STALE_ALLOW},
+        check=_check_own_tokens,
+        notes="only the caller's own tokens; a stale session sees its own (or none)",
+    ),
+    "tokens.list_all_tokens": Case(
+        lambda e, a: tokens.list_all_tokens(e.ctx, a), ADMIN_READ, check=_check_all_tokens
+    ),
+    "tokens.revoke_token": Case(
+        lambda e, a: tokens.revoke_token(e.ctx, a, e.ids.bob_token),
+        {
+            "admin": ALLOW,
+            "own_manager": ALLOW,
+            "other_manager": HIDDEN,
+            "analyst": HIDDEN,
+            **REFUSED_STORED,
+            "demoted": HIDDEN,
+        },
+        writes=True,
+        check=_check_token_revoked,
+        notes="one's own token, or anyone's for an admin; someone else's token is not found",
+    ),
     "users.list_users": Case(
         lambda e, a: users.list_users(e.ctx, a), ADMIN_READ, check=_check_usernames
     ),
@@ -844,12 +904,20 @@ MATRIX: dict[str, Case] = {
 
 # Take an actor but have no rule of their own: they run inside a service's write, after its check.
 NO_GATE_OF_THEIR_OWN: dict[str, str] = {
+    "tokens.require_writable": "the read-only token gate, not a role gate (see tests/api)",
+    "idempotency.begin": "API plumbing keyed by the signed-in user; the request checks itself",
+    "idempotency.finish": "stores the answer of a request that passed its own checks",
+    "idempotency.abandon": "releases the caller's own claim after a failed request",
     "audit.record": "writes an audit row in the calling service's transaction, after its check",
     "audit.record_many": "the bulk form of audit.record, same transaction, same check",
 }
 
 # Public service functions with no actor: outside the matrix, each for the reason given.
 NOT_ACTOR_SCOPED: dict[str, str] = {
+    "tokens.authenticate": "turns a bearer token into the Actor every other call is checked with",
+    "tokens.hash_token": "pure: the SHA-256 digest a token is stored and found by",
+    "idempotency.request_fingerprint": "pure: a digest of a request's method, path and body",
+    "idempotency.validate_key": "pure: checks an Idempotency-Key's text",
     "bulk.parse_bulk_allocations": "parses pasted text; reads and writes nothing",
     "exports.neutralise": "pure: prefixes formula cells of a frame",
     "exports.query_count": "counts a query an actor-scoped *_query function built",
