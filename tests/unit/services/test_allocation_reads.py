@@ -127,3 +127,17 @@ def test_utilization_export_covers_the_days_asked_for(ctx, pool) -> None:
     recent = exports.utilization_export(ctx, ANALYST, 7)
     longer = exports.utilization_export(ctx, ANALYST, 30)
     assert recent.empty and len(longer) == 2
+
+
+def test_utilization_exports_cover_ninety_days_unless_told(ctx, pool) -> None:
+    """Without a window the exports cover 90 days: a snapshot just inside is in, one outside out."""
+    for age in ("89 DAY 23 HOUR", "90 DAY 1 HOUR"):
+        ctx.db.write(
+            lambda cur, age=age: cur.execute(
+                "INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, "
+                f"reserved) SELECT id, now()::TIMESTAMP - INTERVAL '{age}', 10, 4, 0 "
+                "FROM server_features"
+            )
+        )
+    assert len(exports.utilization_export(ctx, ANALYST)) == 2
+    assert exports.utilization_csv(ctx, ANALYST).decode().count("\n") == 1 + 2
