@@ -923,7 +923,6 @@ NOT_ACTOR_SCOPED: dict[str, str] = {
     "exports.query_count": "counts a query an actor-scoped *_query function built",
     "exports.query_csv": "writes CSV of a query an actor-scoped *_query function built",
     "exports.query_preview": "previews a query an actor-scoped *_query function built",
-    "exports.query_to_csv": "writes CSV of a query on a cursor the caller holds",
     "exports.safe_csv_sql": "pure: wraps SQL so text cells are formula-safe",
     "exports.to_csv_bytes": "pure: a frame the caller already read as CSV",
     "exports.unique_headers": "pure: numbers repeated column names",

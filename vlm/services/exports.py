@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import duckdb
 import pandas as pd
 
 from vlm.context import ServiceContext
@@ -58,11 +57,6 @@ def unique_headers(columns: object) -> list[str]:
 def safe_csv_sql(columns: list[tuple[str, str]], sql: str) -> str:
     """The query wrapped so that its text cells are formula-safe (row order kept)."""
     return csv_store.formula_safe_sql(columns, sql, FORMULA_PATTERN, _FORMULA_FIRST)
-
-
-def query_to_csv(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = ()) -> bytes:
-    """A query's rows as formula-safe UTF-8 CSV."""
-    return csv_store.write_formula_safe_csv(cur, sql, params, FORMULA_PATTERN, _FORMULA_FIRST)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
