@@ -56,6 +56,6 @@ mutate: venv
 	$(PY) -m mutmut run --max-children 2 || true
 	$(PY) -m mutmut export-cicd-stats >/dev/null
 	@$(PY) -c "import json; s = json.load(open('mutants/mutmut-cicd-stats.json')); \
-		t = s['killed'] + s['survived'] + s['timeout'] + s['suspicious']; \
+		t = s['killed'] + s['survived'] + s['timeout'] + s['suspicious'] + s['no_tests']; \
 		print(f\"mutation score: {100 * (s['killed'] + s['timeout']) / max(t, 1):.1f}% \
 		({s['killed'] + s['timeout']} killed of {t}; {s['survived']} survived)\")"
