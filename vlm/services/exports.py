@@ -26,19 +26,6 @@ FORMULA_PATTERN = r"^[ \t\n\r\f\v\xa0]*[=+\-@]|^[\t\r]"
 _FORMULA_FIRST = ("=", "+", "-", "@", " ", "\t", "\n", "\r", "\f", "\v", "\xa0")
 
 
-def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with a single quote."""
-    safe = frame.copy()
-    for position in range(safe.shape[1]):
-        series = safe.iloc[:, position]
-        if pd.api.types.is_string_dtype(series) or series.dtype == object:
-            text = series.astype("string")
-            risky = text.str.contains(FORMULA_PATTERN, regex=True, na=False)
-            if risky.any():
-                safe.isetitem(position, text.where(~risky, "'" + text))
-    return safe
-
-
 def unique_headers(columns: object) -> list[str]:
     """Column names as text, unique regardless of case: name, name (2), name (3) …"""
     taken: set[str] = set()
@@ -65,12 +52,6 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     if headers != list(frame.columns):
         frame = frame.set_axis(headers, axis=1)
     return csv_store.write_frame_csv(frame, FORMULA_PATTERN, _FORMULA_FIRST)
-
-
-def unordered(sql: str) -> str:
-    """The query without its final ORDER BY (when no LIMIT/OFFSET follows), so that counting
-    does not sort every row."""
-    return store.without_final_order_by(sql)
 
 
 def query_count(ctx: ServiceContext, sql: str, params: Params) -> int:
