@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -48,7 +49,9 @@ def run_lifespan(files: list[Path], inside) -> object:
         async with serve_runtime(files) as runtime:
             return inside(runtime)
 
-    return asyncio.run(main())
+    # A thread of its own: browser tests earlier in the session leave an event loop running here.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, main()).result()
 
 
 def test_secret_files_are_read_in_order_a_later_section_replacing_an_earlier(tmp_path) -> None:
