@@ -181,8 +181,8 @@ def _audit(cur, actor: Actor, audit_rows: list[tuple], new_ids: list[int], pool_
 
 def _single(results: list[RowResult]) -> RowResult:
     result = results[0]
-    if not result.ok:
-        raise result.error or VlmError(result.message, field=result.field)
+    if result.error is not None:
+        raise result.error
     return result
 
 

@@ -194,7 +194,7 @@ def update_pool(
         if row is None:
             raise NotFound(f"pool {pool_id} does not exist", field="pool")
         vlm_id, old_name, old_manager, old_description = row
-        new_name = validate_name(name, "pool name") if name is not None else old_name
+        new_name = name if name is not None else old_name
         if new_name != old_name and store.pool_name_taken(
             cur, vlm_id, new_name, other_than=pool_id
         ):

@@ -139,3 +139,9 @@ def test_utilization_exports_cover_ninety_days_unless_told(ctx, pool) -> None:
         )
     assert len(exports.utilization_export(ctx, ANALYST)) == 2
     assert exports.utilization_csv(ctx, ANALYST).decode().count("\n") == 1 + 2
+
+
+def test_an_allocation_without_a_count_holds_one_license(ctx, pool) -> None:
+    alloc = allocations.allocate(ctx, MANAGER, pool, CAD, "STRING", "ws-7")
+    frame = allocations.list_allocations(ctx, MANAGER, pool, CAD)
+    assert frame.loc[frame["id"] == alloc, "count"].tolist() == [1]
