@@ -42,7 +42,12 @@ def test_each_field_changes_alone_and_the_audit_row_holds_before_and_after(ctx, 
     pools.update_pool(ctx, ADMIN, design, name="  Design studio ")
     assert stored_pool(ctx, design) == ("Design studio", "bob", "CAD seats")
     assert last_update(ctx) == (
-        {"name": "Design", "manager": "bob", "description": "CAD seats", "quantities": {"cad 1.0": 5}},
+        {
+            "name": "Design",
+            "manager": "bob",
+            "description": "CAD seats",
+            "quantities": {"cad 1.0": 5},
+        },
         {
             "name": "Design studio",
             "manager": "bob",
