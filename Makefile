@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv chromium run test test-fast lint format bench clean-db coverage mutate
+.PHONY: venv chromium postgresql run test test-fast lint format bench clean-db coverage mutate
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ chromium:
 		echo "Installing Debian chromium for browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# A throwaway PostgreSQL server for the tests (started by the test fixture, never as a service).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		echo "Installing Debian postgresql for the PostgreSQL half of the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 # UI and API on one port; the server's lifespan starts the demo's emulated license servers on
 # 7071-7073, seeds data/vlm.duckdb and runs the sync scheduler until Ctrl+C.
 run: venv
@@ -26,7 +32,7 @@ run: venv
 		$(PY) -m streamlit run server.py --server.port=8501 --server.headless=true \
 		--browser.gatherUsageStats=false
 
-test: venv chromium
+test: venv chromium postgresql
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from vlm.dburl import is_postgres_url
+
 DEMO_COOKIE_KEY = "vlm-demo-cookie-key-not-for-production-use-0001"
 DEMO_SECRET_KEY = "dmxtLWRlbW8tZmVybmV0LWtleS1ub3QtZm9yLXByb2Q="
 EXAMPLE_SECRETS = Path(__file__).resolve().parent.parent / ".streamlit" / "secrets.toml.example"
@@ -38,6 +40,7 @@ SECRET_KEY_SETTING = "the Fernet key (VLM_SECRET_KEY or [vlm] secret_key in secr
 GROUP_PREFIX_SETTING = "the group prefix (VLM_GROUP_PREFIX or [vlm] group_prefix in secrets.toml)"
 INIT_HINT = "python -m vlm init writes fresh keys"
 DB_PATH_SETTING = "the database path (VLM_DB_PATH or [vlm] db_path in secrets.toml)"
+DB_URL_SETTING = "the database URL (VLM_DB_URL or [vlm] db_url in secrets.toml)"
 
 # secrets.toml section -> key -> Settings field
 SECRET_FIELDS: dict[str, dict[str, str]] = {
@@ -50,6 +53,7 @@ SECRET_FIELDS: dict[str, dict[str, str]] = {
     "vlm": {
         "secret_key": "secret_key",
         "db_path": "db_path",
+        "db_url": "db_url",
         "demo": "demo",
         "group_prefix": "group_prefix",
         "sync_interval_seconds": "sync_interval_seconds",
@@ -86,6 +90,7 @@ def _env_values() -> dict[str, object]:
     """The VLM_* environment variables that are set, by Settings field."""
     names = {
         "db_path": "VLM_DB_PATH",
+        "db_url": "VLM_DB_URL",
         "demo": "VLM_DEMO",
         "group_prefix": "VLM_GROUP_PREFIX",
         "sync_interval_seconds": "VLM_SYNC_INTERVAL",
@@ -217,6 +222,7 @@ class Settings:
     """Everything VLM needs to know about its installation (repr never shows the keys)."""
 
     db_path: str = "data/vlm.duckdb"
+    db_url: str | None = field(default=None, repr=False)
     demo: bool = False
     group_prefix: str = "vlm-"
     sync_interval_seconds: float = 60.0
@@ -246,6 +252,11 @@ class Settings:
             )
         return settings
 
+    @property
+    def database(self) -> str:
+        """What to open: the PostgreSQL URL when one is set, else the DuckDB file."""
+        return self.db_url.strip() if self.db_url and self.db_url.strip() else self.db_path
+
     def problems(self, *, needs_cookie_key: bool = True) -> list[str]:
         """Reasons VLM must refuse to start (the command line needs no cookie key)."""
         found = [
@@ -255,6 +266,8 @@ class Settings:
         ]
         if not str(self.db_path or "").strip():
             found.append(f"{DB_PATH_SETTING} is empty")
+        if self.db_url and self.db_url.strip() and not is_postgres_url(self.db_url):
+            found.append(f"{DB_URL_SETTING} must start with postgresql://")
         if self.max_login_attempts < 1:
             found.append("max_login_attempts (VLM_MAX_LOGIN_ATTEMPTS) must be at least 1")
         return [problem for problem in found if problem]

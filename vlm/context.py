@@ -41,7 +41,7 @@ class ServiceContext:
     @classmethod
     def open(cls, settings: Settings) -> ServiceContext:
         """Open and migrate the settings' database and build a context around it."""
-        db = open_database(settings.db_path, memory_limit=settings.db_memory_limit)
+        db = open_database(settings.database, memory_limit=settings.db_memory_limit)
         return cls(db, settings, SecretBox(settings.secret_key))
 
     def allocations_changed(self, server_ids: Iterable[int]) -> None:

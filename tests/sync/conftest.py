@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, BACKENDS, both_backends, database_setting
 from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role, reservation_group_name
@@ -38,11 +38,14 @@ def feature(name: str, count: int, version: str = "1.0", **extra: Any) -> dict[s
 DEFAULT_FEATURES = [feature("cad", 50), feature("viz", 30), feature("sim", 20)]
 
 
+backend = pytest.fixture(params=BACKENDS)(both_backends)
+
+
 @pytest.fixture
-def ctx(tmp_path) -> Iterator[ServiceContext]:
+def ctx(db_target: str) -> Iterator[ServiceContext]:
     key = SecretBox.generate_key()
-    settings = Settings(db_path=str(tmp_path / "t.duckdb"), secret_key=key, group_prefix=PREFIX)
-    context = ServiceContext(open_database(settings.db_path), settings, SecretBox(key))
+    settings = Settings(**database_setting(db_target), secret_key=key, group_prefix=PREFIX)
+    context = ServiceContext(open_database(db_target), settings, SecretBox(key))
     yield context
     context.db.close()
 

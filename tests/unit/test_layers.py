@@ -12,12 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "vlm"
 
 # What each layer may import from vlm; a layer always may import itself. Base modules first.
-BASE = ("vlm.domain", "vlm.config", "vlm.secret_box")
+BASE = ("vlm.domain", "vlm.dburl", "vlm.config", "vlm.secret_box")
 ALLOWED: dict[str, tuple[str, ...]] = {
     "vlm.domain": (),
-    "vlm.config": (),
+    "vlm.dburl": (),
+    "vlm.config": ("vlm.dburl",),
     "vlm.secret_box": (),
-    "vlm.store": ("vlm.domain",),
+    "vlm.store": ("vlm.domain", "vlm.dburl"),
     "vlm.flexnet": ("vlm.domain",),
     "vlm.context": (*BASE, "vlm.store"),
     "vlm.sync": (*BASE, "vlm.store", "vlm.flexnet", "vlm.context"),

@@ -88,7 +88,7 @@ def feature_owners(
         return []
     return cur.execute(
         f"""SELECT server_feature_id, feature_name, feature_version, server_name, can_pool,
-        vlm_id, vlm_name FROM ({SERVER_FEATURE_FIGURES})
+        vlm_id, vlm_name FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures
         WHERE server_feature_id IN ({_marks(ids)})""",
         list(ids),
     ).fetchall()
@@ -227,7 +227,7 @@ def vlm_feature_figures(db: Database, vlm_id: int | None = None) -> pd.DataFrame
     """VLM_FEATURE_FIGURES of one VLM (every VLM when None), by VLM, feature and version."""
     where, params = ("WHERE vlm_id = ?", [vlm_id]) if vlm_id is not None else ("", [])
     return db.query_df(
-        f"""SELECT * FROM ({VLM_FEATURE_FIGURES}) {where}
+        f"""SELECT * FROM ({VLM_FEATURE_FIGURES}) AS vlm_feature_figures {where}
         ORDER BY vlm_name, feature_name, feature_version""",
         params,
     )

@@ -23,7 +23,9 @@ def describe(
     cur: duckdb.DuckDBPyConnection, sql: str, params: Params = ()
 ) -> list[tuple[str, str]]:
     """(name, DuckDB type) of every column the query returns."""
-    description = cur.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description or []
+    description = (
+        cur.execute(f"SELECT * FROM ({sql}) AS described LIMIT 0", params).description or []
+    )
     return [(str(column[0]), str(column[1])) for column in description]
 
 

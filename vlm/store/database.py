@@ -23,6 +23,8 @@ class DatabaseLockedError(RuntimeError):
 class Database:
     """One DuckDB connection per process; reads use their own cursor, writes share one lock."""
 
+    dialect = "duckdb"
+
     def __init__(self, path: str | Path, *, threads: int = 2, memory_limit: str = "512MB") -> None:
         self.path = str(path)
         if self.path != ":memory:":

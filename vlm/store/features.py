@@ -133,10 +133,11 @@ def update_reserved_by_others(cur: duckdb.DuckDBPyConnection, server_id: int) ->
 
 
 ALL_SERVER_FEATURE_FIGURES_SQL = f"""
-SELECT * FROM ({SERVER_FEATURE_FIGURES}) ORDER BY server_name, feature_name, feature_version
+SELECT * FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures
+ORDER BY server_name, feature_name, feature_version
 """
 ONE_SERVER_FEATURE_FIGURES_SQL = f"""
-SELECT * FROM ({SERVER_FEATURE_FIGURES}) WHERE server_id = ?
+SELECT * FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures WHERE server_id = ?
 ORDER BY server_name, feature_name, feature_version
 """
 

@@ -25,14 +25,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             password_encrypted VARCHAR,
             verify_tls BOOLEAN NOT NULL DEFAULT TRUE,
             ca_path VARCHAR,
-            timeout_seconds DOUBLE NOT NULL DEFAULT 10,
+            timeout_seconds DOUBLE PRECISION NOT NULL DEFAULT 10,
             description VARCHAR NOT NULL DEFAULT '',
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
             status VARCHAR NOT NULL DEFAULT 'unknown',
             last_sync_at TIMESTAMP,
             last_success_at TIMESTAMP,
             last_error VARCHAR,
-            last_latency_ms DOUBLE
+            last_latency_ms DOUBLE PRECISION
         );
 
         CREATE TABLE server_features (
@@ -199,7 +199,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE TABLE login_failures (
             username VARCHAR PRIMARY KEY,
             attempts INTEGER NOT NULL,
-            last_failed_at DOUBLE NOT NULL
+            last_failed_at DOUBLE PRECISION NOT NULL
         );
         """,
     ),

@@ -11,7 +11,7 @@ erin (manager, disabled).
 
 from __future__ import annotations
 
-from vlm.store import Database, open_database
+from vlm.store import Database
 
 SEED = """
 INSERT INTO users (username, display_name, role, password_hash, disabled) VALUES
@@ -43,8 +43,3 @@ def seed(db: Database) -> Database:
     """Write the estate above into db (migrated and empty) and return it."""
     db.write(lambda cur: cur.execute(SEED))
     return db
-
-
-def open_estate() -> Database:
-    """A migrated in-memory database holding the estate above."""
-    return seed(open_database(":memory:"))

@@ -6,13 +6,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store import audit as store
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     yield database
     database.close()
 

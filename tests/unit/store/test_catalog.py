@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store import catalog as store
 
 # Servers s1 and s2. Features: 1 cad 1.0 on s1 (10, 1 reserved outside VLM), 2 cam 2.0 on s1
@@ -33,8 +33,8 @@ SELECT nextval('seq_vlm') FROM range(2);
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     database.write(lambda cur: cur.execute(SEED))
     yield database
     database.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store.csv import with_headers
 
 ROWS = """SELECT * FROM (VALUES (1, 'cad', '=1+1'), (2, 'cam', 'fine'))
@@ -12,8 +12,8 @@ ROWS = """SELECT * FROM (VALUES (1, 'cad', '=1+1'), (2, 'cam', 'fine'))
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     yield database
     database.close()
 

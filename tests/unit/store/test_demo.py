@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store.demo import insert_synthetic_history
 
 # 1 and 2 have licenses; 3 has none and 4 is gone: neither gets history
@@ -18,8 +18,8 @@ INSERT INTO server_features (id, server_id, feature_name, feature_version, total
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     database.write(lambda cur: cur.execute(SEED))
     yield database
     database.close()

@@ -14,7 +14,7 @@ from tests.unit.store.sync_estate import (
     feature_row,
     store_mirror,
 )
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store import drift as store
 from vlm.store.frames import frame
 from vlm.store.reservations import OUTCOME_DTYPES
@@ -23,8 +23,8 @@ MISSING = "missing on the license server"
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     yield database
     database.close()
 

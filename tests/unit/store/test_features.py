@@ -12,14 +12,14 @@ from tests.unit.store.sync_estate import (
     feature_row,
     store_mirror,
 )
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store import features as store
 from vlm.store.frames import frame
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     yield database
     database.close()
 

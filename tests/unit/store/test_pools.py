@@ -6,14 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.store.pool_estate import open_estate
+from tests.unit.store.pool_estate import seed
 from vlm.store import Database, access
 from vlm.store import pools as store
 
 
 @pytest.fixture
-def db() -> Iterator[Database]:
-    database = open_estate()
+def db(fresh_db) -> Iterator[Database]:
+    database = seed(fresh_db)
     yield database
     database.close()
 

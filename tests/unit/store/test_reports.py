@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from tests.unit.store.pool_estate import open_estate
+from tests.unit.store.pool_estate import seed
 from vlm.store import Database, access
 from vlm.store import csv as csv_store
 from vlm.store import reports as store
@@ -22,8 +22,8 @@ FIRST = ("=", "+", "-", "@", " ", "\t", "\n", "\r", "\f", "\v", "\xa0")
 
 
 @pytest.fixture
-def db() -> Iterator[Database]:
-    database = open_estate()
+def db(fresh_db) -> Iterator[Database]:
+    database = seed(fresh_db)
     yield database
     database.close()
 

@@ -16,14 +16,14 @@ from tests.unit.store.sync_estate import (
     store_mirror,
 )
 from tests.unit.store.sync_estate import feature_row as row
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store import reservations as store
 from vlm.store.frames import frame
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     yield database
     database.close()
 

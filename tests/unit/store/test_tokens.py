@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from vlm.store import Database, open_database, users
+from vlm.store import Database, users
 from vlm.store import tokens as store
 
 
 @pytest.fixture
-def db() -> Iterator[Database]:
-    database = open_database(":memory:")
+def db(fresh_db) -> Iterator[Database]:
+    database = fresh_db
     yield database
     database.close()
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from vlm.store import Database, open_database
+from vlm.store import Database
 from vlm.store import users as store
 
 
 @pytest.fixture
-def db() -> Database:
-    database = open_database(":memory:")
+def db(fresh_db) -> Database:
+    database = fresh_db
     yield database
     database.close()
 

@@ -1,0 +1,289 @@
+"""PostgreSQL behind the same Database interface as DuckDB: a psycopg pool, writes serialised
+across every replica by a transaction-level advisory lock, and a cursor that speaks the store's
+DuckDB-flavoured calls (`?` parameters, `.df()`, `register`, DML row counts)."""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pandas as pd
+import psycopg
+from psycopg.types.numeric import NumericLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from vlm.dburl import redact_url
+from vlm.store.csv import Params
+
+T = TypeVar("T")
+
+WRITE_LOCK_KEY = 0x564C4D  # "VLM": one advisory lock serialises every write transaction
+GENERATION_SEQUENCE = "vlm_write_generation"
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\$(\w+)|\?|%")
+
+
+@functools.lru_cache(maxsize=2048)
+def to_psycopg(sql: str) -> str:
+    """DuckDB placeholders (`?`, `$name`) as psycopg's (`%s`, `%(name)s`), literal `%` doubled;
+    quoted strings, identifiers and comments are left alone."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        if match.group(1) is not None:
+            return f"%({match.group(1)})s"
+        return token.replace("%", "%%")
+
+    return _TOKENS.sub(replace, sql)
+
+
+class WholeNumericLoader(NumericLoader):
+    """numeric as int when it is whole (SUM of integers), else float, like DuckDB's answers."""
+
+    def load(self, data: Any) -> int | float:
+        value: Decimal = super().load(data)
+        return int(value) if value == value.to_integral_value() else float(value)
+
+
+_PANDAS_TO_SQL = {"b": "BOOLEAN", "i": "BIGINT", "u": "BIGINT", "f": "DOUBLE PRECISION"}
+_SQL_NAMES = {
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+    "bpchar": "VARCHAR",
+    "bool": "BOOLEAN",
+    "int2": "SMALLINT",
+    "int4": "INTEGER",
+    "int8": "BIGINT",
+    "float4": "FLOAT",
+    "float8": "DOUBLE",
+    "numeric": "DECIMAL",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "date": "DATE",
+}
+_EMPTY_DTYPES = {
+    "BOOLEAN": "bool",
+    "SMALLINT": "int64",
+    "INTEGER": "int64",
+    "BIGINT": "int64",
+    "FLOAT": "float64",
+    "DOUBLE": "float64",
+    "DECIMAL": "float64",
+    "TIMESTAMP": "datetime64[us]",
+}
+
+
+def _frame_column_type(series: pd.Series) -> str:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "TIMESTAMP"
+    return _PANDAS_TO_SQL.get(series.dtype.kind, "TEXT")
+
+
+def _plain(value: Any) -> Any:
+    """A frame cell as psycopg takes it: missing values as None, numpy scalars as Python."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+class DatabaseUnreachableError(RuntimeError):
+    """No connection to the PostgreSQL server could be made (the message never shows a password)."""
+
+
+class PgCursor:
+    """A psycopg cursor with the calls the store makes on a DuckDB cursor."""
+
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        self._cur = cursor
+
+    def execute(self, sql: str, params: Params | None = None) -> PgCursor:
+        """Run one statement with parameters, or a script of several without."""
+        if not params:
+            self._cur.execute(sql.encode())
+        elif isinstance(params, dict):
+            self._cur.execute(to_psycopg(sql), params)
+        else:
+            self._cur.execute(to_psycopg(sql), list(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> PgCursor:
+        self._cur.executemany(to_psycopg(sql), [list(r) for r in rows])
+        return self
+
+    @property
+    def description(self) -> list[tuple[str, str]] | None:
+        """(name, DuckDB-style type name) per column, or None after a statement without rows."""
+        if self._cur.description is None:
+            return None
+        types = self._cur.connection.adapters.types
+        described = []
+        for column in self._cur.description:
+            info = types.get(column.type_code)
+            name = info.name if info is not None else "text"
+            described.append((column.name, _SQL_NAMES.get(name, name.upper())))
+        return described
+
+    def fetchall(self) -> list[tuple]:
+        if self._cur.description is None:
+            return [(self._cur.rowcount,)]
+        return self._cur.fetchall()
+
+    def fetchone(self) -> tuple | None:
+        if self._cur.description is None:
+            return (self._cur.rowcount,)
+        return self._cur.fetchone()
+
+    def df(self) -> pd.DataFrame:
+        described = self.description or []
+        names = [d[0] for d in described]
+        rows = self._cur.fetchall()
+        if rows:
+            return pd.DataFrame.from_records(rows, columns=names)
+        return pd.DataFrame(
+            {name: pd.Series(dtype=_EMPTY_DTYPES.get(kind, "object")) for name, kind in described}
+        )
+
+    def register(self, name: str, frame: Any) -> None:
+        """Expose a DataFrame (or Arrow table) to SQL as a temporary table for this transaction."""
+        if not isinstance(frame, pd.DataFrame):
+            frame = frame.to_pandas()
+        table = psycopg.sql.Identifier(name)
+        columns = psycopg.sql.SQL(", ").join(
+            psycopg.sql.SQL("{} {}").format(
+                psycopg.sql.Identifier(str(c)), psycopg.sql.SQL(_frame_column_type(frame[c]))
+            )
+            for c in frame.columns
+        )
+        self._cur.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        self._cur.execute(psycopg.sql.SQL("CREATE TEMP TABLE {} ({})").format(table, columns))
+        with self._cur.copy(psycopg.sql.SQL("COPY {} FROM STDIN").format(table)) as copy:
+            for row in frame.itertuples(index=False, name=None):
+                copy.write_row([_plain(v) for v in row])
+
+    def unregister(self, name: str) -> None:
+        self._cur.execute(
+            psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(psycopg.sql.Identifier(name))
+        )
+
+    def copy_csv(self, sql: str, params: Params) -> bytes:
+        """The query's rows as CSV with a header, written by the server's COPY."""
+        bound = psycopg.ClientCursor(self._cur.connection).mogrify(
+            to_psycopg(sql), params if isinstance(params, dict) else list(params or ())
+        )
+        out = bytearray()
+        with self._cur.copy(f"COPY ({bound}) TO STDOUT (FORMAT csv, HEADER)") as copy:
+            for chunk in copy:
+                out += chunk
+        return bytes(out)
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.adapters.register_loader("numeric", WholeNumericLoader)
+
+
+class PostgresDatabase:
+    """A pool of connections to one PostgreSQL database shared by every VLM replica."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        self.url = url
+        self.path = redact_url(url)
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+            configure=_configure,
+            open=False,
+            name="vlm",
+        )
+        try:
+            self._pool.open(wait=True, timeout=15)
+        except PoolTimeout:
+            self._pool.close()
+            raise DatabaseUnreachableError(f"cannot reach the database {self.path}") from None
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        with self._pool.connection() as conn:
+            conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {GENERATION_SEQUENCE}")
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection (autocommit) for work outside the store's calls (locks, LISTEN)."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _cursor(self) -> Iterator[PgCursor]:
+        cur = getattr(self._local, "write_cursor", None)
+        if cur is not None:
+            yield cur
+            return
+        with self._pool.connection() as conn, conn.cursor() as own:
+            yield PgCursor(own)
+
+    @property
+    def generation(self) -> int:
+        """Moves on every committed write by any replica (caches compare it)."""
+        with self._cursor() as cur:
+            row = cur.execute(f"SELECT last_value FROM {GENERATION_SEQUENCE}").fetchone()
+        return int(row[0]) if row else 0
+
+    def query_df(self, sql: str, params: Params = ()) -> pd.DataFrame:
+        with self._cursor() as cur:
+            return cur.execute(sql, params).df()
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        with self._cursor() as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def query_dicts(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        with self._cursor() as cur:
+            result = cur.execute(sql, params)
+            names = [d[0] for d in result.description or []]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+    def query_csv(self, sql: str, params: Params = ()) -> bytes:
+        with self._cursor() as cur:
+            return cur.copy_csv(sql, params)
+
+    def describe(self, sql: str, params: Params = ()) -> list[tuple[str, str]]:
+        with self._cursor() as cur:
+            return cur.execute(f"SELECT * FROM ({sql}) AS described LIMIT 0", params).description
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    def write(self, fn: Callable[[PgCursor], T]) -> T:
+        """Run fn in one transaction; the advisory lock makes writes of all replicas take turns."""
+        with self._write_lock:
+            outer = getattr(self._local, "write_cursor", None)
+            if outer is not None:
+                return fn(outer)
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as raw:
+                cur = PgCursor(raw)
+                cur.execute("SELECT pg_advisory_xact_lock(?)", [WRITE_LOCK_KEY])
+                cur.execute(f"SELECT nextval('{GENERATION_SEQUENCE}')")
+                self._local.write_cursor = cur
+                try:
+                    return fn(cur)
+                finally:
+                    self._local.write_cursor = None
+
+    def execute_script(self, sql: str) -> None:
+        with self._write_lock, self._pool.connection() as conn:
+            conn.execute(sql)
+
+    def close(self) -> None:
+        self._pool.close()
