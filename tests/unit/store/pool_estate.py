@@ -35,7 +35,7 @@ INSERT INTO allocations (id, pool_id, server_feature_id, feature_name, feature_v
     (4, 1, 3, 'cam', '2.0', 'USER', 'h1', 2, 'pending', 'bob'),
     (5, 2, 1, 'cad', '1.0', 'USER', 'h9', 3, 'applied', 'carol');
 SELECT nextval('seq_server'), nextval('seq_server_feature'), nextval('seq_vlm'),
-    nextval('seq_pool'), nextval('seq_allocation') FROM range(5);
+    nextval('seq_pool'), nextval('seq_allocation') FROM generate_series(1, 5);
 """
 
 

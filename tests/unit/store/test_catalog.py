@@ -28,7 +28,7 @@ INSERT INTO pool_portions VALUES (1, 1, 4);
 INSERT INTO allocations (pool_id, server_feature_id, feature_name, feature_version,
     host_type, host_id, count, created_by) VALUES
     (2, 2, 'cam', '2.0', 'USER', 'h1', 1, 'cy'), (1, 1, 'cad', '1.0', 'USER', 'h2', 3, 'bob');
-SELECT nextval('seq_vlm') FROM range(2);
+SELECT nextval('seq_vlm') FROM generate_series(1, 2);
 """
 
 
