@@ -20,6 +20,14 @@ class DatabaseLockedError(RuntimeError):
     """Another process (usually the running app) holds the DuckDB file."""
 
 
+def database_locked(path: str) -> DatabaseLockedError:
+    """What to say when another process (usually the running app) holds the DuckDB file."""
+    return DatabaseLockedError(
+        f"the database {path} is in use by another process "
+        "(is the VLM app running?); stop it or use its 'Sync now' button"
+    )
+
+
 class Database:
     """One DuckDB connection per process; reads use their own cursor, writes share one lock."""
 
@@ -35,10 +43,7 @@ class Database:
             )
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise DatabaseLockedError(
-                    f"the database {self.path} is in use by another process "
-                    "(is the VLM app running?); stop it or use its 'Sync now' button"
-                ) from exc
+                raise database_locked(self.path) from exc
             raise
         self._write_lock = threading.RLock()
         self._local = threading.local()
