@@ -21,9 +21,10 @@ from vlm.config import (
     secret_key_problem,
 )
 from vlm.domain import SYSTEM_ACTOR, Role, VlmError
-from vlm.store import DatabaseLockedError
+from vlm.store import DatabaseLockedError, is_postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
+DB_HELP = "DuckDB path or postgresql:// URL (default VLM_DB_URL, else VLM_DB_PATH)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", default=str(ROOT / "data" / "vlm.duckdb"))
 
     sync = sub.add_parser("sync", help="pull inventory and reconcile reservations once")
-    sync.add_argument("--db", default=None, help="database path (default VLM_DB_PATH)")
+    sync.add_argument("--db", default=None, help=DB_HELP)
 
     user_cmd = sub.add_parser("users", help="manage users")
     user_sub = user_cmd.add_subparsers(dest="action", required=True)
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--display-name", default="")
-    add.add_argument("--db", default=None)
+    add.add_argument("--db", default=None, help=DB_HELP)
 
     emulator = sub.add_parser("emulator", help="run an emulated FNE license server")
     emulator.add_argument("--port", type=int, default=7070)
@@ -60,8 +61,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(db: str | None) -> Settings:
-    """Environment, overlaid with ./.streamlit/secrets.toml like the app, then --db."""
-    return Settings.from_env(**{**read_secrets_file(), **({"db_path": db} if db else {})})
+    """Environment, overlaid with ./.streamlit/secrets.toml like the app, then --db (a URL
+    selects PostgreSQL, a path DuckDB)."""
+    return Settings.from_env(**{**read_secrets_file(), **_database_override(db)})
+
+
+def _database_override(db: str | None) -> dict[str, str]:
+    if not db:
+        return {}
+    return {"db_url": db} if is_postgres_url(db) else {"db_path": db, "db_url": ""}
 
 
 def _refusal(db: str | None) -> tuple[Settings | None, str | None]:
@@ -77,6 +85,7 @@ def _refusal(db: str | None) -> tuple[Settings | None, str | None]:
 def _open_context(command: str, db: str | None):
     """The service context, or None after saying in one line why there is none."""
     from vlm.context import ServiceContext
+    from vlm.store.postgres import DatabaseUnreachableError
 
     settings, problem = _refusal(db)
     if settings is None:
@@ -84,7 +93,7 @@ def _open_context(command: str, db: str | None):
         return None
     try:
         return ServiceContext.open(settings)
-    except DatabaseLockedError as exc:
+    except (DatabaseLockedError, DatabaseUnreachableError) as exc:
         print(f"vlm {command}: {exc}", file=sys.stderr)
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -9,9 +10,10 @@ from typing import Any, TypeVar
 
 from vlm.config import Settings
 from vlm.secret_box import SecretBox
-from vlm.store import Database, open_database
+from vlm.store import Database, leadership, open_database
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _ignore_change(server_ids: Iterable[int]) -> None:
@@ -45,7 +47,20 @@ class ServiceContext:
         return cls(db, settings, SecretBox(settings.secret_key))
 
     def allocations_changed(self, server_ids: Iterable[int]) -> None:
-        """Tell the reconciler which servers have new desired state."""
+        """Tell the reconciler which servers have new desired state (call it after the write
+        commits): on PostgreSQL every replica's save reaches the leader through NOTIFY, and the
+        local hook hears it in any case."""
         ids = {int(s) for s in server_ids}
-        if ids:
-            self.on_allocations_changed(ids)
+        if not ids:
+            return
+        if getattr(self.db, "dialect", "duckdb") == "postgres":
+            self._announce(ids)
+        self.on_allocations_changed(ids)
+
+    def _announce(self, ids: set[int]) -> None:
+        """NOTIFY the sync leader; the save stands even when this fails (the leader's next full
+        pass applies it)."""
+        try:
+            leadership.announce_changes(self.db, ids)
+        except Exception:  # noqa: BLE001 - the write has committed; only the wake-up is lost
+            log.exception("could not wake the sync leader for servers %s", sorted(ids))

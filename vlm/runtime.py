@@ -15,11 +15,22 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def shared(self) -> bool: ...
+
     def start(self) -> Any: ...
 
     def stop(self) -> Any: ...
 
     def sync_now(self, progress: Any = None) -> Any: ...
+
+    def leader_name(self) -> str | None: ...
 
 
 @dataclass
@@ -30,6 +41,24 @@ class Runtime:
     ctx: ServiceContext
     scheduler: Scheduler | None
     scheduler_problem: str | None = None
+
+    @property
+    def sync_status(self) -> str:
+        """One line on whether this process runs the background sync (a follower replica does
+        not: another replica leads)."""
+        scheduler = self.scheduler
+        if scheduler is None:
+            return self.scheduler_problem or "The sync engine is not running."
+        if not scheduler.running:
+            return "The background sync is stopped."
+        if not scheduler.shared:
+            return "The background sync runs in this process."
+        if scheduler.is_leader:
+            return "This replica leads the background sync."
+        leader = scheduler.leader_name()
+        if leader is None:
+            return "No replica leads the background sync yet; one takes over within seconds."
+        return f"Another replica ({leader}) leads the background sync; this one only serves."
 
     def close(self) -> None:
         if self.scheduler is not None:

@@ -18,6 +18,7 @@ from vlm.store.servers import load_servers
 from vlm.sync import drift
 from vlm.sync.clients import ClientCache, ServerConfigError
 from vlm.sync.inventory import InventoryResult, pull_inventory
+from vlm.sync.leader import Leadership, current_leader, leadership_for, server_turn
 from vlm.sync.reconciler import ReconcileReport, reconcile_server
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ ProgressFn = Callable[[float, str], None]
 IDLE_RECHECK_SECONDS = 5.0
 MIN_RETRY_WAIT_SECONDS = 0.5
 JOIN_TIMEOUT_SECONDS = 15.0
+LEADER_RETRY_SECONDS = 1.0  # a follower tries the leader lock this often
+LISTEN_WAIT_SECONDS = 1.0  # the leader checks its session at least this often
 
 
 @dataclass(frozen=True)
@@ -81,12 +84,26 @@ def sync_server(
     force: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> ServerSyncResult:
-    """Pull one server's inventory, reconcile it, and refresh its stored conflicts."""
+    """Pull one server's inventory, reconcile it, and refresh its stored conflicts, in the
+    server's turn (on PostgreSQL no other replica or CLI works on it meanwhile)."""
     server_id, name = int(server["id"]), str(server["name"])
     try:
         client = client_cache.get(server)
     except ServerConfigError as exc:
         return ServerSyncResult(server_id, name, None, None, str(exc))
+    with server_turn(ctx, server_id):
+        return _sync_in_turn(ctx, server_id, name, client, force=force, progress=progress)
+
+
+def _sync_in_turn(
+    ctx: ServiceContext,
+    server_id: int,
+    name: str,
+    client: Any,
+    *,
+    force: bool,
+    progress: Callable[[str], None] | None,
+) -> ServerSyncResult:
     inventory = pull_inventory(ctx, server_id, client)
     if progress is not None:
         progress(f"{name}: applying reservations")
@@ -132,8 +149,12 @@ def sync_all(
 class SyncScheduler:
     """Background sync: pushes reconcile at once, retries when due, full pass every interval.
 
-    Two daemon threads: one reacts to push() and due retries, one runs the periodic full pass,
-    so a slow server in a full pass does not delay a Save on another server.
+    Two daemon threads: one reacts to pushes and due retries, one runs the periodic full pass,
+    so a slow server in a full pass does not delay a Save on another server. Only the leader
+    works (vlm/sync/leader.py): on DuckDB that is always this process, and saves push through
+    the context hook; on PostgreSQL a third thread takes the leader lock when it is free,
+    listens for the servers saves on any replica announce, and steps down when its session is
+    lost. A follower reconciles nothing; on taking over, the new leader runs a full pass.
     """
 
     def __init__(
@@ -141,6 +162,7 @@ class SyncScheduler:
         ctx: ServiceContext,
         interval_seconds: float | None = None,
         client_cache: ClientCache | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self._ctx = ctx
         self.interval = float(
@@ -148,9 +170,12 @@ class SyncScheduler:
         )
         self._cache = client_cache or ClientCache(ctx)
         self._owns_cache = client_cache is None
+        self._leadership = leadership or leadership_for(ctx)
         self._cond = threading.Condition()
         self._pushed: set[int] = set()
         self._stopping = threading.Event()
+        self._leading = threading.Event()
+        self._pass_due = threading.Event()
         self._threads: list[threading.Thread] = []
         self._previous_hook: Callable[[Iterable[int]], None] | None = None
         self.last_full_pass: list[ServerSyncResult] = []
@@ -160,61 +185,139 @@ class SyncScheduler:
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this scheduler runs the sync now: while it runs, always on DuckDB; on
+        PostgreSQL only while its replica holds the leader lock."""
+        return self._leading.is_set() and self.running
+
+    @property
+    def shared(self) -> bool:
+        """Whether other replicas may lead instead of this one (PostgreSQL)."""
+        return self._leadership.shared
+
+    def leader_name(self) -> str | None:
+        """Host and pid of the replica that leads on PostgreSQL (None while none does, and on
+        DuckDB)."""
+        return current_leader(self._ctx)
+
     def start(self) -> None:
-        """Start the threads and make ctx.allocations_changed push to this scheduler."""
+        """Start the threads; on DuckDB also make ctx.allocations_changed push to this scheduler
+        (on PostgreSQL saves reach the leader through NOTIFY, its own saves included)."""
         if self.running:
             return
         self._stopping.clear()
-        self._previous_hook = self._ctx.on_allocations_changed
-        self._ctx.on_allocations_changed = self.push
+        self._pass_due.clear()
         self._threads = [
             threading.Thread(target=self._push_loop, name="vlm-sync-push", daemon=True),
             threading.Thread(target=self._periodic_loop, name="vlm-sync-periodic", daemon=True),
         ]
+        if self._leadership.shared:
+            leader = threading.Thread(target=self._leader_loop, name="vlm-sync-leader", daemon=True)
+            self._threads.append(leader)
+        else:
+            self._leading.set()
+            self._previous_hook = self._ctx.on_allocations_changed
+            self._ctx.on_allocations_changed = self.push
         for thread in self._threads:
             thread.start()
 
     def stop(self, timeout: float = JOIN_TIMEOUT_SECONDS) -> None:
-        """Stop and join the threads, restore the context hook, close owned clients."""
+        """Stop and join the threads (the leader gives its lock back), restore the context
+        hook, close owned clients."""
         self._stopping.set()
+        self._pass_due.set()
         with self._cond:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout)
+        self._leading.clear()
         if self._ctx.on_allocations_changed == self.push and self._previous_hook is not None:
             self._ctx.on_allocations_changed = self._previous_hook
         if self._owns_cache:
             self._cache.close_all()
 
     def push(self, server_ids: Iterable[int]) -> None:
-        """Reconcile these servers as soon as possible (called after every allocation change)."""
-        with self._cond:
-            self._pushed.update(int(s) for s in server_ids)
-            self._cond.notify_all()
+        """Reconcile these servers as soon as possible; ignored unless this scheduler leads."""
+        if self._leading.is_set():
+            self._enqueue({int(s) for s in server_ids})
 
     def sync_now(self, progress: ProgressFn | None = None) -> list[ServerSyncResult]:
-        """A synchronous full pass in the caller's thread, ignoring retry backoff."""
+        """A synchronous full pass in the caller's thread, ignoring retry backoff. It runs on a
+        follower too, like `python -m vlm sync`: each server in its turn."""
         results = sync_all(self._ctx, progress, client_cache=self._cache, force=True)
         self.last_full_pass = results
         return results
 
     # -- threads -------------------------------------------------------------------------------
 
+    def _enqueue(self, server_ids: set[int]) -> None:
+        with self._cond:
+            self._pushed.update(server_ids)
+            self._cond.notify_all()
+
     def _push_loop(self) -> None:
         while not self._stopping.is_set():
-            wait = self._retry_wait()
+            wait = self._retry_wait() if self._leading.is_set() else IDLE_RECHECK_SECONDS
             with self._cond:
                 if not self._pushed and not self._stopping.is_set():
                     self._cond.wait(wait)
                 ids, self._pushed = self._pushed, set()
             if self._stopping.is_set():
                 return
-            self._guard(self._reconcile_pushed_and_due, ids)
+            if self._leading.is_set():
+                self._guard(self._reconcile_pushed_and_due, ids)
 
     def _periodic_loop(self) -> None:
         while not self._stopping.is_set():
-            self._guard(self._full_pass)
-            self._stopping.wait(self.interval)
+            if self._leading.is_set():
+                self._guard(self._full_pass)
+            self._pass_due.wait(self.interval)
+            self._pass_due.clear()
+
+    def _leader_loop(self) -> None:
+        """Lead while the lock is held: follow announced changes, check the session; else try
+        to take the lock every LEADER_RETRY_SECONDS."""
+        try:
+            while not self._stopping.is_set():
+                if self._leading.is_set():
+                    self._follow_changes()
+                elif not self._take_lead():
+                    self._stopping.wait(LEADER_RETRY_SECONDS)
+        finally:
+            self._step_down()
+
+    def _take_lead(self) -> bool:
+        try:
+            if not self._leadership.acquire():
+                return False
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a while
+            self.last_error = f"cannot take the sync lead: {exc}"
+            log.warning("cannot take the sync lead: %s", exc)
+            return False
+        self._leading.set()
+        self._pass_due.set()  # what changed while nobody led is applied by a full pass
+        with self._cond:
+            self._cond.notify_all()
+        return True
+
+    def _follow_changes(self) -> None:
+        try:
+            changed = self._leadership.changes(LISTEN_WAIT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - LeadershipLost, or the pool closed under us
+            self.last_error = f"lost the sync lead: {exc}"
+            log.warning("lost the sync lead: %s", exc)
+            self._step_down()
+            return
+        if changed:
+            self._enqueue(changed)
+
+    def _step_down(self) -> None:
+        self._leading.clear()
+        try:
+            self._leadership.release()
+        except Exception:  # noqa: BLE001 - nothing more to give back
+            log.exception("releasing the sync lead failed")
 
     def _retry_wait(self) -> float:
         due_in: float | None = None
@@ -231,19 +334,26 @@ class SyncScheduler:
 
     def _reconcile(self, server_ids: set[int]) -> None:
         for server_id in sorted(server_ids):
-            if self._stopping.is_set():
+            if self._stopping.is_set() or not self._leading.is_set():
                 return
             try:
                 client = self._cache.get_by_id(server_id)
             except Exception as exc:  # noqa: BLE001 - a deleted or misconfigured server
                 self.last_error = str(exc)
                 continue
-            report = reconcile_server(self._ctx, server_id, client)
+            with server_turn(self._ctx, server_id):
+                report = reconcile_server(self._ctx, server_id, client)
             if report.error:
                 self.last_error = report.error
 
     def _full_pass(self) -> None:
-        self.last_full_pass = sync_all(self._ctx, client_cache=self._cache, force=False)
+        """sync_server for every server, stopping early when this scheduler stops leading."""
+        results = []
+        for server in load_servers(self._ctx.db):
+            if self._stopping.is_set() or not self._leading.is_set():
+                break
+            results.append(sync_server(self._ctx, server, self._cache, force=False))
+        self.last_full_pass = results
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         """Run fn; an unexpected error is logged and kept, the thread lives on."""
