@@ -8,16 +8,15 @@ SYNTHETIC_HISTORY = """
 INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
 SELECT sf.id, t.ts, sf.total,
     LEAST(sf.total, GREATEST(0, CAST(round(sf.total * (0.45
-        + 0.3 * sin(2 * pi() * (hour(t.ts) - 8) / 24.0) * (dayofweek(t.ts) BETWEEN 1 AND 5)::INT
-        + 0.1 * sin(sf.id + epoch(t.ts) / 86400.0))) AS INTEGER))),
+        + 0.3 * sin(2 * pi() * (EXTRACT(HOUR FROM t.ts) - 8) / 24.0)
+            * CAST(EXTRACT(DOW FROM t.ts) BETWEEN 1 AND 5 AS INTEGER)
+        + 0.1 * sin(sf.id + EXTRACT(EPOCH FROM t.ts) / 86400.0))) AS INTEGER))),
     sf.reserved
 FROM server_features sf
-CROSS JOIN (
-    SELECT unnest(generate_series(
-        date_trunc('hour', now()::TIMESTAMP) - INTERVAL (?) DAY,
-        date_trunc('hour', now()::TIMESTAMP) - INTERVAL 1 HOUR,
-        INTERVAL 3 HOUR)) AS ts
-) t
+CROSS JOIN generate_series(
+    date_trunc('hour', now()::TIMESTAMP) - ? * INTERVAL '1 day',
+    date_trunc('hour', now()::TIMESTAMP) - INTERVAL '1 hour',
+    INTERVAL '3 hours') AS t(ts)
 WHERE sf.present AND sf.total > 0
 """
 

@@ -173,6 +173,10 @@ DELETE_SERVER_SQL = (
     DELETE FROM utilization_snapshots
     WHERE server_feature_id IN (SELECT id FROM server_features WHERE server_id = $sid)
     """,
+    """
+    DELETE FROM utilization_hourly
+    WHERE server_feature_id IN (SELECT id FROM server_features WHERE server_id = $sid)
+    """,
     """DELETE FROM server_features WHERE server_id = $sid""",
     """DELETE FROM reservation_mirror WHERE server_id = $sid""",
     """DELETE FROM sync_conflicts WHERE server_id = $sid""",
@@ -195,9 +199,11 @@ def _sum_of_kind(kind: str, expression: str, name: str) -> str:
     return f"COALESCE(SUM({expression}) {rows}, 0)::INTEGER AS {name}"
 
 
+SERVER_LIST_COLUMNS = """s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls,
+    s.description, s.status, s.last_sync_at, s.last_success_at, s.last_error, s.last_latency_ms"""
+
 SERVERS_WITH_FIGURES_SQL = f"""
-SELECT s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls, s.description,
-    s.status, s.last_sync_at, s.last_success_at, s.last_error, s.last_latency_ms,
+SELECT {SERVER_LIST_COLUMNS},
     {_sum_of_kind(COUNTED, "k.features", "features")},
     {_sum_of_kind(COUNTED, "k.total", "total")},
     {_sum_of_kind(COUNTED, "k.used", "used")},
@@ -206,7 +212,7 @@ SELECT s.id, s.name, s.base_url, s.instance, s.username, s.verify_tls, s.descrip
     {_sum_of_kind(UNCOUNTED, "k.features", "uncounted_features")},
     {_sum_of_kind(OTHER, "k.features", "other_features")}
 FROM license_servers s LEFT JOIN ({LICENSE_KIND_FIGURES}) AS k ON k.server_id = s.id
-GROUP BY ALL ORDER BY s.name
+GROUP BY {SERVER_LIST_COLUMNS} ORDER BY s.name
 """
 
 

@@ -31,7 +31,7 @@ def test_history_every_three_hours_of_the_days_asked_for(db):
         """SELECT server_feature_id, COUNT(*), COUNT(DISTINCT taken_at),
             MIN(used) >= 0, BOOL_AND(used <= total), MIN(total), MAX(total), MIN(reserved),
             MAX(reserved), MAX(taken_at) < now()::TIMESTAMP,
-            MIN(taken_at) >= now()::TIMESTAMP - INTERVAL 2 DAY - INTERVAL 1 HOUR
+            MIN(taken_at) >= now()::TIMESTAMP - INTERVAL '2 days' - INTERVAL '1 hour'
         FROM utilization_snapshots GROUP BY 1 ORDER BY 1"""
     )
     assert rows == [

@@ -155,7 +155,7 @@ def test_delete_server_removes_its_rows_and_leaves_the_others(db: Database) -> N
     db.write(lambda cur: store.delete_server(cur, east))
 
     def count(table: str, where: str = "server_id") -> dict:
-        return dict(db.query(f"SELECT {where}, COUNT(*) FROM {table} GROUP BY ALL"))
+        return dict(db.query(f"SELECT {where}, COUNT(*) FROM {table} GROUP BY {where}"))
 
     assert [s["name"] for s in store.load_servers(db)] == ["west"]
     assert count("server_features") == {west: 1}
