@@ -35,14 +35,17 @@ def _wait_for(predicate, timeout: float) -> float:
 def test_push_gets_a_new_allocation_onto_the_server_without_waiting_for_a_pass(
     ctx, emulator
 ) -> None:
-    """The periodic pass is an hour away: only the allocation service's push can apply it."""
+    """After the first full pass the next is an hour away: only the push can apply it (the
+    context hook on DuckDB, NOTIFY to the leader on PostgreSQL)."""
     server = add_synced_server(ctx, emulator.url)
     cad = feature_id(ctx, server, "cad")
     pool = add_pool(ctx, {cad: 10})
     scheduler = SyncScheduler(ctx, interval_seconds=3600)
     scheduler.start()
     try:
-        assert ctx.on_allocations_changed == scheduler.push
+        _wait_for(lambda: scheduler.is_leader and scheduler.last_full_pass != [], 10.0)
+        hooked = ctx.on_allocations_changed == scheduler.push
+        assert hooked is not scheduler.shared
         alloc = allocate(ctx, pool, cad, H1, 2)  # the allocation service pushes the server
 
         _wait_for(lambda: allocation(ctx, alloc)["state"] == "applied", 10.0)
@@ -135,7 +138,8 @@ def test_periodic_pass_pulls_inventory_and_stop_joins(ctx, emulator) -> None:
     finally:
         scheduler.stop()
 
-    assert started == {"vlm-sync-push", "vlm-sync-periodic"}
+    leader_thread = {"vlm-sync-leader"} if scheduler.shared else set()
+    assert started == {"vlm-sync-push", "vlm-sync-periodic"} | leader_thread
     assert not scheduler.running
     assert not started & {t.name for t in threading.enumerate()}
     assert ctx.on_allocations_changed != scheduler.push
