@@ -379,14 +379,11 @@ def _lock_writes(cur: psycopg.Cursor) -> None:
     PgCursor(cur).execute("SELECT pg_advisory_xact_lock(?)", [WRITE_LOCK_KEY])
 
 
-def _copy_everything(
-    source: duckdb.DuckDBPyConnection, cur: psycopg.Cursor, tables: list[Table], progress: Progress
-) -> dict[str, int]:
-    positions = sequence_positions(source, tables)
-    for table in tables:
-        copy_table(source, cur, table, progress)
+def _finish(cur: psycopg.Cursor, positions: dict[str, int]) -> dict[str, int]:
+    """Move the sequences and the write generation on: neither rolls back, so this comes last."""
+    moved = move_sequences(cur, positions)
     cur.execute(f"SELECT nextval('{GENERATION_SEQUENCE}')")
-    return move_sequences(cur, positions)
+    return moved
 
 
 def move_database(
@@ -397,6 +394,7 @@ def move_database(
     tables = source_tables(source)
     check_schemas(source, target, tables)
     target_tables = sorted({name for name, _ in target.query(_TARGET_COLUMNS)} - SKIPPED_TABLES)
+    positions = sequence_positions(source, tables)
     with target.connection() as conn, conn.transaction() as transaction, conn.cursor() as cur:
         _lock_writes(cur)
         occupied = occupied_tables(cur, target_tables)
@@ -405,12 +403,14 @@ def move_database(
                 f"the target already holds rows in {', '.join(occupied)}: "
                 "move only into an empty database"
             )
-        sequences = _copy_everything(source, cur, tables, progress)
+        for table in tables:
+            copy_table(source, cur, table, progress)
         progress(f"verifying {len(tables)} tables")
         checks = tuple(verify_tables(source, cur, tables))
         if not all(check.ok for check in checks):
             raise psycopg.Rollback(transaction)
-    return MoveReport(checks, sequences, kept=all(check.ok for check in checks))
+        return MoveReport(checks, _finish(cur, positions), kept=True)
+    return MoveReport(checks, {}, kept=False)
 
 
 def _scrubbed(text: str, url: str) -> str:
