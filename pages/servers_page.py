@@ -18,6 +18,7 @@ show_flashes()
 
 if st.button("Sync now", icon=":material/sync:", key="sync_now", type="primary"):
     sync_now(page.runtime)
+st.caption(page.runtime.sync_status)
 
 server_frame = servers.list_servers(ctx, actor)
 server_table(server_frame)

@@ -31,6 +31,7 @@ from tests.sync.conftest import (
 from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.flexnet.emulator.server import RunningEmulator
+from vlm.runtime import Runtime
 from vlm.secret_box import SecretBox
 from vlm.store import open_database
 from vlm.store.leadership import SERVER_TURN_CLASS, current_leader, server_turn_holders
@@ -219,6 +220,24 @@ def test_kill_9_of_the_leading_process_hands_the_lead_over_and_nothing_saved_is_
     assert requests(emulator)[CREATE_GROUP] == 2, "each host's group created exactly once"
 
 
+def test_the_runtime_says_which_replica_leads_the_sync(replicas: Replicas) -> None:
+    a_ctx, b_ctx = replicas.context(), replicas.context()
+    a = replicas.scheduler(a_ctx, "replica-a")
+    wait_for(lambda: a.is_leader, TAKEOVER_LIMIT, "the first replica to lead")
+    b = replicas.scheduler(b_ctx, "replica-b")
+    wait_for(lambda: b.running, TAKEOVER_LIMIT, "the second scheduler to run")
+
+    leading = Runtime(a_ctx.settings, a_ctx, a).sync_status
+    following = Runtime(b_ctx.settings, b_ctx, b).sync_status
+
+    assert leading == "This replica leads the background sync."
+    assert following == (
+        "Another replica (replica-a) leads the background sync; this one only serves."
+    )
+    a.stop()
+    assert Runtime(a_ctx.settings, a_ctx, a).sync_status == "The background sync is stopped."
+
+
 # -- saves reach the leader -------------------------------------------------------------------
 
 
@@ -320,6 +339,8 @@ def test_on_duckdb_the_scheduler_leads_while_it_runs_and_saves_push_through_the_
         scheduler.start()
         assert scheduler.is_leader and ctx.on_allocations_changed == scheduler.push
         assert scheduler.leader_name() is None
+        status = Runtime(ctx.settings, ctx, scheduler).sync_status
+        assert status == "The background sync runs in this process."
         thread_names = {t.name for t in threading.enumerate()}
         assert "vlm-sync-leader" not in thread_names
     finally:
