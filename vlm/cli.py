@@ -1,4 +1,4 @@
-"""Command line: `python -m vlm init | demo | sync | users add | emulator`."""
+"""Command line: `python -m vlm init | demo | sync | users add | migrate-db | emulator`."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--fixture", default=None, help="fixture JSON (data/demo/*.json)")
     emulator.add_argument("--admin-password", default="admin")
     emulator.add_argument("--no-security", action="store_true")
+
+    move = sub.add_parser(
+        "migrate-db", help="copy a DuckDB installation into an empty PostgreSQL database"
+    )
+    move.add_argument("--to", required=True, metavar="URL", help="postgresql://user:pw@host/db")
+    move.add_argument("--db", default=None, help="the DuckDB file (default VLM_DB_PATH)")
     return parser
 
 
@@ -260,7 +266,55 @@ def run_demo(args: argparse.Namespace) -> int:
             running.stop()
 
 
-COMMANDS = {"init": run_init, "demo": run_demo, "sync": run_sync, "emulator": run_emulator}
+def _duckdb_source(db: str | None) -> tuple[str | None, str | None]:
+    """The DuckDB file to move (--db, else VLM_DB_PATH / [vlm] db_path), or why there is none."""
+    if db and is_postgres_url(db):
+        return None, "--db names the DuckDB file to move, not a URL"
+    if db:
+        return db, None
+    try:
+        return _settings(None).db_path, None
+    except ConfigError as exc:
+        return None, str(exc)
+
+
+def run_migrate_db(args: argparse.Namespace) -> int:
+    from vlm.store import move, redact_url
+    from vlm.store.postgres import DatabaseUnreachableError
+
+    if not is_postgres_url(args.to):
+        print("vlm migrate-db: --to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    source, problem = _duckdb_source(args.db)
+    if source is None:
+        print(f"vlm migrate-db: refuses to start: {problem}", file=sys.stderr)
+        return 2
+    print(f"Moving {source} to {redact_url(args.to)}", file=sys.stderr)
+    try:
+        report = move.move_installation(
+            source, args.to, progress=lambda text: print(f"  {text}", file=sys.stderr)
+        )
+    except (DatabaseLockedError, DatabaseUnreachableError, move.MoveRefusedError) as exc:
+        print(f"vlm migrate-db: {exc}", file=sys.stderr)
+        return 2
+    except move.MoveFailedError as exc:
+        print(f"vlm migrate-db: the copy failed and was rolled back: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    if not report.ok:
+        print("vlm migrate-db: the copy differs from the source; nothing was kept", file=sys.stderr)
+        return 1
+    print("moved and verified: point VLM at it (VLM_DB_URL or [vlm] db_url) and start it")
+    return 0
+
+
+COMMANDS = {
+    "init": run_init,
+    "demo": run_demo,
+    "sync": run_sync,
+    "emulator": run_emulator,
+    "migrate-db": run_migrate_db,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
