@@ -249,7 +249,8 @@ def desired_state(ctx: ServiceContext, server_id: int, prefix: str = PREFIX) -> 
     rows = ctx.db.query(
         "SELECT a.host_type, a.host_id, a.feature_name, a.feature_version, sum(a.count) "
         "FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id "
-        "WHERE sf.server_id = ? AND a.state IN ('pending', 'applied') GROUP BY ALL",
+        "WHERE sf.server_id = ? AND a.state IN ('pending', 'applied') "
+        "GROUP BY a.host_type, a.host_id, a.feature_name, a.feature_version",
         [server_id],
     )
     state: State = {}

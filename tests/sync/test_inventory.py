@@ -244,7 +244,8 @@ def test_groups_answer_unchanged_keeps_mirror_and_a_changed_one_rebuilds_it(ctx,
     server_id = add_server(ctx, emulator.url)
     first = pull_inventory(ctx, server_id)
     mirror_sql = (
-        "SELECT group_name, host_id, feature_name, count FROM reservation_mirror ORDER BY ALL"
+        "SELECT group_name, host_id, feature_name, count FROM reservation_mirror "
+        "ORDER BY 1, 2, 3, 4"
     )
     before = ctx.db.query(mirror_sql)
     again = pull_inventory(ctx, server_id)

@@ -349,7 +349,7 @@ def test_count_drop_below_pooled_marks_over_committed_and_deletes_nothing(
     cad = e.sf(ctx, e.a, "cad")
     ids = [allocate(ctx, e.pool, cad, host, 5) for host in (H1, H2)]
     reconcile_server(ctx, e.a)
-    portions = ctx.db.query("SELECT * FROM pool_portions ORDER BY ALL")
+    portions = ctx.db.query("SELECT * FROM pool_portions ORDER BY 1, 2, 3")
     allocations = ctx.db.query("SELECT id, count, state FROM allocations ORDER BY id")
 
     set_feature_count(emulator, "cad", 8)
@@ -365,7 +365,7 @@ def test_count_drop_below_pooled_marks_over_committed_and_deletes_nothing(
 
     # nothing is deleted; the entry the server disabled (the newest one it created) reads
     # "disabled by server", the other stays applied
-    assert ctx.db.query("SELECT * FROM pool_portions ORDER BY ALL") == portions
+    assert ctx.db.query("SELECT * FROM pool_portions ORDER BY 1, 2, 3") == portions
     assert [r[:2] for r in allocations] == [(ids[0], 5), (ids[1], 5)]
     after = ctx.db.query("SELECT id, count, state FROM allocations ORDER BY id")
     assert sorted(state for _, _, state in after) == ["applied", "disabled"]
@@ -445,7 +445,7 @@ def test_transient_failure_backs_off_then_applies(ctx, estate, emulator) -> None
     assert backoff.allows(1.0)
     ctx.db.write(  # not due yet: pinned an hour ahead so the check does not race the clock
         lambda cur: cur.execute(
-            "UPDATE allocations SET next_attempt_at = now()::TIMESTAMP + INTERVAL 1 HOUR"
+            "UPDATE allocations SET next_attempt_at = now()::TIMESTAMP + INTERVAL '1 hour'"
         )
     )
     assert reconcile_server(ctx, e.a).operations == 0
@@ -473,11 +473,11 @@ class Backoff:
 
 
 def _backoff_of(ctx, run_pass):
-    clock = "SELECT epoch(current_timestamp::TIMESTAMP)"
+    clock = "SELECT EXTRACT(EPOCH FROM current_timestamp::TIMESTAMP)"
     started = ctx.db.scalar(clock)
     result = run_pass()
     ended = ctx.db.scalar(clock)
-    due = ctx.db.scalar("SELECT epoch(next_attempt_at) FROM allocations")
+    due = ctx.db.scalar("SELECT EXTRACT(EPOCH FROM next_attempt_at) FROM allocations")
     return result, Backoff(earliest=due - ended, latest=due - started)
 
 

@@ -79,7 +79,9 @@ def _row(ctx: ServiceContext, alloc_id: int) -> tuple:
 
 def _mirror(ctx: ServiceContext, server: int) -> list[tuple]:
     return ctx.db.query(
-        "SELECT * EXCLUDE (server_id) FROM reservation_mirror WHERE server_id = ? ORDER BY ALL",
+        "SELECT group_id, group_name, owned, reservation_id, host_type, host_id, entry_id, "
+        "feature_name, feature_version, count, entry_state FROM reservation_mirror "
+        "WHERE server_id = ? ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
         [server],
     )
 

@@ -41,22 +41,23 @@ WITH desired AS (
     SELECT sf.server_id, a.host_type, a.host_id, a.feature_name, a.feature_version,
            sum(a.count)::BIGINT AS want
     FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-    WHERE a.state IN ('pending', 'applied', 'disabled') AND ($sid IS NULL OR sf.server_id = $sid)
-    GROUP BY ALL),
+    WHERE a.state IN ('pending', 'applied', 'disabled')
+      AND (CAST($sid AS BIGINT) IS NULL OR sf.server_id = $sid)
+    GROUP BY sf.server_id, a.host_type, a.host_id, a.feature_name, a.feature_version),
 disabled AS (
     SELECT server_id, 'disabled_by_server' AS kind, host_type, host_id, feature_name,
            feature_version, NULL::BIGINT AS expected, sum(count)::BIGINT AS actual,
            NULL::BIGINT AS deficit
     FROM reservation_mirror
     WHERE owned AND feature_name <> '' AND upper(entry_state) = 'DISABLED'
-      AND ($sid IS NULL OR server_id = $sid)
-    GROUP BY ALL),
+      AND (CAST($sid AS BIGINT) IS NULL OR server_id = $sid)
+    GROUP BY server_id, host_type, host_id, feature_name, feature_version),
 actual AS (
     SELECT server_id, host_type, host_id, feature_name, feature_version,
            sum(count)::BIGINT AS have
     FROM reservation_mirror
-    WHERE owned AND feature_name <> '' AND ($sid IS NULL OR server_id = $sid)
-    GROUP BY ALL),
+    WHERE owned AND feature_name <> '' AND (CAST($sid AS BIGINT) IS NULL OR server_id = $sid)
+    GROUP BY server_id, host_type, host_id, feature_name, feature_version),
 reservations AS (
     SELECT coalesce(d.server_id, x.server_id) AS server_id,
            CASE WHEN x.have IS NULL THEN 'missing' WHEN d.want IS NULL THEN 'extra'
@@ -78,7 +79,8 @@ held AS (
     JOIN server_features sf ON sf.id = a.server_feature_id
     JOIN reservation_mirror m ON m.server_id = sf.server_id AND NOT m.owned
      AND m.host_type = a.host_type AND m.host_id = a.host_id
-    WHERE a.state IN ('pending', 'applied', 'failed') AND ($sid IS NULL OR sf.server_id = $sid)),
+    WHERE a.state IN ('pending', 'applied', 'failed')
+      AND (CAST($sid AS BIGINT) IS NULL OR sf.server_id = $sid)),
 pooled AS (
     SELECT server_feature_id, sum(quantity)::BIGINT AS pooled
     FROM pool_portions GROUP BY server_feature_id),
@@ -89,34 +91,36 @@ over AS (
            (p.pooled - (sf.total - sf.reserved_by_others))::BIGINT AS deficit,
            sf.total, sf.reserved_by_others
     FROM server_features sf JOIN pooled p ON p.server_feature_id = sf.id
-    WHERE p.pooled > sf.total - sf.reserved_by_others AND ($sid IS NULL OR sf.server_id = $sid))
+    WHERE p.pooled > sf.total - sf.reserved_by_others
+      AND (CAST($sid AS BIGINT) IS NULL OR sf.server_id = $sid))
 SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
        deficit,
        CASE kind
-         WHEN 'missing' THEN format('{} reserved for {}:{} in VLM, not held on the server',
-                                    expected, host_type, host_id)
-         WHEN 'extra' THEN format('{} reserved for {}:{} on the server, not allocated in VLM',
-                                  actual, host_type, host_id)
-         ELSE format('{}:{} holds {} on the server, VLM allocates {}',
-                     host_type, host_id, actual, expected) END AS detail
+         WHEN 'missing' THEN CAST(expected AS VARCHAR) || ' reserved for ' || host_type || ':'
+                             || host_id || ' in VLM, not held on the server'
+         WHEN 'extra' THEN CAST(actual AS VARCHAR) || ' reserved for ' || host_type || ':'
+                           || host_id || ' on the server, not allocated in VLM'
+         ELSE host_type || ':' || host_id || ' holds ' || CAST(actual AS VARCHAR)
+              || ' on the server, VLM allocates ' || CAST(expected AS VARCHAR) END AS detail
 FROM reservations
 UNION ALL
 SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
        deficit,
-       format('{} reserved for {}:{} is disabled by the license server (count dropped)',
-              actual, host_type, host_id) AS detail
+       CAST(actual AS VARCHAR) || ' reserved for ' || host_type || ':' || host_id
+           || ' is disabled by the license server (count dropped)' AS detail
 FROM disabled
 UNION ALL
 SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
        deficit,
-       format('{}:{} is held by reservation group ''{}'' not managed by VLM',
-              host_type, host_id, group_name) AS detail
+       host_type || ':' || host_id || ' is held by reservation group ''' || group_name
+           || ''' not managed by VLM' AS detail
 FROM held
 UNION ALL
 SELECT server_id, kind, host_type, host_id, feature_name, feature_version, expected, actual,
        deficit,
-       format('pooled {} exceeds total {} minus {} reserved by others: deficit {}',
-              expected, total, reserved_by_others, deficit) AS detail
+       'pooled ' || CAST(expected AS VARCHAR) || ' exceeds total ' || CAST(total AS VARCHAR)
+           || ' minus ' || CAST(reserved_by_others AS VARCHAR)
+           || ' reserved by others: deficit ' || CAST(deficit AS VARCHAR) AS detail
 FROM over
 ORDER BY server_id, kind, host_type, host_id, feature_name, feature_version
 """
@@ -149,7 +153,7 @@ def replace_conflicts(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.D
               AND o.host_id IS NOT DISTINCT FROM n.host_id
               AND o.feature_name IS NOT DISTINCT FROM n.feature_name
               AND o.feature_version IS NOT DISTINCT FROM n.feature_version
-            GROUP BY ALL
+            GROUP BY n.kind, n.host_type, n.host_id, n.feature_name, n.feature_version, n.detail
             """,
             [server_id],
         ).df()

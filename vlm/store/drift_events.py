@@ -25,10 +25,12 @@ def drift_event_history(
         clauses.append("e.server_id = $sid")
         params["sid"] = server_id
     if kinds is not None:
-        clauses.append("list_contains($kinds, e.kind)")
+        clauses.append("e.kind = ANY($kinds)")
         params["kinds"] = list(kinds)
     if within_seconds is not None:
-        clauses.append("e.happened_at >= current_timestamp::TIMESTAMP - to_seconds($within)")
+        clauses.append(
+            "e.happened_at >= current_timestamp::TIMESTAMP - INTERVAL '1 second' * $within"
+        )
         params["within"] = within_seconds
     return db.query_df(
         f"""

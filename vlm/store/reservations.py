@@ -100,12 +100,12 @@ WITH wanted AS (
            BOOL_AND(a.state = 'applied') AS settled
     FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
     WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'disabled', 'removing')
-    GROUP BY ALL),
+    GROUP BY a.host_type, a.host_id, a.feature_name, a.feature_version),
 hosts AS (
     SELECT host_type, host_id, BOOL_AND(settled) AS settled, COUNT(*) AS keys,
            $prefix || host_type || '-' || host_id AS group_name
     FROM wanted GROUP BY host_type, host_id
-    HAVING regexp_full_match(host_type || '-' || host_id, '[A-Za-z0-9_.\\-]+')
+    HAVING (host_type || '-' || host_id) ~ '^[A-Za-z0-9_.\\-]+$'
        AND length($prefix || host_type || '-' || host_id) <= {GROUP_NAME_MAX_LENGTH}),
 mirror AS (
     SELECT * FROM reservation_mirror WHERE server_id = $sid AND owned),
@@ -231,8 +231,8 @@ def mark_retry(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
                 f"""
                 UPDATE allocations SET last_error = u.message,
                     attempts = allocations.attempts + 1,
-                    next_attempt_at = {NOW} + to_seconds(
-                        least({MAX_BACKOFF_SECONDS}, pow(2, least(allocations.attempts, 16))))
+                    next_attempt_at = {NOW} + INTERVAL '1 second' * least(
+                        {MAX_BACKOFF_SECONDS}, pow(2, least(allocations.attempts, 16)))
                 FROM sync_retry u
                 WHERE allocations.id = u.id AND allocations.count = u.count
                   AND allocations.state = u.state AND allocations.state = 'pending'
@@ -250,8 +250,8 @@ def retry_pending_of_server(
         cur.execute(
             f"""
             UPDATE allocations SET last_error = ?, attempts = attempts + 1,
-                next_attempt_at = {NOW} + to_seconds(
-                    least({MAX_BACKOFF_SECONDS}, pow(2, least(attempts, 16))))
+                next_attempt_at = {NOW} + INTERVAL '1 second' * least(
+                    {MAX_BACKOFF_SECONDS}, pow(2, least(attempts, 16)))
             WHERE state = 'pending'
               AND (? OR next_attempt_at IS NULL OR next_attempt_at <= {NOW})
               AND server_feature_id IN (SELECT id FROM server_features WHERE server_id = ?)
@@ -295,11 +295,11 @@ def seconds_until_next_retry(db: Database) -> float | None:
     """Seconds until the earliest backed-off pending allocation is due (None if there is none)."""
     value = db.scalar(
         f"""
-        SELECT date_diff('millisecond', {NOW}, min(next_attempt_at)) FROM allocations
+        SELECT EXTRACT(EPOCH FROM (min(next_attempt_at) - {NOW})) FROM allocations
         WHERE state = 'pending' AND next_attempt_at IS NOT NULL
         """
     )
-    return None if value is None else max(0.0, value / 1000.0)
+    return None if value is None else max(0.0, float(value))
 
 
 def servers_with_due_retries(db: Database) -> list[int]:

@@ -61,7 +61,7 @@ def add_allocation(
             INSERT INTO allocations (pool_id, server_feature_id, feature_name, feature_version,
                 host_type, host_id, count, state, last_error, next_attempt_at, created_by)
             SELECT ?, id, feature_name, feature_version, ?, ?, ?, ?, ?,
-                   CASE WHEN ? THEN current_timestamp::TIMESTAMP + INTERVAL 1 HOUR END, 'ada'
+                   CASE WHEN ? THEN current_timestamp::TIMESTAMP + INTERVAL '1 hour' END, 'ada'
             FROM server_features WHERE id = ?
             RETURNING id
             """,
@@ -131,6 +131,6 @@ def mirror_of(db: Database, server_id: int) -> list[tuple]:
     """(group_name, host_id, feature_name, count) of one server's mirror, sorted."""
     return db.query(
         "SELECT group_name, host_id, feature_name, count FROM reservation_mirror "
-        "WHERE server_id = ? ORDER BY ALL",
+        "WHERE server_id = ? ORDER BY group_name, host_id, feature_name, count",
         [server_id],
     )

@@ -91,7 +91,7 @@ def test_the_drift_report_of_one_server_or_all(db: Database, drifted: int) -> No
 def conflicts(db: Database, server_id: int) -> list[tuple]:
     return db.query(
         "SELECT kind, host_id, found_at < TIMESTAMP '2001-01-01' AS old FROM sync_conflicts "
-        "WHERE server_id = ? ORDER BY ALL",
+        "WHERE server_id = ? ORDER BY 1, 2, 3",
         [server_id],
     )
 

@@ -33,7 +33,7 @@ def stored(db: Database, server_id: int) -> dict[str, tuple]:
 def snapshots(db: Database) -> list[tuple]:
     return db.query(
         "SELECT sf.feature_name, s.total, s.used, s.reserved FROM utilization_snapshots s "
-        "JOIN server_features sf ON sf.id = s.server_feature_id ORDER BY ALL"
+        "JOIN server_features sf ON sf.id = s.server_feature_id ORDER BY 1, 2, 3, 4"
     )
 
 
