@@ -1,10 +1,11 @@
-"""Fixtures of the fault suite: those of the sync suite, plus foreign teams' groups."""
+"""Fixtures of the fault suite: those of the sync suite (on every backend), plus foreign teams'
+groups."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.sync.conftest import PREFIX, ctx, emulator, emulator_groups  # noqa: F401
+from tests.sync.conftest import PREFIX, backend, ctx, emulator, emulator_groups  # noqa: F401
 from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.flexnet.emulator.server import RunningEmulator
 

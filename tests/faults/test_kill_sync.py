@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import database_setting
 from tests.faults.conftest import create_foreign_group, foreign_snapshot
 from tests.sync.conftest import (
     DEFAULT_FEATURES,
@@ -63,20 +64,20 @@ def _wait_until(condition, seconds: float) -> bool:
 
 
 @pytest.mark.slow
-def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path) -> None:
+def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path, db_target) -> None:
     key = SecretBox.generate_key()
-    db_path = str(tmp_path / "vlm.duckdb")
-    config = Settings(db_path=db_path, secret_key=key, group_prefix=PREFIX)
+    database = database_setting(db_target)
+    config = Settings(**database, secret_key=key, group_prefix=PREFIX)
     env = {
         **os.environ,
-        "VLM_DB_PATH": db_path,
+        **{f"VLM_{name.upper()}": value for name, value in database.items()},
         "VLM_SECRET_KEY": key,
         "VLM_COOKIE_KEY": secrets.token_urlsafe(48),
         "VLM_GROUP_PREFIX": PREFIX,
         "PYTHONPATH": str(ROOT),
     }
     with start_emulator({"features": DEFAULT_FEATURES}) as emulator:
-        ctx = ServiceContext(open_database(db_path), config, SecretBox(key))
+        ctx = ServiceContext(open_database(db_target), config, SecretBox(key))
         server = add_synced_server(ctx, emulator.url)
         cad = feature_id(ctx, server, "cad")
         pool = add_pool(ctx, {cad: HOSTS})
@@ -105,7 +106,7 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path) -> None
         output, _ = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, output
 
-        ctx = ServiceContext(open_database(db_path), config, SecretBox(key))
+        ctx = ServiceContext(open_database(db_target), config, SecretBox(key))
         try:
             assert states(ctx) == {"applied": HOSTS}
             assert server_state(emulator) == desired_state(ctx, server)
