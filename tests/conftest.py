@@ -62,6 +62,22 @@ def database_setting(target: str) -> dict[str, str]:
     return {"db_url": target} if is_postgres_url(target) else {"db_path": target}
 
 
+def base_tables(db) -> list[str]:
+    """The names of the schema's tables, sorted, on either engine."""
+    return [
+        name
+        for (name,) in db.query(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+        )
+    ]
+
+
+def every_row(db, table: str) -> list[tuple]:
+    """All rows of a table in one stable order on either engine (ORDER BY ALL is DuckDB's)."""
+    return sorted(db.query(f'SELECT * FROM "{table}"'), key=repr)
+
+
 def both_backends(request) -> str:
     """The body of a directory's `backend` fixture when its suite runs on every backend."""
     return request.param

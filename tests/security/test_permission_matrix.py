@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import vlm.services
+from tests.conftest import base_tables, every_row
 from tests.security.matrix_cases import (
     ALLOW,
     CALLERS,
@@ -142,14 +143,7 @@ def estate(template: Template, tmp_path) -> Iterator[Estate]:
 
 def snapshot(db: Database) -> Snapshot:
     """Every row of every table of the main schema, in a stable order."""
-    tables = [
-        name
-        for (name,) in db.query(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY 1"
-        )
-    ]
-    return {name: db.query(f'SELECT * FROM "{name}" ORDER BY ALL') for name in tables}
+    return {name: every_row(db, name) for name in base_tables(db)}
 
 
 def changed_tables(before: Snapshot, after: Snapshot) -> set[str]:

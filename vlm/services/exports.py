@@ -1,6 +1,6 @@
 """CSV export with spreadsheet formula injection neutralised (docs/architecture.md §8).
 
-CSV is written by DuckDB: straight from SQL for the big exports (no DataFrame at all), and
+CSV is written by the database: straight from SQL for the big exports (no DataFrame at all), and
 from a registered DataFrame for any table a page shows. Text cells that a spreadsheet would
 run as a formula get a leading single quote: those starting with = + - @ (also after leading
 whitespace or a newline), a tab or a carriage return. Empty text is written like NULL (an empty
@@ -21,7 +21,7 @@ from vlm.store import reports as store
 from vlm.store.csv import Params
 
 # A formula sign, possibly after blanks or line breaks, or a leading tab / carriage return.
-# The same pattern runs in Python's re and in DuckDB's RE2 (both read these escapes).
+# The same pattern runs in Python's re, DuckDB's RE2 and PostgreSQL's ARE (all read its escapes).
 FORMULA_PATTERN = r"^[ \t\n\r\f\v\xa0]*[=+\-@]|^[\t\r]"
 _FORMULA_FIRST = ("=", "+", "-", "@", " ", "\t", "\n", "\r", "\f", "\v", "\xa0")
 
@@ -41,9 +41,10 @@ def unique_headers(columns: object) -> list[str]:
     return headers
 
 
-def safe_csv_sql(columns: list[tuple[str, str]], sql: str) -> str:
-    """The query wrapped so that its text cells are formula-safe (row order kept)."""
-    return csv_store.formula_safe_sql(columns, sql, FORMULA_PATTERN, _FORMULA_FIRST)
+def safe_csv_sql(columns: list[tuple[str, str]], sql: str, dialect: str = "duckdb") -> str:
+    """The query wrapped so that its text cells are formula-safe (row order kept) on the
+    dialect's engine."""
+    return csv_store.formula_safe_sql(columns, sql, FORMULA_PATTERN, _FORMULA_FIRST, dialect)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -71,7 +72,8 @@ def query_csv(
     (column name -> header), with only those columns, renamed, in that order."""
     if headers is not None:
         sql = csv_store.with_headers(sql, headers)
-    return ctx.db.query_csv(safe_csv_sql(ctx.db.describe(sql, params), sql), params)
+    safe = safe_csv_sql(ctx.db.describe(sql, params), sql, ctx.db.dialect)
+    return ctx.db.query_csv(safe, params)
 
 
 def pools_with_features(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:

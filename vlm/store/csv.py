@@ -42,12 +42,22 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _safe_column(name: str, sql_type: str, pattern: str, first_codes: str) -> str:
+# Whether text matches a regular expression: DuckDB's RE2 function, PostgreSQL's operator.
+REGEX_MATCH = {
+    "duckdb": "regexp_matches({text}, '{pattern}')",
+    "postgres": "{text} ~ '{pattern}'",
+}
+
+
+def _safe_column(
+    name: str, sql_type: str, pattern: str, first_codes: str, dialect: str = "duckdb"
+) -> str:
     """A column as written to CSV: risky text quoted, empty text NULL, booleans True/False."""
     column = _identifier(name)
     if sql_type == "VARCHAR" or sql_type.startswith("ENUM"):
         text = f"CAST({column} AS VARCHAR)"
-        risky = f"ascii({text}) IN ({first_codes}) AND regexp_matches({text}, '{pattern}')"
+        matches = REGEX_MATCH[dialect].format(text=text, pattern=pattern)
+        risky = f"ascii({text}) IN ({first_codes}) AND {matches}"
         return f"CASE WHEN {risky} THEN '''' || {text} ELSE NULLIF({text}, '') END AS {column}"
     if sql_type == "BOOLEAN":
         return f"CASE WHEN {column} THEN 'True' WHEN NOT {column} THEN 'False' END AS {column}"
@@ -55,12 +65,16 @@ def _safe_column(name: str, sql_type: str, pattern: str, first_codes: str) -> st
 
 
 def formula_safe_sql(
-    columns: Sequence[tuple[str, str]], sql: str, pattern: str, first_chars: Iterable[str]
+    columns: Sequence[tuple[str, str]],
+    sql: str,
+    pattern: str,
+    first_chars: Iterable[str],
+    dialect: str = "duckdb",
 ) -> str:
     """The query, whose columns are given as (name, DuckDB type), wrapped so that text cells
-    matching pattern get a leading quote (row order kept)."""
+    matching pattern get a leading quote (row order kept); dialect is the engine that runs it."""
     first_codes = ", ".join(str(ord(c)) for c in first_chars)
-    selected = ", ".join(_safe_column(n, t, pattern, first_codes) for n, t in columns)
+    selected = ", ".join(_safe_column(n, t, pattern, first_codes, dialect) for n, t in columns)
     return f"""SELECT {selected} FROM ({sql}) AS export_rows"""
 
 

@@ -118,7 +118,7 @@ def test_utilization_export_covers_the_days_asked_for(ctx, pool) -> None:
     ctx.db.write(
         lambda cur: cur.execute(
             "INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, "
-            "reserved) SELECT id, now()::TIMESTAMP - INTERVAL 20 DAY, 10, 4, 0 "
+            "reserved) SELECT id, now()::TIMESTAMP - INTERVAL '20 days', 10, 4, 0 "
             "FROM server_features"
         )
     )

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
+from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER, base_tables, every_row
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from vlm.domain import NotFound, PermissionDenied, ValidationError, VlmError
 from vlm.services import allocations, exports, pools, reports, servers, users, vlms
@@ -20,10 +20,9 @@ def estate(ctx):
 
 
 def _tables(ctx):
-    return [
-        ctx.db.query(f"SELECT * FROM {t} ORDER BY ALL")
-        for t in ("allocations", "pool_portions", "pools", "vlms")
-    ] + [ctx.db.query("SELECT COUNT(*) FROM audit_log")]
+    return [every_row(ctx.db, t) for t in ("allocations", "pool_portions", "pools", "vlms")] + [
+        ctx.db.query("SELECT COUNT(*) FROM audit_log")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -134,14 +133,7 @@ def test_errors_are_vlm_errors_with_fields(estate):
 
 def database_dump(ctx) -> dict[str, list[tuple]]:
     """Every row of every table, ordered: equal before and after means nothing was written."""
-    tables = [
-        r[0]
-        for r in ctx.db.query(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY 1"
-        )
-    ]
-    return {t: ctx.db.query(f'SELECT * FROM "{t}" ORDER BY ALL') for t in tables}
+    return {t: every_row(ctx.db, t) for t in base_tables(ctx.db)}
 
 
 SURROGATE = "\ud800"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ADMIN, MANAGER
+from tests.conftest import ADMIN, MANAGER, every_row
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from vlm.context import ServiceContext
 from vlm.domain import Conflict, NotFound, PermissionDenied, ValidationError, VlmError
@@ -21,7 +21,7 @@ TABLES = ("allocations", "pool_portions", "pools", "server_features", "audit_log
 
 def tables(ctx: ServiceContext) -> list[list[tuple]]:
     """Every row a quantity rule could touch, to compare before and after a refused call."""
-    return [ctx.db.query(f"SELECT * FROM {table} ORDER BY ALL") for table in TABLES]
+    return [every_row(ctx.db, table) for table in TABLES]
 
 
 def refused(ctx: ServiceContext, error: type[VlmError], call, *args, **kwargs) -> VlmError:
