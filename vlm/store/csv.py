@@ -49,10 +49,20 @@ REGEX_MATCH = {
 }
 
 
+# A double as DuckDB (and Python's repr) writes it: whole numbers below 1e16 with ".0", and
+# nan, inf, -inf; PostgreSQL would write 100, 1e+15 and NaN, Infinity, -Infinity.
+POSTGRES_DOUBLE_TEXT = """CASE WHEN {column} = 'NaN' THEN 'nan'
+    WHEN {column} = 'Infinity' THEN 'inf' WHEN {column} = '-Infinity' THEN '-inf'
+    WHEN {column} = trunc({column}) AND abs({column}) < 1e16
+        THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) || '.0'
+    ELSE CAST({column} AS VARCHAR) END"""
+
+
 def _safe_column(
     name: str, sql_type: str, pattern: str, first_codes: str, dialect: str = "duckdb"
 ) -> str:
-    """A column as written to CSV: risky text quoted, empty text NULL, booleans True/False."""
+    """A column as written to CSV: risky text quoted, empty text NULL, booleans True/False,
+    doubles as DuckDB writes them."""
     column = _identifier(name)
     if sql_type == "VARCHAR" or sql_type.startswith("ENUM"):
         text = f"CAST({column} AS VARCHAR)"
@@ -61,6 +71,8 @@ def _safe_column(
         return f"CASE WHEN {risky} THEN '''' || {text} ELSE NULLIF({text}, '') END AS {column}"
     if sql_type == "BOOLEAN":
         return f"CASE WHEN {column} THEN 'True' WHEN NOT {column} THEN 'False' END AS {column}"
+    if sql_type == "DOUBLE" and dialect == "postgres":
+        return f"{POSTGRES_DOUBLE_TEXT.format(column=column)} AS {column}"
     return column
 
 

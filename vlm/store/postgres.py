@@ -69,17 +69,39 @@ _SQL_NAMES = {
     "timestamp": "TIMESTAMP",
     "timestamptz": "TIMESTAMP WITH TIME ZONE",
     "date": "DATE",
+    "interval": "INTERVAL",
+    "json": "JSON",
+    "jsonb": "JSON",
 }
-_EMPTY_DTYPES = {
-    "BOOLEAN": "bool",
-    "SMALLINT": "int64",
-    "INTEGER": "int64",
-    "BIGINT": "int64",
-    "FLOAT": "float64",
-    "DOUBLE": "float64",
-    "DECIMAL": "float64",
-    "TIMESTAMP": "datetime64[us]",
+# The dtype DuckDB's .df() gives a column of each type: (without NULLs, with NULLs).
+_FRAME_DTYPES = {
+    "BOOLEAN": ("bool", "boolean"),
+    "SMALLINT": ("int16", "Int16"),
+    "INTEGER": ("int32", "Int32"),
+    "BIGINT": ("int64", "Int64"),
+    "FLOAT": ("float32", "float32"),
+    "DOUBLE": ("float64", "float64"),
+    "DECIMAL": ("float64", "float64"),
+    "TIMESTAMP": ("datetime64[us]", "datetime64[us]"),
+    "TIMESTAMP WITH TIME ZONE": ("datetime64[us, UTC]", "datetime64[us, UTC]"),
+    "DATE": ("datetime64[us]", "datetime64[us]"),
+    "INTERVAL": ("timedelta64[us]", "timedelta64[us]"),
 }
+_TEXT_TYPES = {"VARCHAR", "JSON"}
+
+
+def frame_column(values: Sequence[Any], sql_type: str) -> pd.Series:
+    """One column of a result as DuckDB's .df() types it: integers and booleans nullable only
+    when a NULL is present, text as pandas infers it (object when empty or all NULL)."""
+    has_null = any(value is None for value in values)
+    if sql_type in _FRAME_DTYPES:
+        dtype = _FRAME_DTYPES[sql_type][has_null]
+        if dtype.startswith("datetime64[us, "):
+            return pd.Series(pd.to_datetime(list(values), utc=True), dtype=dtype)
+        return pd.Series(list(values), dtype=dtype)
+    if sql_type in _TEXT_TYPES and values and not all(value is None for value in values):
+        return pd.Series(list(values))
+    return pd.Series(list(values), dtype=object)
 
 
 def _frame_column_type(series: pd.Series) -> str:
@@ -143,14 +165,16 @@ class PgCursor:
         return self._cur.fetchone()
 
     def df(self) -> pd.DataFrame:
+        """The rows as a DataFrame with the dtypes DuckDB's .df() gives the same column types."""
         described = self.description or []
-        names = [d[0] for d in described]
         rows = self._cur.fetchall()
-        if rows:
-            return pd.DataFrame.from_records(rows, columns=names)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(described)
         return pd.DataFrame(
-            {name: pd.Series(dtype=_EMPTY_DTYPES.get(kind, "object")) for name, kind in described}
-        )
+            {
+                position: frame_column(values, kind)
+                for position, ((_, kind), values) in enumerate(zip(described, columns, strict=True))
+            }
+        ).set_axis([name for name, _ in described], axis=1)
 
     def register(self, name: str, frame: Any) -> None:
         """Expose a DataFrame (or Arrow table) to SQL as a temporary table for this transaction."""
