@@ -12,6 +12,7 @@ from vlm.secret_box import SecretBox
 from vlm.services import allocations, pools, servers, users, vlms
 from vlm.store import open_database
 from vlm.store.demo import insert_synthetic_history
+from vlm.store.hourly import rebuild_hourly
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 EMULATOR_ADMIN_PASSWORD = "admin"
@@ -133,8 +134,14 @@ def _seed_catalog(ctx: ServiceContext) -> None:
 
 
 def _seed_history(ctx: ServiceContext, days: int = 21) -> None:
-    """Synthetic working-hours usage for the trend charts, older than the first real pull."""
-    ctx.db.write(lambda cur: insert_synthetic_history(cur, days))
+    """Synthetic working-hours usage for the trend charts, older than the first real pull (the
+    hourly summary is rebuilt: this history comes after the pull's snapshots were summed)."""
+
+    def write(cur) -> None:
+        insert_synthetic_history(cur, days)
+        rebuild_hourly(cur)
+
+    ctx.db.write(write)
 
 
 def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:

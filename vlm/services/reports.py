@@ -175,6 +175,13 @@ def trend_window(days: int, step: timedelta, end: datetime | None = None) -> dic
     }
 
 
+def whole_hour_at_or_after(moment: datetime) -> datetime:
+    """The first whole hour at or after moment: utilization trends are drawn on whole hours (the
+    hourly summary they read knows no finer moments), the last one covering now."""
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    return hour if hour == moment else hour + timedelta(hours=1)
+
+
 def _trend(
     ctx: ServiceContext,
     key_filter: str,
@@ -184,13 +191,13 @@ def _trend(
     end: datetime | None = None,
 ) -> pd.DataFrame:
     """Sum over the selected server features of each one's last snapshot at or before every
-    grid point from start to end (one row per grid point once any feature has a snapshot).
+    grid point from start to end (one row per grid point once any feature has a snapshot); the
+    grid's points are whole hours, the last one the first at or after end.
 
-    Set-based: only the selected features' rows are read; each feature's last row at the
-    start and in every later grid bucket is kept, and the buckets' changes are summed and
+    Read from the hourly summary: the selected features' changes are summed per grid bucket and
     accumulated over the grid.
     """
-    window = trend_window(days, step, end)
+    window = trend_window(days, step, whole_hour_at_or_after(end or datetime.now()))
     key = (key_filter, tuple(sorted(params.items())), window["start"], window["step_us"])
     return ctx.owned(TrendCache).get_or_compute(
         ctx.db, key, lambda: store.feature_trend(ctx.db, key_filter, {**window, **params})

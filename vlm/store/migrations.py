@@ -4,7 +4,55 @@ from __future__ import annotations
 
 from vlm.store.database import Database
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+# A migration's SQL is one text for both engines, or {"duckdb": ..., "postgres": ...} where they
+# really differ (chosen by db.dialect).
+MigrationSql = str | dict[str, str]
+
+HOURLY_TABLE = """
+CREATE TABLE utilization_hourly (
+    server_feature_id BIGINT NOT NULL,
+    hour_end TIMESTAMP NOT NULL,
+    samples INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    reserved INTEGER NOT NULL,
+    total_change INTEGER NOT NULL,
+    used_change INTEGER NOT NULL,
+    reserved_change INTEGER NOT NULL,
+    first_hour BOOLEAN NOT NULL{key}
+);
+"""
+
+# The summary of every snapshot so far (frozen here; hourly.py keeps the live copy).
+HOURLY_BACKFILL = """
+INSERT INTO utilization_hourly (server_feature_id, hour_end, samples, total, used, reserved,
+    total_change, used_change, reserved_change, first_hour)
+SELECT server_feature_id, hour_end, COUNT(*)::INTEGER,
+    MAX(CASE WHEN from_last = 1 THEN total END), MAX(CASE WHEN from_last = 1 THEN used END),
+    MAX(CASE WHEN from_last = 1 THEN reserved END),
+    SUM(total_change)::INTEGER, SUM(used_change)::INTEGER, SUM(reserved_change)::INTEGER,
+    BOOL_OR(from_first = 1)
+FROM (
+    SELECT server_feature_id, hour_end, total, used, reserved,
+        total - COALESCE(LAG(total) OVER w, 0) AS total_change,
+        used - COALESCE(LAG(used) OVER w, 0) AS used_change,
+        reserved - COALESCE(LAG(reserved) OVER w, 0) AS reserved_change,
+        row_number() OVER w AS from_first,
+        row_number() OVER (PARTITION BY server_feature_id, hour_end
+            ORDER BY taken_at DESC, total DESC, used DESC, reserved DESC) AS from_last
+    FROM (
+        SELECT server_feature_id, taken_at, total, used, reserved,
+            date_trunc('hour', taken_at - INTERVAL '1 microsecond') + INTERVAL '1 hour'
+                AS hour_end
+        FROM utilization_snapshots
+    ) AS snapshots
+    WINDOW w AS (PARTITION BY server_feature_id ORDER BY taken_at, total, used, reserved)
+) AS ordered
+GROUP BY server_feature_id, hour_end
+ORDER BY hour_end, server_feature_id;
+"""
+
+MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
     (
         1,
         "initial schema",
@@ -256,7 +304,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "hourly utilization summary for the trends, filled from the snapshots so far",
+        # DuckDB: no key or index (like the snapshots, migration 3: an ART index would be loaded
+        # whole into memory on every insert; zonemaps on hour_end serve the current hour's
+        # upkeep). PostgreSQL: the key finds a feature's hours, a BRIN index ranges of hours.
+        {
+            "duckdb": HOURLY_TABLE.format(key="") + HOURLY_BACKFILL,
+            "postgres": HOURLY_TABLE.format(key=",\n    PRIMARY KEY (server_feature_id, hour_end)")
+            + "CREATE INDEX idx_hourly_hour_end ON utilization_hourly USING BRIN (hour_end);\n"
+            + HOURLY_BACKFILL,
+        },
+    ),
 ]
+
+
+def migration_sql(sql: MigrationSql, dialect: str) -> str:
+    """The text of a migration for a database engine."""
+    return sql if isinstance(sql, str) else sql[dialect]
 
 
 def migrate(db: Database) -> list[int]:
@@ -267,9 +333,10 @@ def migrate(db: Database) -> list[int]:
     )
     done = {row[0] for row in db.query("SELECT version FROM schema_migrations")}
     applied = []
-    for version, name, sql in MIGRATIONS:
+    for version, name, texts in MIGRATIONS:
         if version in done:
             continue
+        sql = migration_sql(texts, db.dialect)
 
         def apply(cur, sql=sql, version=version, name=name):
             cur.execute(sql)

@@ -8,7 +8,7 @@ that a page can count, preview or stream them to CSV without a DataFrame.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 
@@ -89,38 +89,31 @@ FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures WHERE deficit > 0
 ORDER BY deficit DESC, server_name
 """
 
+# Over the hourly summary (hourly.py): each feature's changes of the hours in a grid bucket add up
+# to its move over the bucket, so the buckets' sums carried forward give, at every grid point,
+# the sum of each selected feature's last snapshot at or before it. Hours up to the grid's start
+# fall in bucket 0. The grid starts on a whole hour and steps whole hours (feature_trend).
 TREND_SQL = """
 WITH keys AS (
-    SELECT id AS server_feature_id FROM server_features sf WHERE {key_filter}
-), selected AS (
-    SELECT server_feature_id, taken_at, total, used, reserved FROM utilization_snapshots
-    WHERE server_feature_id IN (SELECT server_feature_id FROM keys) AND taken_at <= $last
-), last_in_bucket AS (
-    SELECT server_feature_id, 0 AS b, arg_max(total, taken_at) AS total,
-        arg_max(used, taken_at) AS used, arg_max(reserved, taken_at) AS reserved
-    FROM selected WHERE taken_at <= $start GROUP BY server_feature_id
-    UNION ALL
-    SELECT server_feature_id, (epoch_us(taken_at) - $start_us + $step_us - 1) // $step_us AS b,
-        arg_max(total, taken_at), arg_max(used, taken_at), arg_max(reserved, taken_at)
-    FROM selected WHERE taken_at > $start GROUP BY ALL
-), deltas AS (
-    SELECT b, total - lag(total, 1, 0) OVER w AS total, used - lag(used, 1, 0) OVER w AS used,
-        reserved - lag(reserved, 1, 0) OVER w AS reserved,
-        CASE WHEN row_number() OVER w = 1 THEN 1 ELSE 0 END AS features
-    FROM last_in_bucket WINDOW w AS (PARTITION BY server_feature_id ORDER BY b)
+    SELECT id FROM server_features sf WHERE {key_filter}
 ), per_bucket AS (
-    SELECT b, SUM(total) AS total, SUM(used) AS used, SUM(reserved) AS reserved,
-        SUM(features) AS features
-    FROM deltas GROUP BY b
+    SELECT CASE WHEN h.hour_end <= $start THEN 0
+            ELSE CAST(CEIL(EXTRACT(EPOCH FROM (h.hour_end - $start)) / $step_s) AS BIGINT)
+        END AS b,
+        SUM(h.total_change) AS total, SUM(h.used_change) AS used,
+        SUM(h.reserved_change) AS reserved, COUNT(*) FILTER (WHERE h.first_hour) AS features
+    FROM utilization_hourly h
+    WHERE h.server_feature_id IN (SELECT id FROM keys) AND h.hour_end <= $last
+    GROUP BY 1
 ), running AS (
     SELECT g.b, SUM(COALESCE(p.total, 0)) OVER c AS total,
         SUM(COALESCE(p.used, 0)) OVER c AS used,
         SUM(COALESCE(p.reserved, 0)) OVER c AS reserved,
         SUM(COALESCE(p.features, 0)) OVER c AS features
-    FROM range($points) g(b) LEFT JOIN per_bucket p ON p.b = g.b
+    FROM generate_series(0, $points - 1) AS g(b) LEFT JOIN per_bucket p ON p.b = g.b
     WINDOW c AS (ORDER BY g.b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
-SELECT $start + to_microseconds(b * $step_us) AS taken_at, total::INTEGER AS total,
+SELECT $start + b * $step_s * INTERVAL '1 second' AS taken_at, total::INTEGER AS total,
     used::INTEGER AS used, reserved::INTEGER AS reserved
 FROM running WHERE features > 0 ORDER BY b
 """
@@ -142,7 +135,9 @@ WHERE target_type = 'pool' AND target_id = ? AND action IN ('pool.create', 'pool
 """
 
 # An allocation's audit rows name its pool (older rows do not: their allocation row tells).
-POOL_ALLOCATED_CHANGES_SQL = """
+# A value that is not a whole number counts as missing (DuckDB's TRY_CAST; a pattern on PostgreSQL).
+POOL_ALLOCATED_CHANGES_SQL = {
+    "duckdb": """
 WITH changes AS (
     SELECT happened_at, TRY_CAST(target_id AS BIGINT) AS allocation_id,
         TRY_CAST(json_extract_string(COALESCE(after, before), '$.pool_id') AS BIGINT) AS pool_id,
@@ -154,7 +149,28 @@ WITH changes AS (
 )
 SELECT c.happened_at, c.delta FROM changes c LEFT JOIN allocations a ON a.id = c.allocation_id
 WHERE c.delta <> 0 AND COALESCE(c.pool_id, a.pool_id) = ?
-"""
+""",
+    "postgres": """
+WITH audited AS (
+    SELECT happened_at, target_id, CAST(COALESCE(after, before) AS jsonb) ->> 'pool_id' AS pool_id,
+        CAST(after AS jsonb) ->> 'count' AS count_after,
+        CAST(before AS jsonb) ->> 'count' AS count_before
+    FROM audit_log
+    WHERE target_type = 'allocation' AND happened_at > ?
+      AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
+), changes AS (
+    SELECT happened_at,
+        CASE WHEN target_id ~ '^-?[0-9]+$' THEN CAST(target_id AS BIGINT) END AS allocation_id,
+        CASE WHEN pool_id ~ '^-?[0-9]+$' THEN CAST(pool_id AS BIGINT) END AS pool_id,
+        COALESCE(CASE WHEN count_after ~ '^-?[0-9]+$' THEN CAST(count_after AS INTEGER) END, 0)
+        - COALESCE(CASE WHEN count_before ~ '^-?[0-9]+$' THEN CAST(count_before AS INTEGER) END, 0)
+        AS delta
+    FROM audited
+)
+SELECT c.happened_at, c.delta FROM changes c LEFT JOIN allocations a ON a.id = c.allocation_id
+WHERE c.delta <> 0 AND COALESCE(c.pool_id, a.pool_id) = ?
+""",
+}
 
 UTILIZATION_HISTORY = f"""SELECT s.name AS server_name, sf.feature_name, sf.feature_version,
     {LICENSE_KIND} AS license_kind, u.taken_at, u.total, u.used, u.reserved
@@ -219,10 +235,19 @@ def counted_trend_filter(server_id: int | None) -> tuple[str, dict[str, object]]
     return SERVER_TREND_FILTER, {"server_id": server_id}
 
 
+HOUR = timedelta(hours=1)
+
+
 def feature_trend(db: Database, key_filter: str, params: dict[str, object]) -> pd.DataFrame:
     """TREND_SQL over the server features (alias sf) key_filter selects; params hold the
-    filter's parameters and the grid (start, start_us, last, step_us, points)."""
-    return db.query_df(TREND_SQL.format(key_filter=key_filter), params)
+    filter's parameters and the grid (start, last, step_us, points), which must start on a
+    whole hour and step whole hours: the summary knows no finer moments."""
+    start, step = params["start"], timedelta(microseconds=int(params["step_us"]))
+    if start != start.replace(minute=0, second=0, microsecond=0) or step % HOUR or not step:
+        raise ValueError(f"a trend grid starts on a whole hour and steps whole hours: {params}")
+    grid = {k: params[k] for k in params if k not in ("start_us", "step_us")}
+    bound = {**grid, "step_s": int(step.total_seconds())}
+    return db.query_df(TREND_SQL.format(key_filter=key_filter), bound)
 
 
 def pool_now(db: Database, pool_id: int) -> tuple[datetime, int, int] | None:
@@ -243,7 +268,7 @@ def pool_allocated_changes(
 ) -> list[tuple[datetime, int]]:
     """(when, change of count) of every audited allocation add, edit and removal of the pool
     after since that changed a count."""
-    return db.query(POOL_ALLOCATED_CHANGES_SQL, [since, pool_id])
+    return db.query(POOL_ALLOCATED_CHANGES_SQL[db.dialect], [since, pool_id])
 
 
 def utilization_history_sql(since: datetime) -> tuple[str, list[object]]:

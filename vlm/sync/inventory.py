@@ -21,6 +21,7 @@ from vlm.store.features import (
     upsert_features,
 )
 from vlm.store.frames import frame
+from vlm.store.hourly import add_pull_to_hourly
 from vlm.store.reservations import replace_mirror
 from vlm.store.servers import record_server_error, record_server_success
 from vlm.sync import drift
@@ -108,7 +109,9 @@ def store_feature_changes(cur: duckdb.DuckDBPyConnection, server_id: int, rows: 
         return 0
     upsert_features(cur, server_id, changes.changed)
     mark_absent_features(cur, server_id, changes.absent)
-    return insert_changed_snapshots(cur, server_id, changes.previous)
+    added = insert_changed_snapshots(cur, server_id, changes.previous)
+    add_pull_to_hourly(cur, server_id, changes.previous)
+    return added
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""The set-based trend query gives exactly what a per-grid-point ASOF join gives."""
+"""Utilization trends read the hourly summary and give exactly what carrying each feature's last
+snapshot forward to every grid point gives (a pandas reference over the snapshot rows), on both
+backends; pool trends walk the audit log back."""
 
 from __future__ import annotations
 
@@ -12,26 +14,14 @@ import pytest
 from tests.conftest import ADMIN, MANAGER, OTHER_MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from vlm.services import allocations, pools, reports, vlms
+from vlm.store.hourly import rebuild_hourly
 
-REFERENCE_SQL = """
-WITH grid AS (
-    SELECT unnest(generate_series($start::TIMESTAMP, $last::TIMESTAMP,
-        to_microseconds($step_us))) AS t
-), keys AS (
-    SELECT id AS server_feature_id FROM server_features WHERE {key_filter}
-), frame AS (
-    SELECT k.server_feature_id, g.t FROM keys k CROSS JOIN grid g
-)
-SELECT f.t AS taken_at, SUM(s.total)::INTEGER AS total, SUM(s.used)::INTEGER AS used,
-    SUM(s.reserved)::INTEGER AS reserved
-FROM frame f ASOF JOIN utilization_snapshots s
-    ON s.server_feature_id = f.server_feature_id AND s.taken_at <= f.t
-GROUP BY f.t ORDER BY f.t
-"""
+SNAPSHOT_COLUMNS = ["server_feature_id", "taken_at", "total", "used", "reserved"]
 
 
-def _seed(ctx, seed: int) -> None:
-    """Two servers, six features, change-only rows at random moments; some start mid-window."""
+def _seed(ctx, seed: int) -> pd.DataFrame:
+    """Two servers, six features, change-only rows at random moments; some start mid-window.
+    Returns the snapshot rows written."""
     rng = random.Random(seed)
     now = datetime.now()
     rows = []
@@ -43,7 +33,8 @@ def _seed(ctx, seed: int) -> None:
                 (feature_id, moment, rng.randrange(50), rng.randrange(50), rng.randrange(9))
             )
             moment += timedelta(minutes=rng.choice([1, 7, 59, 60, 61, 360, 1440, 4000]))
-    frame = pd.DataFrame(rows, columns=["sf", "taken_at", "total", "used", "reserved"])
+    frame = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
+    features = ", ".join(f"({i}, {1 + i % 2}, 'f{i}', '1')" for i in range(1, 7))
 
     def write(cur) -> None:
         cur.execute(
@@ -51,10 +42,13 @@ def _seed(ctx, seed: int) -> None:
         )
         cur.execute(
             "INSERT INTO server_features (id, server_id, feature_name, feature_version) "
-            "SELECT i, 1 + i % 2, 'f' || i, '1' FROM range(1, 7) r(i)"
+            f"VALUES {features}"
         )
-        cur.register("seed_rows", frame)
-        cur.execute("INSERT INTO utilization_snapshots SELECT * FROM seed_rows")
+        cur.executemany(
+            "INSERT INTO utilization_snapshots VALUES (?, ?, ?, ?, ?)",
+            list(frame.itertuples(index=False, name=None)),
+        )
+        rebuild_hourly(cur)
         cur.execute("INSERT INTO vlms (id, name, created_by) VALUES (1, 'v', 'x')")
         cur.execute(
             "INSERT INTO pools (id, vlm_id, name, manager, created_by) VALUES (1, 1, 'p', 'm', 'x')"
@@ -62,26 +56,56 @@ def _seed(ctx, seed: int) -> None:
         cur.execute("INSERT INTO pool_portions VALUES (1, 2, 5), (1, 5, 5)")
 
     ctx.db.write(write)
+    return frame
 
 
-def _reference(ctx, key_filter: str, params: dict, window: dict) -> pd.DataFrame:
-    bound = {k: window[k] for k in ("start", "last", "step_us")}
-    return ctx.db.query_df(REFERENCE_SQL.format(key_filter=key_filter), {**bound, **params})
+def _carried_forward(snapshots: pd.DataFrame, features: list[int], window: dict) -> pd.DataFrame:
+    """At every grid point, the sum over the features of each one's last snapshot at or before
+    it; only points where at least one feature has one."""
+    grid = pd.DataFrame(
+        {
+            "taken_at": [
+                window["start"] + i * timedelta(microseconds=window["step_us"])
+                for i in range(window["points"])
+            ]
+        }
+    )
+    rows = snapshots[snapshots["server_feature_id"].isin(features)].sort_values("taken_at")
+    per_feature = [
+        pd.merge_asof(grid, rows[rows["server_feature_id"] == f], on="taken_at").dropna()
+        for f in features
+    ]
+    found = pd.concat(per_feature)
+    summed = found.groupby("taken_at")[["total", "used", "reserved"]].sum().astype(int)
+    return summed.reset_index()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("days", [1, 7, 30])
-def test_trend_matches_asof_reference(ctx, seed: int, days: int) -> None:
-    _seed(ctx, seed)
+def test_trend_matches_carrying_each_features_last_snapshot_forward(
+    ctx, seed: int, days: int
+) -> None:
+    snapshots = _seed(ctx, seed)
     step = reports._step(days)
     end = datetime.now().replace(second=0, microsecond=0)
-    window = reports.trend_window(days, step, end)
+    last = reports.whole_hour_at_or_after(end)
+    window = reports.trend_window(days, step, last)
     cases = [("TRUE", {}), ("server_id = $server_id", {"server_id": 2})]
     for key_filter, params in cases:
+        features = [
+            r[0] for r in ctx.db.query(f"SELECT id FROM server_features WHERE {key_filter}", params)
+        ]
         got = reports._trend(ctx, key_filter, params, days, step, end)
-        want = _reference(ctx, key_filter, params, window)
-        assert len(want) > 0
+        want = _carried_forward(snapshots, features, window)
+        assert len(want) > 0 and got["taken_at"].iloc[-1] == last
         pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)
+
+
+def test_utilization_trends_fall_on_whole_hours_up_to_the_one_after_now() -> None:
+    moment = datetime(2024, 5, 6, 10, 17, 3)
+    assert reports.whole_hour_at_or_after(moment) == datetime(2024, 5, 6, 11)
+    assert reports.whole_hour_at_or_after(datetime(2024, 5, 6, 11)) == datetime(2024, 5, 6, 11)
+    assert reports.whole_hour_at_or_after(datetime(2024, 5, 6, 23, 0, 0, 1)) == datetime(2024, 5, 7)
 
 
 def test_public_trends_have_the_chart_columns(ctx) -> None:
@@ -89,6 +113,7 @@ def test_public_trends_have_the_chart_columns(ctx) -> None:
     server = reports.server_trend(ctx, ADMIN, 1, days=7)
     assert list(server.columns) == ["taken_at", "total", "used", "reserved"]
     assert server["taken_at"].is_monotonic_increasing and len(server) > 1
+    assert set(server["taken_at"].dt.minute) == {0}
     pool = reports.pool_trend(ctx, ADMIN, 1, days=30)
     assert list(pool.columns) == ["taken_at", "quantity", "allocated"]
 
@@ -135,10 +160,14 @@ def _pool_with_history(ctx) -> tuple[int, dict[str, datetime]]:
                 [moments[action + host], audit_id],
             )
         # an audit row written before allocations named their pool: its allocation row tells
-        cur.execute(
-            "UPDATE audit_log SET after = json_remove(after, '$.pool_id') WHERE target_id = ? "
-            "AND action = 'allocation.add'",
+        (after,) = cur.execute(
+            "SELECT after FROM audit_log WHERE target_id = ? AND action = 'allocation.add'",
             [str(first)],
+        ).fetchone()
+        unnamed = {k: v for k, v in json.loads(after).items() if k != "pool_id"}
+        cur.execute(
+            "UPDATE audit_log SET after = ? WHERE target_id = ? AND action = 'allocation.add'",
+            [json.dumps(unnamed), str(first)],
         )
         cur.execute("UPDATE pools SET created_at = ? WHERE id = ?", [moments["pool.create"], pool])
 
@@ -188,10 +217,11 @@ def test_trends_are_cached_until_the_next_write(ctx) -> None:
     first.loc[0, "total"] = -1
     again = reports.server_trend(ctx, ADMIN, None, days=1)
     assert len(calls) == 1 and again.loc[0, "total"] != -1
-    ctx.db.write(
-        lambda cur: cur.execute(
-            "INSERT INTO utilization_snapshots VALUES (1, now()::TIMESTAMP, 1000, 0, 0)"
-        )
-    )
+
+    def write(cur) -> None:
+        cur.execute("INSERT INTO utilization_snapshots VALUES (1, ?, 1000, 0, 0)", [datetime.now()])
+        rebuild_hourly(cur)
+
+    ctx.db.write(write)
     after = reports.server_trend(ctx, ADMIN, None, days=1)
     assert len(calls) == 2 and after["total"].iloc[-1] > again["total"].iloc[-1]

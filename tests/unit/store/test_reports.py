@@ -1,4 +1,4 @@
-"""Report and export reads on a real, migrated in-memory DuckDB (estate: pool_estate.py)."""
+"""Report and export reads on a real, migrated database of each backend (estate: pool_estate.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from vlm.store import Database, access
 from vlm.store import csv as csv_store
 from vlm.store import reports as store
 from vlm.store.figures import COUNTED_CONCURRENT
+from vlm.store.hourly import rebuild_hourly
 
 START = datetime(2024, 1, 1)
 HOUR_US = 3_600_000_000
@@ -128,15 +129,23 @@ def test_counted_trend_filter_of_every_server_or_one() -> None:
     assert params == {"server_id": 2} and COUNTED_CONCURRENT in key_filter
 
 
+def add_snapshots(db: Database, rows: list[tuple]) -> None:
+    """Snapshot rows written out of time order, then the hourly summary rebuilt from them."""
+
+    def write(cur) -> None:
+        cur.executemany("INSERT INTO utilization_snapshots VALUES (?, ?, ?, ?, ?)", rows)
+        rebuild_hourly(cur)
+
+    db.write(write)
+
+
 def test_feature_trend_carries_each_features_last_snapshot_forward(db: Database) -> None:
-    execute(
+    add_snapshots(
         db,
-        """INSERT INTO utilization_snapshots VALUES
-        (1, ?, 10, 1, 0), (2, ?, 6, 2, 1), (1, ?, 10, 9, 0)""",
         [
-            START - timedelta(hours=1),
-            START + timedelta(minutes=90),
-            START + timedelta(hours=9),
+            (1, START - timedelta(hours=1), 10, 1, 0),
+            (2, START + timedelta(minutes=90), 6, 2, 1),
+            (1, START + timedelta(hours=9), 10, 9, 0),
         ],
     )
     every = store.feature_trend(db, *_with_window(store.counted_trend_filter(None), 4))
@@ -152,6 +161,41 @@ def test_feature_trend_carries_each_features_last_snapshot_forward(db: Database)
         [pd.Timestamp(START + timedelta(hours=2)), 6],
         [pd.Timestamp(START + timedelta(hours=3)), 6],
     ]
+
+
+def test_feature_trend_sums_each_features_last_snapshot_of_every_step(db: Database) -> None:
+    add_snapshots(
+        db,
+        [
+            (1, START + timedelta(minutes=1), 10, 4, 0),
+            (1, START + timedelta(hours=2), 10, 5, 0),
+            (3, START + timedelta(hours=2, minutes=1), 4, 1, 0),
+            (1, START + timedelta(hours=3, minutes=59), 8, 8, 2),
+            (1, START + timedelta(hours=4), 8, 3, 1),
+            (3, START + timedelta(hours=5, seconds=1), 4, 2, 0),
+        ],
+    )
+    params = {**window(4), "step_us": 2 * HOUR_US, "last": START + timedelta(hours=6)}
+    trend = store.feature_trend(db, COUNTED_CONCURRENT, params)
+    assert trend.values.tolist() == [
+        [pd.Timestamp(START + timedelta(hours=2)), 10, 5, 0],
+        [pd.Timestamp(START + timedelta(hours=4)), 12, 4, 1],
+        [pd.Timestamp(START + timedelta(hours=6)), 12, 5, 1],
+    ]
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        {"start": START + timedelta(minutes=30)},
+        {"start": START + timedelta(microseconds=1)},
+        {"step_us": HOUR_US // 2},
+        {"step_us": 0},
+    ],
+)
+def test_feature_trend_refuses_a_grid_off_the_whole_hours(db: Database, grid: dict) -> None:
+    with pytest.raises(ValueError, match="whole hour"):
+        store.feature_trend(db, COUNTED_CONCURRENT, {**window(4), **grid})
 
 
 def _with_window(trend_filter: tuple[str, dict], points: int) -> tuple[str, dict]:

@@ -1,0 +1,112 @@
+"""Migrations on both backends: per-dialect texts, and migration 7 (the hourly utilization
+summary) filling itself from the snapshots an installation already holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.unit.store.hourly_reference import stored_snapshots, stored_summary, summary_of
+from vlm.store import Database, migrations
+from vlm.store.migrations import MIGRATIONS, migrate, migration_sql
+
+HOURLY = 7
+
+
+@pytest.fixture
+def empty_db(request, backend: str, tmp_path) -> Iterator[Any]:
+    """A database of the backend under test with no tables at all."""
+    if backend == "duckdb":
+        database = Database(tmp_path / "empty.duckdb")
+        yield database
+        database.close()
+        return
+    from vlm.store.postgres import PostgresDatabase
+
+    server = request.getfixturevalue("postgres_server")
+    url = server.empty_database()
+    database = PostgresDatabase(url)
+    yield database
+    database.close()
+    server.drop(url)
+
+
+def _migrate_up_to(db: Any, version: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= version])
+        return migrate(db)
+
+
+def _seed_history(cur: Any) -> None:
+    """Two servers' features with change-only snapshots over a day, some on the whole hour."""
+    cur.execute(
+        "INSERT INTO license_servers (id, name, base_url) VALUES (1, 'a', 'http://a'), "
+        "(2, 'b', 'http://b')"
+    )
+    cur.execute(
+        "INSERT INTO server_features (id, server_id, feature_name, feature_version) VALUES "
+        "(1, 1, 'cad', '1'), (2, 1, 'viz', '1'), (3, 2, 'cad', '1')"
+    )
+    start = datetime(2024, 3, 1, 8)
+    rows = [
+        (sf, start + timedelta(minutes=minutes), 10 * sf, (minutes // 7) % 9, sf % 2)
+        for sf in (1, 2, 3)
+        for minutes in range(sf * 5, 24 * 60, 37 * sf)
+    ]
+    rows.append((2, start + timedelta(hours=30), 0, 0, 0))
+    cur.executemany("INSERT INTO utilization_snapshots VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def test_a_migration_text_is_shared_or_chosen_by_dialect() -> None:
+    assert migration_sql("CREATE TABLE t (x INTEGER)", "postgres") == "CREATE TABLE t (x INTEGER)"
+    texts = {"duckdb": "SELECT 1", "postgres": "SELECT 2"}
+    assert migration_sql(texts, "duckdb") == "SELECT 1"
+    assert migration_sql(texts, "postgres") == "SELECT 2"
+    hourly = dict((v, sql) for v, _, sql in MIGRATIONS)[HOURLY]
+    assert "BRIN" in hourly["postgres"] and "BRIN" not in hourly["duckdb"]
+
+
+def test_the_hourly_migration_backfills_the_summary_from_existing_snapshots(
+    empty_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _migrate_up_to(empty_db, HOURLY - 1, monkeypatch) == list(range(1, HOURLY))
+    empty_db.write(_seed_history)
+    snapshots = stored_snapshots(empty_db)
+    assert len(snapshots) > 50
+
+    assert migrate(empty_db) == [HOURLY]
+    summary = stored_summary(empty_db)
+    assert summary == summary_of(snapshots)
+    assert sum(row[2] for row in summary) == len(snapshots)
+    assert {row[1].minute for row in summary} == {0}
+    assert migrate(empty_db) == []
+
+
+def test_the_summary_key_is_enforced_on_postgres_and_absent_on_duckdb(
+    empty_db: Any, backend: str
+) -> None:
+    migrate(empty_db)
+    row = "INSERT INTO utilization_hourly VALUES (1, ?, 1, 1, 1, 1, 1, 1, 1, TRUE)"
+    hour = datetime(2024, 3, 1, 9)
+    empty_db.write(lambda cur: cur.execute(row, [hour]))
+    if backend == "duckdb":
+        empty_db.write(lambda cur: cur.execute(row, [hour]))
+        assert empty_db.scalar("SELECT COUNT(*) FROM utilization_hourly") == 2
+        keys = """SELECT COUNT(*) FROM duckdb_constraints() WHERE table_name = 'utilization_hourly'
+            AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"""
+        indexes = "SELECT COUNT(*) FROM duckdb_indexes() WHERE table_name = 'utilization_hourly'"
+        assert (empty_db.scalar(keys), empty_db.scalar(indexes)) == (0, 0)
+        return
+    import psycopg
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        empty_db.write(lambda cur: cur.execute(row, [hour]))
+    indexes = dict(
+        empty_db.query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'utilization_hourly'"
+        )
+    )
+    assert "USING brin (hour_end)" in indexes["idx_hourly_hour_end"]
