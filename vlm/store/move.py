@@ -195,9 +195,9 @@ def source_versions(source: duckdb.DuckDBPyConnection) -> set[int]:
         ) from None
 
 
-def _schema_problems(source_tables: list[Table], target_columns: dict[str, set[str]]) -> list[str]:
+def _schema_problems(tables: list[Table], target_columns: dict[str, set[str]]) -> list[str]:
     problems = []
-    for table in source_tables:
+    for table in tables:
         missing = [
             c.name for c in table.columns if c.name not in target_columns.get(table.name, ())
         ]
@@ -245,6 +245,13 @@ def sequence_positions(source: duckdb.DuckDBPyConnection, tables: list[Table]) -
                 ).fetchone()[0]
                 positions[match.group(1)] = max(positions.get(match.group(1), 0), int(highest))
     return positions
+
+
+def check_sequences(target: PostgresDatabase, positions: dict[str, int]) -> None:
+    """Refuse unless the target has every sequence the source numbers its rows with."""
+    missing = sorted(set(positions) - {row[0] for row in target.query(_TARGET_SEQUENCES)})
+    if missing:
+        raise MoveRefusedError(f"the target has no sequence {', '.join(missing)}")
 
 
 def occupied_tables(cur: psycopg.Cursor, tables: list[str]) -> list[str]:
@@ -395,6 +402,7 @@ def move_database(
     check_schemas(source, target, tables)
     target_tables = sorted({name for name, _ in target.query(_TARGET_COLUMNS)} - SKIPPED_TABLES)
     positions = sequence_positions(source, tables)
+    check_sequences(target, positions)
     with target.connection() as conn, conn.transaction() as transaction, conn.cursor() as cur:
         _lock_writes(cur)
         occupied = occupied_tables(cur, target_tables)

@@ -348,3 +348,17 @@ def test_figures_agree_across_engines_on_awkward_values_and_see_one_changed_lett
     assert figures["rows"] == 4 and figures["s values"] == 3 and figures["s characters"] == 13
     assert math.isclose(figures["d sum"], 1e300) and figures["d NaNs"] == 1
     assert figures["b trues"] == 2 and figures["n sum"] == 2**40 - 7
+
+
+def test_a_source_with_a_table_or_sequence_the_target_lacks_is_refused(source, empty_target):
+    with duckdb.connect(source) as con:
+        con.execute("CREATE TABLE notes (body VARCHAR)")
+        con.execute("INSERT INTO notes VALUES ('kept by hand')")
+    with pytest.raises(move.MoveRefusedError, match="the target has no table notes"):
+        _move(source, empty_target)
+    with duckdb.connect(source) as con:
+        con.execute("DROP TABLE notes")
+        con.execute("CREATE SEQUENCE seq_notes")
+    with pytest.raises(move.MoveRefusedError, match="the target has no sequence seq_notes"):
+        _move(source, empty_target)
+    assert sum(_target_counts(empty_target).values()) == 0
