@@ -47,8 +47,9 @@ format: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# BACKEND=duckdb (default), postgres (a throwaway server of its own) or both (one report).
 bench: venv
-	$(PY) -m bench --size $(or $(BENCH_SIZE),full)
+	$(PY) -m bench --size $(or $(BENCH_SIZE),full) --backend $(or $(BACKEND),duckdb)
 
 clean-db:
 	rm -f data/vlm.duckdb data/vlm.duckdb.wal

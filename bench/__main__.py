@@ -1,4 +1,5 @@
-"""`python -m bench [--size full|small|tiny] [--only SCENARIO ...] [--output PATH]`."""
+"""`python -m bench [--size full|small|tiny] [--backend duckdb|postgres|both] [--only SCENARIO ...]
+[--output PATH]`: both runs every scenario on DuckDB, then on PostgreSQL, into one report."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from pathlib import Path
 
 from bench.report import RESULTS_DIR
-from bench.runner import SCENARIOS, run_benchmarks
+from bench.runner import BACKENDS, SCENARIOS, run_backends
 from bench.sizes import SIZES
 
 
@@ -16,10 +17,17 @@ def main() -> None:
     parser.add_argument(
         "--size", choices=sorted(SIZES), default=os.environ.get("BENCH_SIZE", "full")
     )
+    parser.add_argument(
+        "--backend",
+        choices=(*BACKENDS, "both"),
+        default=os.environ.get("BENCH_BACKEND", "duckdb"),
+        help="the database engine(s) to run on (default duckdb)",
+    )
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
     args = parser.parse_args()
-    run_benchmarks(SIZES[args.size], only=args.only, output=args.output)
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    run_backends(SIZES[args.size], backends, only=args.only, output=args.output)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Render every page of the app with AppTest over a large estate (run in its own process).
 
-`python -m bench.app_worker SPEC.json OUT.json`: SPEC gives db_path, repeats, manager and
-big_pool_rows. The process is the app process: it opens the database through the app's runtime
-(sync scheduler included), so its peak RSS is the app's with the large estate loaded.
+`python -m bench.app_worker SPEC.json OUT.json`: SPEC gives database (a DuckDB path or a
+PostgreSQL URL), repeats and manager. The process is the app process: it opens the database
+through the app's runtime (sync scheduler included), so its peak RSS is the app's with the large
+estate loaded (on PostgreSQL the server's memory is not in it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import pandas as pd
 import psutil
 
+from vlm.dburl import is_postgres_url
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT_S = 900
@@ -25,10 +28,12 @@ SLOW_S = 10.0
 Samples = list[float]
 
 
-def _environment(db_path: str) -> None:
-    for key in ("VLM_COOKIE_KEY", "VLM_SECRET_KEY", "VLM_GROUP_PREFIX"):
+def _environment(database: str) -> None:
+    """The app's settings: the database as VLM_DB_URL (PostgreSQL) or VLM_DB_PATH (DuckDB)."""
+    for key in ("VLM_COOKIE_KEY", "VLM_SECRET_KEY", "VLM_GROUP_PREFIX", "VLM_DB_URL"):
         os.environ.pop(key, None)
-    os.environ.update(VLM_DB_PATH=db_path, VLM_DEMO="1", VLM_SYNC_INTERVAL="86400")
+    setting = "VLM_DB_URL" if is_postgres_url(database) else "VLM_DB_PATH"
+    os.environ.update({setting: database, "VLM_DEMO": "1", "VLM_SYNC_INTERVAL": "86400"})
 
 
 def _new_app(username: str | None) -> Any:
@@ -106,7 +111,7 @@ def render_all(spec: dict[str, Any]) -> dict[str, Any]:
     from vlm.domain import Role
     from vlm.ui.navigation import pages_for
 
-    _environment(spec["db_path"])
+    _environment(spec["database"])
     repeats = int(spec["repeats"])
     baseline_rss = psutil.Process().memory_info().rss
     pages: dict[str, Any] = {}

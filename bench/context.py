@@ -1,10 +1,10 @@
-"""What every scenario receives: the estate, a working copy of its database, the emulators."""
+"""What every scenario receives: the estate, a working copy of its database (a DuckDB file or a
+PostgreSQL database), the emulators."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.estate import Estate
 from bench.sizes import EstateSize
@@ -21,10 +21,15 @@ class BenchContext:
 
     size: EstateSize
     estate: Estate
-    db_path: Path
+    database: str
     ctx: ServiceContext
     urls: dict[str, str]
     log: Callable[[str], None]
+
+    @property
+    def backend(self) -> str:
+        """The engine under test: "duckdb" or "postgres"."""
+        return str(self.ctx.db.dialect)
 
     @property
     def repeats(self) -> int:

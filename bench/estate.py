@@ -33,7 +33,7 @@ from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.secret_box import SecretBox
 from vlm.services.users import hash_password
-from vlm.store import Database, migrate, open_database
+from vlm.store import Database, is_postgres_url, migrate, open_database
 
 GENERATOR_VERSION = 2
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache"
@@ -62,14 +62,19 @@ class Estate:
         return json.loads((self.directory / "meta.json").read_text(encoding="utf-8"))
 
 
-def bench_settings(db_path: Path | str) -> Settings:
-    """Demo-mode settings (demo keys), as the app gets with VLM_DEMO=1."""
-    return Settings.from_env(db_path=str(db_path), demo=True)
+def bench_settings(target: Path | str) -> Settings:
+    """Demo-mode settings (demo keys), as the app gets with VLM_DEMO=1, on a DuckDB file or a
+    PostgreSQL URL."""
+    if is_postgres_url(str(target)):
+        return Settings.from_env(db_url=str(target), demo=True)
+    return Settings.from_env(db_path=str(target), db_url=None, demo=True)
 
 
-def open_context(db_path: Path | str) -> ServiceContext:
-    settings = bench_settings(db_path)
-    return ServiceContext(open_database(settings.db_path), settings, SecretBox(settings.secret_key))
+def open_context(target: Path | str) -> ServiceContext:
+    settings = bench_settings(target)
+    return ServiceContext(
+        open_database(settings.database), settings, SecretBox(settings.secret_key)
+    )
 
 
 def point_servers(ctx: ServiceContext, urls: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""The results table: printed, and written to bench/results/latest.md with the machine's figures."""
+"""The results tables, one per backend and side by side: printed, and written to
+bench/results/latest.md with the machine's figures."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bench.measure import Row
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HEADER = ("scenario", "median", "min", "max", "ratio", "target", "met")
+BACKEND_TITLES = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
 
 
 def machine() -> dict[str, Any]:
@@ -72,8 +74,82 @@ def table_lines(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def render(rows: Sequence[Row], context: dict[str, Any]) -> str:
-    """The markdown report: context, machine, the table."""
+def describe_backend(backend: str) -> str:
+    """The engine and how it was set up, for the report."""
+    if backend == "duckdb":
+        import duckdb
+
+        return f"DuckDB {duckdb.__version__}, one file, opened by the benchmark process"
+    from bench.postgres import server_version, settings_summary
+
+    return (
+        f"{server_version()}, a server of its own on loopback (estate loaded with "
+        f"vlm.store.move, then VACUUM FREEZE ANALYZE; each run on CREATE DATABASE … TEMPLATE); "
+        f"{settings_summary()}"
+    )
+
+
+def _title(backend: str) -> str:
+    return BACKEND_TITLES.get(backend, backend)
+
+
+def _by_label(rows: Sequence[Row]) -> dict[str, Row]:
+    return {row.scenario.strip(): row for row in rows}
+
+
+def _labels(results: dict[str, list[Row]]) -> list[str]:
+    """Every row's scenario, in the order the first backend to report it ran it."""
+    seen: dict[str, None] = {}
+    for rows in results.values():
+        for row in rows:
+            seen.setdefault(row.scenario.strip(), None)
+    return list(seen)
+
+
+def _versus(first: Row | None, other: Row | None) -> str:
+    if first is None or other is None or first.median <= 0:
+        return ""
+    return f"{other.median / first.median:.2f}×"
+
+
+def comparison_lines(results: dict[str, list[Row]]) -> list[str]:
+    """One table, a median and a verdict per backend, and each backend's median over the
+    first's."""
+    backends = list(results)
+    header = ["scenario", "target"]
+    align = ["---", "---"]
+    for backend in backends:
+        header += [_title(backend), "met"]
+        align += ["---:", "---"]
+    for backend in backends[1:]:
+        header.append(f"{_title(backend)} ÷ {_title(backends[0])}")
+        align.append("---:")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    found = {backend: _by_label(rows) for backend, rows in results.items()}
+    for label in _labels(results):
+        rows = [found[backend].get(label) for backend in backends]
+        known = next(row for row in rows if row is not None)
+        name = f"↳ {label}" if known.scenario.startswith("  ") else label
+        cells = [name, known.target]
+        for row in rows:
+            cells += ["", ""] if row is None else [format_value(row.median, row.unit), _met(row)]
+        cells += [_versus(rows[0], row) for row in rows[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_tables(results: dict[str, list[Row]]) -> str:
+    """The tables alone: one backend's, or the comparison followed by each backend's."""
+    if len(results) == 1:
+        return "\n".join(table_lines(next(iter(results.values()))))
+    lines = ["## Side by side (medians)", "", *comparison_lines(results)]
+    for backend, rows in results.items():
+        lines += ["", f"## {_title(backend)}", "", *table_lines(rows)]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, list[Row]], context: dict[str, Any]) -> str:
+    """The markdown report: context, machine, backends, the tables."""
     info = machine()
     lines = [
         "# VLM benchmark results",
@@ -83,16 +159,26 @@ def render(rows: Sequence[Row], context: dict[str, Any]) -> str:
         f"- machine: {info['cores']} cores (nproc), {info['memory_gb']} GB memory, "
         f"Python {info['python']}, {info['platform']}",
     ]
-    for key in ("estate", "duration"):
-        if context.get(key):
-            lines.append(f"- {key}: {context[key]}")
-    lines += ["", *table_lines(rows), ""]
+    if context.get("estate"):
+        lines.append(f"- estate: {context['estate']}")
+    for backend, description in context.get("backends", {}).items():
+        lines.append(f"- {_title(backend)}: {description}")
+    if context.get("duration"):
+        lines.append(f"- duration: {context['duration']}")
+    lines += ["", render_tables(results), ""]
     return "\n".join(lines)
 
 
-def write(rows: Sequence[Row], context: dict[str, Any], path: Path) -> None:
-    """The markdown table at path and the raw figures next to it (.json)."""
+def write(results: dict[str, list[Row]], context: dict[str, Any], path: Path) -> None:
+    """The markdown report at path and the raw figures next to it (.json: `backends` maps each
+    backend to its rows; `rows` repeats them when one backend ran)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(rows, context), encoding="utf-8")
-    raw = {"context": context, "machine": machine(), "rows": [r.to_dict() for r in rows]}
+    path.write_text(render(results, context), encoding="utf-8")
+    raw: dict[str, Any] = {
+        "context": context,
+        "machine": machine(),
+        "backends": {name: [r.to_dict() for r in rows] for name, rows in results.items()},
+    }
+    if len(results) == 1:
+        raw["rows"] = next(iter(raw["backends"].values()))
     path.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str), encoding="utf-8")

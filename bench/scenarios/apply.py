@@ -29,7 +29,7 @@ def _wait(condition: Callable[[], bool], what: str) -> None:
 
 
 def _count(bench: BenchContext, ids: list[int], state: str | None) -> int:
-    sql = "SELECT COUNT(*) FROM allocations WHERE id IN (SELECT unnest(?::BIGINT[]))"
+    sql = "SELECT COUNT(*) FROM allocations WHERE id = ANY(?)"
     if state is not None:
         sql += " AND state = ?"
         return int(bench.ctx.db.scalar(sql, [ids, state]))

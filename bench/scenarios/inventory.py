@@ -44,10 +44,11 @@ def _bare_clients(bench: BenchContext, api: list[FlexNetClient]) -> list[tuple[h
 def _usage_mover(bench: BenchContext) -> Callable[[], None]:
     """Before each pass: one unit of a feature checked out on every server, or back in."""
     rows = bench.ctx.db.query(
-        "SELECT s.base_url, min_by(sf.feature_name, sf.feature_name), "
-        "min_by(sf.feature_version, sf.feature_name) FROM license_servers s "
-        "JOIN server_features sf ON sf.server_id = s.id WHERE sf.total - sf.used > 2 "
-        "AND NOT sf.uncounted GROUP BY s.base_url"
+        "SELECT base_url, feature_name, feature_version FROM ("
+        "SELECT s.base_url, sf.feature_name, sf.feature_version, row_number() OVER ("
+        "PARTITION BY s.base_url ORDER BY sf.feature_name, sf.feature_version) AS n "
+        "FROM license_servers s JOIN server_features sf ON sf.server_id = s.id "
+        "WHERE sf.total - sf.used > 2 AND NOT sf.uncounted) AS movable WHERE n = 1"
     )
     held = [False]
 

@@ -1,7 +1,8 @@
 """Server-side render time of every page (AppTest) and the app process's peak memory.
 
 Runs bench.app_worker in a fresh process so that the measured process is the app alone: it
-opens the estate through the app's own runtime, as `streamlit run` would.
+opens the estate (a DuckDB file, or a PostgreSQL URL as VLM_DB_URL) through the app's own
+runtime, as `streamlit run` would.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ PAGE_LIMIT_S = 0.5
 RSS_LIMIT_MB = 1024
 
 
-def _spec(size: EstateSize, db_path: Path) -> dict[str, Any]:
-    ctx = open_context(db_path)
+def _spec(size: EstateSize, database: str) -> dict[str, Any]:
+    ctx = open_context(database)
     try:
         manager = ctx.db.scalar("SELECT manager FROM pools WHERE name = 'Pool 0000'")
     finally:
         ctx.db.close()
-    return {"db_path": str(db_path), "repeats": size.repeats, "manager": manager}
+    return {"database": database, "repeats": size.repeats, "manager": manager}
 
 
 def _worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -87,12 +88,13 @@ def _memory_note(result: dict[str, Any]) -> str:
 def run(
     size: EstateSize,
     estate: Estate,
-    db_path: Path,
+    database: str,
+    work_dir: Path,
     urls: dict[str, str],
     log: Callable[[str], None],
 ) -> list[Row]:
     log("scenario pages … (separate app process)")
-    result = _worker(_spec(size, db_path), db_path.parent)
+    result = _worker(_spec(size, database), work_dir)
     rows = [
         _page_row(f"page render: {title}", figures) for title, figures in result["pages"].items()
     ]
