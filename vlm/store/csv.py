@@ -29,8 +29,16 @@ def describe(
     return [(str(column[0]), str(column[1])) for column in description]
 
 
+def dialect_of(cur: Any) -> str:
+    """The engine behind a cursor: PostgreSQL's cursor says so, DuckDB's has no such mark."""
+    return getattr(cur, "dialect", "duckdb")
+
+
 def write_csv(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = ()) -> bytes:
-    """The query's rows as UTF-8 CSV with a header (quotes only where needed, NULL empty)."""
+    """The query's rows as UTF-8 CSV with a header (quotes only where needed, NULL empty),
+    written by the engine itself (PostgreSQL's COPY to the client, DuckDB's to a file)."""
+    if dialect_of(cur) == "postgres":
+        return cur.copy_csv(sql, params)
     with tempfile.TemporaryDirectory(prefix="vlm-csv-") as directory:
         path = Path(directory) / "rows.csv"
         target = str(path).replace("'", "''")
@@ -104,7 +112,8 @@ def write_formula_safe_csv(
     first_chars: Iterable[str],
 ) -> bytes:
     """The query's rows as formula-safe UTF-8 CSV."""
-    safe = formula_safe_sql(describe(cur, sql, params), sql, pattern, first_chars)
+    columns = describe(cur, sql, params)
+    safe = formula_safe_sql(columns, sql, pattern, first_chars, dialect_of(cur))
     return write_csv(cur, safe, params)
 
 

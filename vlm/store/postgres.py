@@ -124,6 +124,8 @@ class DatabaseUnreachableError(RuntimeError):
 class PgCursor:
     """A psycopg cursor with the calls the store makes on a DuckDB cursor."""
 
+    dialect = "postgres"
+
     def __init__(self, cursor: psycopg.Cursor) -> None:
         self._cur = cursor
 
