@@ -1,6 +1,7 @@
 """The server's lifespan: before the first request it opens the runtime (database and sync
-scheduler) and installs it for UI and API; on shutdown it stops the scheduler and closes DuckDB
-(which checkpoints the WAL). Unsafe settings open nothing: the refusal is recorded, the UI shows
+scheduler) and installs it for UI and API; on shutdown it stops the scheduler (on PostgreSQL a
+leading replica gives the sync lead back, so another takes over at once) and closes the database
+(DuckDB checkpoints its WAL). Unsafe settings open nothing: the refusal is recorded, the UI shows
 it and the API answers 503. In demo mode with VLM_DEMO_EMULATOR_PORT set it also runs the demo's
 emulated license servers and seeds the database."""
 

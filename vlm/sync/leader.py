@@ -80,15 +80,20 @@ class AdvisoryLeadership:
         if self._conn is not None:
             return True
         stack = ExitStack()
+        conn = None
         try:
             conn = stack.enter_context(self._db.connection())
-            if not leadership.try_leader_lock(conn, self.name):
-                stack.close()
-                return False
-            leadership.listen_for_changes(conn)
+            taken = leadership.try_leader_lock(conn, self.name)
+            if taken:
+                leadership.listen_for_changes(conn)
         except Exception:
+            if conn is not None:  # never hand the pool a session that holds the lock
+                leadership.release_session(conn)
             stack.close()
             raise
+        if not taken:
+            stack.close()
+            return False
         self._stack, self._conn = stack, conn
         log.info("this replica (%s) now leads the sync", self.name)
         return True
