@@ -175,7 +175,7 @@ def trend_window(days: int, step: timedelta, end: datetime | None = None) -> dic
     }
 
 
-def whole_hour_at_or_after(moment: datetime) -> datetime:
+def _whole_hour_at_or_after(moment: datetime) -> datetime:
     """The first whole hour at or after moment: utilization trends are drawn on whole hours (the
     hourly summary they read knows no finer moments), the last one covering now."""
     hour = moment.replace(minute=0, second=0, microsecond=0)
@@ -197,7 +197,7 @@ def _trend(
     Read from the hourly summary: the selected features' changes are summed per grid bucket and
     accumulated over the grid.
     """
-    window = trend_window(days, step, whole_hour_at_or_after(end or datetime.now()))
+    window = trend_window(days, step, _whole_hour_at_or_after(end or datetime.now()))
     key = (key_filter, tuple(sorted(params.items())), window["start"], window["step_us"])
     return ctx.owned(TrendCache).get_or_compute(
         ctx.db, key, lambda: store.feature_trend(ctx.db, key_filter, {**window, **params})

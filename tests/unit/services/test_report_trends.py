@@ -88,7 +88,7 @@ def test_trend_matches_carrying_each_features_last_snapshot_forward(
     snapshots = _seed(ctx, seed)
     step = reports._step(days)
     end = datetime.now().replace(second=0, microsecond=0)
-    last = reports.whole_hour_at_or_after(end)
+    last = reports._whole_hour_at_or_after(end)
     window = reports.trend_window(days, step, last)
     cases = [("TRUE", {}), ("server_id = $server_id", {"server_id": 2})]
     for key_filter, params in cases:
@@ -103,9 +103,11 @@ def test_trend_matches_carrying_each_features_last_snapshot_forward(
 
 def test_utilization_trends_fall_on_whole_hours_up_to_the_one_after_now() -> None:
     moment = datetime(2024, 5, 6, 10, 17, 3)
-    assert reports.whole_hour_at_or_after(moment) == datetime(2024, 5, 6, 11)
-    assert reports.whole_hour_at_or_after(datetime(2024, 5, 6, 11)) == datetime(2024, 5, 6, 11)
-    assert reports.whole_hour_at_or_after(datetime(2024, 5, 6, 23, 0, 0, 1)) == datetime(2024, 5, 7)
+    assert reports._whole_hour_at_or_after(moment) == datetime(2024, 5, 6, 11)
+    assert reports._whole_hour_at_or_after(datetime(2024, 5, 6, 11)) == datetime(2024, 5, 6, 11)
+    assert reports._whole_hour_at_or_after(datetime(2024, 5, 6, 23, 0, 0, 1)) == datetime(
+        2024, 5, 7
+    )
 
 
 def test_public_trends_have_the_chart_columns(ctx) -> None:
