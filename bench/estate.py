@@ -7,8 +7,9 @@ The first pool's first feature holds `big_pool_rows` allocations (the large grid
 allocations spread evenly over the other pools, each host holding every feature of its pool on
 one server. Every allocation is applied: the fixtures hold one VLM reservation group per host
 per server (plus two foreign groups per server), and hourly utilization snapshots cover
-`history_days` for every server feature. Bulk rows come from set-based SQL (bench/estate_sql.py);
-the reservation mirror is then filled by a real inventory pull of every emulated server.
+`history_days` for every server feature (summed up in utilization_hourly, which the trends read).
+Bulk rows come from set-based SQL (bench/estate_sql.py); the reservation mirror is then filled by
+a real inventory pull of every emulated server.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from vlm.context import ServiceContext
 from vlm.secret_box import SecretBox
 from vlm.services.users import hash_password
 from vlm.store import Database, is_postgres_url, migrate, open_database
+from vlm.store.hourly import rebuild_hourly
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache"
 BENCH_PASSWORD = "bench-password"
 MAX_AGE = timedelta(days=1)
@@ -127,8 +129,11 @@ def _generate_rows(db: Database, size: EstateSize, settings: Settings, log: Log)
     db.write(write)
     started = time.perf_counter()
     db.write(lambda cur: run_script(cur, sql.SNAPSHOTS, params))
-    db.execute_script("CHECKPOINT")
     log(f"  {size.snapshot_rows:,} snapshots: {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    db.write(rebuild_hourly)
+    db.execute_script("CHECKPOINT")
+    log(f"  hourly summary of the snapshots: {time.perf_counter() - started:.1f} s")
 
 
 def _sync_once(directory: Path, log: Log) -> dict[str, Any]:
