@@ -90,6 +90,12 @@ class PostgresServer:
         self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         return self.url(name)
 
+    def copy_of(self, url: str) -> str:
+        """The URL of a new database copied from the one at url (nobody may be connected to it)."""
+        name = f"vlm_copy_{os.getpid()}_{next(self._names)}"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE {url.rsplit('/', 1)[1]}")
+        return self.url(name)
+
     def empty_database(self) -> str:
         """The URL of a new database with no tables at all (for migrate and move tests)."""
         name = f"vlm_empty_{os.getpid()}_{next(self._names)}"

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.conftest import database_setting
 from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Role
@@ -107,8 +108,8 @@ def test_an_admin_password_reset_lifts_the_lockout(ctx, mia):
     assert logins.sign_in(ctx, mia, one_time).outcome is SignInOutcome.SIGNED_IN
 
 
-def test_a_lockout_survives_a_restart(tmp_path):
-    settings = Settings(db_path=str(tmp_path / "vlm.duckdb"), secret_key=SecretBox.generate_key())
+def test_a_lockout_survives_a_restart(db_target):
+    settings = Settings(**database_setting(db_target), secret_key=SecretBox.generate_key())
     first = ServiceContext.open(settings)
     users.add_user(first, SYSTEM_ACTOR, "mia", Role.MANAGER, password=PASSWORD)
     for _ in range(settings.max_login_attempts):

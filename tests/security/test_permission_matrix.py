@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import vlm.services
-from tests.conftest import base_tables, every_row
+from tests.conftest import BACKENDS, base_tables, database_setting, every_row
 from tests.security.matrix_cases import (
     ALLOW,
     CALLERS,
@@ -115,30 +115,52 @@ def emulator() -> Iterator[RunningEmulator]:
         yield emu
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def matrix_backend(request) -> str:
+    """The database engine of the module's estate (every backend the run tests)."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def template(tmp_path_factory, emulator: RunningEmulator) -> Template:
-    """The estate, seeded once through the services into a database file that tests copy."""
+def template(
+    request, tmp_path_factory, emulator: RunningEmulator, matrix_backend: str
+) -> Iterator[Template]:
+    """The estate, seeded once through the services into a database that tests copy."""
     key = SecretBox.generate_key()
-    path = tmp_path_factory.mktemp("matrix") / "estate.duckdb"
-    settings = Settings(db_path=str(path), secret_key=key)
-    ctx = ServiceContext(open_database(settings.db_path), settings, SecretBox(key))
+    if matrix_backend == "postgres":
+        target = request.getfixturevalue("postgres_server").fresh_database()
+    else:
+        target = str(tmp_path_factory.mktemp("matrix") / "estate.duckdb")
+    settings = Settings(**database_setting(target), secret_key=key)
+    ctx = ServiceContext(open_database(target), settings, SecretBox(key))
     try:
         ids = build_estate(ctx, emulator.url)
         rows = snapshot(ctx.db)
     finally:
         ctx.db.close()
-    return Template(settings, ids, rows)
+    yield Template(settings, ids, rows)
+    if matrix_backend == "postgres":
+        request.getfixturevalue("postgres_server").drop(target)
 
 
 @pytest.fixture
-def estate(template: Template, tmp_path) -> Iterator[Estate]:
-    """A fresh copy of the seeded estate for one test."""
-    path = tmp_path / "vlm.duckdb"
-    shutil.copyfile(template.settings.db_path, path)
-    settings = replace(template.settings, db_path=str(path))
-    ctx = ServiceContext(Database(path), settings, SecretBox(settings.secret_key))
+def estate(request, template: Template, tmp_path) -> Iterator[Estate]:
+    """A fresh copy of the seeded estate for one test (a file copy, or a PostgreSQL template
+    copy)."""
+    if template.settings.db_url:
+        server = request.getfixturevalue("postgres_server")
+        settings = replace(template.settings, db_url=server.copy_of(template.settings.db_url))
+        db: Any = open_database(settings.database)
+    else:
+        path = tmp_path / "vlm.duckdb"
+        shutil.copyfile(template.settings.db_path, path)
+        settings = replace(template.settings, db_path=str(path))
+        db = Database(path)
+    ctx = ServiceContext(db, settings, SecretBox(settings.secret_key))
     yield Estate(ctx, template.ids)
     ctx.db.close()
+    if settings.db_url:
+        request.getfixturevalue("postgres_server").drop(settings.db_url)
 
 
 def snapshot(db: Database) -> Snapshot:
