@@ -109,32 +109,40 @@ hosts AS (
        AND length($prefix || host_type || '-' || host_id) <= {GROUP_NAME_MAX_LENGTH}),
 mirror AS (
     SELECT * FROM reservation_mirror WHERE server_id = $sid AND owned),
-shapes AS (
-    SELECT group_name,
-           COUNT(DISTINCT (reservation_id, host_type, host_id))
-               FILTER (WHERE NOT (host_type = '' AND host_id = '')) AS reservations,
-           MIN(upper(host_type)) AS host_type, MIN(host_id) AS host_id,
-           MAX(upper(host_type)) AS host_type_max, MAX(host_id) AS host_id_max,
-           COUNT(*) FILTER (WHERE feature_name <> '') AS entries,
-           COUNT(DISTINCT (feature_name, feature_version))
-               FILTER (WHERE feature_name <> '') AS keys
-    FROM mirror GROUP BY group_name),
-matched AS (
-    SELECT w.host_type, w.host_id, COUNT(*) AS keys
+-- A host's facts and its group's shape meet in one GROUP BY, not in joins of aggregates:
+-- PostgreSQL estimates such joins at one row and rescans them in nested loops (seconds).
+facts AS (
+    SELECT group_name, 'host' AS part, host_type, host_id, CAST(NULL AS BIGINT) AS reservation_id,
+           '' AS feature_name, '' AS feature_version, settled, keys
+    FROM hosts
+    UNION ALL
+    SELECT group_name, 'mirror', host_type, host_id, reservation_id, feature_name,
+           feature_version, NULL, NULL
+    FROM mirror
+    UNION ALL
+    SELECT m.group_name, 'match', '', '', NULL, '', '', NULL, NULL
     FROM wanted w JOIN mirror m
       ON m.group_name = $prefix || w.host_type || '-' || w.host_id
      AND m.feature_name = w.feature_name AND m.feature_version = w.feature_version
-     AND m.count = w.want
-    GROUP BY w.host_type, w.host_id),
+     AND m.count = w.want),
 settled AS (
-    SELECT h.group_name, h.host_type, h.host_id
-    FROM hosts h
-    JOIN shapes g ON g.group_name = h.group_name
-    JOIN matched x ON x.host_type = h.host_type AND x.host_id = h.host_id
-    WHERE h.settled AND g.reservations = 1
-      AND g.host_type = upper(h.host_type) AND g.host_type_max = upper(h.host_type)
-      AND g.host_id = h.host_id AND g.host_id_max = h.host_id
-      AND g.entries = h.keys AND g.keys = h.keys AND x.keys = h.keys)
+    SELECT group_name, MIN(host_type) FILTER (WHERE part = 'host') AS host_type,
+           MIN(host_id) FILTER (WHERE part = 'host') AS host_id
+    FROM facts GROUP BY group_name
+    HAVING COUNT(*) FILTER (WHERE part = 'host') = 1
+       AND BOOL_AND(settled) FILTER (WHERE part = 'host')
+       AND COUNT(DISTINCT (reservation_id, host_type, host_id))
+           FILTER (WHERE part = 'mirror' AND NOT (host_type = '' AND host_id = '')) = 1
+       AND MIN(upper(host_type)) FILTER (WHERE part = 'mirror')
+           = MAX(upper(host_type)) FILTER (WHERE part = 'mirror')
+       AND MIN(upper(host_type)) FILTER (WHERE part = 'mirror')
+           = MIN(upper(host_type)) FILTER (WHERE part = 'host')
+       AND MIN(host_id) FILTER (WHERE part = 'mirror') = MAX(host_id) FILTER (WHERE part = 'mirror')
+       AND MIN(host_id) FILTER (WHERE part = 'mirror') = MIN(host_id) FILTER (WHERE part = 'host')
+       AND COUNT(*) FILTER (WHERE part = 'mirror' AND feature_name <> '') = MAX(keys)
+       AND COUNT(DISTINCT (feature_name, feature_version))
+           FILTER (WHERE part = 'mirror' AND feature_name <> '') = MAX(keys)
+       AND COUNT(*) FILTER (WHERE part = 'match') = MAX(keys))
 SELECT 'allocation' AS kind, a.id, NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT, a.host_type,
        a.host_id, NULL::BIGINT, a.feature_name, a.feature_version, a.count, a.state,
        (a.state <> 'pending' OR $force OR a.next_attempt_at IS NULL
