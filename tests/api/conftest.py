@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from tests.conftest import BACKENDS
 from vlm.api import api_routes
 from vlm.context import ServiceContext
 from vlm.demo import demo_settings, prepare_demo_database, start_demo_emulators
@@ -87,7 +88,21 @@ def _free_socket() -> socket.socket:
 
 
 @contextmanager
-def serve_api(db_path: Path) -> Iterator[RunningApi]:
+def api_database(request, tmp_path_factory, backend: str, name: str) -> Iterator[str]:
+    """Where a served API keeps its data: a DuckDB file, or a PostgreSQL database dropped after."""
+    if backend != "postgres":
+        yield str(tmp_path_factory.mktemp(name) / "vlm.duckdb")
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.fresh_database()
+    try:
+        yield url
+    finally:
+        server.drop(url)
+
+
+@contextmanager
+def serve_api(db_path: Path | str) -> Iterator[RunningApi]:
     """Emulators, a seeded demo database, the runtime installed, uvicorn serving the routes."""
     emulators = start_demo_emulators(None)
     previous = current_runtime()
@@ -120,10 +135,13 @@ def serve_api(db_path: Path) -> Iterator[RunningApi]:
             emulator.stop()
 
 
-@pytest.fixture(scope="package")
-def api(tmp_path_factory) -> Iterator[RunningApi]:
-    """One served API for the package's tests (they leave the demo estate usable)."""
-    with serve_api(tmp_path_factory.mktemp("api") / "vlm.duckdb") as running:
+@pytest.fixture(scope="package", params=BACKENDS)
+def api(request, tmp_path_factory) -> Iterator[RunningApi]:
+    """One served API per backend for the package's tests (they leave the demo estate usable)."""
+    with (
+        api_database(request, tmp_path_factory, request.param, "api") as target,
+        serve_api(target) as running,
+    ):
         yield running
 
 

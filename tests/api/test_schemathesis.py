@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import ADMIN, serve_api
+from tests.api.conftest import ADMIN, api_database, serve_api
+from tests.conftest import BACKENDS
 from vlm.api import OPERATIONS
 
 EXAMPLES = 10
@@ -42,9 +43,12 @@ CASES = [(p, m, GenerationMode.POSITIVE) for p, m in FUZZED] + [
 ]
 
 
-@pytest.fixture(scope="module")
-def fuzzed_api(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
-    with serve_api(tmp_path_factory.mktemp("fuzzed") / "vlm.duckdb") as running:
+@pytest.fixture(scope="module", params=BACKENDS)
+def fuzzed_api(request, tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
+    with (
+        api_database(request, tmp_path_factory, request.param, "fuzzed") as target,
+        serve_api(target) as running,
+    ):
         yield running.url, {"Authorization": f"Bearer {running.token(ADMIN)}"}
 
 
