@@ -184,23 +184,23 @@ def _whole_hour_at_or_after(moment: datetime) -> datetime:
 
 def _trend(
     ctx: ServiceContext,
-    key_filter: str,
-    params: dict[str, object],
+    server_id: int | None,
     days: int,
     step: timedelta,
     end: datetime | None = None,
 ) -> pd.DataFrame:
-    """Sum over the selected server features of each one's last snapshot at or before every
-    grid point from start to end (one row per grid point once any feature has a snapshot); the
-    grid's points are whole hours, the last one the first at or after end.
+    """Sum over the counted concurrent features of one server (every server when None) of each
+    one's last snapshot at or before every grid point from start to end (one row per grid point
+    once any feature has a snapshot); the grid's points are whole hours, the last one the first
+    at or after end.
 
-    Read from the hourly summary: the selected features' changes are summed per grid bucket and
+    Read from the hourly sums per server: their changes are summed per grid bucket and
     accumulated over the grid.
     """
     window = trend_window(days, step, _whole_hour_at_or_after(end or datetime.now()))
-    key = (key_filter, tuple(sorted(params.items())), window["start"], window["step_us"])
+    key = ("server_trend", server_id, window["start"], window["step_us"])
     return ctx.owned(TrendCache).get_or_compute(
-        ctx.db, key, lambda: store.feature_trend(ctx.db, key_filter, {**window, **params})
+        ctx.db, key, lambda: store.counted_trend(ctx.db, server_id, window)
     )
 
 
@@ -217,8 +217,7 @@ def server_trend(
     require_can_read_estate(actor)
     days = validate_days(days)
     server_id = None if server_id is None else record_id(server_id, "server")
-    key_filter, params = store.counted_trend_filter(server_id)
-    return _trend(ctx, key_filter, params, days, _step(days))
+    return _trend(ctx, server_id, days, _step(days))
 
 
 POOL_TREND_COLUMNS = ["taken_at", "quantity", "allocated"]

@@ -23,7 +23,8 @@ CREATE TABLE utilization_hourly (
 );
 """
 
-# The summary of every snapshot so far (frozen here; hourly.py keeps the live copy).
+# The summaries of every snapshot so far (frozen here; hourly.py keeps the live copy): per
+# feature and hour, and per server and hour over its counted concurrent features.
 HOURLY_BACKFILL = """
 INSERT INTO utilization_hourly (server_feature_id, hour_end, samples, total, used, reserved,
     total_change, used_change, reserved_change, first_hour)
@@ -50,6 +51,24 @@ FROM (
 ) AS ordered
 GROUP BY server_feature_id, hour_end
 ORDER BY hour_end, server_feature_id;
+
+CREATE TABLE counted_utilization_hourly (
+    server_id BIGINT NOT NULL,
+    hour_end TIMESTAMP NOT NULL,
+    total_change BIGINT NOT NULL,
+    used_change BIGINT NOT NULL,
+    reserved_change BIGINT NOT NULL,
+    features_started INTEGER NOT NULL,
+    PRIMARY KEY (server_id, hour_end)
+);
+INSERT INTO counted_utilization_hourly (server_id, hour_end, total_change, used_change,
+    reserved_change, features_started)
+SELECT sf.server_id, h.hour_end, SUM(h.total_change), SUM(h.used_change),
+    SUM(h.reserved_change), COUNT(*) FILTER (WHERE h.first_hour)
+FROM utilization_hourly h JOIN server_features sf ON sf.id = h.server_feature_id
+WHERE sf.concurrent AND NOT sf.uncounted AND NOT sf.metered
+GROUP BY sf.server_id, h.hour_end
+ORDER BY 2, 1;
 """
 
 MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
@@ -306,10 +325,11 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
     ),
     (
         7,
-        "hourly utilization summary for the trends, filled from the snapshots so far",
-        # DuckDB: no key or index (like the snapshots, migration 3: an ART index would be loaded
-        # whole into memory on every insert; zonemaps on hour_end serve the current hour's
-        # upkeep). PostgreSQL: the key finds a feature's hours, a BRIN index ranges of hours.
+        "hourly utilization summaries for the trends, filled from the snapshots so far",
+        # Per feature, DuckDB has no key or index (like the snapshots, migration 3: an ART index
+        # would be loaded whole into memory on every insert; zonemaps on hour_end serve the
+        # current hour's upkeep); PostgreSQL's key finds a feature's hours, a BRIN index ranges
+        # of hours. The per-server sums are small: a key on both.
         {
             "duckdb": HOURLY_TABLE.format(key="") + HOURLY_BACKFILL,
             "postgres": HOURLY_TABLE.format(key=",\n    PRIMARY KEY (server_feature_id, hour_end)")

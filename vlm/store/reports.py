@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -17,7 +18,6 @@ from vlm.store.csv import Params
 from vlm.store.database import Database
 from vlm.store.figures import (
     COUNTED,
-    COUNTED_CONCURRENT,
     COUNTED_SERVER_FEATURES,
     LICENSE_KIND,
     LICENSE_KIND_FIGURES,
@@ -89,21 +89,20 @@ FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures WHERE deficit > 0
 ORDER BY deficit DESC, server_name
 """
 
-# Over the hourly summary (hourly.py): each feature's changes of the hours in a grid bucket add up
-# to its move over the bucket, so the buckets' sums carried forward give, at every grid point,
-# the sum of each selected feature's last snapshot at or before it. Hours up to the grid's start
-# fall in bucket 0. The grid starts on a whole hour and steps whole hours (feature_trend).
-TREND_SQL = """
-WITH keys AS (
-    SELECT id FROM server_features sf WHERE {key_filter}
-), per_bucket AS (
-    SELECT CASE WHEN h.hour_end <= $start THEN 0
-            ELSE CAST(CEIL(EXTRACT(EPOCH FROM (h.hour_end - $start)) / $step_s) AS BIGINT)
+# Over the per-server sums of the hourly summary (hourly.py): each hour's changes of a server's
+# counted concurrent features add up to their move over a grid bucket, so the buckets' sums
+# carried forward give, at every grid point, the sum of each such feature's last snapshot at or
+# before it. Hours up to the grid's start fall in bucket 0. The grid starts on a whole hour and
+# steps whole hours (counted_trend).
+COUNTED_TREND_SQL = """
+WITH per_bucket AS (
+    SELECT CASE WHEN hour_end <= $start THEN 0
+            ELSE CAST(CEIL(EXTRACT(EPOCH FROM (hour_end - $start)) / $step_s) AS BIGINT)
         END AS b,
-        SUM(h.total_change) AS total, SUM(h.used_change) AS used,
-        SUM(h.reserved_change) AS reserved, COUNT(*) FILTER (WHERE h.first_hour) AS features
-    FROM utilization_hourly h
-    WHERE h.server_feature_id IN (SELECT id FROM keys) AND h.hour_end <= $last
+        SUM(total_change) AS total, SUM(used_change) AS used,
+        SUM(reserved_change) AS reserved, SUM(features_started) AS features
+    FROM counted_utilization_hourly
+    WHERE hour_end <= $last {servers}
     GROUP BY 1
 ), running AS (
     SELECT g.b, SUM(COALESCE(p.total, 0)) OVER c AS total,
@@ -117,8 +116,6 @@ SELECT $start + b * $step_s * INTERVAL '1 second' AS taken_at, total::INTEGER AS
     used::INTEGER AS used, reserved::INTEGER AS reserved
 FROM running WHERE features > 0 ORDER BY b
 """
-
-SERVER_TREND_FILTER = f"""sf.server_id = $server_id AND {COUNTED_CONCURRENT}"""
 
 POOL_NOW_SQL = """
 SELECT p.created_at,
@@ -227,27 +224,23 @@ def over_committed_features(db: Database) -> pd.DataFrame:
     return db.query_df(OVER_COMMITTED)
 
 
-def counted_trend_filter(server_id: int | None) -> tuple[str, dict[str, object]]:
-    """The TREND_SQL key filter (and its parameters) of counted concurrent features of one
-    server, or of every server when server_id is None."""
-    if server_id is None:
-        return COUNTED_CONCURRENT, {}
-    return SERVER_TREND_FILTER, {"server_id": server_id}
-
-
 HOUR = timedelta(hours=1)
 
 
-def feature_trend(db: Database, key_filter: str, params: dict[str, object]) -> pd.DataFrame:
-    """TREND_SQL over the server features (alias sf) key_filter selects; params hold the
-    filter's parameters and the grid (start, last, step_us, points), which must start on a
-    whole hour and step whole hours: the summary knows no finer moments."""
-    start, step = params["start"], timedelta(microseconds=int(params["step_us"]))
+def counted_trend(db: Database, server_id: int | None, grid: dict[str, Any]) -> pd.DataFrame:
+    """Total, used and reserved of the counted concurrent features of one server (of every
+    server when None) at each point of the grid (start, last, step_us, points) from the first
+    point where any has a snapshot. The grid starts on a whole hour and steps whole hours: the
+    summary knows no finer moments."""
+    start, step = grid["start"], timedelta(microseconds=int(grid["step_us"]))
     if start != start.replace(minute=0, second=0, microsecond=0) or step % HOUR or not step:
-        raise ValueError(f"a trend grid starts on a whole hour and steps whole hours: {params}")
-    grid = {k: params[k] for k in params if k not in ("start_us", "step_us")}
-    bound = {**grid, "step_s": int(step.total_seconds())}
-    return db.query_df(TREND_SQL.format(key_filter=key_filter), bound)
+        raise ValueError(f"a trend grid starts on a whole hour and steps whole hours: {grid}")
+    params = {k: grid[k] for k in ("start", "last", "points")}
+    params["step_s"] = int(step.total_seconds())
+    if server_id is None:
+        return db.query_df(COUNTED_TREND_SQL.format(servers=""), params)
+    sql = COUNTED_TREND_SQL.format(servers="AND server_id = $server_id")
+    return db.query_df(sql, {**params, "server_id": server_id})
 
 
 def pool_now(db: Database, pool_id: int) -> tuple[datetime, int, int] | None:

@@ -177,6 +177,7 @@ DELETE_SERVER_SQL = (
     DELETE FROM utilization_hourly
     WHERE server_feature_id IN (SELECT id FROM server_features WHERE server_id = $sid)
     """,
+    """DELETE FROM counted_utilization_hourly WHERE server_id = $sid""",
     """DELETE FROM server_features WHERE server_id = $sid""",
     """DELETE FROM reservation_mirror WHERE server_id = $sid""",
     """DELETE FROM sync_conflicts WHERE server_id = $sid""",

@@ -104,13 +104,14 @@ def feature_changes(stored: list[tuple], rows: list[tuple]) -> FeatureChanges:
 
 def store_feature_changes(cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple]) -> int:
     """Write the features that changed (and mark the ones gone); returns the snapshots added."""
-    changes = feature_changes(stored_features(cur, server_id), rows)
+    stored = stored_features(cur, server_id)
+    changes = feature_changes(stored, rows)
     if changes.empty:
         return 0
     upsert_features(cur, server_id, changes.changed)
     mark_absent_features(cur, server_id, changes.absent)
     added = insert_changed_snapshots(cur, server_id, changes.previous)
-    add_pull_to_hourly(cur, server_id, changes.previous)
+    add_pull_to_hourly(cur, server_id, stored)
     return added
 
 

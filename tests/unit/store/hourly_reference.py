@@ -1,11 +1,13 @@
-"""The hourly summary as pandas computes it from snapshot rows (the reference the store's SQL
-must match), and the rows the store holds, in the same shape."""
+"""The hourly summaries as pandas computes them from snapshot rows (the reference the store's
+SQL must match), and the rows the store holds, in the same shape."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
+
+from vlm.store.figures import COUNTED_CONCURRENT
 
 FIGURES = ["total", "used", "reserved"]
 SUMMARY_COLUMNS = [
@@ -66,3 +68,33 @@ def stored_snapshots(db: Any) -> pd.DataFrame:
     return db.query_df(
         "SELECT server_feature_id, taken_at, total, used, reserved FROM utilization_snapshots"
     )
+
+
+def counted_of(summary: list[tuple], servers_of_counted: dict[int, int]) -> list[tuple]:
+    """The per-feature summary added up per server and hour over the counted features
+    (server_feature_id -> server_id): changes and features started, by server and hour."""
+    sums: dict[tuple, list[int]] = {}
+    for sf, hour, *_, total_change, used_change, reserved_change, first in summary:
+        if sf in servers_of_counted:
+            found = sums.setdefault((servers_of_counted[sf], hour), [0, 0, 0, 0])
+            for i, value in enumerate((total_change, used_change, reserved_change, int(first))):
+                found[i] += value
+    return [(*key, *values) for key, values in sorted(sums.items())]
+
+
+def counted_features(db: Any) -> dict[int, int]:
+    """server_feature_id -> server_id of the counted concurrent features."""
+    return dict(
+        db.query(f"SELECT id, server_id FROM server_features sf WHERE {COUNTED_CONCURRENT}")
+    )
+
+
+def stored_counted(db: Any) -> list[tuple]:
+    """The rows of counted_utilization_hourly, by server and hour."""
+    return [
+        tuple(row)
+        for row in db.query(
+            "SELECT server_id, hour_end, total_change, used_change, reserved_change, "
+            "features_started FROM counted_utilization_hourly ORDER BY 1, 2"
+        )
+    ]

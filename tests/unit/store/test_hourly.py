@@ -1,5 +1,6 @@
-"""The hourly utilization summary on both backends: real pulls over HTTP from the emulator keep
-it equal to summing the snapshots directly; a rebuild after back-dated history does too."""
+"""The hourly utilization summaries on both backends: real pulls over HTTP from the emulator keep
+them equal to summing the snapshots directly (also when a feature changes kind); a rebuild after
+back-dated history does too."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from tests.sync.conftest import add_server, control, feature
-from tests.unit.store.hourly_reference import stored_snapshots, stored_summary, summary_of
+from tests.unit.store.hourly_reference import (
+    counted_features,
+    counted_of,
+    stored_counted,
+    stored_snapshots,
+    stored_summary,
+    summary_of,
+)
 from vlm.context import ServiceContext
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.store.hourly import rebuild_hourly
+from vlm.store.servers import delete_server
 from vlm.sync import pull_inventory
 
 
@@ -29,7 +38,10 @@ def _fixture(features: list[dict], checkouts: list[tuple[str, str, int]]) -> dic
 
 
 def _assert_summary_matches_snapshots(ctx: ServiceContext) -> None:
-    assert stored_summary(ctx.db) == summary_of(stored_snapshots(ctx.db))
+    """Both summaries equal what pandas makes of the snapshot rows (by the features' kinds now)."""
+    summary = summary_of(stored_snapshots(ctx.db))
+    assert stored_summary(ctx.db) == summary
+    assert stored_counted(ctx.db) == counted_of(summary, counted_features(ctx.db))
 
 
 def _back_date_history(ctx: ServiceContext, hours: int) -> None:
@@ -106,4 +118,47 @@ def test_a_rebuild_summarises_history_written_out_of_time_order(ctx: ServiceCont
         (sf, hour + timedelta(hours=6), 1, 45, 2, 1, -5, -5, 1, False),
     ]
     assert summary[3][2:] == (1, 50, 0, 0, 5, -2, -1, False)
+    _assert_summary_matches_snapshots(ctx)
+
+
+def _counted_history(ctx: ServiceContext) -> tuple[tuple, tuple]:
+    """The counted sums of the oldest hour, and of every later hour added up."""
+    oldest, *later = [row[2:] for row in stored_counted(ctx.db)]
+    return oldest, tuple(sum(values) for values in zip(*later, strict=True)) or (0, 0, 0, 0)
+
+
+def test_a_feature_changing_kind_moves_its_history_in_or_out_of_the_counted_sums(
+    ctx: ServiceContext,
+) -> None:
+    features = [feature("cad", 50), feature("viz", 30)]
+    with start_emulator(_fixture(features, [("viz", "AAAAAAAAAAAA", 2)])) as emu:
+        server_id = add_server(ctx, emu.url)
+        pull_inventory(ctx, server_id)
+        _back_date_history(ctx, 2)
+        control(emu, "POST", "fixture", _fixture(features, [("viz", "AAAAAAAAAAAA", 5)]))
+        pull_inventory(ctx, server_id)
+        assert _counted_history(ctx) == ((80, 2, 0, 2), (0, 3, 0, 0))
+
+        metered = [feature("cad", 50), feature("viz", 30, metered=True)]
+        control(emu, "POST", "fixture", _fixture(metered, [("viz", "AAAAAAAAAAAA", 5)]))
+        assert pull_inventory(ctx, server_id).snapshots_added == 0
+        assert _counted_history(ctx) == ((50, 0, 0, 1), (0, 0, 0, 0))
+        _assert_summary_matches_snapshots(ctx)
+
+        control(emu, "POST", "fixture", _fixture(features, [("viz", "AAAAAAAAAAAA", 1)]))
+        assert pull_inventory(ctx, server_id).snapshots_added == 1
+        assert _counted_history(ctx) == ((80, 2, 0, 2), (0, -1, 0, 0))
+        _assert_summary_matches_snapshots(ctx)
+
+
+def test_removing_a_server_removes_its_summaries(ctx: ServiceContext) -> None:
+    with start_emulator(_fixture([feature("cad", 50)], [])) as emu:
+        gone = add_server(ctx, emu.url, "gone")
+        kept = add_server(ctx, emu.url, "kept")
+        pull_inventory(ctx, gone)
+        pull_inventory(ctx, kept)
+    assert {row[0] for row in stored_counted(ctx.db)} == {gone, kept}
+    ctx.db.write(lambda cur: delete_server(cur, gone))
+    assert {row[0] for row in stored_counted(ctx.db)} == {kept}
+    assert len(stored_summary(ctx.db)) == 1
     _assert_summary_matches_snapshots(ctx)

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.unit.store.hourly_reference import stored_snapshots, stored_summary, summary_of
+from tests.unit.store.hourly_reference import (
+    counted_features,
+    counted_of,
+    stored_counted,
+    stored_snapshots,
+    stored_summary,
+    summary_of,
+)
 from vlm.store import Database, migrations
 from vlm.store.migrations import MIGRATIONS, migrate, migration_sql
 
@@ -41,19 +48,21 @@ def _migrate_up_to(db: Any, version: int, monkeypatch: pytest.MonkeyPatch) -> li
 
 
 def _seed_history(cur: Any) -> None:
-    """Two servers' features with change-only snapshots over a day, some on the whole hour."""
+    """Two servers' features (one metered) with change-only snapshots over a day, one on the
+    whole hour."""
     cur.execute(
         "INSERT INTO license_servers (id, name, base_url) VALUES (1, 'a', 'http://a'), "
         "(2, 'b', 'http://b')"
     )
     cur.execute(
-        "INSERT INTO server_features (id, server_id, feature_name, feature_version) VALUES "
-        "(1, 1, 'cad', '1'), (2, 1, 'viz', '1'), (3, 2, 'cad', '1')"
+        "INSERT INTO server_features (id, server_id, feature_name, feature_version, metered) "
+        "VALUES (1, 1, 'cad', '1', FALSE), (2, 1, 'viz', '1', FALSE), (3, 2, 'cad', '1', FALSE), "
+        "(4, 2, 'meter', '1', TRUE)"
     )
     start = datetime(2024, 3, 1, 8)
     rows = [
         (sf, start + timedelta(minutes=minutes), 10 * sf, (minutes // 7) % 9, sf % 2)
-        for sf in (1, 2, 3)
+        for sf in (1, 2, 3, 4)
         for minutes in range(sf * 5, 24 * 60, 37 * sf)
     ]
     rows.append((2, start + timedelta(hours=30), 0, 0, 0))
@@ -82,6 +91,9 @@ def test_the_hourly_migration_backfills_the_summary_from_existing_snapshots(
     assert summary == summary_of(snapshots)
     assert sum(row[2] for row in summary) == len(snapshots)
     assert {row[1].minute for row in summary} == {0}
+    counted = stored_counted(empty_db)
+    assert counted == counted_of(summary, counted_features(empty_db))
+    assert {row[0] for row in counted} == {1, 2} and sum(row[5] for row in counted) == 3
     assert migrate(empty_db) == []
 
 

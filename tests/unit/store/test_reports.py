@@ -13,7 +13,6 @@ from tests.unit.store.pool_estate import seed
 from vlm.store import Database, access
 from vlm.store import csv as csv_store
 from vlm.store import reports as store
-from vlm.store.figures import COUNTED_CONCURRENT
 from vlm.store.hourly import rebuild_hourly
 
 START = datetime(2024, 1, 1)
@@ -123,12 +122,6 @@ def test_over_committed_features_largest_deficit_first(db: Database) -> None:
     ]
 
 
-def test_counted_trend_filter_of_every_server_or_one() -> None:
-    assert store.counted_trend_filter(None) == (COUNTED_CONCURRENT, {})
-    key_filter, params = store.counted_trend_filter(2)
-    assert params == {"server_id": 2} and COUNTED_CONCURRENT in key_filter
-
-
 def add_snapshots(db: Database, rows: list[tuple]) -> None:
     """Snapshot rows written out of time order, then the hourly summary rebuilt from them."""
 
@@ -139,7 +132,7 @@ def add_snapshots(db: Database, rows: list[tuple]) -> None:
     db.write(write)
 
 
-def test_feature_trend_carries_each_features_last_snapshot_forward(db: Database) -> None:
+def test_counted_trend_carries_each_features_last_snapshot_forward(db: Database) -> None:
     add_snapshots(
         db,
         [
@@ -148,7 +141,7 @@ def test_feature_trend_carries_each_features_last_snapshot_forward(db: Database)
             (1, START + timedelta(hours=9), 10, 9, 0),
         ],
     )
-    every = store.feature_trend(db, *_with_window(store.counted_trend_filter(None), 4))
+    every = store.counted_trend(db, None, window(4))
     assert every[["total", "used", "reserved"]].values.tolist() == [
         [10, 1, 0],
         [10, 1, 0],
@@ -156,17 +149,23 @@ def test_feature_trend_carries_each_features_last_snapshot_forward(db: Database)
         [16, 3, 1],
     ]
     assert every["taken_at"].tolist() == [START + timedelta(hours=h) for h in range(4)]
-    second = store.feature_trend(db, *_with_window(store.counted_trend_filter(2), 4))
+    second = store.counted_trend(db, 2, window(4))
     assert second[["taken_at", "total"]].values.tolist() == [
         [pd.Timestamp(START + timedelta(hours=2)), 6],
         [pd.Timestamp(START + timedelta(hours=3)), 6],
     ]
 
 
-def test_feature_trend_sums_each_features_last_snapshot_of_every_step(db: Database) -> None:
+def test_counted_trend_sums_each_features_last_snapshot_of_every_step(db: Database) -> None:
+    execute(
+        db,
+        """INSERT INTO server_features (id, server_id, feature_name, feature_version, metered)
+        VALUES (4, 1, 'meter', '1.0', TRUE)""",
+    )
     add_snapshots(
         db,
         [
+            (4, START + timedelta(hours=1), 100, 50, 0),
             (1, START + timedelta(minutes=1), 10, 4, 0),
             (1, START + timedelta(hours=2), 10, 5, 0),
             (3, START + timedelta(hours=2, minutes=1), 4, 1, 0),
@@ -176,7 +175,7 @@ def test_feature_trend_sums_each_features_last_snapshot_of_every_step(db: Databa
         ],
     )
     params = {**window(4), "step_us": 2 * HOUR_US, "last": START + timedelta(hours=6)}
-    trend = store.feature_trend(db, COUNTED_CONCURRENT, params)
+    trend = store.counted_trend(db, 1, params)
     assert trend.values.tolist() == [
         [pd.Timestamp(START + timedelta(hours=2)), 10, 5, 0],
         [pd.Timestamp(START + timedelta(hours=4)), 12, 4, 1],
@@ -193,14 +192,9 @@ def test_feature_trend_sums_each_features_last_snapshot_of_every_step(db: Databa
         {"step_us": 0},
     ],
 )
-def test_feature_trend_refuses_a_grid_off_the_whole_hours(db: Database, grid: dict) -> None:
+def test_counted_trend_refuses_a_grid_off_the_whole_hours(db: Database, grid: dict) -> None:
     with pytest.raises(ValueError, match="whole hour"):
-        store.feature_trend(db, COUNTED_CONCURRENT, {**window(4), **grid})
-
-
-def _with_window(trend_filter: tuple[str, dict], points: int) -> tuple[str, dict]:
-    key_filter, params = trend_filter
-    return key_filter, {**window(points), **params}
+        store.counted_trend(db, None, {**window(4), **grid})
 
 
 def test_pool_now_sums_portions_and_live_counts(db: Database) -> None:
