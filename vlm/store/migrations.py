@@ -23,8 +23,7 @@ CREATE TABLE utilization_hourly (
 );
 """
 
-# The summaries of every snapshot so far (frozen here; hourly.py keeps the live copy): per
-# feature and hour, and per server and hour over its counted concurrent features.
+# The summary of every snapshot so far (frozen here; hourly.py keeps the live copy).
 HOURLY_BACKFILL = """
 INSERT INTO utilization_hourly (server_feature_id, hour_end, samples, total, used, reserved,
     total_change, used_change, reserved_change, first_hour)
@@ -51,7 +50,10 @@ FROM (
 ) AS ordered
 GROUP BY server_feature_id, hour_end
 ORDER BY hour_end, server_feature_id;
+"""
 
+# Per server and hour, the sums of the summary over its counted concurrent features (frozen here).
+COUNTED_HOURLY = """
 CREATE TABLE counted_utilization_hourly (
     server_id BIGINT NOT NULL,
     hour_end TIMESTAMP NOT NULL,
@@ -325,17 +327,21 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
     ),
     (
         7,
-        "hourly utilization summaries for the trends, filled from the snapshots so far",
-        # Per feature, DuckDB has no key or index (like the snapshots, migration 3: an ART index
-        # would be loaded whole into memory on every insert; zonemaps on hour_end serve the
-        # current hour's upkeep); PostgreSQL's key finds a feature's hours, a BRIN index ranges
-        # of hours. The per-server sums are small: a key on both.
+        "hourly utilization summary for the trends, filled from the snapshots so far",
+        # DuckDB: no key or index (like the snapshots, migration 3: an ART index would be loaded
+        # whole into memory on every insert; zonemaps on hour_end serve the current hour's
+        # upkeep). PostgreSQL: the key finds a feature's hours, a BRIN index ranges of hours.
         {
             "duckdb": HOURLY_TABLE.format(key="") + HOURLY_BACKFILL,
             "postgres": HOURLY_TABLE.format(key=",\n    PRIMARY KEY (server_feature_id, hour_end)")
             + "CREATE INDEX idx_hourly_hour_end ON utilization_hourly USING BRIN (hour_end);\n"
             + HOURLY_BACKFILL,
         },
+    ),
+    (
+        8,
+        "hourly sums per server of its counted concurrent features, which the trends read",
+        COUNTED_HOURLY,
     ),
 ]
 

@@ -1,5 +1,5 @@
-"""Migrations on both backends: per-dialect texts, and migration 7 (the hourly utilization
-summary) filling itself from the snapshots an installation already holds."""
+"""Migrations on both backends: per-dialect texts, and migrations 7 and 8 (the hourly utilization
+summary and its per-server sums) filling themselves from the snapshots an installation holds."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.unit.store.hourly_reference import (
 from vlm.store import Database, migrations
 from vlm.store.migrations import MIGRATIONS, migrate, migration_sql
 
-HOURLY = 7
+HOURLY, COUNTED = 7, 8
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_a_migration_text_is_shared_or_chosen_by_dialect() -> None:
     assert "BRIN" in hourly["postgres"] and "BRIN" not in hourly["duckdb"]
 
 
-def test_the_hourly_migration_backfills_the_summary_from_existing_snapshots(
+def test_the_hourly_migrations_backfill_the_summaries_from_existing_snapshots(
     empty_db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert _migrate_up_to(empty_db, HOURLY - 1, monkeypatch) == list(range(1, HOURLY))
@@ -86,7 +86,7 @@ def test_the_hourly_migration_backfills_the_summary_from_existing_snapshots(
     snapshots = stored_snapshots(empty_db)
     assert len(snapshots) > 50
 
-    assert migrate(empty_db) == [HOURLY]
+    assert migrate(empty_db) == [HOURLY, COUNTED]
     summary = stored_summary(empty_db)
     assert summary == summary_of(snapshots)
     assert sum(row[2] for row in summary) == len(snapshots)
@@ -122,3 +122,16 @@ def test_the_summary_key_is_enforced_on_postgres_and_absent_on_duckdb(
         )
     )
     assert "USING brin (hour_end)" in indexes["idx_hourly_hour_end"]
+
+
+def test_the_counted_sums_migration_fills_from_a_summary_migrated_before_it(
+    empty_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _migrate_up_to(empty_db, HOURLY - 1, monkeypatch)
+    empty_db.write(_seed_history)
+    assert _migrate_up_to(empty_db, HOURLY, monkeypatch) == [HOURLY]
+    summary = stored_summary(empty_db)
+    assert summary == summary_of(stored_snapshots(empty_db))
+
+    assert migrate(empty_db) == [COUNTED]
+    assert stored_counted(empty_db) == counted_of(summary, counted_features(empty_db))
