@@ -60,7 +60,7 @@ coverage: venv
 
 mutate: venv
 	rm -rf mutants
-	$(PY) -m mutmut run --max-children 2 || true
+	VLM_TEST_BACKENDS=duckdb $(PY) -m mutmut run --max-children 2 || true
 	$(PY) -m mutmut export-cicd-stats >/dev/null
 	@$(PY) -c "import json; s = json.load(open('mutants/mutmut-cicd-stats.json')); \
 		t = s['killed'] + s['survived'] + s['timeout'] + s['suspicious'] + s['no_tests']; \
