@@ -25,10 +25,10 @@ import psycopg
 from bench.estate import Estate, working_copy
 from tests.postgres_server import postgres_bindir
 from vlm.store import open_database
-from vlm.store.migrations import MIGRATIONS
 from vlm.store.move import move_installation
 
 ESTATE_DATABASE = "estate"
+LOADING_DATABASE = "estate_loading"
 WORK_DATABASE = "work"
 USER = "vlm"
 SETTINGS = {
@@ -66,11 +66,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def schema_version() -> int:
-    """The newest migration: a loaded estate of an older schema is loaded again."""
-    return max(number for number, _, _ in MIGRATIONS)
 
 
 class BenchPostgres:
@@ -162,41 +157,68 @@ class BenchPostgres:
     def _marker(self) -> Path:
         return self.folder / "estate.json"
 
-    def _loaded(self, wanted: dict[str, object]) -> bool:
+    def _loaded(self, generated_at: str) -> bool:
         if not self._marker.exists() or not self._exists(ESTATE_DATABASE):
             return False
-        return json.loads(self._marker.read_text(encoding="utf-8")) == wanted
+        return json.loads(self._marker.read_text(encoding="utf-8")) == generated_at
 
     def ensure_estate(self, estate: Estate) -> None:
-        """The estate as a template database: loaded with vlm.store.move unless already there."""
-        wanted = {"generated_at": estate.meta["generated_at"], "schema": schema_version()}
-        if self._loaded(wanted):
-            return
-        self._marker.unlink(missing_ok=True)
-        self._admin(
-            f"DROP DATABASE IF EXISTS {WORK_DATABASE} WITH (FORCE)",
-            f"DROP DATABASE IF EXISTS {ESTATE_DATABASE} WITH (FORCE)",
-            f"CREATE DATABASE {ESTATE_DATABASE}",
-        )
-        self._load(estate)
-        self._marker.write_text(json.dumps(wanted), encoding="utf-8")
+        """The estate as a template database: loaded with vlm.store.move when the cached estate
+        is new, else migrated in place (as the DuckDB working copy is when it opens)."""
+        generated_at = str(estate.meta["generated_at"])
+        if not self._loaded(generated_at):
+            self._marker.unlink(missing_ok=True)
+            self._load(estate)
+            self._marker.write_text(json.dumps(generated_at), encoding="utf-8")
+        self._migrate_estate()
 
     def _load(self, estate: Estate) -> None:
+        """Load into a database of its own, then put it in place of the old estate."""
         started = time.perf_counter()
+        self._admin(
+            f"DROP DATABASE IF EXISTS {LOADING_DATABASE} WITH (FORCE)",
+            f"CREATE DATABASE {LOADING_DATABASE}",
+        )
         source = working_copy(estate, estate.directory / "load")
         open_database(str(source)).close()  # the cached estate may predate a migration
-        self.log(f"loading the estate into PostgreSQL ({self.url(ESTATE_DATABASE)})")
-        report = move_installation(str(source), self.url(ESTATE_DATABASE), self.log)
+        self.log(f"loading the estate into PostgreSQL ({self.url(LOADING_DATABASE)})")
+        report = move_installation(str(source), self.url(LOADING_DATABASE), self._table_done)
         if not report.ok:
             raise RuntimeError("loading the estate failed:\n" + "\n".join(report.lines()))
         shutil.rmtree(source.parent, ignore_errors=True)
         loaded = time.perf_counter()
-        with psycopg.connect(self.url(ESTATE_DATABASE), autocommit=True) as conn:
-            conn.execute("VACUUM (FREEZE, ANALYZE)")
+        self._vacuum(LOADING_DATABASE)
+        self._admin(
+            f"DROP DATABASE IF EXISTS {WORK_DATABASE} WITH (FORCE)",
+            f"DROP DATABASE IF EXISTS {ESTATE_DATABASE} WITH (FORCE)",
+            f"ALTER DATABASE {LOADING_DATABASE} RENAME TO {ESTATE_DATABASE}",
+        )
         self.log(
             f"  estate loaded in {loaded - started:.1f} s, "
             f"vacuumed and analyzed in {time.perf_counter() - loaded:.1f} s"
         )
+
+    def _vacuum(self, database: str) -> None:
+        with psycopg.connect(self.url(database), autocommit=True) as conn:
+            conn.execute("VACUUM (FREEZE, ANALYZE)")
+
+    def _schema_version(self) -> int:
+        with psycopg.connect(self.url(ESTATE_DATABASE), autocommit=True) as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _migrate_estate(self) -> None:
+        """Newer migrations applied to the loaded estate, then vacuumed and analyzed again."""
+        before = self._schema_version()
+        open_database(self.url(ESTATE_DATABASE)).close()
+        if self._schema_version() != before:
+            self.log(f"  loaded estate migrated from schema {before}")
+            self._vacuum(ESTATE_DATABASE)
+
+    def _table_done(self, line: str) -> None:
+        """The move's progress, one line per table (not every batch)."""
+        if " of " not in line:
+            self.log("  " + line)
 
     def working_copy(self) -> str:
         """A private copy of the loaded estate that scenarios may change: its URL."""
