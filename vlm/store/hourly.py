@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
+import pyarrow as pa
 
 from vlm.store.features import STORED_FEATURE_COLUMNS
 from vlm.store.figures import COUNTED, COUNTED_CONCURRENT, license_kind
-from vlm.store.frames import NOW, frame, registered
+from vlm.store.frames import NOW, affected, registered
 
 
 def hour_end_of(moment: str) -> str:
@@ -93,88 +94,118 @@ REBUILD_SERVER_SQL = (
 
 CURRENT_HOUR = hour_end_of(NOW)
 
-# The features whose figures this pull changed (the same rule insert_changed_snapshots applies),
-# with the figures they had before it.
-PULL_CHANGES = """
-SELECT sf.id, sf.total, sf.used, sf.reserved, sf.total - COALESCE(p.total, 0) AS total_change,
-    sf.used - COALESCE(p.used, 0) AS used_change,
-    sf.reserved - COALESCE(p.reserved, 0) AS reserved_change, p.id IS NULL AS is_new
-FROM server_features sf LEFT JOIN hourly_previous p ON p.id = sf.id
-WHERE sf.server_id = $sid
-  AND (p.id IS NULL OR p.total <> sf.total OR p.used <> sf.used OR p.reserved <> sf.reserved)
+FIGURES_NOW_SQL = f"""
+SELECT id, total, used, reserved, {COUNTED_CONCURRENT} AS counted
+FROM server_features sf WHERE server_id = ?
 """
 
-ADD_PULL_SQL = (
-    f"""
-    UPDATE utilization_hourly SET samples = samples + 1,
-        total_change = utilization_hourly.total_change + c.total_change,
-        used_change = utilization_hourly.used_change + c.used_change,
-        reserved_change = utilization_hourly.reserved_change + c.reserved_change,
-        total = c.total, used = c.used, reserved = c.reserved
-    FROM ({PULL_CHANGES}) AS c
-    WHERE utilization_hourly.server_feature_id = c.id
-      AND utilization_hourly.hour_end = {CURRENT_HOUR}
-    """,
-    f"""
-    INSERT INTO utilization_hourly ({HOURLY_COLUMNS})
-    SELECT c.id, {CURRENT_HOUR}, 1, c.total, c.used, c.reserved, c.total_change, c.used_change,
-        c.reserved_change, c.is_new
-    FROM ({PULL_CHANGES}) AS c
-    WHERE NOT EXISTS (
-        SELECT 1 FROM utilization_hourly h
-        WHERE h.server_feature_id = c.id AND h.hour_end = {CURRENT_HOUR})
-    """,
-)
-
-ADD_PULL_TO_COUNTED_SQL = f"""
-INSERT INTO counted_utilization_hourly ({COUNTED_COLUMNS})
-SELECT $sid, {CURRENT_HOUR}, SUM(c.total_change), SUM(c.used_change), SUM(c.reserved_change),
-    COUNT(*) FILTER (WHERE c.is_new)
-FROM ({PULL_CHANGES}) AS c JOIN server_features sf ON sf.id = c.id
-WHERE {COUNTED_CONCURRENT}
-HAVING COUNT(*) > 0
-ON CONFLICT (server_id, hour_end) DO UPDATE SET
-    total_change = counted_utilization_hourly.total_change + excluded.total_change,
-    used_change = counted_utilization_hourly.used_change + excluded.used_change,
-    reserved_change = counted_utilization_hourly.reserved_change + excluded.reserved_change,
-    features_started = counted_utilization_hourly.features_started + excluded.features_started
+ADD_TO_CURRENT_HOUR_SQL = f"""
+UPDATE utilization_hourly SET samples = samples + 1,
+    total_change = utilization_hourly.total_change + c.total_change,
+    used_change = utilization_hourly.used_change + c.used_change,
+    reserved_change = utilization_hourly.reserved_change + c.reserved_change,
+    total = c.total, used = c.used, reserved = c.reserved
+FROM hourly_changes c
+WHERE utilization_hourly.server_feature_id = c.id AND utilization_hourly.hour_end = {CURRENT_HOUR}
 """
 
-COUNTED_NOW_SQL = f"""SELECT id, {COUNTED_CONCURRENT} FROM server_features sf WHERE server_id = ?"""
+START_CURRENT_HOUR_SQL = f"""
+INSERT INTO utilization_hourly ({HOURLY_COLUMNS})
+SELECT c.id, {CURRENT_HOUR}, 1, c.total, c.used, c.reserved, c.total_change, c.used_change,
+    c.reserved_change, c.is_new
+FROM hourly_changes c {{unless_started}}
+"""
+
+NOT_STARTED = f"""WHERE NOT EXISTS (
+    SELECT 1 FROM utilization_hourly h
+    WHERE h.server_feature_id = c.id AND h.hour_end = {CURRENT_HOUR})"""
+
+ADD_TO_COUNTED_SQL = f"""
+UPDATE counted_utilization_hourly SET total_change = total_change + ?,
+    used_change = used_change + ?, reserved_change = reserved_change + ?,
+    features_started = features_started + ?
+WHERE server_id = ? AND hour_end = {CURRENT_HOUR}
+"""
+
+START_COUNTED_SQL = f"""
+INSERT INTO counted_utilization_hourly ({COUNTED_COLUMNS}) VALUES (?, {CURRENT_HOUR}, ?, ?, ?, ?)
+"""
 
 STORED_NAMES = [name.strip() for name in STORED_FEATURE_COLUMNS.split(",")]
-PREVIOUS_DTYPES = {"id": "int64", "total": "int64", "used": "int64", "reserved": "int64"}
+CHANGE_TYPES = {
+    "id": pa.int64(),
+    "total": pa.int64(),
+    "used": pa.int64(),
+    "reserved": pa.int64(),
+    "total_change": pa.int64(),
+    "used_change": pa.int64(),
+    "reserved_change": pa.int64(),
+    "is_new": pa.bool_(),
+}
 
 
 def add_pull_to_hourly(
     cur: duckdb.DuckDBPyConnection, server_id: int, stored_rows: Sequence[tuple]
 ) -> None:
     """Add the snapshots a pull of one server just took (insert_changed_snapshots, in the same
-    write) to the current hour of both summaries. `stored_rows` are the server's features as
-    the pull read them before storing its own (features.stored_features)."""
-    stored = [dict(zip(STORED_NAMES, row, strict=True)) for row in stored_rows]
-    previous = frame([tuple(row[c] for c in PREVIOUS_DTYPES) for row in stored], PREVIOUS_DTYPES)
-    with registered(cur, "hourly_previous", previous):
-        for sql in ADD_PULL_SQL:
+    write: a row for every feature whose figures moved, or that is new) to the current hour of
+    both summaries. `stored_rows` are the server's features as the pull read them before
+    storing its own (features.stored_features)."""
+    before = {row[0]: dict(zip(STORED_NAMES, row, strict=True)) for row in stored_rows}
+    now = cur.execute(FIGURES_NOW_SQL, [server_id]).fetchall()
+    changes = [change for row in now if (change := _change(before.get(row[0]), row)) is not None]
+    if changes:
+        with registered(cur, "hourly_changes", _table(changes)):
+            _add_to_current_hour(cur, len(changes))
+    counted_now = {row[0]: bool(row[4]) for row in now}
+    if any(_counted(old) != counted_now.get(key) for key, old in before.items()):
+        for sql in REBUILD_SERVER_SQL:
             cur.execute(sql, {"sid": server_id})
-        if _kind_changed(cur, server_id, stored):
-            for sql in REBUILD_SERVER_SQL:
-                cur.execute(sql, {"sid": server_id})
-        else:
-            cur.execute(ADD_PULL_TO_COUNTED_SQL, {"sid": server_id})
+        return
+    counted = [change for change in changes if counted_now[change[0]]]
+    if counted:
+        moves = [sum(column) for column in zip(*(change[4:7] for change in counted), strict=True)]
+        sums = [*moves, sum(1 for change in counted if change[7])]
+        if not affected(cur.execute(ADD_TO_COUNTED_SQL, [*sums, server_id])):
+            cur.execute(START_COUNTED_SQL, [server_id, *sums])
 
 
-def _kind_changed(
-    cur: duckdb.DuckDBPyConnection, server_id: int, stored: Sequence[dict[str, object]]
-) -> bool:
-    """Whether any stored feature of the server is counted concurrent now and was not, or the
-    other way round."""
-    counted_now = dict(cur.execute(COUNTED_NOW_SQL, [server_id]).fetchall())
-    for row in stored:
-        flags = {flag: bool(row[flag]) for flag in ("concurrent", "uncounted", "metered")}
-        if (license_kind(**flags) == COUNTED) != counted_now.get(row["id"]):
-            return True
-    return False
+def _add_to_current_hour(cur: duckdb.DuckDBPyConnection, changed: int) -> None:
+    """Add the registered hourly_changes to the features' rows of the current hour, starting
+    the rows not there yet (the first pull of an hour starts them all)."""
+    added = affected(cur.execute(ADD_TO_CURRENT_HOUR_SQL))
+    if added < changed:
+        unless_started = NOT_STARTED if added else ""
+        cur.execute(START_CURRENT_HOUR_SQL.format(unless_started=unless_started))
+
+
+def _table(changes: list[tuple]) -> pa.Table:
+    """The changes (CHANGE_TYPES order) as an Arrow table (cheaper to register than a frame)."""
+    columns = zip(*changes, strict=True)
+    return pa.table(
+        {
+            name: pa.array(values, kind)
+            for (name, kind), values in zip(CHANGE_TYPES.items(), columns, strict=True)
+        }
+    )
+
+
+def _change(old: dict[str, object] | None, now: tuple) -> tuple | None:
+    """A feature's figures now with their move since before the pull (a new feature moves from
+    0), or None when they did not move (CHANGE_TYPES order)."""
+    figures = now[1:4]
+    if old is None:
+        return (now[0], *figures, *figures, True)
+    previous = (old["total"], old["used"], old["reserved"])
+    if figures == previous:
+        return None
+    return (now[0], *figures, *(a - b for a, b in zip(figures, previous, strict=True)), False)
+
+
+def _counted(row: dict[str, object]) -> bool:
+    """Whether a stored feature row is of the counted concurrent kind."""
+    flags = {flag: bool(row[flag]) for flag in ("concurrent", "uncounted", "metered")}
+    return license_kind(**flags) == COUNTED
 
 
 def rebuild_hourly(cur: duckdb.DuckDBPyConnection) -> None:
