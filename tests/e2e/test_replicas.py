@@ -2,11 +2,12 @@
 
 One throwaway PostgreSQL, three emulated license servers and two `streamlit run server.py`
 processes (A and B) on one database. A manager allocates through A's REST API and B shows the
-rows applied, over its API and on its Allocations page in chromium; every reservation write
-reaches its server once (one leader). Then A, the leader, is killed with SIGKILL while one of
-its writes is held in flight by a slow server: B takes the lead within 10 s, says so on its
-Physical LMs page, and converges: what was saved before, while and after A died is applied,
-and each server holds one group with one reservation per host, each created by one request."""
+rows applied over its API; every reservation write reaches its server once (one leader). Then
+A, the leader, is killed with SIGKILL while one of its writes is held in flight by a slow
+server: B takes the lead within 10 s, says so on its Physical LMs page in chromium, and
+converges: what was saved before, while and after A died is applied (B's Allocations page shows
+none pending or failed), and each server holds one group with one reservation per host, each
+created by one request."""
 
 from __future__ import annotations
 
