@@ -34,7 +34,12 @@ from vlm.flexnet.emulator.server import RunningEmulator
 from vlm.runtime import Runtime
 from vlm.secret_box import SecretBox
 from vlm.store import open_database
-from vlm.store.leadership import SERVER_TURN_CLASS, current_leader, server_turn_holders
+from vlm.store.leadership import (
+    LEADER_LOCK_KEY,
+    SERVER_TURN_CLASS,
+    current_leader,
+    server_turn_holders,
+)
 from vlm.sync import SyncScheduler, sync_all
 from vlm.sync.leader import AdvisoryLeadership, server_turn
 
@@ -347,3 +352,14 @@ def test_on_duckdb_the_scheduler_leads_while_it_runs_and_saves_push_through_the_
         scheduler.stop()
         ctx.db.close()
     assert not scheduler.is_leader
+
+
+def test_a_lock_taken_before_its_session_is_named_reads_as_no_leader_yet(
+    replicas: Replicas,
+) -> None:
+    ctx = replicas.context()
+    with psycopg.connect(replicas.url, autocommit=True, application_name="vlm-leader ") as conn:
+        assert conn.execute("SELECT pg_try_advisory_lock(%s)", [LEADER_LOCK_KEY]).fetchone()[0]
+        assert current_leader(ctx.db) is None
+        conn.execute("SET application_name = 'vlm-leader replica-z'")
+        assert current_leader(ctx.db) == "replica-z"

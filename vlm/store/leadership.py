@@ -86,8 +86,9 @@ def announce_changes(db: Any, server_ids: Iterable[int]) -> None:
 
 
 def current_leader(db: Any) -> str | None:
-    """The name the leading replica gave its session, or None while no replica leads."""
-    return db.scalar(
+    """The name the leading replica gave its session, or None while no replica leads (or the
+    leader has taken the lock but not yet named its session)."""
+    name = db.scalar(
         """
         SELECT substr(a.application_name, ?)
         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -97,6 +98,7 @@ def current_leader(db: Any) -> str | None:
         """,
         [len(LEADER_NAME_PREFIX) + 1, LEADER_LOCK_KEY >> 32, LEADER_LOCK_KEY & 0xFFFFFFFF],
     )
+    return name or None
 
 
 def server_turn_holders(db: Any, server_id: int) -> int:
