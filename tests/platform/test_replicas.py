@@ -2,10 +2,9 @@
 
 First as services: two service contexts on one database are two replicas, and the login
 lockout, one-time passwords, API tokens and idempotency keys hold across them because they live
-in the database. Then end to end: two `streamlit run server.py` replicas and three emulated
-license servers; a manager allocates through one replica's API and the other shows the rows
-applied; every write reaches a server once (one leader); kill -9 of the leader hands the lead to
-the other, which converges with nothing lost or duplicated; the CLI runs beside them."""
+in the database. Then served: a `streamlit run server.py` replica with three emulated license
+servers, and the CLI's `users add` and `sync` beside it (the two-replica kill -9 failover is
+tests/e2e/test_replicas.py)."""
 
 from __future__ import annotations
 
