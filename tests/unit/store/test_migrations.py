@@ -20,7 +20,7 @@ from tests.unit.store.hourly_reference import (
 from vlm.store import Database, migrations
 from vlm.store.migrations import MIGRATIONS, migrate, migration_sql
 
-HOURLY, COUNTED = 7, 8
+HOURLY, COUNTED, AUDIT_BY_POOL = 7, 8, 9
 
 
 @pytest.fixture
@@ -74,6 +74,7 @@ def test_a_migration_text_is_shared_or_chosen_by_dialect() -> None:
     texts = {"duckdb": "SELECT 1", "postgres": "SELECT 2"}
     assert migration_sql(texts, "duckdb") == "SELECT 1"
     assert migration_sql(texts, "postgres") == "SELECT 2"
+    assert migration_sql({"postgres": "SELECT 2"}, "duckdb") == ""
     hourly = dict((v, sql) for v, _, sql in MIGRATIONS)[HOURLY]
     assert "BRIN" in hourly["postgres"] and "BRIN" not in hourly["duckdb"]
 
@@ -86,7 +87,7 @@ def test_the_hourly_migrations_backfill_the_summaries_from_existing_snapshots(
     snapshots = stored_snapshots(empty_db)
     assert len(snapshots) > 50
 
-    assert migrate(empty_db) == [HOURLY, COUNTED]
+    assert _migrate_up_to(empty_db, COUNTED, monkeypatch) == [HOURLY, COUNTED]
     summary = stored_summary(empty_db)
     assert summary == summary_of(snapshots)
     assert sum(row[2] for row in summary) == len(snapshots)
@@ -94,7 +95,7 @@ def test_the_hourly_migrations_backfill_the_summaries_from_existing_snapshots(
     counted = stored_counted(empty_db)
     assert counted == counted_of(summary, counted_features(empty_db))
     assert {row[0] for row in counted} == {1, 2} and sum(row[5] for row in counted) == 3
-    assert migrate(empty_db) == []
+    assert _migrate_up_to(empty_db, COUNTED, monkeypatch) == []
 
 
 def test_the_summary_key_is_enforced_on_postgres_and_absent_on_duckdb(
@@ -133,5 +134,20 @@ def test_the_counted_sums_migration_fills_from_a_summary_migrated_before_it(
     summary = stored_summary(empty_db)
     assert summary == summary_of(stored_snapshots(empty_db))
 
-    assert migrate(empty_db) == [COUNTED]
+    assert _migrate_up_to(empty_db, COUNTED, monkeypatch) == [COUNTED]
     assert stored_counted(empty_db) == counted_of(summary, counted_features(empty_db))
+
+
+def test_the_pool_index_of_the_audit_is_made_on_postgres_only(
+    empty_db: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _migrate_up_to(empty_db, AUDIT_BY_POOL - 1, monkeypatch)
+    assert _migrate_up_to(empty_db, AUDIT_BY_POOL, monkeypatch) == [AUDIT_BY_POOL]
+    recorded = "SELECT COUNT(*) FROM schema_migrations WHERE version = ?"
+    assert empty_db.scalar(recorded, [AUDIT_BY_POOL]) == 1
+    if backend == "duckdb":
+        sql = "SELECT COUNT(*) FROM duckdb_indexes() WHERE table_name = 'audit_log'"
+        assert empty_db.scalar(sql) == 1  # migration 2's idx_audit_at only
+        return
+    sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_audit_allocation_pool'"
+    assert "WHERE ((target_type)::text = 'allocation'::text)" in empty_db.scalar(sql)
