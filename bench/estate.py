@@ -37,7 +37,7 @@ from vlm.services.users import hash_password
 from vlm.store import Database, is_postgres_url, migrate, open_database
 from vlm.store.hourly import rebuild_hourly
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache"
 BENCH_PASSWORD = "bench-password"
 MAX_AGE = timedelta(days=1)

@@ -156,7 +156,8 @@ AUDIT = """
 INSERT INTO audit_log (happened_at, actor, action, target_type, target_id, before, after)
 SELECT created_at, created_by, 'allocation.add', 'allocation', id::VARCHAR, NULL,
     to_json({'id': id, 'host_type': host_type, 'host_id': host_id, 'count': count,
-             'feature_name': feature_name, 'feature_version': feature_version})::VARCHAR
+             'feature_name': feature_name, 'feature_version': feature_version,
+             'pool_id': pool_id})::VARCHAR
 FROM allocations ORDER BY created_at;
 """
 
