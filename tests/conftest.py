@@ -23,7 +23,7 @@ ANALYST = Actor("dave", Role.ANALYST)
 
 BACKENDS = [
     name.strip()
-    for name in os.environ.get("VLM_TEST_BACKENDS", "duckdb").split(",")
+    for name in os.environ.get("VLM_TEST_BACKENDS", "duckdb,postgres").split(",")
     if name.strip()
 ]
 

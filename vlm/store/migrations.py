@@ -365,10 +365,14 @@ def migration_sql(sql: MigrationSql, dialect: str) -> str:
 
 
 def migrate(db: Database) -> list[int]:
-    """Apply every migration not yet recorded; return the versions applied now."""
-    db.execute_script(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+    """Apply every migration not yet recorded; return the versions applied now. Each one is
+    checked and applied inside one write, so replicas starting together (whose writes take turns)
+    never apply a migration twice."""
+    db.write(
+        lambda cur: cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "name VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+        )
     )
     done = {row[0] for row in db.query("SELECT version FROM schema_migrations")}
     applied = []
@@ -377,13 +381,19 @@ def migrate(db: Database) -> list[int]:
             continue
         sql = migration_sql(texts, db.dialect)
 
-        def apply(cur, sql=sql, version=version, name=name):
+        def apply(cur, sql=sql, version=version, name=name) -> bool:
+            recorded = cur.execute(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", [version]
+            ).fetchone()
+            if recorded[0]:
+                return False
             if sql.strip():
                 cur.execute(sql)
             cur.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name]
             )
+            return True
 
-        db.write(apply)
-        applied.append(version)
+        if db.write(apply):
+            applied.append(version)
     return applied

@@ -240,7 +240,8 @@ class PostgresDatabase:
             raise DatabaseUnreachableError(f"cannot reach the database {self.path}") from None
         self._write_lock = threading.RLock()
         self._local = threading.local()
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
             conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {GENERATION_SEQUENCE}")
 
     @contextmanager

@@ -151,3 +151,25 @@ def test_the_pool_index_of_the_audit_is_made_on_postgres_only(
         return
     sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_audit_allocation_pool'"
     assert "WHERE ((target_type)::text = 'allocation'::text)" in empty_db.scalar(sql)
+
+
+def test_replicas_migrating_one_new_database_together_apply_each_migration_once(
+    postgres_server,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vlm.store.postgres import PostgresDatabase
+
+    url = postgres_server.empty_database()
+    replicas = [PostgresDatabase(url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            applied = list(pool.map(migrate, replicas))
+        every = sorted(v for versions in applied for v in versions)
+        assert every == [version for version, _, _ in MIGRATIONS]
+        recorded = replicas[0].query("SELECT version FROM schema_migrations ORDER BY version")
+        assert [row[0] for row in recorded] == every
+    finally:
+        for replica in replicas:
+            replica.close()
+        postgres_server.drop(url)
