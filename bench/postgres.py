@@ -9,6 +9,7 @@ checkpoints); memory is sized for the estate.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pwd
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import psycopg
 
@@ -78,6 +80,7 @@ class BenchPostgres:
         self.port = 0
         self.bindir = postgres_bindir()
         self._run_as = "postgres" if os.geteuid() == 0 else None
+        self._lock: IO[str] | None = None
 
     def _pg(self, program: str, *args: str, check: bool = True) -> int:
         command = [str(self.bindir / program), *args]
@@ -112,10 +115,34 @@ class BenchPostgres:
         self.log(f"initdb of the benchmark's PostgreSQL under {self.folder}")
         self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8")
 
+    def _take_lock(self) -> None:
+        """One benchmark run at a time per data folder: a second one waits for the first."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = (self.folder.parent / "postgres.lock").open("w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.log(f"waiting for another benchmark run that uses {self.folder}")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def start(self) -> None:
+        self._take_lock()
+        try:
+            self._start_server()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _start_server(self) -> None:
         if not (self.data / "PG_VERSION").exists():
             self._initdb()
         if self._pg("pg_ctl", "-D", str(self.data), "status", check=False) == 0:
+            # left running by a run that crashed (a live run would hold the lock)
             self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         self.port = _free_port()
         options = " ".join(
@@ -126,7 +153,10 @@ class BenchPostgres:
         self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l", log_file, "-w", "start")
 
     def stop(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "300", "stop")
+        try:
+            self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "300", "stop")
+        finally:
+            self._release_lock()
 
     def __enter__(self) -> BenchPostgres:
         self.start()

@@ -7,8 +7,10 @@ import json
 import math
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bench.postgres import ESTATE_DATABASE, BenchPostgres
@@ -87,3 +89,29 @@ def test_the_loaded_estate_is_reused_and_each_run_gets_a_fresh_copy(cache_root) 
         TINY, ("postgres",), only=("reconcile",), cache_root=cache_root, output=None, log=log.append
     )
     assert not any("loading the estate" in line for line in log)
+
+
+def test_a_second_run_waits_for_the_first_instead_of_stopping_its_server(cache_root) -> None:
+    first = BenchPostgres(cache_root / "estate" / "postgres", log=lambda _: None)
+    first.start()
+    waiting = threading.Event()
+    second = BenchPostgres(
+        cache_root / "estate" / "postgres",
+        log=lambda line: waiting.set() if "waiting for another" in line else None,
+    )
+    started = threading.Thread(target=second.start)
+    try:
+        started.start()
+        assert waiting.wait(timeout=60)
+        with psycopg.connect(first.url("postgres")) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert started.is_alive()
+    finally:
+        first.stop()
+    started.join(timeout=120)
+    assert not started.is_alive()
+    try:
+        with psycopg.connect(second.url("postgres")) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        second.stop()
