@@ -133,9 +133,10 @@ WHERE target_type = 'pool' AND target_id = ? AND action IN ('pool.create', 'pool
 
 # An allocation's audit rows name its pool (older rows do not: their allocation row tells).
 # A value that is not a whole number counts as missing (DuckDB's TRY_CAST; a pattern on
-# PostgreSQL). PostgreSQL finds the rows naming the pool, and the older rows of the pool's
-# allocations, through the index of migration 9 (parsing the JSON of every allocation row took
-# seconds over 200,000 of them).
+# PostgreSQL). PostgreSQL finds the rows naming the pool, and the older rows of each of the
+# pool's allocations, through the index of migration 9 (parsing the JSON of every allocation row
+# took seconds over 200,000 of them); OFFSET 0 keeps the planner from turning the per-allocation
+# lookups into a hash of every older row (it cannot estimate how many rows name no pool).
 POOL_ALLOCATED_CHANGES_SQL = {
     "duckdb": """
 WITH changes AS (
@@ -151,21 +152,26 @@ SELECT c.happened_at, c.delta FROM changes c LEFT JOIN allocations a ON a.id = c
 WHERE c.delta <> 0 AND COALESCE(c.pool_id, a.pool_id) = $pool_id
 """,
     "postgres": """
-WITH pool_rows AS (
-    SELECT l.happened_at, l.action, l.before, l.after FROM audit_log l
-    WHERE l.target_type = 'allocation'
+WITH pool_rows AS MATERIALIZED (
+    SELECT l.before, l.after, l.happened_at FROM audit_log l
+    WHERE l.target_type = 'allocation' AND l.happened_at > $since
+      AND l.action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
       AND CAST(COALESCE(l.after, l.before) AS jsonb) ->> 'pool_id' = CAST($pool_id AS VARCHAR)
     UNION ALL
-    SELECT l.happened_at, l.action, l.before, l.after
-    FROM allocations a JOIN audit_log l ON l.target_id = CAST(a.id AS VARCHAR)
-    WHERE a.pool_id = $pool_id AND l.target_type = 'allocation'
-      AND CAST(COALESCE(l.after, l.before) AS jsonb) ->> 'pool_id' IS NULL
+    SELECT l.before, l.after, l.happened_at
+    FROM allocations a CROSS JOIN LATERAL (
+        SELECT before, after, happened_at FROM audit_log
+        WHERE target_id = CAST(a.id AS VARCHAR) AND target_type = 'allocation'
+          AND CAST(COALESCE(after, before) AS jsonb) ->> 'pool_id' IS NULL
+          AND happened_at > $since
+          AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
+        OFFSET 0
+    ) AS l
+    WHERE a.pool_id = $pool_id
 ), counts AS (
-    SELECT happened_at, CAST(after AS jsonb) ->> 'count' AS count_after,
-        CAST(before AS jsonb) ->> 'count' AS count_before
+    SELECT happened_at, CAST(after AS json) ->> 'count' AS count_after,
+        CAST(before AS json) ->> 'count' AS count_before
     FROM pool_rows
-    WHERE happened_at > $since
-      AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
 ), changes AS (
     SELECT happened_at,
         COALESCE(CASE WHEN count_after ~ '^-?[0-9]+$' THEN CAST(count_after AS INTEGER) END, 0)

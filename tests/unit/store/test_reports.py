@@ -213,6 +213,8 @@ def test_pool_quantity_changes_after_a_moment(db: Database) -> None:
 
 
 def test_pool_allocated_changes_find_the_pool_in_the_row_or_the_allocation(db: Database) -> None:
+    """A row naming a pool counts for that pool only (also once its allocation is gone, and
+    whatever its text holds elsewhere); a row naming none counts for its allocation's pool."""
     at = [START + timedelta(hours=h) for h in range(6)]
     audit(db, at[1], "allocation.add", ("allocation", 1), None, {"pool_id": 1, "count": 2})
     audit(db, at[2], "allocation.edit", ("allocation", 4), {"count": 2}, {"count": 5})
@@ -220,12 +222,16 @@ def test_pool_allocated_changes_find_the_pool_in_the_row_or_the_allocation(db: D
     audit(db, at[4], "allocation.edit", ("allocation", 1), {"count": 2}, {"count": 2})
     audit(db, at[5], "allocation.remove", ("allocation", 2), {"pool_id": 1, "count": 1}, None)
     audit(db, START - timedelta(hours=1), "allocation.add", ("allocation", 4), None, {"count": 2})
+    gone = {"pool_id": 2, "count": 6, "host_id": '"pool_id": 1, x'}
+    audit(db, at[4], "allocation.remove", ("allocation", 77), gone, None)
+    audit(db, at[5], "allocation.add", ("allocation", 3), None, {"pool_id": 12, "count": 9})
     assert sorted(store.pool_allocated_changes(db, 1, START)) == [
         (at[1], 2),
         (at[2], 3),
         (at[5], -1),
     ]
-    assert store.pool_allocated_changes(db, 2, START) == [(at[3], -3)]
+    assert sorted(store.pool_allocated_changes(db, 2, START)) == [(at[3], -3), (at[4], -6)]
+    assert store.pool_allocated_changes(db, 12, START) == [(at[5], 9)]
 
 
 def test_utilization_history_sql_lists_snapshots_since_oldest_first(db: Database) -> None:
