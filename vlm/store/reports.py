@@ -133,23 +133,29 @@ WHERE target_type = 'pool' AND target_id = ? AND action IN ('pool.create', 'pool
 
 # An allocation's audit rows name its pool (older rows do not: their allocation row tells).
 # A value that is not a whole number counts as missing (DuckDB's TRY_CAST; a pattern on
-# PostgreSQL). PostgreSQL finds the rows naming the pool, and the older rows of each of the
-# pool's allocations, through the index of migration 9 (parsing the JSON of every allocation row
-# took seconds over 200,000 of them); OFFSET 0 keeps the planner from turning the per-allocation
-# lookups into a hash of every older row (it cannot estimate how many rows name no pool).
+# PostgreSQL). Counts are read only from the pool's rows. PostgreSQL finds the rows naming the
+# pool, and the older rows of each of the pool's allocations, through the index of migration 9
+# (parsing the JSON of every allocation row took seconds over 200,000 of them); OFFSET 0 keeps
+# the planner from turning the per-allocation lookups into a hash of every older row (it cannot
+# estimate how many rows name no pool).
 POOL_ALLOCATED_CHANGES_SQL = {
     "duckdb": """
-WITH changes AS (
-    SELECT happened_at, TRY_CAST(target_id AS BIGINT) AS allocation_id,
-        TRY_CAST(json_extract_string(COALESCE(after, before), '$.pool_id') AS BIGINT) AS pool_id,
-        COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
-        - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0) AS delta
+WITH named AS (
+    SELECT happened_at, target_id, before, after,
+        TRY_CAST(json_extract_string(COALESCE(after, before), '$.pool_id') AS BIGINT) AS pool_id
     FROM audit_log
     WHERE target_type = 'allocation' AND happened_at > $since
       AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
+), in_pool AS (
+    SELECT n.happened_at, n.before, n.after FROM named n
+    LEFT JOIN allocations a ON a.id = TRY_CAST(n.target_id AS BIGINT)
+    WHERE COALESCE(n.pool_id, a.pool_id) = $pool_id
+), changes AS (
+    SELECT happened_at, COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
+        - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0) AS delta
+    FROM in_pool
 )
-SELECT c.happened_at, c.delta FROM changes c LEFT JOIN allocations a ON a.id = c.allocation_id
-WHERE c.delta <> 0 AND COALESCE(c.pool_id, a.pool_id) = $pool_id
+SELECT happened_at, delta FROM changes WHERE delta <> 0
 """,
     "postgres": """
 WITH pool_rows AS MATERIALIZED (
