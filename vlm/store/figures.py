@@ -84,14 +84,18 @@ FROM sff WHERE vlm_id IS NOT NULL
 GROUP BY vlm_id, vlm_name, feature_name, feature_version, license_kind
 """
 
+# What every pool holds of a server feature is summed once and joined (a subquery per portion
+# scanned all portions for each one on PostgreSQL: 7 s over the bench estate's 20,000).
 POOL_FEATURE_FIGURES = """
-WITH portions AS (
+WITH pooled AS (
+    SELECT server_feature_id, SUM(quantity) AS pooled FROM pool_portions
+    GROUP BY server_feature_id
+), portions AS (
     SELECT pp.pool_id, sf.feature_name, sf.feature_version,
         SUM(pp.quantity) AS quantity,
-        BOOL_OR(sf.total - sf.reserved_by_others < (
-            SELECT SUM(quantity) FROM pool_portions x WHERE x.server_feature_id = sf.id
-        )) AS over_committed
+        BOOL_OR(sf.total - sf.reserved_by_others < po.pooled) AS over_committed
     FROM pool_portions pp JOIN server_features sf ON sf.id = pp.server_feature_id
+    JOIN pooled po ON po.server_feature_id = sf.id
     GROUP BY 1, 2, 3
 ), allocated AS (
     SELECT pool_id, feature_name, feature_version, SUM(count) AS allocated,
