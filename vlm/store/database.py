@@ -6,12 +6,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import duckdb
-import pandas as pd
 
-from vlm.store.csv import Params, describe, write_csv
+from vlm.store.reads import CursorReads
 
 T = TypeVar("T")
 
@@ -28,7 +27,7 @@ def database_locked(path: str) -> DatabaseLockedError:
     )
 
 
-class Database:
+class Database(CursorReads):
     """One DuckDB connection per process; reads use their own cursor, writes share one lock."""
 
     dialect = "duckdb"
@@ -58,37 +57,6 @@ class Database:
             return
         with self._con.cursor() as own:
             yield own
-
-    def query_df(self, sql: str, params: Params = ()) -> pd.DataFrame:
-        """Run a read and return a fully fetched DataFrame."""
-        with self._cursor() as cur:
-            return cur.execute(sql, params).df()
-
-    def query(self, sql: str, params: Params = ()) -> list[tuple]:
-        """Run a read and return all rows as tuples."""
-        with self._cursor() as cur:
-            return cur.execute(sql, params).fetchall()
-
-    def query_dicts(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        """Run a read and return rows as dicts keyed by column name."""
-        with self._cursor() as cur:
-            result = cur.execute(sql, params)
-            names = [d[0] for d in result.description]
-            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-
-    def query_csv(self, sql: str, params: Params = ()) -> bytes:
-        """Run a read and return its rows as CSV bytes written by DuckDB (see store/csv.py)."""
-        with self._cursor() as cur:
-            return write_csv(cur, sql, params)
-
-    def describe(self, sql: str, params: Params = ()) -> list[tuple[str, str]]:
-        """(name, DuckDB type) of the columns a query returns, without running it fully."""
-        with self._cursor() as cur:
-            return describe(cur, sql, params)
-
-    def scalar(self, sql: str, params: Params = ()) -> Any:
-        rows = self.query(sql, params)
-        return rows[0][0] if rows else None
 
     def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run fn inside one transaction under the write lock; reads inside see its changes."""

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from vlm.dburl import redact_url
 from vlm.store.csv import Params
+from vlm.store.reads import CursorReads
 
 T = TypeVar("T")
 
@@ -216,7 +217,7 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.adapters.register_loader("numeric", WholeNumericLoader)
 
 
-class PostgresDatabase:
+class PostgresDatabase(CursorReads):
     """A pool of connections to one PostgreSQL database shared by every VLM replica."""
 
     dialect = "postgres"
@@ -265,32 +266,6 @@ class PostgresDatabase:
         with self._cursor() as cur:
             row = cur.execute(f"SELECT last_value FROM {GENERATION_SEQUENCE}").fetchone()
         return int(row[0]) if row else 0
-
-    def query_df(self, sql: str, params: Params = ()) -> pd.DataFrame:
-        with self._cursor() as cur:
-            return cur.execute(sql, params).df()
-
-    def query(self, sql: str, params: Params = ()) -> list[tuple]:
-        with self._cursor() as cur:
-            return cur.execute(sql, params).fetchall()
-
-    def query_dicts(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        with self._cursor() as cur:
-            result = cur.execute(sql, params)
-            names = [d[0] for d in result.description or []]
-            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-
-    def query_csv(self, sql: str, params: Params = ()) -> bytes:
-        with self._cursor() as cur:
-            return cur.copy_csv(sql, params)
-
-    def describe(self, sql: str, params: Params = ()) -> list[tuple[str, str]]:
-        with self._cursor() as cur:
-            return cur.execute(f"SELECT * FROM ({sql}) AS described LIMIT 0", params).description
-
-    def scalar(self, sql: str, params: Params = ()) -> Any:
-        rows = self.query(sql, params)
-        return rows[0][0] if rows else None
 
     def write(self, fn: Callable[[PgCursor], T]) -> T:
         """Run fn in one transaction; the advisory lock makes writes of all replicas take turns."""
