@@ -85,8 +85,11 @@ def new_page(browser: Browser) -> Page:
     return context.new_page()
 
 
-def sign_in(browser: Browser, base_url: str, username: str, password: str) -> Page:
-    """A fresh browser context signed in as username with one submit of the sign-in form."""
+def sign_in(
+    browser: Browser, base_url: str, username: str, password: str, cookie_timeout: float = 15
+) -> Page:
+    """A fresh browser context signed in as username with one submit of the sign-in form; it
+    returns once the browser holds the sign-in cookie (within cookie_timeout seconds)."""
     page = new_page(browser)
     page.goto(base_url)
     form = sign_in_form(page)
@@ -94,7 +97,9 @@ def sign_in(browser: Browser, base_url: str, username: str, password: str) -> Pa
     form.locator("input[type=password]").fill(password)
     form.get_by_test_id("stFormSubmitButton").locator("button").click()
     expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible()
-    wait_until(lambda: any(c["name"] == COOKIE for c in page.context.cookies()), timeout=15)
+    wait_until(
+        lambda: any(c["name"] == COOKIE for c in page.context.cookies()), timeout=cookie_timeout
+    )
     # the app draws the cookie writer until it reports the cookie stored (that report reruns
     # the app); once the writer is gone, nothing reruns the app by itself
     expect(page.locator(".st-key-set")).to_have_count(0)

@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ADMIN
-from tests.e2e.helpers import HEADINGS, new_page, sign_in_form, wait_for_app
+from tests.e2e.helpers import open_page, sign_in
 from tests.platform.conftest import ServedApp
 from tests.sync.conftest import (
     DEFAULT_FEATURES,
@@ -53,6 +53,7 @@ VERSIONS = ("1.0", "2.0", "3.0")  # cad in one version per server: each allocati
 PASSWORD = "password-123"  # the staff's password (tests/sync/conftest.py add_staff)
 TAKEOVER_LIMIT = 10.0  # issue #10: another replica leads within 10 s of the leader's death
 APPLY_LIMIT = 30.0
+COOKIE_LIMIT = 60.0
 CREATE_GROUP = "POST /api/1.0/reservationgroups"
 # holds the leader's group requests (reads and its write) long enough to kill it mid-write,
 # and below the servers' 5 s client timeout (tests/sync/conftest.py add_server)
@@ -237,42 +238,17 @@ def alive(pid: int) -> bool:
 
 
 def signed_in(browser: Browser, base_url: str, username: str) -> Page:
-    """A fresh browser session signed in with one submit of the form. The test then moves only
-    by the sidebar, inside this session: it does not wait for the sign-in cookie (that is
-    tests/e2e/test_flows.py's concern), which a loaded machine can delay past sign_in's limit."""
-    page = new_page(browser)
-    page.goto(base_url)
-    form = sign_in_form(page)
-    form.locator("input[aria-label='Username']").fill(username)
-    form.locator("input[type=password]").fill(PASSWORD)
-    form.get_by_test_id("stFormSubmitButton").locator("button").click()
-    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as")).to_be_visible()
-    wait_for_app(page)
-    return page
-
-
-def go_to(page: Page, title: str, attempts: int = 3) -> None:
-    """Open a page from the sidebar. A click that lands while the sign-in cookie's component
-    reruns the app can be dropped (this session does not wait for that cookie), so the click is
-    repeated until the page is current: opening a page twice changes nothing."""
-    link = page.get_by_test_id("stSidebarNavLink").filter(has_text=title)
-    for _ in range(attempts):
-        wait_for_app(page)
-        link.click()
-        try:
-            expect(link).to_have_attribute("aria-current", "page", timeout=10_000)
-            break
-        except AssertionError:
-            continue
-    expect(link).to_have_attribute("aria-current", "page")
-    expect(page.get_by_role("heading", level=1, name=HEADINGS.get(title, title))).to_be_visible()
-    wait_for_app(page)
+    """A fresh browser session signed in, once its browser holds the sign-in cookie: until then
+    the cookie component reruns the app and can replace the run a menu click started. Two
+    replicas, three emulators and PostgreSQL on two cores can delay the cookie well past
+    sign_in's usual limit."""
+    return sign_in(browser, base_url, username, PASSWORD, cookie_timeout=COOKIE_LIMIT)
 
 
 def sync_caption(page: Page) -> str:
     """What the Physical LMs page says about the background sync, drawn afresh."""
-    go_to(page, "Users")
-    go_to(page, "Physical LMs")
+    open_page(page, "Users")
+    open_page(page, "Physical LMs")
     caption = page.get_by_test_id("stCaptionContainer").filter(has_text="background sync")
     expect(caption).to_have_count(1)
     return caption.inner_text().strip()
@@ -281,7 +257,7 @@ def sync_caption(page: Page) -> str:
 def allocation_tiles(page: Page) -> dict[str, str]:
     """The figures the Allocations page shows for the feature it opens with, by label, after
     checking which feature that is (the pool's first, cad 1.0, on a tie: lls-1's hosts)."""
-    go_to(page, "Allocations")
+    open_page(page, "Allocations")
     feature = page.get_by_test_id("stSelectbox").filter(has_text="Feature").locator("input")
     expect(feature).to_have_value(re.compile(rf"^cad {re.escape(VERSIONS[0])} "))
     tiles = page.get_by_test_id("stMetric")
