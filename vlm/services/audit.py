@@ -28,6 +28,30 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _pool_of(target_type: str, target_id: object, before: Any, after: Any) -> int | None:
+    """The pool a change concerns: a pool's own id, or the pool its after (else before) names;
+    stored with the row so a pool's trend reads only its own rows."""
+    if target_type == "pool":
+        return int(target_id) if str(target_id).isdigit() else None
+    named = after if isinstance(after, dict) else before
+    pool_id = named.get("pool_id") if isinstance(named, dict) else None
+    return pool_id if isinstance(pool_id, int) and not isinstance(pool_id, bool) else None
+
+
+def _audit_row(
+    actor: Actor, action: str, target_type: str, target_id: object, before: Any, after: Any
+) -> store.AuditRow:
+    return (
+        actor.username,
+        action,
+        target_type,
+        str(target_id),
+        _to_json(before),
+        _to_json(after),
+        _pool_of(target_type, target_id, before, after),
+    )
+
+
 def record(
     cur: duckdb.DuckDBPyConnection,
     actor: Actor,
@@ -38,10 +62,7 @@ def record(
     after: Any = None,
 ) -> None:
     """Write one audit row inside the caller's transaction."""
-    store.insert_audit_row(
-        cur,
-        (actor.username, action, target_type, str(target_id), _to_json(before), _to_json(after)),
-    )
+    store.insert_audit_row(cur, _audit_row(actor, action, target_type, target_id, before, after))
 
 
 def record_many(
@@ -50,13 +71,7 @@ def record_many(
     rows: Sequence[tuple[str, str, object, Any, Any]],
 ) -> None:
     """Write many audit rows (action, target_type, target_id, before, after) in one statement."""
-    store.insert_audit_rows(
-        cur,
-        [
-            (actor.username, action, target_type, str(target_id), _to_json(before), _to_json(after))
-            for action, target_type, target_id, before, after in rows
-        ],
-    )
+    store.insert_audit_rows(cur, [_audit_row(actor, *row) for row in rows])
 
 
 def audit_log(

@@ -231,15 +231,13 @@ def _quantity_of(audited: str | None) -> int:
     return sum(int(q) for q in quantities.values())
 
 
-def _changes_after(grid: np.ndarray, changes: list[tuple[datetime, int]]) -> np.ndarray:
-    """For every grid point, the sum of the changes made after it."""
-    if not changes:
+def _changes_after(grid: np.ndarray, times: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """For every grid point, the sum of the changes (deltas at times) made after it."""
+    if not len(times):
         return np.zeros(len(grid), dtype=np.int64)
-    changes = sorted(changes)
-    times = np.array([c[0] for c in changes], dtype="datetime64[us]")
-    deltas = np.array([c[1] for c in changes], dtype=np.int64)
-    from_here_on = np.append(np.cumsum(deltas[::-1])[::-1], 0)
-    return from_here_on[np.searchsorted(times, grid, side="right")]
+    order = np.argsort(times, kind="stable")
+    from_here_on = np.append(np.cumsum(deltas[order][::-1])[::-1], 0)
+    return from_here_on[np.searchsorted(times[order], grid, side="right")]
 
 
 def _pool_trend_frame(db: Database, pool_id: int, window: dict[str, object]) -> pd.DataFrame:
@@ -255,12 +253,16 @@ def _pool_trend_frame(db: Database, pool_id: int, window: dict[str, object]) -> 
         (at, _quantity_of(after) - _quantity_of(before))
         for at, before, after in store.pool_quantity_changes(db, pool_id, start)
     ]
+    quantity_times = np.array([at for at, _ in quantity_changes], dtype="datetime64[us]")
+    quantity_deltas = np.array([delta for _, delta in quantity_changes], dtype=np.int64)
     allocated_changes = store.pool_allocated_changes(db, pool_id, start)
+    allocated_times = allocated_changes["happened_at"].to_numpy(dtype="datetime64[us]")
+    allocated_deltas = allocated_changes["delta"].to_numpy(dtype=np.int64)
     frame = pd.DataFrame(
         {
             "taken_at": grid,
-            "quantity": quantity - _changes_after(grid, quantity_changes),
-            "allocated": allocated - _changes_after(grid, allocated_changes),
+            "quantity": quantity - _changes_after(grid, quantity_times, quantity_deltas),
+            "allocated": allocated - _changes_after(grid, allocated_times, allocated_deltas),
         }
     )
     existed = grid >= np.datetime64(created_at, "us")

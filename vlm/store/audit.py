@@ -10,16 +10,16 @@ import pandas as pd
 
 from vlm.store.database import Database
 
-AuditRow = tuple[str, str, str, str, str | None, str | None]
-"""(actor, action, target_type, target_id, before JSON, after JSON)"""
+AuditRow = tuple[str, str, str, str, str | None, str | None, int | None]
+"""(actor, action, target_type, target_id, before JSON, after JSON, pool_id)"""
 
-AUDIT_COLUMNS = ("actor", "action", "target_type", "target_id", "before", "after")
+AUDIT_COLUMNS = ("actor", "action", "target_type", "target_id", "before", "after", "pool_id")
+INSERT_COLUMNS = ", ".join(AUDIT_COLUMNS)
 
 
 def insert_audit_row(cur: duckdb.DuckDBPyConnection, row: AuditRow) -> None:
     cur.execute(
-        """INSERT INTO audit_log (actor, action, target_type, target_id, before, after)
-        VALUES (?, ?, ?, ?, ?, ?)""",
+        f"""INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)""",
         list(row),
     )
 
@@ -31,12 +31,12 @@ def insert_audit_rows(cur: duckdb.DuckDBPyConnection, rows: Sequence[AuditRow]) 
     frame = pd.DataFrame(
         {name: [row[i] for row in rows] for i, name in enumerate(AUDIT_COLUMNS)},
         columns=list(AUDIT_COLUMNS),
-    )
+    ).astype({"pool_id": "Int64"})
     cur.register("audit_rows", frame)
     try:
         cur.execute(
-            """INSERT INTO audit_log (actor, action, target_type, target_id, before, after)
-            SELECT actor, action, target_type, target_id, before, after FROM audit_rows"""
+            f"""INSERT INTO audit_log ({INSERT_COLUMNS})
+            SELECT {INSERT_COLUMNS} FROM audit_rows"""
         )
     finally:
         cur.unregister("audit_rows")

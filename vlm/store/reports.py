@@ -127,62 +127,38 @@ FROM pools p WHERE p.id = ?
 
 POOL_QUANTITY_CHANGES_SQL = """
 SELECT happened_at, before, after FROM audit_log
-WHERE target_type = 'pool' AND target_id = ? AND action IN ('pool.create', 'pool.update')
+WHERE pool_id = ? AND target_type = 'pool' AND action IN ('pool.create', 'pool.update')
   AND happened_at > ?
 """
 
-# An allocation's audit rows name its pool (older rows do not: their allocation row tells).
-# A value that is not a whole number counts as missing (DuckDB's TRY_CAST; a pattern on
-# PostgreSQL). Counts are read only from the pool's rows. PostgreSQL finds the rows naming the
-# pool, and the older rows of each of the pool's allocations, through the index of migration 9
-# (parsing the JSON of every allocation row took seconds over 200,000 of them); OFFSET 0 keeps
-# the planner from turning the per-allocation lookups into a hash of every older row (it cannot
-# estimate how many rows name no pool).
+# The pool's allocation rows (by the pool_id each audit row stores, migration 10) and the change
+# of count each made. A count that is not a whole number counts as missing (DuckDB's TRY_CAST; a
+# pattern on PostgreSQL).
+POOL_ALLOCATION_ROWS = """
+SELECT happened_at, after, before FROM audit_log
+WHERE pool_id = $pool_id AND target_type = 'allocation' AND happened_at > $since
+  AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
+"""
 POOL_ALLOCATED_CHANGES_SQL = {
-    "duckdb": """
-WITH named AS (
-    SELECT happened_at, target_id, before, after,
-        TRY_CAST(json_extract_string(COALESCE(after, before), '$.pool_id') AS BIGINT) AS pool_id
-    FROM audit_log
-    WHERE target_type = 'allocation' AND happened_at > $since
-      AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
-), in_pool AS (
-    SELECT n.happened_at, n.before, n.after FROM named n
-    LEFT JOIN allocations a ON a.id = TRY_CAST(n.target_id AS BIGINT)
-    WHERE COALESCE(n.pool_id, a.pool_id) = $pool_id
-), changes AS (
+    "duckdb": f"""
+WITH changes AS (
     SELECT happened_at, COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
         - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0) AS delta
-    FROM in_pool
+    FROM ({POOL_ALLOCATION_ROWS}) AS pool_rows
 )
 SELECT happened_at, delta FROM changes WHERE delta <> 0
 """,
-    "postgres": """
-WITH pool_rows AS MATERIALIZED (
-    SELECT l.before, l.after, l.happened_at FROM audit_log l
-    WHERE l.target_type = 'allocation' AND l.happened_at > $since
-      AND l.action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
-      AND CAST(COALESCE(l.after, l.before) AS jsonb) ->> 'pool_id' = CAST($pool_id AS VARCHAR)
-    UNION ALL
-    SELECT l.before, l.after, l.happened_at
-    FROM allocations a CROSS JOIN LATERAL (
-        SELECT before, after, happened_at FROM audit_log
-        WHERE target_id = CAST(a.id AS VARCHAR) AND target_type = 'allocation'
-          AND CAST(COALESCE(after, before) AS jsonb) ->> 'pool_id' IS NULL
-          AND happened_at > $since
-          AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
-        OFFSET 0
-    ) AS l
-    WHERE a.pool_id = $pool_id
-), counts AS (
+    "postgres": f"""
+WITH counts AS (
     SELECT happened_at, CAST(after AS json) ->> 'count' AS count_after,
         CAST(before AS json) ->> 'count' AS count_before
-    FROM pool_rows
+    FROM ({POOL_ALLOCATION_ROWS}) AS pool_rows
 ), changes AS (
     SELECT happened_at,
-        COALESCE(CASE WHEN count_after ~ '^-?[0-9]+$' THEN CAST(count_after AS INTEGER) END, 0)
-        - COALESCE(CASE WHEN count_before ~ '^-?[0-9]+$' THEN CAST(count_before AS INTEGER) END, 0)
-        AS delta
+        COALESCE(CASE WHEN count_after ~ '^-?[0-9]{{1,9}}$' THEN CAST(count_after AS INTEGER) END,
+            0)
+        - COALESCE(CASE WHEN count_before ~ '^-?[0-9]{{1,9}}$' THEN CAST(count_before AS INTEGER)
+            END, 0) AS delta
     FROM counts
 )
 SELECT happened_at, delta FROM changes WHERE delta <> 0
@@ -273,15 +249,13 @@ def pool_quantity_changes(
     db: Database, pool_id: int, since: datetime
 ) -> list[tuple[datetime, str | None, str | None]]:
     """(when, before, after) of the pool's create and update audit rows after since."""
-    return db.query(POOL_QUANTITY_CHANGES_SQL, [str(pool_id), since])
+    return db.query(POOL_QUANTITY_CHANGES_SQL, [pool_id, since])
 
 
-def pool_allocated_changes(
-    db: Database, pool_id: int, since: datetime
-) -> list[tuple[datetime, int]]:
-    """(when, change of count) of every audited allocation add, edit and removal of the pool
-    after since that changed a count."""
-    return db.query(POOL_ALLOCATED_CHANGES_SQL[db.dialect], {"since": since, "pool_id": pool_id})
+def pool_allocated_changes(db: Database, pool_id: int, since: datetime) -> pd.DataFrame:
+    """When (happened_at) and by how much (delta) every audited allocation add, edit and removal
+    of the pool after since changed a count."""
+    return db.query_df(POOL_ALLOCATED_CHANGES_SQL[db.dialect], {"since": since, "pool_id": pool_id})
 
 
 def utilization_history_sql(since: datetime) -> tuple[str, list[object]]:

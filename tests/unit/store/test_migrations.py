@@ -20,7 +20,7 @@ from tests.unit.store.hourly_reference import (
 from vlm.store import Database, migrations
 from vlm.store.migrations import MIGRATIONS, migrate, migration_sql
 
-HOURLY, COUNTED, AUDIT_BY_POOL = 7, 8, 9
+HOURLY, COUNTED, AUDIT_BY_POOL, AUDIT_POOL_COLUMN = 7, 8, 9, 10
 
 
 @pytest.fixture
@@ -151,6 +151,57 @@ def test_the_pool_index_of_the_audit_is_made_on_postgres_only(
         return
     sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_audit_allocation_pool'"
     assert "WHERE ((target_type)::text = 'allocation'::text)" in empty_db.scalar(sql)
+
+
+def _seed_audit(cur: Any) -> None:
+    """Audit rows as older versions wrote them: allocation rows with and without the pool they
+    belong to (an allocation that still exists, or is gone), pool rows, and other targets."""
+    cur.execute(
+        "INSERT INTO allocations (id, pool_id, server_feature_id, feature_name, feature_version, "
+        "host_type, host_id, count, created_by) VALUES (4, 3, 1, 'cad', '1', 'HOSTID', 'h', 1, 'a')"
+    )
+    rows = [
+        ("allocation.add", "allocation", "1", None, '{"pool_id": 7, "count": 2}'),
+        ("allocation.remove", "allocation", "2", '{"count": 1, "pool_id": 8}', None),
+        ("allocation.add", "allocation", "4", None, '{"count": 2, "host_id": "\\"pool_id\\": 9"}'),
+        ("allocation.remove", "allocation", "5", '{"count": 1}', None),
+        ("pool.update", "pool", "6", '{"quantities": {}}', '{"quantities": {}}'),
+        ("vlm.update", "vlm", "6", '{"pool_id": 2}', '{"pool_id": 2}'),
+        ("server.add", "server", "lls-1", None, "{}"),
+    ]
+    for row in rows:
+        cur.execute(
+            "INSERT INTO audit_log (actor, action, target_type, target_id, before, after) "
+            "VALUES ('alice', ?, ?, ?, ?, ?)",
+            list(row),
+        )
+
+
+def test_the_pool_column_of_the_audit_is_filled_from_rows_written_before_it(
+    empty_db: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _migrate_up_to(empty_db, AUDIT_POOL_COLUMN - 1, monkeypatch)
+    empty_db.write(_seed_audit)
+    assert _migrate_up_to(empty_db, AUDIT_POOL_COLUMN, monkeypatch) == [AUDIT_POOL_COLUMN]
+    stored = empty_db.query("SELECT target_type, target_id, pool_id FROM audit_log ORDER BY id")
+    assert stored == [
+        ("allocation", "1", 7),
+        ("allocation", "2", 8),
+        ("allocation", "4", 3),
+        ("allocation", "5", None),
+        ("pool", "6", 6),
+        ("vlm", "6", None),
+        ("server", "lls-1", None),
+    ]
+    if backend == "duckdb":
+        sql = "SELECT COUNT(*) FROM duckdb_indexes() WHERE table_name = 'audit_log'"
+        assert empty_db.scalar(sql) == 1  # migration 2's idx_audit_at only
+        return
+    indexes = dict(
+        empty_db.query("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_log'")
+    )
+    assert "idx_audit_allocation_pool" not in indexes
+    assert "(pool_id, happened_at) WHERE (pool_id IS NOT NULL)" in indexes["idx_audit_pool"]
 
 
 def test_replicas_migrating_one_new_database_together_apply_each_migration_once(

@@ -43,11 +43,23 @@ def window(points: int) -> dict[str, object]:
     }
 
 
-def audit(db: Database, at: datetime, action: str, target: tuple[str, int], before, after) -> None:
+def audit(
+    db: Database,
+    at: datetime,
+    action: str,
+    target: tuple[str, int],
+    before,
+    after,
+    pool_id: int | None = None,
+) -> None:
+    """An audit row as services.audit stores it: a pool row carries its own id as pool_id."""
+    if target[0] == "pool":
+        pool_id = target[1]
     execute(
         db,
-        """INSERT INTO audit_log (happened_at, actor, action, target_type, target_id, before, after)
-        VALUES (?, 'alice', ?, ?, ?, ?, ?)""",
+        """INSERT INTO audit_log (happened_at, actor, action, target_type, target_id, before, after,
+            pool_id)
+        VALUES (?, 'alice', ?, ?, ?, ?, ?, ?)""",
         [
             at,
             action,
@@ -55,6 +67,7 @@ def audit(db: Database, at: datetime, action: str, target: tuple[str, int], befo
             str(target[1]),
             None if before is None else json.dumps(before),
             None if after is None else json.dumps(after),
+            pool_id,
         ],
     )
 
@@ -212,26 +225,34 @@ def test_pool_quantity_changes_after_a_moment(db: Database) -> None:
     assert changes == [(START + timedelta(hours=1), '{"q": 1}', '{"q": 2}')]
 
 
-def test_pool_allocated_changes_find_the_pool_in_the_row_or_the_allocation(db: Database) -> None:
-    """A row naming a pool counts for that pool only (also once its allocation is gone, and
-    whatever its text holds elsewhere); a row naming none counts for its allocation's pool."""
+def test_pool_allocated_changes_read_the_rows_stored_under_the_pool(db: Database) -> None:
+    """Only rows stored under the pool count (whatever their text names), each by its change of
+    count; a count that is not a whole number counts as missing, and no change is no row."""
     at = [START + timedelta(hours=h) for h in range(6)]
-    audit(db, at[1], "allocation.add", ("allocation", 1), None, {"pool_id": 1, "count": 2})
-    audit(db, at[2], "allocation.edit", ("allocation", 4), {"count": 2}, {"count": 5})
-    audit(db, at[3], "allocation.remove", ("allocation", 5), {"pool_id": 2, "count": 3}, None)
-    audit(db, at[4], "allocation.edit", ("allocation", 1), {"count": 2}, {"count": 2})
-    audit(db, at[5], "allocation.remove", ("allocation", 2), {"pool_id": 1, "count": 1}, None)
+    audit(db, at[1], "allocation.add", ("allocation", 1), None, {"count": 2}, pool_id=1)
+    audit(db, at[2], "allocation.edit", ("allocation", 4), {"count": 2}, {"count": 5}, pool_id=1)
+    gone = {"pool_id": 1, "count": 3}
+    audit(db, at[3], "allocation.remove", ("allocation", 5), gone, None, pool_id=2)
+    audit(db, at[4], "allocation.edit", ("allocation", 1), {"count": 2}, {"count": 2}, pool_id=1)
+    audit(db, at[5], "allocation.remove", ("allocation", 2), {"count": 1}, None, pool_id=1)
     audit(db, START - timedelta(hours=1), "allocation.add", ("allocation", 4), None, {"count": 2})
-    gone = {"pool_id": 2, "count": 6, "host_id": '"pool_id": 1, x'}
-    audit(db, at[4], "allocation.remove", ("allocation", 77), gone, None)
-    audit(db, at[5], "allocation.add", ("allocation", 3), None, {"pool_id": 12, "count": 9})
-    assert sorted(store.pool_allocated_changes(db, 1, START)) == [
-        (at[1], 2),
-        (at[2], 3),
-        (at[5], -1),
-    ]
-    assert sorted(store.pool_allocated_changes(db, 2, START)) == [(at[3], -3), (at[4], -6)]
-    assert store.pool_allocated_changes(db, 12, START) == [(at[5], 9)]
+    audit(db, at[4], "allocation.edit", ("allocation", 6), {"count": "x"}, {"count": 4}, pool_id=2)
+    audit(db, at[5], "allocation.add", ("allocation", 3), None, {"count": 9}, pool_id=12)
+    audit(db, at[5], "allocation.retry", ("allocation", 3), None, {"count": 7}, pool_id=12)
+    audit(db, at[5], "allocation.add", ("allocation", 8), None, {"count": 7})
+    assert changes_of(db, 1) == [(at[1], 2), (at[2], 3), (at[5], -1)]
+    assert changes_of(db, 2) == [(at[3], -3), (at[4], 4)]
+    assert changes_of(db, 12) == [(at[5], 9)]
+    assert changes_of(db, 99) == []
+
+
+def changes_of(db: Database, pool_id: int) -> list[tuple[datetime, int]]:
+    frame = store.pool_allocated_changes(db, pool_id, START)
+    assert list(frame.columns) == ["happened_at", "delta"]
+    return sorted(
+        (moment.to_pydatetime(), int(delta))
+        for moment, delta in zip(frame["happened_at"], frame["delta"], strict=True)
+    )
 
 
 def test_utilization_history_sql_lists_snapshots_since_oldest_first(db: Database) -> None:
