@@ -14,10 +14,10 @@ from tests.sync.conftest import (
     set_feature_count,
 )
 from vlm.context import ServiceContext
-from vlm.flexnet import FlexNetClient
+from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.store.servers import load_server
-from vlm.sync import pull_inventory
+from vlm.sync import pull_inventory, read_reservations
 from vlm.sync.inventory import StoredInventories, forget_stored_inventory
 
 
@@ -239,8 +239,6 @@ def test_mirror_rows_from_json_match_those_from_parsed_groups() -> None:
 
 
 def test_groups_answer_unchanged_keeps_mirror_and_a_changed_one_rebuilds_it(ctx, emulator) -> None:
-    from vlm.flexnet import HostId, Reservation, ReservationEntry, ReservationGroup
-
     server_id = add_server(ctx, emulator.url)
     first = pull_inventory(ctx, server_id)
     mirror_sql = (
@@ -307,6 +305,38 @@ def test_each_context_remembers_its_own_last_pull_until_told_to_forget(ctx, emul
     pull_inventory(ctx, server_id)
     assert ctx.db.scalar(viz_total) == 30
     assert stored.last(server_id) is not None
+
+
+def test_a_read_of_the_groups_becomes_the_last_pulls_groups(ctx, emulator) -> None:
+    """What the reconciler's read stored is remembered: the next read of an unchanged answer is
+    not parsed again, and a later pull whose features moved writes the new foreign count."""
+    server_id = add_server(ctx, emulator.url)
+    pull_inventory(ctx, server_id)
+    others = "SELECT reserved_by_others FROM server_features WHERE feature_name = 'viz'"
+    assert ctx.db.scalar(others) == 0
+    entry = ReservationEntry("viz", "1.0", 2)
+    group = ReservationGroup(None, "team-manual", (Reservation(HostId("USER", "zoe"), (entry,)),))
+    with FlexNetClient(emulator.url, username="admin", password="admin") as client:
+        client.create_reservation_group(group)
+        assert read_reservations(ctx, server_id, client) is not None
+        assert read_reservations(ctx, server_id, client) is None
+    last = ctx.owned(StoredInventories).last(server_id)
+    assert last is not None and last.others == {("viz", "1.0"): 2} and last.groups == 1
+    assert ctx.db.scalar(others) == 2
+
+    set_feature_count(emulator, "viz", 12)
+    moved = pull_inventory(ctx, server_id)
+    assert moved.snapshots_added == 1 and moved.groups == 1
+    assert ctx.db.scalar(others) == 2
+    assert _features(ctx, server_id)["viz"]["total"] == 12
+
+
+def test_a_read_of_the_groups_before_any_pull_remembers_nothing(ctx, emulator) -> None:
+    server_id = add_server(ctx, emulator.url)
+    with FlexNetClient(emulator.url, username="admin", password="admin") as client:
+        assert read_reservations(ctx, server_id, client) is not None
+        assert read_reservations(ctx, server_id, client) is not None
+    assert ctx.owned(StoredInventories).last(server_id) is None
 
 
 def test_feature_changes_finds_new_changed_and_gone_rows() -> None:

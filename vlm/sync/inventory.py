@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
@@ -187,6 +187,15 @@ def _fetch(api: FlexNetClient, last: _StoredInventory | None) -> _Answers:
     return _Answers(totals, features_fp, groups, groups_fp, latency_ms, instance_id)
 
 
+def _groups_seen(
+    raw: list[dict[str, Any]], rows: list[tuple], prefix: str
+) -> tuple[dict[tuple[str, str], int], int, int]:
+    """What a groups answer says: the counts others reserve per feature, how many groups there
+    are and how many of them are VLM's."""
+    owned = sum(1 for g in raw if str(g.get("name", "")).startswith(prefix))
+    return foreign_counts(rows), len(raw), owned
+
+
 def _inventory_seen(
     server_id: int, answers: _Answers, last: _StoredInventory | None, prefix: str
 ) -> tuple[_StoredInventory, list[tuple] | None]:
@@ -198,9 +207,7 @@ def _inventory_seen(
     else:
         raw = answers.groups or []
         rows = raw_mirror_rows(server_id, raw, prefix)
-        others = foreign_counts(rows)
-        groups = len(raw)
-        owned = sum(1 for g in raw if str(g.get("name", "")).startswith(prefix))
+        others, groups, owned = _groups_seen(raw, rows, prefix)
     totals = answers.totals if answers.totals is not None else (last.totals if last else [])
     seen = _StoredInventory(
         answers.groups_fingerprint, answers.features_fingerprint, totals, others, groups, owned
@@ -264,10 +271,11 @@ def read_reservations(
 ) -> Observation | None:
     """Read every reservation group of one server and store what the read proves (see
     vlm.sync.observed); None when the answer is byte-identical to the last pull's, whose
-    mirror is then still the server's state. The reconciler plans from this read."""
+    mirror is then still the server's state. The reconciler plans from this read; what it stored
+    becomes the last pull's groups, so an unchanged server is not parsed again next pass."""
     last = _last_stored(ctx, server_id)
     instance_id = instance_id_of(client)
-    raw, _ = client.fingerprinted_reservation_groups(
+    raw, fingerprint = client.fingerprinted_reservation_groups(
         unless=last.groups_fingerprint if last else None
     )
     if raw is None:
@@ -282,5 +290,12 @@ def read_reservations(
         return observation
 
     observation = ctx.db.write(store)
-    forget_stored_inventory(ctx, server_id)
+    if last is None:
+        forget_stored_inventory(ctx, server_id)
+    else:
+        others, groups, owned = _groups_seen(raw, rows, prefix)
+        refreshed = replace(
+            last, groups_fingerprint=fingerprint, others=others, groups=groups, owned=owned
+        )
+        ctx.owned(StoredInventories).remember(server_id, refreshed)
     return observation
