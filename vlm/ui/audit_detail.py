@@ -44,26 +44,35 @@ def _as_mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {WHOLE_VALUE: value}
 
 
+def _keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Every key of before, then the keys only after has."""
+    return list(old) + [k for k in new if k not in old]
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], key: str) -> bool:
+    return key not in old or key not in new or old[key] != new[key]
+
+
 def detail_frame(before: object, after: object) -> pd.DataFrame:
     """One line per key of before or after: both values and whether it changed."""
     old, new = _as_mapping(parse(before)), _as_mapping(parse(after))
-    keys = list(old) + [k for k in new if k not in old]
     rows = [
         {
             "key": key,
             "before": _shown(old.get(key)),
             "after": _shown(new.get(key)),
-            "changed": key not in old or key not in new or old[key] != new[key],
+            "changed": _changed(old, new, key),
         }
-        for key in keys
+        for key in _keys(old, new)
     ]
     return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
 
 
 def changed_keys(before: object, after: object) -> str:
-    """'name, quantity' — the keys an audit entry changed, for the log's summary column."""
-    frame = detail_frame(before, after)
-    return ", ".join(frame.loc[frame["changed"], "key"])
+    """'name, quantity' — the keys an audit entry changed, for the log's summary column (no
+    frame per entry: the log shows thousands)."""
+    old, new = _as_mapping(parse(before)), _as_mapping(parse(after))
+    return ", ".join(key for key in _keys(old, new) if _changed(old, new, key))
 
 
 def with_changes(log: pd.DataFrame) -> pd.DataFrame:
