@@ -829,6 +829,9 @@ MATRIX: dict[str, Case] = {
     "reports.utilization_history_query": Case(
         _run_query(reports.utilization_history_query), ESTATE_READ
     ),
+    "reports.utilization_history_count": Case(
+        lambda e, a: reports.utilization_history_count(e.ctx, a, days=1), ESTATE_READ
+    ),
     # ---- exports -------------------------------------------------------------------------------
     "exports.pools_with_features": Case(
         lambda e, a: exports.pools_with_features(e.ctx, a),

@@ -287,11 +287,21 @@ def pool_trend(
     )
 
 
-def utilization_history_query(actor: Actor, days: int = 90) -> tuple[str, list[object]]:
-    """The SQL and parameters of utilization_history (also streamed to CSV by exports)."""
+def _history_since(actor: Actor, days: int) -> datetime:
+    """The whole hour the history of the last days starts after (the hourly summary counts it)."""
     require_can_read_estate(actor)
     days = validate_days(days)
-    return store.utilization_history_sql(datetime.now() - timedelta(days=days))
+    return (datetime.now() - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+
+
+def utilization_history_query(actor: Actor, days: int = 90) -> tuple[str, list[object]]:
+    """The SQL and parameters of utilization_history (also streamed to CSV by exports)."""
+    return store.utilization_history_sql(_history_since(actor, days))
+
+
+def utilization_history_count(ctx: ServiceContext, actor: Actor, days: int = 90) -> int:
+    """How many rows utilization_history has, from the hourly summary (no snapshot is read)."""
+    return store.utilization_history_rows(ctx.db, _history_since(actor, days))
 
 
 def utilization_history(ctx: ServiceContext, actor: Actor, days: int = 90) -> pd.DataFrame:

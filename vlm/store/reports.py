@@ -170,7 +170,11 @@ UTILIZATION_HISTORY = f"""SELECT s.name AS server_name, sf.feature_name, sf.feat
 FROM utilization_snapshots u
 JOIN server_features sf ON sf.id = u.server_feature_id
 JOIN license_servers s ON s.id = sf.server_id
-WHERE u.taken_at >= ? ORDER BY u.taken_at, s.name, sf.feature_name"""
+WHERE u.taken_at > ? ORDER BY u.taken_at, s.name, sf.feature_name"""
+
+# How many snapshots the history since a whole hour holds, from the hourly summary: a snapshot
+# after the whole hour H falls in an hour ending after H (hourly.py), so no snapshot is read.
+HISTORY_ROWS = """SELECT COALESCE(SUM(samples), 0) FROM utilization_hourly WHERE hour_end > ?"""
 
 _FINAL_ORDER_BY = re.compile(r"\s+ORDER\s+BY\s[^()]*$", re.IGNORECASE)
 
@@ -259,9 +263,16 @@ def pool_allocated_changes(db: Database, pool_id: int, since: datetime) -> pd.Da
 
 
 def utilization_history_sql(since: datetime) -> tuple[str, list[object]]:
-    """The SQL and parameters of the snapshot rows taken since, oldest first, with their
+    """The SQL and parameters of the snapshot rows taken after since, oldest first, with their
     server, feature and license kind."""
     return UTILIZATION_HISTORY, [since]
+
+
+def utilization_history_rows(db: Database, since: datetime) -> int:
+    """How many rows utilization_history_sql(since) returns, for a since on a whole hour."""
+    if since != since.replace(minute=0, second=0, microsecond=0):
+        raise ValueError(f"the history is counted from a whole hour, not {since}")
+    return int(db.scalar(HISTORY_ROWS, [since]) or 0)
 
 
 def without_final_order_by(sql: str) -> str:

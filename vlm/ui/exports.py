@@ -33,8 +33,11 @@ class Export:
     roles: frozenset[Role]
     frame: Callable[[ServiceContext, Actor], pd.DataFrame] | None = None
     query: Callable[[Actor], Query] | None = None
+    counter: Callable[[ServiceContext, Actor], int] | None = None
 
     def count(self, page: PageContext) -> int:
+        if self.counter is not None:
+            return self.counter(page.ctx, page.actor)
         if self.query is not None:
             return exports.query_count(page.ctx, *self.query(page.actor))
         return len(self._frame(page))
@@ -108,6 +111,7 @@ EXPORTS = (
         f"Change-only utilization snapshots of the last {UTILIZATION_DAYS} days.",
         frozenset({Role.ADMIN, Role.ANALYST}),
         query=lambda actor: reports.utilization_history_query(actor, UTILIZATION_DAYS),
+        counter=lambda ctx, actor: reports.utilization_history_count(ctx, actor, UTILIZATION_DAYS),
     ),
 )
 

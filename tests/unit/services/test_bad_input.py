@@ -311,6 +311,7 @@ def test_non_finite_and_non_integral_numbers_are_refused_everywhere(full_estate,
         lambda: reports.server_trend(ctx, ADMIN, None, days=number),
         lambda: reports.pool_trend(ctx, ADMIN, pool_id, days=number),
         lambda: reports.utilization_history(ctx, ADMIN, days=number),
+        lambda: reports.utilization_history_count(ctx, ADMIN, days=number),
         lambda: exports.utilization_csv(ctx, ADMIN, days=number),
     ]
     for call in calls:

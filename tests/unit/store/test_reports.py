@@ -269,6 +269,26 @@ def test_utilization_history_sql_lists_snapshots_since_oldest_first(db: Database
     ]
 
 
+def test_the_history_is_counted_from_the_hourly_summary_as_its_query_returns(
+    db: Database,
+) -> None:
+    moments = [START + timedelta(minutes=m) for m in (-60, -1, 0, 1, 59, 60, 61, 185)]
+    rows = [(1 + i % 3, at, 5, i % 4, 0) for i, at in enumerate(moments)]
+    db.write(
+        lambda cur: cur.executemany(
+            "INSERT INTO utilization_snapshots VALUES (?, ?, ?, ?, ?)", rows
+        )
+    )
+    db.write(rebuild_hourly)
+    expected = {-2: 8, -1: 7, 0: 5, 1: 2, 2: 1, 3: 1, 4: 0}
+    for hours, count in expected.items():
+        since = START + timedelta(hours=hours)
+        assert store.utilization_history_rows(db, since) == count
+        assert store.row_count(db, *store.utilization_history_sql(since)) == count
+    with pytest.raises(ValueError, match="whole hour"):
+        store.utilization_history_rows(db, START + timedelta(minutes=1))
+
+
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
