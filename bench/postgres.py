@@ -113,7 +113,9 @@ class BenchPostgres:
         self._own(self.folder)
         self._check_reachable()
         self.log(f"initdb of the benchmark's PostgreSQL under {self.folder}")
-        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8")
+        self._pg(
+            "initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8", "--locale=C"
+        )
 
     def _take_lock(self) -> None:
         """One benchmark run at a time per data folder: a second one waits for the first."""

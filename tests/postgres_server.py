@@ -54,7 +54,19 @@ class PostgresServer:
             owner = pwd.getpwnam("postgres")
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
         data = self.folder / "data"
-        self._pg("initdb", "-D", str(data), "-A", "trust", "-U", "vlm", "-E", "UTF8", "--no-sync")
+        self._pg(
+            "initdb",
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "vlm",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
