@@ -8,7 +8,7 @@ from vlm.ui.grid.bulk import render_bulk_import
 from vlm.ui.grid.selection import choose_grid
 from vlm.ui.grid.state import GridScope
 from vlm.ui.grid.view import render_grid
-from vlm.ui.pickers import pool_label
+from vlm.ui.pickers import pool_labels
 from vlm.ui.session import page_context
 from vlm.ui.widgets import show_flashes
 
@@ -21,9 +21,8 @@ if pool_frame.empty:
     st.info("You do not manage any pool yet. An admin assigns pools to managers.")
     st.stop()
 
-pool_labels = {int(r["id"]): pool_label(r) for _, r in pool_frame.iterrows()}
 choice, features = choose_grid(
-    pool_labels,
+    pool_labels(pool_frame),
     lambda pool_id: pools.pool_features(page.ctx, page.actor, pool_id),
     lambda scope: scope.restart(page.ctx, page.actor),
 )

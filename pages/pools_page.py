@@ -5,7 +5,7 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools, users, vlms
 from vlm.ui.confirm import Question, confirmed_action
-from vlm.ui.pickers import pick_row, pool_label
+from vlm.ui.pickers import pick_row, pool_labels
 from vlm.ui.pool_forms import (
     POOL_COLUMNS,
     pool_table_config,
@@ -82,7 +82,7 @@ if pool_frame.empty:
     st.stop()
 
 st.subheader("Edit or delete a pool")
-labels = {int(r["id"]): pool_label(r) for _, r in pool_frame.iterrows()}
+labels = pool_labels(pool_frame)
 pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="edit_pool")
 pool = pool_frame[pool_frame["id"] == pool_id].iloc[0]
 bounds = pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)

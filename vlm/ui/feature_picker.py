@@ -38,7 +38,7 @@ def pick_features(features: pd.DataFrame, server_names: list[str], *, key: str) 
     if free.empty:
         st.info("These servers have no free poolable feature (each is exposed by one VLM at most).")
         return []
-    labels = {int(r["server_feature_id"]): feature_label(r) for _, r in free.iterrows()}
+    labels = {int(r["server_feature_id"]): feature_label(r) for r in free.to_dict("records")}
     chosen = st.multiselect(
         "Features to expose",
         list(labels),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -12,8 +12,14 @@ import streamlit as st
 T = TypeVar("T")
 
 
-def pool_label(row: pd.Series) -> str:
-    return f"{row['vlm_name']} / {row['name']} (manager {row['manager']})"
+def pool_labels(pools: pd.DataFrame) -> dict[int, str]:
+    """Each pool's id and the label a picker shows for it: VLM / pool (manager)."""
+    return {
+        int(pool_id): f"{vlm_name} / {name} (manager {manager})"
+        for pool_id, vlm_name, name, manager in zip(
+            pools["id"], pools["vlm_name"], pools["name"], pools["manager"], strict=True
+        )
+    }
 
 
 def labelled_selectbox(
@@ -35,7 +41,7 @@ def labelled_selectbox(
     )
 
 
-def feature_label(row: pd.Series) -> str:
+def feature_label(row: Mapping[str, Any]) -> str:
     return (
         f"{row['feature_name']} {row['feature_version']} — {row['available']} of "
         f"{row['quantity']} available"

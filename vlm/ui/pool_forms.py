@@ -3,11 +3,12 @@ VLM has (the reason shown under the input), and the column list of pool tables."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -39,12 +40,18 @@ POOL_COLUMNS = [
 ALLOCATIONS_URL = "allocations"  # relative: the Allocations page next to this one
 
 
+@functools.lru_cache(maxsize=4096)
+def _quoted(text: str) -> str:
+    """A URL parameter's value quoted as urlencode(..., quote_via=quote) does."""
+    return quote(text, safe="")
+
+
 def allocations_url(pool_id: int, feature: FeatureKey | None = None) -> str:
     """The link that opens a pool's (and feature's) allocation grid."""
-    params = {POOL_PARAM: str(int(pool_id))}
-    if feature is not None:
-        params[FEATURE_PARAM] = feature_param(feature)
-    return f"{ALLOCATIONS_URL}?{urlencode(params, quote_via=quote)}"
+    url = f"{ALLOCATIONS_URL}?{_quoted(POOL_PARAM)}={int(pool_id)}"
+    if feature is None:
+        return url
+    return f"{url}&{_quoted(FEATURE_PARAM)}={_quoted(feature_param(feature))}"
 
 
 def _share(allocated: pd.Series, quantity: pd.Series) -> pd.Series:
@@ -56,14 +63,15 @@ def with_grid_links(frame: pd.DataFrame, *, pool_column: str = "id") -> pd.DataF
     """Pool (or pool feature) rows with 'allocated of quantity' and a link to their grid."""
     shown = frame.copy()
     shown["allocated_share"] = _share(shown["allocated"], shown["quantity"])
-    has_feature = "feature_name" in shown.columns
-    shown["allocations_link"] = [
-        allocations_url(
-            int(r[pool_column]),
-            (str(r["feature_name"]), str(r["feature_version"])) if has_feature else None,
+    pool_ids = shown[pool_column].astype(int).tolist()
+    if "feature_name" in shown.columns:
+        features = zip(
+            shown["feature_name"].astype(str), shown["feature_version"].astype(str), strict=True
         )
-        for _, r in shown.iterrows()
-    ]
+        links = [allocations_url(p, f) for p, f in zip(pool_ids, features, strict=True)]
+    else:
+        links = [allocations_url(p) for p in pool_ids]
+    shown["allocations_link"] = links
     return shown
 
 

@@ -82,12 +82,24 @@ FEATURE_COLUMNS = [
 ]
 
 
-def _highlight(frame: pd.DataFrame):  # noqa: ANN202 - pandas Styler
-    def paint(row: pd.Series) -> list[str]:
-        bad = row.get("deficit", 0) > 0 or row.get("status") == "error"
-        return ["background-color: #f8d7da" if bad else "" for _ in row]
+BAD_ROW_STYLE = "background-color: #f8d7da"
 
-    return frame.style.apply(paint, axis=1)
+
+def _highlight(frame: pd.DataFrame):  # noqa: ANN202 - a DataFrame or its pandas Styler
+    """Over-committed features and servers in error painted red; a table with none of them is
+    passed on as it is (styling every cell of a large table costs more than drawing it)."""
+    bad = pd.Series(False, index=frame.index)
+    if "deficit" in frame.columns:
+        bad |= frame["deficit"].fillna(0) > 0
+    if "status" in frame.columns:
+        bad |= frame["status"] == "error"
+    if not bad.any():
+        return frame
+    return frame.style.apply(
+        lambda part: pd.DataFrame(BAD_ROW_STYLE, index=part.index, columns=part.columns),
+        axis=None,
+        subset=pd.IndexSlice[frame.index[bad], :],
+    )
 
 
 def server_table(frame: pd.DataFrame) -> None:

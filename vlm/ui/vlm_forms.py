@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -78,7 +80,7 @@ def point_selector_at_saved(selector_key: str) -> None:
         st.session_state[selector_key] = vlm_id
 
 
-def feature_label(row: pd.Series) -> str:
+def feature_label(row: Mapping[str, Any]) -> str:
     """Stable text for a feature option (figures change with every sync, names do not)."""
     return f"{row['feature_name']} {row['feature_version']} @ {row['server_name']}"
 
@@ -129,7 +131,7 @@ def sentence(message: str) -> str:
 
 
 def _feature_picker(choices: pd.DataFrame, key: str) -> list[int]:
-    labels = {int(r["server_feature_id"]): feature_label(r) for _, r in choices.iterrows()}
+    labels = {int(r["server_feature_id"]): feature_label(r) for r in choices.to_dict("records")}
     if key in st.session_state:  # a feature another VLM took meanwhile is no option any more
         st.session_state[key] = [i for i in st.session_state[key] if i in labels]
     chosen = st.multiselect(

@@ -203,7 +203,7 @@ def _pick_feature(current: Choice, features: pd.DataFrame) -> FeatureKey | None:
         return None
     labels = {
         o: feature_label(r)
-        for o, (_, r) in zip(feature_options(features), features.iterrows(), strict=True)
+        for o, r in zip(feature_options(features), features.to_dict("records"), strict=True)
     }
     round_ = st.session_state.get(_ROUND, 0)
     key = f"alloc_feature_{current.pool_id}_{round_}"
