@@ -146,3 +146,15 @@ def test_source_has_a_range_index_and_the_grid_columns():
     assert list(source.index) == [0, 1, 2, 3]
     assert str(source["id"].dtype) == "Int64"
     assert "pool_id" not in source.columns
+
+
+def test_changes_come_in_row_order_and_edits_past_the_last_row_are_ignored(source):
+    state = {
+        "edited_rows": {"2": {"description": "moved"}, 0: {"count": 3}, 9: {"count": 5}},
+        "deleted_rows": [1, 7],
+    }
+    assert diff_grid(source, state).changes == [
+        AllocationChange("edit", row=1, allocation_id=11, count=3, description="ws 1"),
+        AllocationChange("delete", row=2, allocation_id=12),
+        AllocationChange("edit", row=3, allocation_id=13, count=1, description="moved"),
+    ]

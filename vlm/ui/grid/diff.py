@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vlm.services.allocations import AllocationChange
@@ -130,6 +131,18 @@ def _existing(
     )
 
 
+def _rows_to_check(source: pd.DataFrame, edited: Mapping[int, Any], deleted: set[int]) -> list[int]:
+    """The positions that can yield a change or a problem, in order: edited or deleted rows,
+    drafts (no id yet) and rows with an edit still to apply. Any other row is as saved."""
+    flagged: set[int] = set()
+    if "id" in source.columns:
+        flagged.update(np.flatnonzero(source["id"].isna().to_numpy()).tolist())
+    if "pending_edit" in source.columns:
+        pending = source["pending_edit"].fillna(False).astype(bool).to_numpy()
+        flagged.update(np.flatnonzero(pending).tolist())
+    return sorted(p for p in {*edited, *deleted, *flagged} if 0 <= p < len(source))
+
+
 def diff_grid(source: pd.DataFrame, state: Mapping[str, Any] | None) -> GridDiff:
     """(source frame, editor state) → the changes to apply and the rows refused up front."""
     edited = {int(k): v for k, v in _state_part(state, "edited_rows", {}).items()}
@@ -137,8 +150,8 @@ def diff_grid(source: pd.DataFrame, state: Mapping[str, Any] | None) -> GridDiff
     deleted = {int(i) for i in _state_part(state, "deleted_rows", [])}
     changes: list[AllocationChange] = []
     problems: list[RowProblem] = []
-    records = source.to_dict("records")
-    for position, record in enumerate(records):
+    for position in _rows_to_check(source, edited, deleted):
+        record = source.iloc[position].to_dict()
         row = position + 1
         allocation_id = clean(record.get("id"))
         if position in deleted:
@@ -159,7 +172,7 @@ def diff_grid(source: pd.DataFrame, state: Mapping[str, Any] | None) -> GridDiff
         elif outcome is not None:
             changes.append(outcome)
     for offset, values in enumerate(added):
-        change = _add(len(records) + offset + 1, values)
+        change = _add(len(source) + offset + 1, values)
         if change is not None:
             changes.append(change)
     return GridDiff(changes, problems)

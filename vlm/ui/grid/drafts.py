@@ -107,6 +107,11 @@ def problem_text(problem: str, state: str, last_error: str) -> str:
     return "; ".join(part for part in (problem, reason) if part)
 
 
+def _as_text(column: pd.Series) -> pd.Series:
+    """A column as the grid's text: missing values blank, anything else as its text."""
+    return column.astype(object).where(column.notna(), "").astype(str)
+
+
 def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.DataFrame:
     """The editor's input: the feature's allocations, refused edits overlaid, refused adds last;
     each row's status in words, the license server it was placed on (blank while not saved)
@@ -119,7 +124,7 @@ def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.
     out["count"] = _as_counts(out["count"])
     text_columns = ("host_type", "host_id", "description", "state", "problem", "last_error")
     for column in (*text_columns, "server_name"):
-        out[column] = out[column].map(lambda v: "" if clean(v) is None else str(v)).astype(str)
+        out[column] = _as_text(out[column])
     out["status"] = out["state"].map(status_text).astype(str)
     out["problem"] = pd.Series(
         [
