@@ -331,12 +331,19 @@ def test_a_read_of_the_groups_becomes_the_last_pulls_groups(ctx, emulator) -> No
     assert _features(ctx, server_id)["viz"]["total"] == 12
 
 
-def test_a_read_of_the_groups_before_any_pull_remembers_nothing(ctx, emulator) -> None:
+def test_a_read_of_the_groups_before_any_pull_remembers_only_the_groups(ctx, emulator) -> None:
+    """Before any pull the read remembers the groups (an unchanged answer is not parsed again)
+    and no features: the next pull reads and stores every feature."""
     server_id = add_server(ctx, emulator.url)
     with FlexNetClient(emulator.url, username="admin", password="admin") as client:
         assert read_reservations(ctx, server_id, client) is not None
-        assert read_reservations(ctx, server_id, client) is not None
-    assert ctx.owned(StoredInventories).last(server_id) is None
+        assert read_reservations(ctx, server_id, client) is None
+    last = ctx.owned(StoredInventories).last(server_id)
+    assert last is not None and last.totals == [] and last.groups_fingerprint
+    pulled = pull_inventory(ctx, server_id)
+    assert pulled.ok and pulled.features == 3 and pulled.snapshots_added == 3
+    assert set(_features(ctx, server_id)) == {"cad", "sim", "viz"}
+    assert ctx.owned(StoredInventories).last(server_id).totals
 
 
 def test_feature_changes_finds_new_changed_and_gone_rows() -> None:

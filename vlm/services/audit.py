@@ -38,6 +38,20 @@ def _pool_of(target_type: str, target_id: object, before: Any, after: Any) -> in
     return pool_id if isinstance(pool_id, int) and not isinstance(pool_id, bool) else None
 
 
+def _count_of(audited: Any) -> int:
+    """An audited allocation's count; a missing or non-whole one counts as 0."""
+    count = audited.get("count") if isinstance(audited, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def _count_change(target_type: str, before: Any, after: Any) -> int | None:
+    """How many licenses an allocation row added (negative: freed); None for other targets.
+    Stored with the row so a pool's trend sums it without reading the JSON."""
+    if target_type != "allocation":
+        return None
+    return _count_of(after) - _count_of(before)
+
+
 def _audit_row(
     actor: Actor, action: str, target_type: str, target_id: object, before: Any, after: Any
 ) -> store.AuditRow:
@@ -49,6 +63,7 @@ def _audit_row(
         _to_json(before),
         _to_json(after),
         _pool_of(target_type, target_id, before, after),
+        _count_change(target_type, before, after),
     )
 
 

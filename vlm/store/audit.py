@@ -10,16 +10,25 @@ import pandas as pd
 
 from vlm.store.database import Database
 
-AuditRow = tuple[str, str, str, str, str | None, str | None, int | None]
-"""(actor, action, target_type, target_id, before JSON, after JSON, pool_id)"""
+AuditRow = tuple[str, str, str, str, str | None, str | None, int | None, int | None]
+"""(actor, action, target_type, target_id, before JSON, after JSON, pool_id, count_change)"""
 
-AUDIT_COLUMNS = ("actor", "action", "target_type", "target_id", "before", "after", "pool_id")
+AUDIT_COLUMNS = (
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "before",
+    "after",
+    "pool_id",
+    "count_change",
+)
 INSERT_COLUMNS = ", ".join(AUDIT_COLUMNS)
 
 
 def insert_audit_row(cur: duckdb.DuckDBPyConnection, row: AuditRow) -> None:
     cur.execute(
-        f"""INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        f"""INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
         list(row),
     )
 
@@ -31,7 +40,7 @@ def insert_audit_rows(cur: duckdb.DuckDBPyConnection, rows: Sequence[AuditRow]) 
     frame = pd.DataFrame(
         {name: [row[i] for row in rows] for i, name in enumerate(AUDIT_COLUMNS)},
         columns=list(AUDIT_COLUMNS),
-    ).astype({"pool_id": "Int64"})
+    ).astype({"pool_id": "Int64", "count_change": "Int64"})
     cur.register("audit_rows", frame)
     try:
         cur.execute(

@@ -401,6 +401,35 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
             """,
         },
     ),
+    (
+        11,
+        "the change of count of each allocation audit row in a column (pool trends sum it)",
+        # Read from the row's JSON once here; from now on the audit service stores it. A pool's
+        # trend then reads (pool_id, happened_at, count_change) alone: on PostgreSQL from a
+        # partial index that holds all three (an index-only scan).
+        {
+            "duckdb": """
+            ALTER TABLE audit_log ADD COLUMN count_change INTEGER;
+            UPDATE audit_log SET count_change =
+                COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
+                - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0)
+            WHERE target_type = 'allocation';
+            """,
+            "postgres": """
+            ALTER TABLE audit_log ADD COLUMN count_change INTEGER;
+            UPDATE audit_log SET count_change = COALESCE(CASE WHEN counts.count_after
+                    ~ '^-?[0-9]{1,9}$' THEN CAST(counts.count_after AS INTEGER) END, 0)
+                - COALESCE(CASE WHEN counts.count_before ~ '^-?[0-9]{1,9}$'
+                    THEN CAST(counts.count_before AS INTEGER) END, 0)
+            FROM (SELECT id AS row_id, CAST(after AS json) ->> 'count' AS count_after,
+                    CAST(before AS json) ->> 'count' AS count_before
+                  FROM audit_log WHERE target_type = 'allocation') AS counts
+            WHERE audit_log.id = counts.row_id;
+            CREATE INDEX idx_audit_pool_counts ON audit_log (pool_id, happened_at)
+                INCLUDE (count_change) WHERE pool_id IS NOT NULL AND count_change <> 0;
+            """,
+        },
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ DuckDB-flavoured calls (`?` parameters, `.df()`, `register`, DML row counts)."""
 
 from __future__ import annotations
 
+import csv
 import functools
 import re
 import threading
@@ -111,11 +112,20 @@ def _frame_column_type(series: pd.Series) -> str:
     return _PANDAS_TO_SQL.get(series.dtype.kind, "TEXT")
 
 
-def _plain(value: Any) -> Any:
-    """A frame cell as psycopg takes it: missing values as None, numpy scalars as Python."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
+# A frame goes to a temporary table as CSV written by pandas (no Python object per cell): every
+# value but a number is quoted, and a missing one is this marker, which no stored text holds.
+CSV_NULL = "\x01"
+
+
+def _frame_csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(
+        index=False,
+        header=False,
+        quoting=csv.QUOTE_NONNUMERIC,
+        na_rep=CSV_NULL,
+        date_format="%Y-%m-%d %H:%M:%S.%f",
+        lineterminator="\n",
+    )
 
 
 class DatabaseUnreachableError(RuntimeError):
@@ -192,9 +202,16 @@ class PgCursor:
         )
         self._cur.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         self._cur.execute(psycopg.sql.SQL("CREATE TEMP TABLE {} ({})").format(table, columns))
-        with self._cur.copy(psycopg.sql.SQL("COPY {} FROM STDIN").format(table)) as copy:
-            for row in frame.itertuples(index=False, name=None):
-                copy.write_row([_plain(v) for v in row])
+        if frame.empty:
+            return
+        every_column = psycopg.sql.SQL(", ").join(
+            psycopg.sql.Identifier(str(c)) for c in frame.columns
+        )
+        copy_sql = psycopg.sql.SQL(
+            "COPY {} FROM STDIN (FORMAT csv, NULL {}, FORCE_NULL ({}))"
+        ).format(table, psycopg.sql.Literal(CSV_NULL), every_column)
+        with self._cur.copy(copy_sql) as copy:
+            copy.write(_frame_csv(frame))
 
     def unregister(self, name: str) -> None:
         self._cur.execute(

@@ -131,39 +131,12 @@ WHERE pool_id = ? AND target_type = 'pool' AND action IN ('pool.create', 'pool.u
   AND happened_at > ?
 """
 
-# The pool's allocation rows (by the pool_id each audit row stores, migration 10) and the change
-# of count each made. A count that is not a whole number counts as missing (DuckDB's TRY_CAST; a
-# pattern on PostgreSQL).
-POOL_ALLOCATION_ROWS = """
-SELECT happened_at, after, before FROM audit_log
-WHERE pool_id = $pool_id AND target_type = 'allocation' AND happened_at > $since
-  AND action IN ('allocation.add', 'allocation.edit', 'allocation.remove')
+# The pool's changes of allocated licenses: the pool and the change of count each audit row
+# stores (migrations 10 and 11), never its JSON.
+POOL_ALLOCATED_CHANGES_SQL = """
+SELECT happened_at, count_change AS delta FROM audit_log
+WHERE pool_id = $pool_id AND happened_at > $since AND count_change <> 0
 """
-POOL_ALLOCATED_CHANGES_SQL = {
-    "duckdb": f"""
-WITH changes AS (
-    SELECT happened_at, COALESCE(TRY_CAST(json_extract_string(after, '$.count') AS INTEGER), 0)
-        - COALESCE(TRY_CAST(json_extract_string(before, '$.count') AS INTEGER), 0) AS delta
-    FROM ({POOL_ALLOCATION_ROWS}) AS pool_rows
-)
-SELECT happened_at, delta FROM changes WHERE delta <> 0
-""",
-    "postgres": f"""
-WITH counts AS (
-    SELECT happened_at, CAST(after AS json) ->> 'count' AS count_after,
-        CAST(before AS json) ->> 'count' AS count_before
-    FROM ({POOL_ALLOCATION_ROWS}) AS pool_rows
-), changes AS (
-    SELECT happened_at,
-        COALESCE(CASE WHEN count_after ~ '^-?[0-9]{{1,9}}$' THEN CAST(count_after AS INTEGER) END,
-            0)
-        - COALESCE(CASE WHEN count_before ~ '^-?[0-9]{{1,9}}$' THEN CAST(count_before AS INTEGER)
-            END, 0) AS delta
-    FROM counts
-)
-SELECT happened_at, delta FROM changes WHERE delta <> 0
-""",
-}
 
 UTILIZATION_HISTORY = f"""SELECT s.name AS server_name, sf.feature_name, sf.feature_version,
     {LICENSE_KIND} AS license_kind, u.taken_at, u.total, u.used, u.reserved
@@ -257,9 +230,9 @@ def pool_quantity_changes(
 
 
 def pool_allocated_changes(db: Database, pool_id: int, since: datetime) -> pd.DataFrame:
-    """When (happened_at) and by how much (delta) every audited allocation add, edit and removal
-    of the pool after since changed a count."""
-    return db.query_df(POOL_ALLOCATED_CHANGES_SQL[db.dialect], {"since": since, "pool_id": pool_id})
+    """When (happened_at) and by how much (delta) every audited change of an allocation of the
+    pool after since changed its count."""
+    return db.query_df(POOL_ALLOCATED_CHANGES_SQL, {"since": since, "pool_id": pool_id})
 
 
 def utilization_history_sql(since: datetime) -> tuple[str, list[object]]:

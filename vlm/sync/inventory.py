@@ -127,6 +127,11 @@ class _StoredInventory:
     owned: int
 
 
+# The features fingerprint remembered when only the groups were read: no answer has it, so the
+# next pull reads, compares and stores the features in full.
+FEATURES_NOT_READ = ""
+
+
 class StoredInventories:
     """What the last pull of each server of one context's database stored (ctx.owned)."""
 
@@ -290,12 +295,10 @@ def read_reservations(
         return observation
 
     observation = ctx.db.write(store)
-    if last is None:
-        forget_stored_inventory(ctx, server_id)
-    else:
-        others, groups, owned = _groups_seen(raw, rows, prefix)
-        refreshed = replace(
-            last, groups_fingerprint=fingerprint, others=others, groups=groups, owned=owned
-        )
-        ctx.owned(StoredInventories).remember(server_id, refreshed)
+    others, groups, owned = _groups_seen(raw, rows, prefix)
+    base = last or _StoredInventory(None, FEATURES_NOT_READ, [], {}, 0, 0)
+    refreshed = replace(
+        base, groups_fingerprint=fingerprint, others=others, groups=groups, owned=owned
+    )
+    ctx.owned(StoredInventories).remember(server_id, refreshed)
     return observation

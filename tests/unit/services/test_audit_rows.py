@@ -1,4 +1,5 @@
-"""What services.audit stores with each row: the pool it concerns, which a pool's trend reads."""
+"""What services.audit stores with each row for a pool's trend: the pool it concerns and, for an
+allocation, its change of count."""
 
 from __future__ import annotations
 
@@ -40,3 +41,17 @@ def test_many_rows_store_the_pool_their_after_or_else_before_names(ctx) -> None:
     assert [row[3] for row in _stored(ctx)] == [3, 5, 7, None, None, None]
     ctx.db.write(lambda cur: audit.record_many(cur, ADMIN, rows[-1:]))
     assert [row[3] for row in _stored(ctx)][-1] is None
+
+
+def test_an_allocation_row_stores_its_change_of_count(ctx) -> None:
+    rows = [
+        ("allocation.add", "allocation", 1, None, {"pool_id": 3, "count": 2}),
+        ("allocation.edit", "allocation", 1, {"count": 2}, {"count": 5}),
+        ("allocation.retry", "allocation", 1, {"count": 5}, {"count": 5}),
+        ("allocation.remove", "allocation", 1, {"count": 5}, None),
+        ("allocation.edit", "allocation", 2, {"count": "2"}, {"count": True}),
+        ("pool.update", "pool", 3, {"count": 1}, {"count": 4}),
+    ]
+    ctx.db.write(lambda cur: audit.record_many(cur, ADMIN, rows))
+    changes = ctx.db.query("SELECT count_change FROM audit_log ORDER BY id")
+    assert [row[0] for row in changes] == [2, 3, 0, -5, 0, None]

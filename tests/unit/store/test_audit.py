@@ -19,30 +19,30 @@ def db(fresh_db) -> Database:
 
 def stored(db: Database) -> list[tuple]:
     return db.query(
-        """SELECT actor, action, target_type, target_id, before, after, pool_id FROM audit_log
-        ORDER BY id"""
+        """SELECT actor, action, target_type, target_id, before, after, pool_id, count_change
+        FROM audit_log ORDER BY id"""
     )
 
 
 def test_one_row_and_many_rows_are_inserted_in_order(db):
     db.write(
         lambda cur: store.insert_audit_row(
-            cur, ("ada", "user.add", "user", "bob", None, "{}", None)
+            cur, ("ada", "user.add", "user", "bob", None, "{}", None, None)
         )
     )
     rows = [
-        ("bob", "pool.create", "pool", "7", None, '{"name": "cad"}', 7),
-        ("bob", "pool.delete", "pool", "7", '{"name": "cad"}', None, 7),
-        ("bob", "allocation.add", "allocation", "9", None, '{"pool_id": 7}', 7),
+        ("bob", "pool.create", "pool", "7", None, '{"name": "cad"}', 7, None),
+        ("bob", "pool.delete", "pool", "7", '{"name": "cad"}', None, 7, None),
+        ("bob", "allocation.add", "allocation", "9", None, '{"pool_id": 7}', 7, 2),
     ]
     db.write(lambda cur: store.insert_audit_rows(cur, rows))
     db.write(lambda cur: store.insert_audit_rows(cur, []))
-    assert stored(db) == [("ada", "user.add", "user", "bob", None, "{}", None), *rows]
+    assert stored(db) == [("ada", "user.add", "user", "bob", None, "{}", None, None), *rows]
 
 
 def test_a_failed_write_leaves_no_row(db):
     def write(cur):
-        store.insert_audit_rows(cur, [("ada", "vlm.create", "vlm", "1", None, None, None)])
+        store.insert_audit_rows(cur, [("ada", "vlm.create", "vlm", "1", None, None, None, None)])
         raise RuntimeError("refused later in the same write")
 
     with pytest.raises(RuntimeError):
@@ -53,10 +53,10 @@ def test_a_failed_write_leaves_no_row(db):
 @pytest.fixture
 def logged(db: Database) -> Database:
     rows = [
-        ("ada", "user.add", "user", "bob", None, None, None),
-        ("bob", "pool.create", "pool", "7", None, None, 7),
-        ("ada", "vlm.create", "vlm", "3", None, None, None),
-        ("bob", "allocation.add", "allocation", "12", None, None, 7),
+        ("ada", "user.add", "user", "bob", None, None, None, None),
+        ("bob", "pool.create", "pool", "7", None, None, 7, None),
+        ("ada", "vlm.create", "vlm", "3", None, None, None, None),
+        ("bob", "allocation.add", "allocation", "12", None, None, 7, 1),
     ]
     db.write(lambda cur: store.insert_audit_rows(cur, rows))
     return db
@@ -102,6 +102,8 @@ def test_action_names_are_distinct_and_sorted(db, logged):
         "vlm.create",
     ]
     logged.write(
-        lambda cur: store.insert_audit_row(cur, ("x", "user.add", "user", "y", None, None, None))
+        lambda cur: store.insert_audit_row(
+            cur, ("x", "user.add", "user", "y", None, None, None, None)
+        )
     )
     assert store.audit_action_names(logged).count("user.add") == 1

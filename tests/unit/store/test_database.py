@@ -3,6 +3,9 @@ DML row counts, whole sums as int, formula-safe CSV cells; and PostgreSQL's plac
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pandas as pd
 import pytest
 
 from vlm.services.exports import safe_csv_sql
@@ -140,3 +143,53 @@ def test_placeholders_become_psycopgs_outside_quotes_and_comments() -> None:
     assert to_psycopg(sql) == (
         """SELECT '?', "a$b", x %% 2 FROM t WHERE a = %s AND b = %(name)s -- ? $c"""
     )
+
+
+MOMENT = "2026-12-01 10:00:00.001234"
+
+
+def test_a_registered_frame_reads_back_as_it_was_on_both_engines(fresh_db: Database) -> None:
+    """Missing values stay missing and empty text stays empty; quotes, commas, newlines,
+    booleans, nullable integers, floats and timestamps survive the trip."""
+    frame = pd.DataFrame(
+        {
+            "n": [1, 2, 3],
+            "maybe": pd.array([7, None, -9], dtype="Int64"),
+            "text": ["plain", "", None],
+            "odd": ['say "hi", then\nleave', "\\N", "NULL"],
+            "flag": [True, False, True],
+            "ratio": [1.5, float("nan"), -0.25],
+            "at": pd.to_datetime(
+                ["2026-12-01 10:00:00.001234", None, "1999-01-01 00:00:00.000000"]
+            ),
+        }
+    )
+
+    def round_trip(cur) -> list[tuple]:
+        cur.register("registered", frame)
+        try:
+            return cur.execute("SELECT * FROM registered ORDER BY n").fetchall()
+        finally:
+            cur.unregister("registered")
+
+    rows = fresh_db.write(round_trip)
+    assert rows == [
+        (
+            1,
+            7,
+            "plain",
+            'say "hi", then\nleave',
+            True,
+            1.5,
+            datetime(2026, 12, 1, 10, 0, 0, 1234),
+        ),
+        (2, None, "", "\\N", False, None, None),
+        (3, -9, None, "NULL", True, -0.25, datetime(1999, 1, 1)),
+    ]
+    empty = fresh_db.write(
+        lambda cur: (
+            cur.register("nothing", frame.head(0)),
+            cur.execute("SELECT COUNT(*) FROM nothing").fetchone(),
+        )[1]
+    )
+    assert empty == (0,)

@@ -20,7 +20,7 @@ from tests.unit.store.hourly_reference import (
 from vlm.store import Database, migrations
 from vlm.store.migrations import MIGRATIONS, migrate, migration_sql
 
-HOURLY, COUNTED, AUDIT_BY_POOL, AUDIT_POOL_COLUMN = 7, 8, 9, 10
+HOURLY, COUNTED, AUDIT_BY_POOL, AUDIT_POOL_COLUMN, AUDIT_COUNTS = 7, 8, 9, 10, 11
 
 
 @pytest.fixture
@@ -202,6 +202,31 @@ def test_the_pool_column_of_the_audit_is_filled_from_rows_written_before_it(
     )
     assert "idx_audit_allocation_pool" not in indexes
     assert "(pool_id, happened_at) WHERE (pool_id IS NOT NULL)" in indexes["idx_audit_pool"]
+
+
+def test_the_count_change_of_each_allocation_row_is_filled_from_rows_written_before_it(
+    empty_db: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _migrate_up_to(empty_db, AUDIT_COUNTS - 1, monkeypatch)
+    rows = [
+        ("allocation.add", "allocation", None, '{"count": 2, "pool_id": 7}'),
+        ("allocation.edit", "allocation", '{"count": 2}', '{"count": 5}'),
+        ("allocation.remove", "allocation", '{"count": 5}', None),
+        ("allocation.edit", "allocation", '{"count": "x"}', '{"count": 4}'),
+        ("allocation.retry", "allocation", '{"count": 4}', '{"count": 4}'),
+        ("pool.update", "pool", '{"count": 1}', '{"count": 3}'),
+    ]
+    insert = (
+        "INSERT INTO audit_log (actor, action, target_type, target_id, before, after) "
+        "VALUES ('alice', ?, ?, '1', ?, ?)"
+    )
+    empty_db.write(lambda cur: [cur.execute(insert, list(row)) for row in rows])
+    assert _migrate_up_to(empty_db, AUDIT_COUNTS, monkeypatch) == [AUDIT_COUNTS]
+    stored = empty_db.query("SELECT count_change FROM audit_log ORDER BY id")
+    assert [row[0] for row in stored] == [2, 3, -5, 4, 0, None]
+    if backend == "postgres":
+        sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_audit_pool_counts'"
+        assert "INCLUDE (count_change)" in empty_db.scalar(sql)
 
 
 def test_replicas_migrating_one_new_database_together_apply_each_migration_once(

@@ -43,6 +43,11 @@ def window(points: int) -> dict[str, object]:
     }
 
 
+def _count(audited: dict | None) -> int:
+    count = (audited or {}).get("count")
+    return count if isinstance(count, int) else 0
+
+
 def audit(
     db: Database,
     at: datetime,
@@ -52,14 +57,16 @@ def audit(
     after,
     pool_id: int | None = None,
 ) -> None:
-    """An audit row as services.audit stores it: a pool row carries its own id as pool_id."""
+    """An audit row as services.audit stores it: a pool row carries its own id as pool_id, an
+    allocation row its change of count."""
     if target[0] == "pool":
         pool_id = target[1]
+    count_change = _count(after) - _count(before) if target[0] == "allocation" else None
     execute(
         db,
         """INSERT INTO audit_log (happened_at, actor, action, target_type, target_id, before, after,
-            pool_id)
-        VALUES (?, 'alice', ?, ?, ?, ?, ?, ?)""",
+            pool_id, count_change)
+        VALUES (?, 'alice', ?, ?, ?, ?, ?, ?, ?)""",
         [
             at,
             action,
@@ -68,6 +75,7 @@ def audit(
             None if before is None else json.dumps(before),
             None if after is None else json.dumps(after),
             pool_id,
+            count_change,
         ],
     )
 
@@ -226,8 +234,8 @@ def test_pool_quantity_changes_after_a_moment(db: Database) -> None:
 
 
 def test_pool_allocated_changes_read_the_rows_stored_under_the_pool(db: Database) -> None:
-    """Only rows stored under the pool count (whatever their text names), each by its change of
-    count; a count that is not a whole number counts as missing, and no change is no row."""
+    """Only rows stored under the pool count (whatever their text names), each by the change of
+    count it stores; a row that changed no count is no change."""
     at = [START + timedelta(hours=h) for h in range(6)]
     audit(db, at[1], "allocation.add", ("allocation", 1), None, {"count": 2}, pool_id=1)
     audit(db, at[2], "allocation.edit", ("allocation", 4), {"count": 2}, {"count": 5}, pool_id=1)
@@ -238,8 +246,9 @@ def test_pool_allocated_changes_read_the_rows_stored_under_the_pool(db: Database
     audit(db, START - timedelta(hours=1), "allocation.add", ("allocation", 4), None, {"count": 2})
     audit(db, at[4], "allocation.edit", ("allocation", 6), {"count": "x"}, {"count": 4}, pool_id=2)
     audit(db, at[5], "allocation.add", ("allocation", 3), None, {"count": 9}, pool_id=12)
-    audit(db, at[5], "allocation.retry", ("allocation", 3), None, {"count": 7}, pool_id=12)
+    audit(db, at[5], "allocation.retry", ("allocation", 3), {"count": 9}, {"count": 9}, pool_id=12)
     audit(db, at[5], "allocation.add", ("allocation", 8), None, {"count": 7})
+    audit(db, at[5], "pool.update", ("pool", 1), {"count": 1}, {"count": 8})
     assert changes_of(db, 1) == [(at[1], 2), (at[2], 3), (at[5], -1)]
     assert changes_of(db, 2) == [(at[3], -3), (at[4], 4)]
     assert changes_of(db, 12) == [(at[5], 9)]
