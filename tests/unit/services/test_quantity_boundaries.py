@@ -180,7 +180,11 @@ def test_a_host_holds_a_feature_once_per_pool(pool):
 
 def test_over_committed_portion_refuses_a_new_allocation(over_committed):
     ctx, pool_id, _ = over_committed
-    refused(ctx, Conflict, allocations.allocate, MANAGER, pool_id, CAD, "USER", "ben", 1)
+    error = refused(ctx, Conflict, allocations.allocate, MANAGER, pool_id, CAD, "USER", "ben", 1)
+    assert error.message == (
+        "cad 1.0 is over-committed on its server(s); no new allocations until an admin resolves it"
+    )
+    assert error.field == "count"
 
 
 def test_over_committed_portion_lets_a_count_shrink_and_sends_it_again(over_committed):
@@ -284,6 +288,17 @@ def test_a_split_pool_refuses_more_than_all_portions_together(split):
         ctx, ValidationError, allocations.allocate, MANAGER, pool_id, CAD, "USER", "ann", 6
     )
     assert "only 5" in error.message
+
+
+def test_a_full_portion_adds_nothing_to_what_is_left(split):
+    """East full (room 0), west with 2: asking 3 is told exactly 2 are left."""
+    ctx, pool_id = split
+    allocate(ctx, pool_id, "ann", 3)
+    error = refused(
+        ctx, ValidationError, allocations.allocate, MANAGER, pool_id, CAD, "USER", "ben", 3
+    )
+    assert error.message == "only 2 of cad 1.0 left in this pool, 3 requested"
+    assert error.field == "count"
 
 
 def test_growth_is_limited_by_the_allocations_own_portion_not_the_pool(split):
@@ -441,3 +456,20 @@ def test_removing_a_live_allocation_marks_it_removing_and_frees_its_count(pool, 
     assert allocated(ctx, pool_id) == 0
     allocate(ctx, pool_id, "ben", 5)
     refused(ctx, NotFound, allocations.remove_allocation, MANAGER, pool_id, ann)
+
+
+def test_a_row_names_its_feature_or_takes_the_grids(pool):
+    """A row without a version asks for the version-less feature; a row without a feature in a
+    grid without one is refused at its feature; the refused rows write nothing."""
+    ctx, pool_id = pool
+    before = tables(ctx)
+    no_version = allocations.AllocationChange("add", 1, None, "cad", None, "USER", "ann", 1)
+    no_feature = allocations.AllocationChange("add", 2, None, None, None, "USER", "ben", 1)
+    results = allocations.apply_allocation_changes(ctx, MANAGER, pool_id, [no_version, no_feature])
+    assert [(r.ok, r.message, r.field) for r in results] == [
+        (False, "feature cad  is not in this pool", "feature"),
+        (False, "no feature given for this row", "feature"),
+    ]
+    assert tables(ctx) == before
+    taken = allocations.apply_allocation_changes(ctx, MANAGER, pool_id, [no_feature], feature=CAD)
+    assert taken[0].ok and allocated(ctx, pool_id) == 1
