@@ -22,8 +22,13 @@ pytestmark = pytest.mark.skipif(
     "postgres" not in TEST_BACKENDS, reason="the PostgreSQL half is off (VLM_TEST_BACKENDS)"
 )
 
-SCENARIOS = ("reconcile", "dashboard", "export")
-EXPECTED = ("reconciler steady state", "trend of one pool", "CSV export of all")
+SCENARIOS = ("apply", "reconcile", "dashboard", "export")
+EXPECTED = (
+    "one allocation saved",
+    "reconciler steady state",
+    "trend of one pool",
+    "CSV export of all",
+)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ EXPECTED = (
     "baseline: bare HTTP fetch",
     "apply 20 new allocations",
     "baseline: 20 sequential requests",
+    "one allocation saved",
     "reconciler steady state",
     "trend of one pool",
     "utilization of one server",
