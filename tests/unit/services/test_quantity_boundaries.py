@@ -7,6 +7,8 @@ failed allocations (issue 14, item 2). Every refused call must leave every row a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import ADMIN, MANAGER, every_row
@@ -473,3 +475,32 @@ def test_a_row_names_its_feature_or_takes_the_grids(pool):
     assert tables(ctx) == before
     taken = allocations.apply_allocation_changes(ctx, MANAGER, pool_id, [no_feature], feature=CAD)
     assert taken[0].ok and allocated(ctx, pool_id) == 1
+
+
+def test_each_row_of_an_apply_says_what_it_did_and_names_its_allocation(pool):
+    """The grid shows these results next to their rows; the audit names the pool of each row."""
+    ctx, pool_id = pool
+    ann = allocate(ctx, pool_id, "ann", 1)
+    ben = allocate(ctx, pool_id, "ben", 1)
+    change = allocations.AllocationChange
+    changes = [
+        change("add", 1, None, "cad", "1.0", "USER", "cy", 2, "new"),
+        change("edit", 2, ann, count=1, description=""),
+        change("edit", 3, ann, count=2, description="more"),
+        change("delete", 4, ben),
+    ]
+    results = allocations.apply_allocation_changes(ctx, MANAGER, pool_id, changes)
+    assert [(r.change, r.ok, r.message) for r in results] == [
+        (changes[0], True, "allocated USER cy × 2"),
+        (changes[1], True, "unchanged"),
+        (changes[2], True, "updated"),
+        (changes[3], True, "removed"),
+    ]
+    assert [r.allocation_id for r in results[1:]] == [ann, ann, ben]
+    assert results[0].allocation_id is not None and results[0].allocation_id not in (ann, ben)
+    named = ctx.db.query(
+        "SELECT action, after, before FROM audit_log WHERE target_type = 'allocation' "
+        "ORDER BY id DESC LIMIT 3"
+    )
+    for action, after, before in named:
+        assert json.loads(after or before)["pool_id"] == pool_id, action
