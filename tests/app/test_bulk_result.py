@@ -8,12 +8,13 @@ import io
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import open_page, service_context
+from tests.app.conftest import open_page, service_context, wait_for
 from vlm.domain import Actor, Role
 from vlm.services import allocations, pools
 from vlm.services.bulk import parse_bulk_allocations
 from vlm.services.exports import to_csv_bytes
-from vlm.ui.grid import bulk
+from vlm.ui.grid import bulk, report
+from vlm.ui.runtime import get_runtime
 
 MIA = Actor("mia", Role.MANAGER)
 GOOD = "0050569AAC01"
@@ -23,6 +24,7 @@ UPLOAD = (
     "bad-id,ETHERNET,1,bulk two\n"
     "0050569AAC02,ETHERNET,100000,far too many\n"
 )
+NEXT = "host_id\n0050569AAC09"
 
 
 def walk(node, ancestors: tuple = ()):
@@ -53,11 +55,22 @@ def record_refused_download(monkeypatch) -> dict[str, object]:
     return seen
 
 
-def bulk_import_rows(at: AppTest, text: str) -> AppTest:
-    tag = at.data_editor[0].key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
+def grid_tag(at: AppTest) -> str:
+    return at.data_editor[0].key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
+
+
+def preview_rows(at: AppTest, text: str) -> AppTest:
+    tag = grid_tag(at)
     at.text_area(key=f"bulk_text_{tag}").input(text)
     at.button(key=f"bulk_preview_{tag}").click()
     at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def bulk_import_rows(at: AppTest, text: str) -> AppTest:
+    tag = grid_tag(at)
+    preview_rows(at, text)
     at.button(key=f"bulk_apply_{tag}").click()
     at.run()
     assert not at.exception, at.exception
@@ -106,10 +119,58 @@ def test_the_refused_rows_download_in_the_upload_columns_plus_reason_and_read_ba
 
 
 def test_a_new_preview_replaces_the_last_result(app):
-    at = bulk_import_rows(open_page(app("mia"), "allocations"), UPLOAD)
-    tag = at.data_editor[0].key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
-    at.text_area(key=f"bulk_text_{tag}").input("host_id\n0050569AAC09")
-    at.button(key=f"bulk_preview_{tag}").click()
-    at.run()
+    at = preview_rows(bulk_import_rows(open_page(app("mia"), "allocations"), UPLOAD), NEXT)
     assert not [s for s in at.success if "accepted" in s.value]
     assert not [d for d in at.dataframe if "reason" in d.value.columns]
+    assert any("1 row(s) ready" in m.value for m in at.markdown)
+
+
+def test_a_preview_clicked_as_the_grid_refreshes_is_not_lost(app, monkeypatch):
+    """The grid re-reads itself (st.rerun) when its pending rows reach the server while the page
+    runs; a Preview clicked in that same run still previews and still drops the last result."""
+    at = open_page(app("mia"), "allocations")
+    runtime = get_runtime()
+    assert wait_for(lambda: runtime.scheduler.last_full_pass)
+    pushed: list[set[int]] = []
+    monkeypatch.setattr(
+        service_context(), "on_allocations_changed", lambda ids: pushed.append(set(ids))
+    )
+    bulk_import_rows(at, UPLOAD)
+    rows = at.data_editor[0].value
+    (good_id,) = rows.loc[rows["host_id"] == GOOD, "id"].tolist()
+    assert rows.loc[rows["host_id"] == GOOD, "status"].tolist() == ["pending"]
+
+    real_states = report._states
+    armed = [True]
+
+    def applied_while_the_page_runs(page, scope, source):
+        """The sync applies the bulk rows after the grid read them, before their states are."""
+        if armed.pop() if armed else False:
+            runtime.scheduler.push(set().union(*pushed))
+            assert wait_for(
+                lambda: (
+                    allocations.allocation_states(service_context(), MIA, [int(good_id)])[
+                        "state"
+                    ].tolist()
+                    == ["applied"]
+                )
+            )
+        return real_states(page, scope, source)
+
+    monkeypatch.setattr(report, "_states", applied_while_the_page_runs)
+    preview_rows(at, NEXT)
+    assert not armed  # the race happened in the Preview's run
+    assert not [s for s in at.success if "accepted" in s.value]
+    assert any("1 row(s) ready" in m.value for m in at.markdown)
+    rows = at.data_editor[0].value
+    assert rows.loc[rows["host_id"] == GOOD, "status"].tolist() == ["applied"]
+
+
+def test_dismiss_hides_the_result_and_keeps_the_rows(app):
+    at = bulk_import_rows(open_page(app("mia"), "allocations"), UPLOAD)
+    at.button(key=f"bulk_dismiss_{grid_tag(at)}").click()
+    at.run()
+    assert not at.exception
+    assert not [s for s in at.success if "accepted" in s.value]
+    assert not [d for d in at.dataframe if "reason" in d.value.columns]
+    assert GOOD in at.data_editor[0].value["host_id"].tolist()

@@ -25,6 +25,7 @@ from vlm.ui.widgets import attempt, download_csv, labelled, table_with_download
 EXAMPLE = "host_id,host_type,count,description\n0050569A0A01,ETHERNET,1,Lab PC 1\njdoe,USER,1,"
 REPORT_KEY = "_bulk_report_{tag}"
 PARSED_KEY = "bulk_parsed_{tag}"
+WANTED_KEY = "_bulk_wanted_{tag}"
 REPORT_COLUMNS = ["line", "host_type", "host_id", "count", "result", "message", "allocation_id"]
 
 
@@ -158,12 +159,27 @@ def _import(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> None:
     st.rerun()
 
 
+def _want(tag: str, action: str) -> None:
+    """Remember a click before the script runs, so a rerun (the grid refreshing when its rows
+    reach the server) cannot drop it; a new preview replaces the last result at once."""
+    st.session_state[WANTED_KEY.format(tag=tag)] = action
+    if action == "preview":
+        st.session_state.pop(REPORT_KEY.format(tag=tag), None)
+
+
+def _wanted(tag: str, action: str) -> bool:
+    """Whether the user clicked `action` since it was last done (and mark it done)."""
+    key = WANTED_KEY.format(tag=tag)
+    if st.session_state.get(key) != action:
+        return False
+    del st.session_state[key]
+    return True
+
+
 def render_bulk_result(scope: GridScope) -> None:
     """The last bulk import's result, in the open: rows accepted, rows refused with the reason
     for each, and the refused rows as a CSV to fix and upload again."""
     key = REPORT_KEY.format(tag=scope.tag)
-    if st.session_state.get(f"bulk_preview_{scope.tag}"):  # a new preview replaces the result
-        st.session_state.pop(key, None)
     result = st.session_state.get(key)
     if not isinstance(result, BulkResult):
         return
@@ -198,9 +214,13 @@ def render_bulk_result(scope: GridScope) -> None:
             )
         with st.expander("Every row of the file"):
             table_with_download(result.report, "bulk add report", key=f"bulk_report_{scope.tag}")
-        if st.button("Dismiss", key=f"bulk_dismiss_{scope.tag}", icon=":material/close:"):
-            st.session_state.pop(key, None)
-            st.rerun()
+        st.button(
+            "Dismiss",
+            key=f"bulk_dismiss_{scope.tag}",
+            icon=":material/close:",
+            on_click=st.session_state.pop,
+            args=(key, None),
+        )
 
 
 def _render_preview(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> None:
@@ -216,12 +236,15 @@ def _render_preview(page: PageContext, scope: GridScope, parsed: ParsedBulk) -> 
         "(those are not imported; fix them and preview again)."
     )
     table_with_download(preview_frame(parsed), "bulk add preview", key=f"bulk_rows_{scope.tag}")
-    if st.button(
+    st.button(
         f"Allocate {parsed.good_rows} ready row(s)",
         key=f"bulk_apply_{scope.tag}",
         type="primary",
         disabled=parsed.good_rows == 0,
-    ):
+        on_click=_want,
+        args=(scope.tag, "import"),
+    )
+    if _wanted(scope.tag, "import"):
         _import(page, scope, parsed)
 
 
@@ -254,8 +277,14 @@ def render_bulk_import(page: PageContext, scope: GridScope) -> None:
         text, read_error = _read_text(uploaded, pasted)
         fingerprint = _fingerprint(text, host_type, int(count))
         parsed_key = PARSED_KEY.format(tag=scope.tag)
-        if st.button("Preview", key=f"bulk_preview_{scope.tag}", icon=":material/preview:"):
-            st.session_state.pop(REPORT_KEY.format(tag=scope.tag), None)
+        st.button(
+            "Preview",
+            key=f"bulk_preview_{scope.tag}",
+            icon=":material/preview:",
+            on_click=_want,
+            args=(scope.tag, "preview"),
+        )
+        if _wanted(scope.tag, "preview"):
             if read_error:
                 st.error(read_error)
             else:
