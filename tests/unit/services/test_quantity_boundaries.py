@@ -16,6 +16,7 @@ from tests.unit.services.estate import add_people, add_server, feature_ids
 from vlm.context import ServiceContext
 from vlm.domain import Conflict, NotFound, PermissionDenied, ValidationError, VlmError
 from vlm.services import allocations, pools, vlms
+from vlm.services.allocations import AllocationChange
 
 CAD = ("cad", "1.0")
 TABLES = ("allocations", "pool_portions", "pools", "server_features", "audit_log")
@@ -504,3 +505,67 @@ def test_each_row_of_an_apply_says_what_it_did_and_names_its_allocation(pool):
     )
     for action, after, before in named:
         assert json.loads(after or before)["pool_id"] == pool_id, action
+
+
+# licenses reserved outside VLM
+
+
+def test_licenses_reserved_outside_vlm_leave_less_for_the_pools(pool):
+    """Over-committed means all pools' portions exceed the total less what others reserved."""
+    ctx, pool_id = pool
+
+    def reserved_by_others(count: int) -> None:
+        ctx.db.write(
+            lambda cur: cur.execute("UPDATE server_features SET reserved_by_others = ?", [count])
+        )
+
+    reserved_by_others(6)  # 5 pooled on 10 - 6 = 4
+    refused(ctx, Conflict, allocations.allocate, MANAGER, pool_id, CAD, "USER", "ann", 1)
+    reserved_by_others(5)  # 5 pooled on 10 - 5 = 5: exactly full, not over
+    ann = allocate(ctx, pool_id, "ann", 1)
+    assert allocation(ctx, ann)["count"] == 1
+
+
+# which servers a save wakes
+
+
+def test_one_save_wakes_every_server_it_changes_and_no_other(ctx):
+    """An add, a removal and a count edit on three servers in one Apply wake those three; a
+    description edit changes nothing on a server and wakes none."""
+    _, pool_id = make_pool(ctx, {"east": 1, "north": 2, "south": 2, "west": 2}, 7)
+    ids = dict(ctx.db.query("SELECT name, id FROM license_servers"))
+    ann, carl, zed, ben = (
+        allocate(ctx, pool_id, host, count)
+        for host, count in (("ann", 2), ("carl", 2), ("zed", 2), ("ben", 1))
+    )
+    server = {a: allocation(ctx, a)["server"] for a in (ann, carl, zed, ben)}
+    assert server == {ann: "north", carl: "south", zed: "west", ben: "east"}
+    allocations.remove_allocation(ctx, MANAGER, pool_id, zed)  # west has room for 2 again
+    woken: list[set[int]] = []
+    ctx.on_allocations_changed = lambda servers: woken.append(set(servers))
+
+    results = allocations.apply_allocation_changes(
+        ctx,
+        MANAGER,
+        pool_id,
+        [
+            AllocationChange("add", row=0, host_type="USER", host_id="dave", count=2),
+            AllocationChange("delete", row=1, allocation_id=ben),
+            AllocationChange("edit", row=2, allocation_id=carl, count=1),
+            AllocationChange("edit", row=3, allocation_id=ann, description="lab"),
+        ],
+        feature=CAD,
+    )
+    assert [r.ok for r in results] == [True] * 4
+    assert allocation(ctx, results[0].allocation_id)["server"] == "west"
+    assert woken == [{ids["west"], ids["east"], ids["south"]}]
+
+    woken.clear()
+    allocations.apply_allocation_changes(
+        ctx,
+        MANAGER,
+        pool_id,
+        [AllocationChange("edit", row=0, allocation_id=ann, description="lab 2")],
+        feature=CAD,
+    )
+    assert woken == []
