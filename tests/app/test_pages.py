@@ -151,3 +151,35 @@ def test_export_preview_on_demand(app):
     preview = at.dataframe[0].value
     assert {"host_id", "state", "pool_name"} <= set(preview.columns)
     assert len(preview) == 3
+
+
+def test_the_dashboard_reuses_its_figures_until_a_write_and_then_shows_it(app, monkeypatch):
+    from tests.app.conftest import service_context, wait_for
+    from vlm.domain import Actor
+    from vlm.services import allocations, pools, reports
+    from vlm.ui.runtime import get_runtime
+
+    mia = Actor("mia", Role.MANAGER)
+    at = app("mia")
+    assert wait_for(lambda: get_runtime().scheduler.last_full_pass)  # its writes are done
+    at.run()
+    calls: list[str] = []
+    real_kpis = reports.kpis
+    monkeypatch.setattr(reports, "kpis", lambda *a, **k: calls.append("kpis") or real_kpis(*a, **k))
+
+    def allocated() -> int:
+        return int(next(m.value for m in at.metric if m.label == "Allocated"))
+
+    before = allocated()
+    at.run()
+    assert calls == [] and allocated() == before  # nothing written: nothing read again
+
+    ctx = service_context()
+    pool_id = int(pools.list_pools(ctx, mia)["id"].iloc[0])
+    feature = pools.pool_features(ctx, mia, pool_id).iloc[0]
+    allocations.allocate(
+        ctx, mia, pool_id, (feature["feature_name"], feature["feature_version"]), "USER", "zoe", 1
+    )
+    at.run()
+    assert calls == ["kpis"]
+    assert allocated() == before + 1

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import TypeVar
+
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from vlm.domain import Role
@@ -10,11 +15,14 @@ from vlm.services import pools, reports, servers
 from vlm.ui.charts import pool_figure, pool_trend_figure, stack_figure, trend_figure
 from vlm.ui.license_kinds import totals_note
 from vlm.ui.local_time import now_for_user, user_zone, zone_label
+from vlm.ui.memo import per_generation
 from vlm.ui.pool_forms import pool_table_config, with_grid_links
 from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import in_user_time, table_with_download
 
+T = TypeVar("T")
 REFRESH_SECONDS = 15
+POOL_BARS = 50
 TREND_DAYS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90}
 
 
@@ -25,7 +33,7 @@ def _tiles(figures: list[tuple[str, object, str | None]]) -> None:
 
 
 def kpi_tiles(page: PageContext) -> None:
-    k = reports.kpis(page.ctx, page.actor)
+    k = per_generation(page, "kpis", lambda: reports.kpis(page.ctx, page.actor))
     if page.actor.role is Role.MANAGER:
         _tiles(
             [
@@ -70,22 +78,38 @@ def _highlight_deficit(frame: pd.DataFrame):  # noqa: ANN202 - pandas Styler
     )
 
 
-def estate_charts(page: PageContext) -> None:
+def pool_chart(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Per pool, allocated and available; beyond POOL_BARS pools, the ones with most allocated
+    (a chart of thousands of bars shows nothing; the All Pools page lists every pool)."""
+    if len(frame) > POOL_BARS:
+        title = f"{title}: the {POOL_BARS} with most allocated, of {len(frame):,}"
+        frame = frame.nlargest(POOL_BARS, "allocated", keep="first")
+    return pool_figure(frame, title)
+
+
+def _estate_figures(page: PageContext) -> tuple[go.Figure, go.Figure, go.Figure, pd.DataFrame]:
     ctx, actor = page.ctx, page.actor
-    left, right = st.columns(2)
-    server_frame = reports.server_stack(ctx, actor)
-    left.plotly_chart(
+    return (
         stack_figure(
-            server_frame, "Per license server (counted concurrent features)", show_total=False
+            reports.server_stack(ctx, actor),
+            "Per license server (counted concurrent features)",
+            show_total=False,
         ),
-        key="chart_servers",
+        stack_figure(reports.vlm_stack(ctx, actor), "Per virtual license manager"),
+        pool_chart(reports.pool_stack(ctx, actor), "Per virtual pool"),
+        reports.over_committed(ctx, actor),
     )
-    vlm_frame = reports.vlm_stack(ctx, actor)
-    right.plotly_chart(stack_figure(vlm_frame, "Per virtual license manager"), key="chart_vlms")
-    pool_frame = reports.pool_stack(ctx, actor)
-    st.plotly_chart(pool_figure(pool_frame, "Per virtual pool"), key="chart_pools")
+
+
+def estate_charts(page: PageContext) -> None:
+    servers_chart, vlms_chart, pools_chart, over = per_generation(
+        page, "estate_charts", lambda: _estate_figures(page)
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(servers_chart, key="chart_servers")
+    right.plotly_chart(vlms_chart, key="chart_vlms")
+    st.plotly_chart(pools_chart, key="chart_pools")
     st.subheader("Over-committed features")
-    over = reports.over_committed(ctx, actor)
     if over.empty:
         st.success("No server feature is over-committed.", icon=":material/check_circle:")
     else:
@@ -97,13 +121,20 @@ def estate_charts(page: PageContext) -> None:
         table_with_download(over, "over-committed features", styler=_highlight_deficit)
 
 
-def manager_charts(page: PageContext) -> None:
+def _manager_figures(page: PageContext) -> tuple[go.Figure | None, pd.DataFrame]:
     pool_frame = reports.pool_stack(page.ctx, page.actor)
     if pool_frame.empty:
+        return None, pool_frame
+    features = pools.pool_features(page.ctx, page.actor)
+    return pool_chart(pool_frame, "My pools"), with_grid_links(features, pool_column="pool_id")
+
+
+def manager_charts(page: PageContext) -> None:
+    chart, features = per_generation(page, "manager_charts", lambda: _manager_figures(page))
+    if chart is None:
         st.info("You do not manage any pool yet. An admin assigns pools to managers.")
         return
-    st.plotly_chart(pool_figure(pool_frame, "My pools"), key="chart_pools")
-    features = pools.pool_features(page.ctx, page.actor)
+    st.plotly_chart(chart, key="chart_pools")
     over = features[features["over_committed"]]
     if not over.empty:
         st.error(
@@ -112,7 +143,7 @@ def manager_charts(page: PageContext) -> None:
             icon=":material/warning:",
         )
     table_with_download(
-        with_grid_links(features, pool_column="pool_id"),
+        features,
         "pool features",
         key="dash_pool_features",
         column_order=[
@@ -133,17 +164,32 @@ def manager_charts(page: PageContext) -> None:
     )
 
 
+def _pool_labels(page: PageContext) -> dict[int, str]:
+    frame = pools.list_pools(page.ctx, page.actor)
+    return dict(zip(frame["id"], frame["vlm_name"] + " / " + frame["name"], strict=True))
+
+
+def _server_labels(page: PageContext) -> dict[int, str]:
+    frame = servers.list_servers(page.ctx, page.actor)
+    return {0: "All license servers", **dict(zip(frame["id"], frame["name"], strict=True))}
+
+
+def _trend_memo(page: PageContext, name: str, compute: Callable[[], T], *extra: Hashable) -> T:
+    """A trend's frame and figure until the next write or the next minute (its window's end),
+    in the user's zone."""
+    minute = datetime.now().replace(second=0, microsecond=0)
+    return per_generation(page, name, compute, *extra, minute, zone_label(user_zone()))
+
+
 def _trend_target(page: PageContext) -> tuple[str, int | None]:
     """Which trend to draw: all servers, one server, or (managers) one pool."""
     if page.actor.role is Role.MANAGER:
-        frame = pools.list_pools(page.ctx, page.actor)
-        if frame.empty:
+        labels = per_generation(page, "trend_pools", lambda: _pool_labels(page))
+        if not labels:
             return "pool", None
-        labels = dict(zip(frame["id"], frame["vlm_name"] + " / " + frame["name"], strict=True))
         pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="trend_pool")
         return "pool", int(pool_id)
-    frame = servers.list_servers(page.ctx, page.actor)
-    labels = {0: "All license servers", **dict(zip(frame["id"], frame["name"], strict=True))}
+    labels = per_generation(page, "trend_servers", lambda: _server_labels(page))
     server_id = st.selectbox(
         "License server", list(labels), format_func=labels.get, key="trend_server"
     )
@@ -152,14 +198,20 @@ def _trend_target(page: PageContext) -> tuple[str, int | None]:
 
 def _pool_trend(page: PageContext, pool_id: int, days: int, span: str) -> None:
     """A pool's own quantity and allocated: never the server's total or usage (other teams')."""
-    frame = reports.pool_trend(page.ctx, page.actor, pool_id, days=days)
-    if frame.empty:
+
+    def draw() -> tuple[pd.DataFrame, go.Figure | None]:
+        frame = reports.pool_trend(page.ctx, page.actor, pool_id, days=days)
+        if frame.empty:
+            return frame, None
+        return frame, pool_trend_figure(
+            in_user_time(frame), f"Pool quantity and allocated, last {span}"
+        )
+
+    frame, figure = _trend_memo(page, "pool_trend", draw, pool_id, days)
+    if figure is None:
         st.info("This pool has no history in this period yet.")
         return
-    st.plotly_chart(
-        pool_trend_figure(in_user_time(frame), f"Pool quantity and allocated, last {span}"),
-        key="chart_pool_trend",
-    )
+    st.plotly_chart(figure, key="chart_pool_trend")
     st.caption(
         "The pool's quantity and the licenses allocated in it, from the change history. "
         "Usage per host id is not recorded by the inventory, so licenses in use are not shown "
@@ -170,16 +222,19 @@ def _pool_trend(page: PageContext, pool_id: int, days: int, span: str) -> None:
 
 
 def _server_trend(page: PageContext, server_id: int | None, days: int, span: str) -> None:
-    frame = reports.server_trend(page.ctx, page.actor, server_id, days=days)
-    if frame.empty or frame["total"].isna().all():
+
+    def draw() -> tuple[pd.DataFrame, go.Figure | None]:
+        frame = reports.server_trend(page.ctx, page.actor, server_id, days=days)
+        if frame.empty or frame["total"].isna().all():
+            return frame, None
+        title = f"Licenses over the last {span} ({zone_label(user_zone())})"
+        return frame, trend_figure(in_user_time(frame), title)
+
+    frame, figure = _trend_memo(page, "server_trend", draw, server_id, days)
+    if figure is None:
         st.info("No utilization snapshots yet; they are recorded at every inventory sync.")
         return
-    st.plotly_chart(
-        trend_figure(
-            in_user_time(frame), f"Licenses over the last {span} ({zone_label(user_zone())})"
-        ),
-        key="chart_trend",
-    )
+    st.plotly_chart(figure, key="chart_trend")
     with st.expander("Trend data"):
         table_with_download(frame, "utilization trend", key="trend_table")
 

@@ -1,0 +1,40 @@
+"""What a page computed from the database, kept for the session until the next committed write.
+
+A rerun with nothing written since (a widget click, the Dashboard's 15 s refresh) reuses the
+frames and figures of the last run instead of querying and drawing them again. Entries are keyed
+by the signed-in actor, so a permitted answer is only ever reused for the user it was computed
+for, and sign-out drops them (the "_vlm_" session prefix). Any write by any replica moves the
+database generation and every entry is computed again on its next use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+import streamlit as st
+
+from vlm.ui.session import PageContext
+
+T = TypeVar("T")
+MEMO_KEY = "_vlm_memo"
+MAX_ENTRIES = 32
+
+
+def per_generation(page: PageContext, name: str, compute: Callable[[], T], *extra: Hashable) -> T:
+    """compute()'s answer for this actor, computed again only after the database changed.
+
+    extra distinguishes answers of one name (a period, a server, the minute a window ends)."""
+    memo: dict[tuple, tuple[int, object]] = st.session_state.setdefault(MEMO_KEY, {})
+    key = (name, page.actor, *extra)
+    generation = page.ctx.db.generation
+    found = memo.get(key)
+    if found is not None and found[0] == generation:
+        return found[1]  # type: ignore[return-value]
+    value = compute()
+    current = {k: v for k, v in memo.items() if v[0] == generation and k != key}
+    while len(current) >= MAX_ENTRIES:
+        current.pop(next(iter(current)))
+    current[key] = (generation, value)
+    st.session_state[MEMO_KEY] = current
+    return value
