@@ -183,3 +183,29 @@ def test_the_dashboard_reuses_its_figures_until_a_write_and_then_shows_it(app, m
     at.run()
     assert calls == ["kpis"]
     assert allocated() == before + 1
+
+
+def test_the_export_counts_follow_a_write(app):
+    from tests.app.conftest import service_context, wait_for
+    from vlm.domain import Actor
+    from vlm.services import allocations, pools
+    from vlm.ui.runtime import get_runtime
+
+    mia = Actor("mia", Role.MANAGER)
+    at = open_page(app("mia"), "export")
+    assert wait_for(lambda: get_runtime().scheduler.last_full_pass)
+
+    def allocation_rows() -> int:
+        at.run()
+        texts = [m.value for m in at.markdown if m.value.endswith("row(s)")]
+        return int(texts[1].split()[0].replace(",", ""))  # Pools, then Allocations
+
+    before = allocation_rows()
+    assert allocation_rows() == before
+    ctx = service_context()
+    pool_id = int(pools.list_pools(ctx, mia)["id"].iloc[0])
+    feature = pools.pool_features(ctx, mia, pool_id).iloc[0]
+    allocations.allocate(
+        ctx, mia, pool_id, (feature["feature_name"], feature["feature_version"]), "USER", "zoe", 1
+    )
+    assert allocation_rows() == before + 1

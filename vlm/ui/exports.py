@@ -2,19 +2,22 @@
 
 Large datasets (allocations, utilization history) are counted and previewed in SQL and their
 CSV is written by DuckDB only when the download is clicked, so the page never loads them whole.
+Counts, small frames and headers are kept until the next write (vlm.ui.memo).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 
 from vlm.context import ServiceContext
 from vlm.domain import Actor, Role
 from vlm.services import allocations, exports, reports
-from vlm.ui.local_time import is_timestamp_column, server_zone, zone_label
+from vlm.ui.local_time import is_timestamp_column, server_zone, user_zone, zone_label
+from vlm.ui.memo import per_generation
 from vlm.ui.session import PageContext
 from vlm.ui.widgets import for_people, label
 
@@ -36,6 +39,12 @@ class Export:
     counter: Callable[[ServiceContext, Actor], int] | None = None
 
     def count(self, page: PageContext) -> int:
+        hour = datetime.now().replace(minute=0, second=0, microsecond=0)  # windows move hourly
+        return per_generation(
+            page, f"export count {self.file_name}", lambda: self._count(page), hour
+        )
+
+    def _count(self, page: PageContext) -> int:
         if self.counter is not None:
             return self.counter(page.ctx, page.actor)
         if self.query is not None:
@@ -56,7 +65,12 @@ class Export:
             sql, params = self.query(page.actor)
             headers = self._query_headers(page, sql, params)
             return lambda: exports.query_csv(ctx, sql, params, headers)
-        shown = for_people(self._frame(page))
+        shown = per_generation(
+            page,
+            f"export for people {self.file_name}",
+            lambda: for_people(self._frame(page)),
+            zone_label(user_zone()),
+        )
         return lambda: exports.to_csv_bytes(shown)
 
     def raw_csv(self, page: PageContext) -> Callable[[], bytes]:
@@ -71,16 +85,25 @@ class Export:
 
     def _query_headers(self, page: PageContext, sql: str, params: list[object]) -> dict[str, str]:
         """Readable headers of a query's columns; its times stay in the server's zone."""
-        empty = exports.query_preview(page.ctx, sql, params, 0)
         zone = zone_label(server_zone())
-        return {
-            str(c): f"{label(str(c))} ({zone})" if is_timestamp_column(empty[c]) else label(str(c))
-            for c in empty.columns
-        }
+
+        def read() -> dict[str, str]:
+            empty = exports.query_preview(page.ctx, sql, params, 0)
+            return {
+                str(c): f"{label(str(c))} ({zone})"
+                if is_timestamp_column(empty[c])
+                else label(str(c))
+                for c in empty.columns
+            }
+
+        return per_generation(page, f"export headers {self.file_name}", read, zone)
 
     def _frame(self, page: PageContext) -> pd.DataFrame:
-        assert self.frame is not None
-        return self.frame(page.ctx, page.actor)
+        frame = self.frame
+        assert frame is not None
+        return per_generation(
+            page, f"export frame {self.file_name}", lambda: frame(page.ctx, page.actor)
+        )
 
 
 EXPORTS = (
