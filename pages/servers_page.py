@@ -5,6 +5,7 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import servers
 from vlm.ui.confirm import Question, confirmed_action
+from vlm.ui.memo import per_generation
 from vlm.ui.pickers import pick_row
 from vlm.ui.server_form import server_form, show_check, sync_now
 from vlm.ui.server_tables import drift_table, feature_table, server_table
@@ -20,7 +21,7 @@ if st.button("Sync now", icon=":material/sync:", key="sync_now", type="primary")
     sync_now(page.runtime)
 st.caption(page.runtime.sync_status)
 
-server_frame = servers.list_servers(ctx, actor)
+server_frame = per_generation(page, "servers", lambda: servers.list_servers(ctx, actor))
 server_table(server_frame)
 
 with st.expander("Add a license server", icon=":material/add_circle:", expanded=server_frame.empty):
@@ -41,7 +42,14 @@ server_id = pick_row(server_frame, key="server_selected", label="License server"
 server = servers.get_server(ctx, actor, server_id)
 features_tab, edit_tab, drift_tab = st.tabs(["Features", "Connection", "Drift"])
 with features_tab:
-    feature_table(servers.server_features(ctx, actor, server_id))
+    feature_table(
+        per_generation(
+            page,
+            "server features",
+            lambda: servers.server_features(ctx, actor, server_id),
+            server_id,
+        )
+    )
 with edit_tab:
     action, data, keep = server_form(f"edit_server_{server_id}", server)
     if action == "test":
@@ -71,4 +79,4 @@ with edit_tab:
         done=f"Server '{server['name']}' removed.",
     )
 with drift_tab:
-    drift_table(ctx, actor, server)
+    drift_table(page, server)

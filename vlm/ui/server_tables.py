@@ -3,18 +3,18 @@ history."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from vlm.context import ServiceContext
-from vlm.domain import Actor
 from vlm.services import servers
 from vlm.services.drift_history import GROUPS, REPORT_GROUPS, drift_history
 from vlm.ui.license_kinds import COUNTED_TITLE, counted_only, kind_sections
 from vlm.ui.local_time import format_user_time
+from vlm.ui.memo import per_generation
+from vlm.ui.session import PageContext
 from vlm.ui.widgets import table_with_download
 
 SERVER_COLUMNS = [
@@ -169,11 +169,11 @@ def feature_table(features: pd.DataFrame) -> None:
     kind_sections(features, key="server_features")
 
 
-def drift_table(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> None:
+def drift_table(page: PageContext, server: dict[str, Any]) -> None:
     """What the last read of the server found differing from VLM, then the history of drift
     events and repairs with filters and a CSV export."""
     st.markdown("**Drift at the last read**")
-    _current_drift(ctx, actor, server)
+    _current_drift(page, server)
     st.subheader("Drift history")
     st.caption(
         "What VLM found changed on the server (reservations missing or disabled, restarts), "
@@ -196,7 +196,16 @@ def drift_table(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> No
         index=list(SPANS).index(DEFAULT_SPAN),
         key=f"drift_span_{server_id}",
     )
-    history = drift_history(ctx, actor, server_id, groups=groups, within=SPANS[span])
+    minute = datetime.now().replace(second=0, microsecond=0)  # the span ends now
+    history = per_generation(
+        page,
+        "drift history",
+        lambda: drift_history(page.ctx, page.actor, server_id, groups=groups, within=SPANS[span]),
+        server_id,
+        tuple(groups),
+        span,
+        minute,
+    )
     if history.empty:
         st.info(f"No drift event of the chosen kinds on this server ({span.lower()}).")
         return
@@ -219,7 +228,7 @@ def _read_at(server: dict[str, Any]) -> str:
     return format_user_time(server.get("last_success_at")) or "never"
 
 
-def _current_drift(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) -> None:
+def _current_drift(page: PageContext, server: dict[str, Any]) -> None:
     """The drift report of the last successful read, never claiming more than that read saw."""
     read_at = _read_at(server)
     if read_at == "never":
@@ -235,7 +244,10 @@ def _current_drift(ctx: ServiceContext, actor: Actor, server: dict[str, Any]) ->
             f"What follows is what the read of {read_at} found.",
             icon=":material/warning:",
         )
-    report = servers.drift(ctx, actor, int(server["id"]))
+    server_id = int(server["id"])
+    report = per_generation(
+        page, "drift", lambda: servers.drift(page.ctx, page.actor, server_id), server_id
+    ).copy()
     if report.empty:
         st.success(
             f"No drift at the last read ({read_at}): the server held exactly what VLM "
