@@ -4,6 +4,9 @@ in the browser's zone (st.context.timezone) or, when the browser did not say, th
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +16,7 @@ import streamlit as st
 
 ZONEINFO_DIR = "zoneinfo/"
 UTC_NAMES = {"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT", "Etc/GMT"}
+_fixed = threading.local()
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
@@ -38,8 +42,23 @@ def server_zone() -> tzinfo:
 
 
 def user_zone() -> tzinfo:
-    """The browser's zone when it told us, else the server's."""
+    """The browser's zone when it told us, else the server's (or the zone fixed on this thread
+    by in_zone, where there is no script run to ask: a download built when clicked)."""
+    fixed = getattr(_fixed, "zone", None)
+    if fixed is not None:
+        return fixed
     return _zone(st.context.timezone) or server_zone()
+
+
+@contextmanager
+def in_zone(zone: tzinfo) -> Iterator[None]:
+    """user_zone() is zone on this thread inside the block."""
+    before = getattr(_fixed, "zone", None)
+    _fixed.zone = zone
+    try:
+        yield
+    finally:
+        _fixed.zone = before
 
 
 def zone_label(zone: tzinfo) -> str:

@@ -15,7 +15,7 @@ from vlm.domain import VlmError
 from vlm.flexnet.errors import FlexNetError
 from vlm.services.exports import to_csv_bytes
 from vlm.sync.clients import ServerConfigError
-from vlm.ui.local_time import is_timestamp_column, to_user_time, with_zone
+from vlm.ui.local_time import in_zone, is_timestamp_column, to_user_time, user_zone, with_zone
 from vlm.ui.messages import Explained, explain_server_error
 from vlm.ui.session import current_actor, run_scratch
 
@@ -226,14 +226,21 @@ def download_csv(
     column_config: Mapping[str, Any] | None = None,
     raw: bool = False,
 ) -> None:
-    """A download button with the frame as formula-safe CSV, encoded only when clicked
-    (every table has one: encoding them all on each run cost a 10,000-row grid ~50 ms).
-    Headers are the titles people read in the table; `raw` keeps the machine names (for a file
-    meant to be read back by VLM)."""
-    shown = frame.copy() if raw else for_people(frame, column_config)
+    """A download button with the frame as formula-safe CSV, prepared and encoded only when
+    clicked (every table has one: preparing them all on each run cost a page ~50 ms a table),
+    in the zone of the user who sees the button. Headers are the titles people read in the
+    table; `raw` keeps the machine names (for a file meant to be read back by VLM)."""
+    zone = user_zone()
+
+    def build() -> bytes:
+        if raw:
+            return to_csv_bytes(frame.copy())
+        with in_zone(zone):
+            return to_csv_bytes(for_people(frame, column_config))
+
     st.download_button(
         label or f"Download {name} (CSV)",
-        data=lambda: to_csv_bytes(shown),
+        data=build,
         file_name=f"{slug(name)}.csv",
         mime="text/csv",
         key=key or f"download_{slug(name)}",
