@@ -3,6 +3,7 @@ streamlit-authenticator keeps the signed cookie and the session keys (docs/archi
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import jwt
@@ -13,6 +14,7 @@ import streamlit_authenticator as stauth
 from vlm.domain import Actor, VlmError
 from vlm.services import logins, users
 from vlm.services.logins import SignInOutcome
+from vlm.ui.memo import remembered
 from vlm.ui.runtime import Runtime, get_runtime
 
 FORM_KEY = "vlm_login"
@@ -61,11 +63,17 @@ def _logout_button(auth: stauth.Authenticate) -> None:
 
 
 def _cookie_credentials(runtime: Runtime) -> dict:
-    """The enabled users for the cookie check, without their password hashes (never needed)."""
-    credentials = users.authenticator_credentials(runtime.ctx)
-    for entry in credentials["usernames"].values():
-        entry.pop("password", None)
-    return credentials
+    """The enabled users for the cookie check, without their password hashes (never needed);
+    read again after any write (a user disabled or added), and a fresh copy on every run, as
+    streamlit-authenticator marks in it who signed in."""
+
+    def read() -> dict:
+        credentials = users.authenticator_credentials(runtime.ctx)
+        for entry in credentials["usernames"].values():
+            entry.pop("password", None)
+        return credentials
+
+    return copy.deepcopy(remembered(runtime.ctx.db, ("cookie credentials",), read))
 
 
 def _drop_cookie(auth: stauth.Authenticate) -> None:
@@ -130,13 +138,19 @@ def _mark_signed_in(username: str) -> None:
 
 
 def _resolve(runtime: Runtime, username: str) -> SignedIn:
-    actor = users.actor_for(runtime.ctx, username)
-    profile = users.get_user(runtime.ctx, username) or {}
-    return SignedIn(
-        actor,
-        str(profile.get("display_name") or username),
-        bool(profile.get("must_change_password")),
-    )
+    """Who the session's user is now: read again after any write (a role changed, the account
+    disabled), so a disabled user is signed out on the next run."""
+
+    def read() -> SignedIn:
+        actor = users.actor_for(runtime.ctx, username)
+        profile = users.get_user(runtime.ctx, username) or {}
+        return SignedIn(
+            actor,
+            str(profile.get("display_name") or username),
+            bool(profile.get("must_change_password")),
+        )
+
+    return remembered(runtime.ctx.db, ("signed in", username), read)
 
 
 def _show_identity(box: st.delta_generator.DeltaGenerator, signed_in: SignedIn) -> None:

@@ -10,7 +10,7 @@ database generation and every entry is computed again on its next use.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import streamlit as st
 
@@ -21,13 +21,23 @@ MEMO_KEY = "_vlm_memo"
 MAX_ENTRIES = 32
 
 
+class HasGeneration(Protocol):
+    @property
+    def generation(self) -> int: ...
+
+
 def per_generation(page: PageContext, name: str, compute: Callable[[], T], *extra: Hashable) -> T:
     """compute()'s answer for this actor, computed again only after the database changed.
 
     extra distinguishes answers of one name (a period, a server, the minute a window ends)."""
+    return remembered(page.ctx.db, (name, page.actor, *extra), compute)
+
+
+def remembered(db: HasGeneration, key: tuple, compute: Callable[[], T]) -> T:
+    """compute()'s answer under key for this session, computed again after the next write
+    (for what is read before anyone is signed in, key by what the answer depends on)."""
     memo: dict[tuple, tuple[int, object]] = st.session_state.setdefault(MEMO_KEY, {})
-    key = (name, page.actor, *extra)
-    generation = page.ctx.db.generation
+    generation = db.generation
     found = memo.get(key)
     if found is not None and found[0] == generation:
         return found[1]  # type: ignore[return-value]
