@@ -4,6 +4,7 @@ import streamlit as st
 
 from vlm.domain import Role
 from vlm.services import pools
+from vlm.ui.memo import per_generation
 from vlm.ui.navigation import page_path_of
 from vlm.ui.pool_forms import POOL_COLUMNS, pool_table_config, with_grid_links
 from vlm.ui.session import page_context
@@ -32,7 +33,12 @@ st.title("All Pools" if page.actor.is_admin else "My Pools")
 search = st.text_input(
     "Search", placeholder="pool, VLM or manager name", key="my_pools_search"
 ).strip()
-pool_frame = pools.list_pools(page.ctx, page.actor, search=search or None)
+pool_frame = per_generation(
+    page,
+    "pools",
+    lambda: with_grid_links(pools.list_pools(page.ctx, page.actor, search=search or None)),
+    search,
+)
 if pool_frame.empty:
     st.info("No pool matches." if search else "You do not manage any pool yet.")
     st.stop()
@@ -40,7 +46,7 @@ if pool_frame.empty:
 st.subheader(f"Pools ({len(pool_frame)})")
 shown = choose_columns(POOL_COLUMNS, key="my_pools_columns", default=POOL_DEFAULT)
 table_with_download(
-    with_grid_links(pool_frame),
+    pool_frame,
     "pools",
     column_order=shown,
     key="my_pools",
@@ -48,11 +54,15 @@ table_with_download(
 )
 
 st.subheader("Features per pool")
-features = pools.pool_features(page.ctx, page.actor)
+features = per_generation(
+    page,
+    "pool features",
+    lambda: with_grid_links(pools.pool_features(page.ctx, page.actor), pool_column="pool_id"),
+)
 features = features[features["pool_id"].isin(pool_frame["id"])]
 shown_features = choose_columns(FEATURE_COLUMNS, key="my_pool_features_columns")
 table_with_download(
-    with_grid_links(features, pool_column="pool_id"),
+    features,
     "pool features",
     column_order=shown_features,
     key="my_pool_features",
@@ -60,8 +70,13 @@ table_with_download(
 )
 
 st.subheader("Allocate")
-labels = dict(
-    zip(pool_frame["id"], pool_frame["vlm_name"] + " / " + pool_frame["name"], strict=True)
+labels = per_generation(
+    page,
+    "pool labels",
+    lambda: dict(
+        zip(pool_frame["id"], pool_frame["vlm_name"] + " / " + pool_frame["name"], strict=True)
+    ),
+    search,
 )
 target = st.selectbox("Pool", list(labels), format_func=labels.get, key="my_pools_target")
 st.page_link(

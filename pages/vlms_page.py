@@ -6,6 +6,7 @@ from vlm.domain import Role
 from vlm.services import servers, vlms
 from vlm.ui.confirm import Question, confirmed_action
 from vlm.ui.feature_picker import pick_features
+from vlm.ui.memo import per_generation
 from vlm.ui.pickers import pick_row
 from vlm.ui.session import page_context
 from vlm.ui.vlm_forms import (
@@ -21,7 +22,7 @@ ctx, actor = page.ctx, page.actor
 st.title("Virtual License Managers")
 show_flashes()
 
-vlm_frame = vlms.list_vlms(ctx, actor)
+vlm_frame = per_generation(page, "vlms", lambda: vlms.list_vlms(ctx, actor))
 table_with_download(
     vlm_frame,
     "virtual license managers",
@@ -49,8 +50,8 @@ table_with_download(
 )
 
 with st.expander("Create a VLM", icon=":material/add_circle:", expanded=vlm_frame.empty):
-    server_frame = servers.list_servers(ctx, actor)
-    features = servers.server_features(ctx, actor)
+    server_frame = per_generation(page, "servers", lambda: servers.list_servers(ctx, actor))
+    features = per_generation(page, "all features", lambda: servers.server_features(ctx, actor))
     name_col, type_col = st.columns(2)
     name = name_col.text_input("Name", key="new_vlm_name")
     vlm_type = type_col.selectbox("Type", vlms.VLM_TYPES, key="new_vlm_type")
@@ -84,7 +85,7 @@ st.subheader("Features of a VLM")
 point_selector_at_saved("vlm_selected")
 vlm_id = pick_row(vlm_frame, key="vlm_selected", label="VLM")
 table_with_download(
-    vlms.vlm_features(ctx, actor, vlm_id),
+    per_generation(page, "vlm features", lambda: vlms.vlm_features(ctx, actor, vlm_id), vlm_id),
     "vlm features",
     key="vlm_features",
     column_order=[
