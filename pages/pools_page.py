@@ -5,6 +5,7 @@ import streamlit as st
 from vlm.domain import Role
 from vlm.services import pools, users, vlms
 from vlm.ui.confirm import Question, confirmed_action
+from vlm.ui.memo import per_generation
 from vlm.ui.pickers import pick_row, pool_labels
 from vlm.ui.pool_forms import (
     POOL_COLUMNS,
@@ -29,16 +30,16 @@ ctx, actor = page.ctx, page.actor
 st.title("Virtual Pools")
 show_flashes()
 
-pool_frame = pools.list_pools(ctx, actor)
+pool_frame = per_generation(page, "pools", lambda: with_grid_links(pools.list_pools(ctx, actor)))
 table_with_download(
-    with_grid_links(pool_frame),
+    pool_frame,
     "virtual pools",
     key="pools",
     column_order=POOL_COLUMNS,
     column_config=pool_table_config(),
 )
-vlm_frame = vlms.list_vlms(ctx, actor)
-managers = users.managers(ctx, actor)
+vlm_frame = per_generation(page, "vlms", lambda: vlms.list_vlms(ctx, actor))
+managers = per_generation(page, "managers", lambda: users.managers(ctx, actor))
 
 with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_frame.empty):
     if vlm_frame.empty:
@@ -47,7 +48,9 @@ with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_fr
         st.info("Add a user with the manager role first (Users page).")
     else:
         vlm_id = pick_row(vlm_frame, key="new_pool_vlm", label="Virtual license manager")
-        bounds = pools.pool_quantity_bounds(ctx, actor, vlm_id)
+        bounds = per_generation(
+            page, "bounds", lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id), vlm_id
+        )
         with st.form("new_pool"):
             name_col, manager_col = st.columns(2)
             name = name_col.text_input("Pool name")
@@ -85,7 +88,13 @@ st.subheader("Edit or delete a pool")
 labels = pool_labels(pool_frame)
 pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="edit_pool")
 pool = pool_frame[pool_frame["id"] == pool_id].iloc[0]
-bounds = pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)
+bounds = per_generation(
+    page,
+    "bounds",
+    lambda: pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id),
+    int(pool["vlm_id"]),
+    pool_id,
+)
 with st.form(f"edit_pool_{pool_id}"):
     name_col, manager_col = st.columns(2)
     name = name_col.text_input("Pool name", value=pool["name"])
@@ -117,7 +126,9 @@ if save and quantities_fit(typed, fields["quantity"], "Not saved", require_one=F
         outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)
     )
 
-impact = pools.deletion_impact(ctx, actor, pool_id)
+impact = per_generation(
+    page, "deletion impact", lambda: pools.deletion_impact(ctx, actor, pool_id), pool_id
+)
 confirmed_action(
     "Delete pool…",
     key="delete_pool",
