@@ -8,6 +8,7 @@ from vlm.ui.grid.bulk import render_bulk_import
 from vlm.ui.grid.selection import choose_grid
 from vlm.ui.grid.state import GridScope
 from vlm.ui.grid.view import render_grid
+from vlm.ui.memo import per_generation
 from vlm.ui.pickers import pool_labels
 from vlm.ui.session import page_context
 from vlm.ui.widgets import show_flashes
@@ -16,14 +17,19 @@ page = page_context(Role.ADMIN, Role.MANAGER)
 st.title("Allocations")
 show_flashes()
 
-pool_frame = pools.list_pools(page.ctx, page.actor)
+pool_frame = per_generation(page, "pools", lambda: pools.list_pools(page.ctx, page.actor))
 if pool_frame.empty:
     st.info("You do not manage any pool yet. An admin assigns pools to managers.")
     st.stop()
 
 choice, features = choose_grid(
-    pool_labels(pool_frame),
-    lambda pool_id: pools.pool_features(page.ctx, page.actor, pool_id),
+    per_generation(page, "pool labels", lambda: pool_labels(pool_frame)),
+    lambda pool_id: per_generation(
+        page,
+        "pool features",
+        lambda: pools.pool_features(page.ctx, page.actor, pool_id),
+        pool_id,
+    ),
     lambda scope: scope.restart(page.ctx, page.actor),
 )
 feature = choice.feature

@@ -147,13 +147,15 @@ def _after_retry(
         scope.refresh(page.ctx, page.actor)
 
 
+def _live_rows(source: pd.DataFrame) -> dict[int, str]:
+    """Allocation id → state of the saved rows the grid shows as pending or removing (found
+    column-wise: a grid holds up to tens of thousands of rows, few of them live)."""
+    live = source[source["state"].isin(LIVE) & source["id"].notna()]
+    return dict(zip(live["id"].astype("int64").tolist(), live["state"].tolist(), strict=True))
+
+
 def _states(page: PageContext, scope: GridScope, source: pd.DataFrame) -> dict[int, tuple]:
-    ids = set(scope.memory.tracked)
-    ids |= {
-        int(i)
-        for i, s in zip(source["id"], source["state"], strict=True)
-        if s in LIVE and not pd.isna(i)
-    }
+    ids = set(scope.memory.tracked) | set(_live_rows(source))
     if not ids:
         return {}
     frame = allocations.allocation_states(page.ctx, page.actor, sorted(ids))
@@ -186,22 +188,16 @@ def _report_frame(scope: GridScope, states: dict[int, tuple]) -> pd.DataFrame:
 
 def _is_live(scope: GridScope, source: pd.DataFrame, states: dict[int, tuple]) -> bool:
     tracked_live = any(states.get(i, ("gone",))[0] in LIVE for i in scope.memory.tracked)
-    grid_live = any(
-        states.get(int(i), ("gone",))[0] in LIVE
-        for i, s in zip(source["id"], source["state"], strict=True)
-        if s in LIVE and not pd.isna(i)
-    )
+    grid_live = any(states.get(i, ("gone",))[0] in LIVE for i in _live_rows(source))
     return tracked_live or grid_live
 
 
 def _grid_outdated(source: pd.DataFrame, states: dict[int, tuple]) -> bool:
     """True when a row the grid shows as pending/removing has moved on in the database."""
-    for allocation_id, shown in zip(source["id"], source["state"], strict=True):
-        if pd.isna(allocation_id) or shown not in LIVE:
-            continue
-        if states.get(int(allocation_id), ("gone",))[0] != shown:
-            return True
-    return False
+    return any(
+        states.get(allocation_id, ("gone",))[0] != shown
+        for allocation_id, shown in _live_rows(source).items()
+    )
 
 
 def _render_report(
