@@ -23,6 +23,7 @@ from vlm.ui.widgets import in_user_time, table_with_download
 T = TypeVar("T")
 REFRESH_SECONDS = 15
 POOL_BARS = 50
+VLM_BARS = 50
 TREND_DAYS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90}
 
 
@@ -87,6 +88,18 @@ def pool_chart(frame: pd.DataFrame, title: str) -> go.Figure:
     return pool_figure(frame, title)
 
 
+def vlm_chart(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Per VLM, the stacked capacity; beyond VLM_BARS VLMs, the over-committed ones first, then
+    the largest (the Virtual LMs page lists every VLM)."""
+    if len(frame) > VLM_BARS:
+        title = f"{title}: {VLM_BARS} of {len(frame):,}, over-committed and largest first"
+        ranked = frame.assign(_deficit=frame["deficit"].fillna(0), _total=frame["total"].fillna(0))
+        frame = ranked.sort_values(["_deficit", "_total"], ascending=False, kind="stable").head(
+            VLM_BARS
+        )
+    return stack_figure(frame, title)
+
+
 def _estate_figures(page: PageContext) -> tuple[go.Figure, go.Figure, go.Figure, pd.DataFrame]:
     ctx, actor = page.ctx, page.actor
     return (
@@ -95,7 +108,7 @@ def _estate_figures(page: PageContext) -> tuple[go.Figure, go.Figure, go.Figure,
             "Per license server (counted concurrent features)",
             show_total=False,
         ),
-        stack_figure(reports.vlm_stack(ctx, actor), "Per virtual license manager"),
+        vlm_chart(reports.vlm_stack(ctx, actor), "Per virtual license manager"),
         pool_chart(reports.pool_stack(ctx, actor), "Per virtual pool"),
         reports.over_committed(ctx, actor),
     )
