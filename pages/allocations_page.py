@@ -17,16 +17,18 @@ page = page_context(Role.ADMIN, Role.MANAGER)
 st.title("Allocations")
 show_flashes()
 
-pool_frame = per_generation(page, "pools", lambda: pools.list_pools(page.ctx, page.actor))
+pool_frame = per_generation(
+    page, "allocations: pools", lambda: pools.list_pools(page.ctx, page.actor)
+)
 if pool_frame.empty:
     st.info("You do not manage any pool yet. An admin assigns pools to managers.")
     st.stop()
 
 choice, features = choose_grid(
-    per_generation(page, "pool labels", lambda: pool_labels(pool_frame)),
+    per_generation(page, "allocations: pool labels", lambda: pool_labels(pool_frame)),
     lambda pool_id: per_generation(
         page,
-        "pool features",
+        "allocations: pool features",
         lambda: pools.pool_features(page.ctx, page.actor, pool_id),
         pool_id,
     ),

@@ -38,14 +38,14 @@ span = when_col.date_input(
 )
 people = per_generation(
     page,
-    "audit people",
+    "audit: people",
     lambda: [ANY, "system", *users.list_users(page.ctx, page.actor)["username"].tolist()],
 )
 who = user_col.selectbox("User", people, key="audit_user")
 action = action_col.selectbox(
     "Action",
     per_generation(
-        page, "audit actions", lambda: [ANY, *audit.audit_actions(page.ctx, page.actor)]
+        page, "audit: actions", lambda: [ANY, *audit.audit_actions(page.ctx, page.actor)]
     ),
     key="audit_action",
 )
@@ -69,7 +69,7 @@ def read_log() -> tuple[pd.DataFrame, pd.DataFrame]:
     return entries, with_changes(entries)
 
 
-log, shown = per_generation(page, "audit log", read_log, since, until, who, action, target)
+log, shown = per_generation(page, "audit: log", read_log, since, until, who, action, target)
 st.caption(
     f"{len(log)} entr{'y' if len(log) == 1 else 'ies'}, newest first. Select a row to read its "
     "before and after side by side."

@@ -35,7 +35,7 @@ search = st.text_input(
 ).strip()
 pool_frame = per_generation(
     page,
-    "pools",
+    "all pools: pools",
     lambda: with_grid_links(pools.list_pools(page.ctx, page.actor, search=search or None)),
     search,
 )
@@ -56,7 +56,7 @@ table_with_download(
 st.subheader("Features per pool")
 features = per_generation(
     page,
-    "pool features",
+    "all pools: pool features",
     lambda: with_grid_links(pools.pool_features(page.ctx, page.actor), pool_column="pool_id"),
 )
 features = features[features["pool_id"].isin(pool_frame["id"])]
@@ -72,7 +72,7 @@ table_with_download(
 st.subheader("Allocate")
 labels = per_generation(
     page,
-    "pool labels",
+    "all pools: pool labels",
     lambda: dict(
         zip(pool_frame["id"], pool_frame["vlm_name"] + " / " + pool_frame["name"], strict=True)
     ),

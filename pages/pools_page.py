@@ -30,7 +30,9 @@ ctx, actor = page.ctx, page.actor
 st.title("Virtual Pools")
 show_flashes()
 
-pool_frame = per_generation(page, "pools", lambda: with_grid_links(pools.list_pools(ctx, actor)))
+pool_frame = per_generation(
+    page, "virtual pools: pools", lambda: with_grid_links(pools.list_pools(ctx, actor))
+)
 table_with_download(
     pool_frame,
     "virtual pools",
@@ -38,8 +40,8 @@ table_with_download(
     column_order=POOL_COLUMNS,
     column_config=pool_table_config(),
 )
-vlm_frame = per_generation(page, "vlms", lambda: vlms.list_vlms(ctx, actor))
-managers = per_generation(page, "managers", lambda: users.managers(ctx, actor))
+vlm_frame = per_generation(page, "virtual pools: vlms", lambda: vlms.list_vlms(ctx, actor))
+managers = per_generation(page, "virtual pools: managers", lambda: users.managers(ctx, actor))
 
 with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_frame.empty):
     if vlm_frame.empty:
@@ -49,7 +51,10 @@ with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_fr
     else:
         vlm_id = pick_row(vlm_frame, key="new_pool_vlm", label="Virtual license manager")
         bounds = per_generation(
-            page, "bounds", lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id), vlm_id
+            page,
+            "virtual pools: new pool bounds",
+            lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id),
+            vlm_id,
         )
         with st.form("new_pool"):
             name_col, manager_col = st.columns(2)
@@ -90,7 +95,7 @@ pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="edit_p
 pool = pool_frame[pool_frame["id"] == pool_id].iloc[0]
 bounds = per_generation(
     page,
-    "bounds",
+    "virtual pools: bounds",
     lambda: pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id),
     int(pool["vlm_id"]),
     pool_id,
@@ -127,7 +132,10 @@ if save and quantities_fit(typed, fields["quantity"], "Not saved", require_one=F
     )
 
 impact = per_generation(
-    page, "deletion impact", lambda: pools.deletion_impact(ctx, actor, pool_id), pool_id
+    page,
+    "virtual pools: deletion impact",
+    lambda: pools.deletion_impact(ctx, actor, pool_id),
+    pool_id,
 )
 confirmed_action(
     "Delete pool…",

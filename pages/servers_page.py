@@ -21,7 +21,9 @@ if st.button("Sync now", icon=":material/sync:", key="sync_now", type="primary")
     sync_now(page.runtime)
 st.caption(page.runtime.sync_status)
 
-server_frame = per_generation(page, "servers", lambda: servers.list_servers(ctx, actor))
+server_frame = per_generation(
+    page, "physical lms: servers", lambda: servers.list_servers(ctx, actor)
+)
 server_table(server_frame)
 
 with st.expander("Add a license server", icon=":material/add_circle:", expanded=server_frame.empty):
@@ -45,7 +47,7 @@ with features_tab:
     feature_table(
         per_generation(
             page,
-            "server features",
+            "physical lms: server features",
             lambda: servers.server_features(ctx, actor, server_id),
             server_id,
         )

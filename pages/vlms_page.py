@@ -22,7 +22,7 @@ ctx, actor = page.ctx, page.actor
 st.title("Virtual License Managers")
 show_flashes()
 
-vlm_frame = per_generation(page, "vlms", lambda: vlms.list_vlms(ctx, actor))
+vlm_frame = per_generation(page, "virtual lms: vlms", lambda: vlms.list_vlms(ctx, actor))
 table_with_download(
     vlm_frame,
     "virtual license managers",
@@ -50,8 +50,12 @@ table_with_download(
 )
 
 with st.expander("Create a VLM", icon=":material/add_circle:", expanded=vlm_frame.empty):
-    server_frame = per_generation(page, "servers", lambda: servers.list_servers(ctx, actor))
-    features = per_generation(page, "all features", lambda: servers.server_features(ctx, actor))
+    server_frame = per_generation(
+        page, "virtual lms: servers", lambda: servers.list_servers(ctx, actor)
+    )
+    features = per_generation(
+        page, "virtual lms: all features", lambda: servers.server_features(ctx, actor)
+    )
     name_col, type_col = st.columns(2)
     name = name_col.text_input("Name", key="new_vlm_name")
     vlm_type = type_col.selectbox("Type", vlms.VLM_TYPES, key="new_vlm_type")
@@ -85,7 +89,9 @@ st.subheader("Features of a VLM")
 point_selector_at_saved("vlm_selected")
 vlm_id = pick_row(vlm_frame, key="vlm_selected", label="VLM")
 table_with_download(
-    per_generation(page, "vlm features", lambda: vlms.vlm_features(ctx, actor, vlm_id), vlm_id),
+    per_generation(
+        page, "virtual lms: vlm features", lambda: vlms.vlm_features(ctx, actor, vlm_id), vlm_id
+    ),
     "vlm features",
     key="vlm_features",
     column_order=[

@@ -209,3 +209,16 @@ def test_the_export_counts_follow_a_write(app):
         ctx, mia, pool_id, (feature["feature_name"], feature["feature_version"]), "USER", "zoe", 1
     )
     assert allocation_rows() == before + 1
+
+
+def test_one_session_walks_every_page_twice_without_an_error(app):
+    """Pages share the session's memo (vlm.ui.memo): going from one to the next and back must
+    never hand a page another page's answer."""
+    from vlm.ui.navigation import pages_for
+
+    at = app("admin")
+    for _ in range(2):
+        for page in pages_for(Role.ADMIN):
+            at.switch_page(page.path)
+            at.run()
+            assert not at.exception, (page.url_path, [e.value for e in at.exception])

@@ -73,7 +73,7 @@ def _cookie_credentials(runtime: Runtime) -> dict:
             entry.pop("password", None)
         return credentials
 
-    return copy.deepcopy(remembered(runtime.ctx.db, ("cookie credentials",), read))
+    return copy.deepcopy(remembered(runtime.ctx.db, ("sign-in: cookie credentials",), read))
 
 
 def _drop_cookie(auth: stauth.Authenticate) -> None:
@@ -150,7 +150,7 @@ def _resolve(runtime: Runtime, username: str) -> SignedIn:
             bool(profile.get("must_change_password")),
         )
 
-    return remembered(runtime.ctx.db, ("signed in", username), read)
+    return remembered(runtime.ctx.db, ("sign-in: signed in", username), read)
 
 
 def _show_identity(box: st.delta_generator.DeltaGenerator, signed_in: SignedIn) -> None:

@@ -34,7 +34,7 @@ def _tiles(figures: list[tuple[str, object, str | None]]) -> None:
 
 
 def kpi_tiles(page: PageContext) -> None:
-    k = per_generation(page, "kpis", lambda: reports.kpis(page.ctx, page.actor))
+    k = per_generation(page, "dashboard: kpis", lambda: reports.kpis(page.ctx, page.actor))
     if page.actor.role is Role.MANAGER:
         _tiles(
             [
@@ -116,7 +116,7 @@ def _estate_figures(page: PageContext) -> tuple[go.Figure, go.Figure, go.Figure,
 
 def estate_charts(page: PageContext) -> None:
     servers_chart, vlms_chart, pools_chart, over = per_generation(
-        page, "estate_charts", lambda: _estate_figures(page)
+        page, "dashboard: estate charts", lambda: _estate_figures(page)
     )
     left, right = st.columns(2)
     left.plotly_chart(servers_chart, key="chart_servers")
@@ -143,7 +143,9 @@ def _manager_figures(page: PageContext) -> tuple[go.Figure | None, pd.DataFrame]
 
 
 def manager_charts(page: PageContext) -> None:
-    chart, features = per_generation(page, "manager_charts", lambda: _manager_figures(page))
+    chart, features = per_generation(
+        page, "dashboard: manager charts", lambda: _manager_figures(page)
+    )
     if chart is None:
         st.info("You do not manage any pool yet. An admin assigns pools to managers.")
         return
@@ -197,12 +199,12 @@ def _trend_memo(page: PageContext, name: str, compute: Callable[[], T], *extra: 
 def _trend_target(page: PageContext) -> tuple[str, int | None]:
     """Which trend to draw: all servers, one server, or (managers) one pool."""
     if page.actor.role is Role.MANAGER:
-        labels = per_generation(page, "trend_pools", lambda: _pool_labels(page))
+        labels = per_generation(page, "dashboard: trend pools", lambda: _pool_labels(page))
         if not labels:
             return "pool", None
         pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="trend_pool")
         return "pool", int(pool_id)
-    labels = per_generation(page, "trend_servers", lambda: _server_labels(page))
+    labels = per_generation(page, "dashboard: trend servers", lambda: _server_labels(page))
     server_id = st.selectbox(
         "License server", list(labels), format_func=labels.get, key="trend_server"
     )
@@ -220,7 +222,7 @@ def _pool_trend(page: PageContext, pool_id: int, days: int, span: str) -> None:
             in_user_time(frame), f"Pool quantity and allocated, last {span}"
         )
 
-    frame, figure = _trend_memo(page, "pool_trend", draw, pool_id, days)
+    frame, figure = _trend_memo(page, "dashboard: pool trend", draw, pool_id, days)
     if figure is None:
         st.info("This pool has no history in this period yet.")
         return
@@ -243,7 +245,7 @@ def _server_trend(page: PageContext, server_id: int | None, days: int, span: str
         title = f"Licenses over the last {span} ({zone_label(user_zone())})"
         return frame, trend_figure(in_user_time(frame), title)
 
-    frame, figure = _trend_memo(page, "server_trend", draw, server_id, days)
+    frame, figure = _trend_memo(page, "dashboard: server trend", draw, server_id, days)
     if figure is None:
         st.info("No utilization snapshots yet; they are recorded at every inventory sync.")
         return

@@ -41,7 +41,7 @@ class Export:
     def count(self, page: PageContext) -> int:
         hour = datetime.now().replace(minute=0, second=0, microsecond=0)  # windows move hourly
         return per_generation(
-            page, f"export count {self.file_name}", lambda: self._count(page), hour
+            page, f"export: count {self.file_name}", lambda: self._count(page), hour
         )
 
     def _count(self, page: PageContext) -> int:
@@ -67,7 +67,7 @@ class Export:
             return lambda: exports.query_csv(ctx, sql, params, headers)
         shown = per_generation(
             page,
-            f"export for people {self.file_name}",
+            f"export: for people {self.file_name}",
             lambda: for_people(self._frame(page)),
             zone_label(user_zone()),
         )
@@ -96,13 +96,13 @@ class Export:
                 for c in empty.columns
             }
 
-        return per_generation(page, f"export headers {self.file_name}", read, zone)
+        return per_generation(page, f"export: headers {self.file_name}", read, zone)
 
     def _frame(self, page: PageContext) -> pd.DataFrame:
         frame = self.frame
         assert frame is not None
         return per_generation(
-            page, f"export frame {self.file_name}", lambda: frame(page.ctx, page.actor)
+            page, f"export: frame {self.file_name}", lambda: frame(page.ctx, page.actor)
         )
 
 

@@ -199,7 +199,7 @@ def drift_table(page: PageContext, server: dict[str, Any]) -> None:
     minute = datetime.now().replace(second=0, microsecond=0)  # the span ends now
     history = per_generation(
         page,
-        "drift history",
+        "physical lms: drift history",
         lambda: drift_history(page.ctx, page.actor, server_id, groups=groups, within=SPANS[span]),
         server_id,
         tuple(groups),
@@ -246,7 +246,10 @@ def _current_drift(page: PageContext, server: dict[str, Any]) -> None:
         )
     server_id = int(server["id"])
     report = per_generation(
-        page, "drift", lambda: servers.drift(page.ctx, page.actor, server_id), server_id
+        page,
+        "physical lms: drift",
+        lambda: servers.drift(page.ctx, page.actor, server_id),
+        server_id,
     ).copy()
     if report.empty:
         st.success(

@@ -67,3 +67,33 @@ def test_a_write_drops_every_older_answer_and_the_memo_stays_bounded(session):
     db.generation = 2
     memo.per_generation(page, "kpis", lambda: 0)
     assert list(session[memo.MEMO_KEY]) == [("kpis", MIA)]
+
+
+def memo_names() -> list[tuple[str, str]]:
+    """(file, name) of every per_generation / remembered call in the app's pages and UI."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    found = []
+    for path in [*root.glob("pages/*.py"), *root.glob("vlm/ui/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            called = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if called not in ("per_generation", "_trend_memo", "remembered"):
+                continue
+            name = node.args[1] if len(node.args) > 1 else None
+            if isinstance(name, ast.Tuple):
+                name = name.elts[0]
+            text = ast.unparse(name) if name is not None else ""
+            found.append((str(path.relative_to(root)), text))
+    return found
+
+
+def test_every_memo_name_is_used_at_one_call_site():
+    """One session's memo is shared by every page: two call sites under one name (and actor)
+    would hand one page the other's answer."""
+    names = [name for _, name in memo_names() if name not in ("name", "key")]
+    assert len(names) >= 20
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
