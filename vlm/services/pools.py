@@ -26,7 +26,6 @@ from vlm.domain import (
     validate_description,
     validate_name,
     validate_quantities,
-    validate_quantity,
 )
 from vlm.services import audit
 from vlm.services.permissions import (
@@ -40,7 +39,7 @@ from vlm.store import pools as store
 
 
 def _check_manager(cur, manager: str) -> str:
-    manager = (manager or "").strip().lower()
+    manager = manager.strip().lower()  # clean_text has refused an empty or malformed one
     row = access.role_and_disabled(cur, manager)
     if row is None:
         raise NotFound(f"user '{manager}' does not exist", field="manager")
@@ -71,18 +70,14 @@ def _label(key: FeatureKey) -> str:
 
 
 def _plan_portions(
-    cur, vlm_id: int, pool_id: int | None, quantities: Mapping[FeatureKey, object]
+    cur, vlm_id: int, pool_id: int | None, quantities: Mapping[FeatureKey, int]
 ) -> dict[int, int]:
-    """New portions per server feature for the given per-feature quantities (rule 2)."""
+    """New portions per server feature for the per-feature quantities (rule 2), as
+    validate_quantities returns them."""
     rooms = _vlm_rooms(cur, vlm_id)
     portions, allocated = _pool_state(cur, pool_id) if pool_id is not None else ({}, {})
     planned = dict(portions)
-    for key, raw in quantities.items():
-        key = (str(key[0]), str(key[1]))
-        try:
-            wanted = validate_quantity(raw)
-        except ValidationError as exc:
-            raise ValidationError(f"{_label(key)}: {exc.message}", field="quantity") from None
+    for key, wanted in quantities.items():
         if key not in rooms:
             raise NotFound(f"feature {_label(key)} is not part of this VLM", field="quantity")
         server_features = rooms[key]

@@ -131,6 +131,23 @@ def test_a_manager_who_cannot_hold_a_pool_is_refused_at_the_manager(
     assert refusal(ctx, estate, error, manager=manager) == ("manager", message)
 
 
+@pytest.mark.parametrize("manager", ["", "   "])
+def test_an_empty_manager_is_refused_as_missing_on_edit_and_create(ctx, estate, manager) -> None:
+    assert refusal(ctx, estate, ValidationError, manager=manager) == (
+        "manager",
+        "manager is empty",
+    )
+    vlm_id = ctx.db.scalar("SELECT vlm_id FROM pools WHERE id = ?", [estate["design"]])
+    with pytest.raises(ValidationError) as refused:
+        pools.create_pool(ctx, ADMIN, vlm_id, "Third", manager, {CAD: 1})
+    assert (refused.value.field, str(refused.value)) == ("manager", "manager is empty")
+
+
+def test_a_quantity_that_is_not_a_count_is_refused_naming_its_feature(ctx, estate) -> None:
+    field, message = refusal(ctx, estate, ValidationError, quantities={CAD: -1})
+    assert field == "quantity" and message.startswith("cad 1.0: ")
+
+
 def test_a_malformed_manager_is_refused_at_the_manager(ctx, estate) -> None:
     field, message = refusal(ctx, estate, ValidationError, manager="bob\x00")
     assert field == "manager" and message.startswith("manager")
