@@ -63,7 +63,10 @@ def test_retrying_several_refuses_each_row_that_has_not_failed(ctx, pool) -> Non
     fine = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ben", 1)
     fail(ctx, failed)
     results = allocations.retry_allocations(ctx, MANAGER, pool, [failed, fine])
-    assert [(r.allocation_id, r.ok) for r in results if r.ok] == [(failed, True)]
+    assert [(r.allocation_id, r.ok, r.message) for r in results if r.ok] == [
+        (failed, True, "queued for retry")
+    ]
+    assert [r.change.allocation_id for r in results] == [failed, fine]
     [refused] = [r for r in results if not r.ok]
     assert refused.field == "state"
     assert state(ctx, failed) == "pending" and state(ctx, fine) == "pending"
@@ -96,3 +99,13 @@ def test_a_save_that_removes_a_row_can_reuse_its_licenses_and_its_host(ctx, pool
         ctx, MANAGER, pool, [AllocationChange("add", 0, None, *CAD, "USER", "ben", 1)]
     )
     assert [r.ok for r in more] == [False] and more[0].field == "count"
+
+
+def test_an_unknown_operation_is_refused_by_name_and_writes_nothing(ctx, pool) -> None:
+    alloc = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ann", 1)
+    audited = ctx.db.scalar("SELECT count(*) FROM audit_log")
+    [result] = allocations.apply_allocation_changes(
+        ctx, MANAGER, pool, [AllocationChange("merge", row=0, allocation_id=alloc)], feature=CAD
+    )
+    assert (result.ok, result.message) == (False, "unknown operation 'merge'")
+    assert ctx.db.scalar("SELECT count(*) FROM audit_log") == audited
