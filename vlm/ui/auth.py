@@ -3,7 +3,6 @@ streamlit-authenticator keeps the signed cookie and the session keys (docs/archi
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import jwt
@@ -73,7 +72,13 @@ def _cookie_credentials(runtime: Runtime) -> dict:
             entry.pop("password", None)
         return credentials
 
-    return copy.deepcopy(remembered(runtime.ctx.db, ("sign-in: cookie credentials",), read))
+    kept = remembered(runtime.ctx.db, ("sign-in: cookie credentials",), read)
+    return {
+        "usernames": {
+            name: {**entry, "roles": list(entry["roles"])}
+            for name, entry in kept["usernames"].items()
+        }
+    }
 
 
 def _drop_cookie(auth: stauth.Authenticate) -> None:
