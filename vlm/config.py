@@ -23,6 +23,8 @@ SECRETS_FILE = Path(".streamlit") / "secrets.toml"
 MIN_COOKIE_KEY_BYTES = 32
 MIN_DISTINCT_CHARACTERS = 10
 MIN_GROUP_PREFIX_LENGTH = 3
+DEFAULT_IN_FLIGHT = 8
+MAX_IN_FLIGHT = 64
 GROUP_PREFIX_SEPARATORS = "-_."
 PLACEHOLDER_MARKERS = (
     "<",
@@ -57,11 +59,13 @@ SECRET_FIELDS: dict[str, dict[str, str]] = {
         "demo": "demo",
         "group_prefix": "group_prefix",
         "sync_interval_seconds": "sync_interval_seconds",
+        "sync_in_flight": "sync_in_flight",
         "db_memory_limit": "db_memory_limit",
     },
 }
 NUMBER_FIELDS: dict[str, type] = {
     "sync_interval_seconds": float,
+    "sync_in_flight": int,
     "cookie_expiry_days": float,
     "max_login_attempts": int,
 }
@@ -94,6 +98,7 @@ def _env_values() -> dict[str, object]:
         "demo": "VLM_DEMO",
         "group_prefix": "VLM_GROUP_PREFIX",
         "sync_interval_seconds": "VLM_SYNC_INTERVAL",
+        "sync_in_flight": "VLM_SYNC_IN_FLIGHT",
         "db_memory_limit": "VLM_DB_MEMORY_LIMIT",
         "cookie_key": "VLM_COOKIE_KEY",
         "secret_key": "VLM_SECRET_KEY",
@@ -226,6 +231,7 @@ class Settings:
     demo: bool = False
     group_prefix: str = "vlm-"
     sync_interval_seconds: float = 60.0
+    sync_in_flight: int = DEFAULT_IN_FLIGHT
     db_memory_limit: str = "512MB"
     cookie_key: str | None = field(default=None, repr=False)
     cookie_name: str = "vlm_auth"
@@ -268,6 +274,10 @@ class Settings:
             found.append(f"{DB_PATH_SETTING} is empty")
         if self.db_url and self.db_url.strip() and not is_postgres_url(self.db_url):
             found.append(f"{DB_URL_SETTING} must start with postgresql://")
+        if not 1 <= self.sync_in_flight <= MAX_IN_FLIGHT:
+            found.append(
+                f"sync_in_flight (VLM_SYNC_IN_FLIGHT) must be between 1 and {MAX_IN_FLIGHT}"
+            )
         if self.max_login_attempts < 1:
             found.append("max_login_attempts (VLM_MAX_LOGIN_ATTEMPTS) must be at least 1")
         return [problem for problem in found if problem]

@@ -97,6 +97,7 @@ def test_secrets_toml_values_win_over_the_environment(monkeypatch, tmp_path):
         ("VLM_SYNC_INTERVAL", "", "sync_interval_seconds"),
         ("VLM_SYNC_INTERVAL", "soon", "sync_interval_seconds"),
         ("VLM_MAX_LOGIN_ATTEMPTS", "five", "max_login_attempts"),
+        ("VLM_SYNC_IN_FLIGHT", "many", "sync_in_flight"),
     ],
 )
 def test_a_number_that_is_not_one_names_its_setting(monkeypatch, variable, value, setting):
@@ -116,3 +117,20 @@ def test_a_broken_secrets_toml_is_a_config_error(tmp_path):
 def test_at_least_one_sign_in_attempt_is_allowed():
     problems = Settings(max_login_attempts=0, **valid_keys()).problems()
     assert problems == ["max_login_attempts (VLM_MAX_LOGIN_ATTEMPTS) must be at least 1"]
+
+
+def test_requests_in_flight_per_server_come_from_the_environment_or_secrets(monkeypatch, tmp_path):
+    clear_vlm_environment(monkeypatch)
+    assert Settings.from_env().sync_in_flight == 8
+    monkeypatch.setenv("VLM_SYNC_IN_FLIGHT", "3")
+    assert Settings.from_env().sync_in_flight == 3
+    secrets_toml = tmp_path / "secrets.toml"
+    secrets_toml.write_text("[vlm]\nsync_in_flight = 16\n")
+    assert Settings.from_env(**read_secrets_file(secrets_toml)).sync_in_flight == 16
+
+
+@pytest.mark.parametrize(("in_flight", "refused"), [(0, True), (1, False), (64, False), (65, True)])
+def test_requests_in_flight_per_server_are_between_1_and_64(in_flight, refused):
+    problems = Settings(sync_in_flight=in_flight, **valid_keys()).problems()
+    expected = ["sync_in_flight (VLM_SYNC_IN_FLIGHT) must be between 1 and 64"] if refused else []
+    assert problems == expected

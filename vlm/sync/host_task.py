@@ -70,11 +70,17 @@ class Breaker:
 class HostTask:
     """Brings one host's group on one server to the plan, then reports what it holds."""
 
-    def __init__(self, client: FlexNetClient, plan: HostPlan, breaker: Breaker) -> None:
+    def __init__(
+        self, client: FlexNetClient, plan: HostPlan, breaker: Breaker, *, mirror_read: bool = True
+    ) -> None:
+        """mirror_read: plan.actual comes from a read of the server taken in this pass; when it
+        does not (a pass pushed by a save), a host that creates nothing reads its group by name
+        even if the plan knows none, so a removal is never judged done on a stale mirror."""
         self.client = client
         self.plan = plan
         self.breaker = breaker
         self.group = plan.actual
+        self.check_absent = not mirror_read
         self.want = dict(plan.want)
         self.refused: dict[Key, str] = {}
         self.operations = 0
@@ -102,7 +108,7 @@ class HostTask:
     # -- the plan, step by step --------------------------------------------------------------
 
     def _converge(self) -> None:
-        if self.group is not None:
+        if self.group is not None or (self.check_absent and not self.want):
             self.group = self._read_by_name()
         for _ in range(MAX_ROUNDS):
             if not self.plan.wanted:

@@ -21,11 +21,9 @@ a 404 on a delete means already gone; anything left half-done is seen by the nex
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import duckdb
 
@@ -48,9 +46,6 @@ from vlm.sync.mirror import groups_mirror_table
 from vlm.sync.observed import MISSING
 from vlm.sync.ownership import HostOutcome, HostPlan, Verdicts, frees_only
 from vlm.sync.plan import in_sync, plan_unsettled
-
-WORKERS = 16
-LOOPBACK_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -76,34 +71,25 @@ class ReconcileReport:
 # -- running -----------------------------------------------------------------------------------
 
 
-def default_workers(base_url: str) -> int:
-    """Concurrent hosts per pass: many for a remote server (hides network latency), few on
-    loopback, where there is no latency to hide and extra threads only fight for the CPU (and
-    for the GIL when the server runs in this process, as the emulator does in tests)."""
-    host = urlsplit(base_url).hostname or ""
-    if host == "localhost":
-        return LOOPBACK_WORKERS
-    try:
-        return LOOPBACK_WORKERS if ipaddress.ip_address(host).is_loopback else WORKERS
-    except ValueError:
-        return WORKERS
-
-
 def _run_tasks(
-    client: FlexNetClient, plans: list[HostPlan], workers: int
+    client: FlexNetClient, plans: list[HostPlan], workers: int, *, mirror_read: bool = True
 ) -> dict[str, HostOutcome]:
     """Run the host tasks: license-freeing hosts first, then the rest, each batch concurrently."""
     breaker = Breaker()
     outcomes: dict[str, HostOutcome] = {}
+
+    def run(plan: HostPlan) -> HostOutcome:
+        return HostTask(client, plan, breaker, mirror_read=mirror_read).run()
+
     if len(plans) == 1:
-        outcomes[plans[0].group_name] = HostTask(client, plans[0], breaker).run()
+        outcomes[plans[0].group_name] = run(plans[0])
         return outcomes
     first = [p for p in plans if frees_only(p)]
     second = [p for p in plans if not frees_only(p)]
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vlm-reconcile")
     try:
         for batch in (first, second):
-            results = pool.map(lambda p: HostTask(client, p, breaker).run(), batch)
+            results = pool.map(run, batch)
             for plan, outcome in zip(batch, results, strict=True):
                 outcomes[plan.group_name] = outcome
     finally:
@@ -174,21 +160,30 @@ def reconcile_server(
     *,
     force: bool = False,
     workers: int | None = None,
+    read_first: bool = True,
 ) -> ReconcileReport:
     """Bring one server's VLM groups to the desired allocations; see the module docstring.
 
-    Every pass starts from a read of the server's groups (read_reservations), so allocation
+    A pass normally starts from a read of the server's groups (read_reservations), so allocation
     states and the plan rest on what the server holds now; force ignores the retry backoff of
-    pending allocations (an explicit "Sync now"); workers defaults to default_workers(url).
+    pending allocations (an explicit "Sync now"); workers (hosts worked on at once) defaults to
+    the sync_in_flight setting.
+
+    read_first=False (a pass pushed by a save or a due retry) skips the read of every group:
+    each unsettled host is then worked on without trusting the mirror's "in sync", and its
+    task proves ownership by its own read by name (or its create), as always. The periodic full
+    pass reads everything and catches what changed on the server meanwhile.
     """
     started = time.perf_counter()
     with server_lock(ctx, server_id):
         try:
             with borrowed_client(ctx, server_id, client) as api:
-                read_reservations(ctx, server_id, api)
+                if read_first:
+                    read_reservations(ctx, server_id, api)
                 plans, settled = plan_unsettled(ctx, server_id, force=force)
-                todo = [p for p in plans if not in_sync(p)]
-                outcomes = _run_tasks(api, todo, workers or default_workers(api.base_url))
+                todo = [p for p in plans if not read_first or not in_sync(p)]
+                in_flight = workers or ctx.settings.sync_in_flight
+                outcomes = _run_tasks(api, todo, in_flight, mirror_read=read_first)
         except (FlexNetError, ServerConfigError) as exc:
             return _not_reached(ctx, server_id, str(exc), started, force)
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)

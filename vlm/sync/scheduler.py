@@ -29,6 +29,7 @@ MIN_RETRY_WAIT_SECONDS = 0.5
 JOIN_TIMEOUT_SECONDS = 15.0
 LEADER_RETRY_SECONDS = 1.0  # a follower tries the leader lock this often
 LISTEN_WAIT_SECONDS = 1.0  # the leader checks its session at least this often
+SERVERS_AT_ONCE = 8  # servers whose pushed passes run at the same time
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,9 @@ class SyncScheduler:
         self._leadership = leadership or leadership_for(ctx)
         self._cond = threading.Condition()
         self._pushed: set[int] = set()
+        self._busy: set[int] = set()  # servers whose pushed pass runs now
+        self._passes: set[threading.Thread] = set()  # the threads of those passes
+        self._servers_at_once = threading.BoundedSemaphore(SERVERS_AT_ONCE)
         self._stopping = threading.Event()
         self._leading = threading.Event()
         self._pass_due = threading.Event()
@@ -231,6 +235,10 @@ class SyncScheduler:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout)
+        with self._cond:
+            passes = list(self._passes)
+        for thread in passes:
+            thread.join(timeout)
         self._leading.clear()
         if self._ctx.on_allocations_changed == self.push and self._previous_hook is not None:
             self._ctx.on_allocations_changed = self._previous_hook
@@ -257,16 +265,42 @@ class SyncScheduler:
             self._cond.notify_all()
 
     def _push_loop(self) -> None:
+        """Start a pass for each pushed or due server at once, each in its own thread: a slow
+        server keeps its own thread busy, and a save on another server does not wait for it.
+        A server pushed while its pass runs gets another pass when that one ends."""
         while not self._stopping.is_set():
             wait = self._retry_wait() if self._leading.is_set() else IDLE_RECHECK_SECONDS
             with self._cond:
-                if not self._pushed and not self._stopping.is_set():
+                if not self._pushed - self._busy and not self._stopping.is_set():
                     self._cond.wait(wait)
-                ids, self._pushed = self._pushed, set()
+                ids = self._pushed - self._busy
+                self._pushed -= ids
             if self._stopping.is_set():
                 return
             if self._leading.is_set():
-                self._guard(self._reconcile_pushed_and_due, ids)
+                self._guard(self._start_passes, ids)
+
+    def _start_passes(self, pushed: set[int]) -> None:
+        """Start a pass for each pushed server and each with retries due, unless one runs."""
+        due: set[int] = set()
+        try:
+            due = set(servers_with_due_retries(self._ctx.db))
+        except Exception as exc:  # noqa: BLE001 - the pushed servers still get their pass
+            self.last_error = f"cannot read the retry schedule: {exc}"
+            log.exception("cannot read the retry schedule")
+        with self._cond:
+            starting = (pushed | due) - self._busy
+            self._busy |= starting
+        for server_id in sorted(starting):
+            thread = threading.Thread(
+                target=self._reconcile_one,
+                args=(server_id,),
+                name=f"vlm-sync-server-{server_id}",
+                daemon=True,
+            )
+            with self._cond:
+                self._passes.add(thread)
+            thread.start()
 
     def _periodic_loop(self) -> None:
         while not self._stopping.is_set():
@@ -329,22 +363,28 @@ class SyncScheduler:
             return IDLE_RECHECK_SECONDS
         return min(IDLE_RECHECK_SECONDS, max(MIN_RETRY_WAIT_SECONDS, due_in))
 
-    def _reconcile_pushed_and_due(self, pushed: set[int]) -> None:
-        self._reconcile(pushed | set(servers_with_due_retries(self._ctx.db)))
+    def _reconcile_one(self, server_id: int) -> None:
+        try:
+            with self._servers_at_once:
+                self._guard(self._reconcile_server, server_id)
+        finally:
+            with self._cond:
+                self._busy.discard(server_id)
+                self._passes.discard(threading.current_thread())
+                self._cond.notify_all()
 
-    def _reconcile(self, server_ids: set[int]) -> None:
-        for server_id in sorted(server_ids):
-            if self._stopping.is_set() or not self._leading.is_set():
-                return
-            try:
-                client = self._cache.get_by_id(server_id)
-            except Exception as exc:  # noqa: BLE001 - a deleted or misconfigured server
-                self.last_error = str(exc)
-                continue
-            with server_turn(self._ctx, server_id):
-                report = reconcile_server(self._ctx, server_id, client)
-            if report.error:
-                self.last_error = report.error
+    def _reconcile_server(self, server_id: int) -> None:
+        if self._stopping.is_set() or not self._leading.is_set():
+            return
+        try:
+            client = self._cache.get_by_id(server_id)
+        except Exception as exc:  # noqa: BLE001 - a deleted or misconfigured server
+            self.last_error = str(exc)
+            return
+        with server_turn(self._ctx, server_id):
+            report = reconcile_server(self._ctx, server_id, client, read_first=False)
+        if report.error:
+            self.last_error = report.error
 
     def _full_pass(self) -> None:
         """sync_server for every server, stopping early when this scheduler stops leading."""
