@@ -49,7 +49,7 @@ format: venv
 
 # BACKEND=duckdb (default), postgres (a throwaway server of its own) or both (one report).
 bench: venv
-	$(PY) -m bench --size $(or $(BENCH_SIZE),full) --backend $(or $(BACKEND),duckdb)
+	$(PY) -m bench --size $(or $(BENCH_SIZE),full) --backend $(or $(BACKEND),duckdb) --scale
 
 clean-db:
 	rm -f data/vlm.duckdb data/vlm.duckdb.wal

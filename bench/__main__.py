@@ -1,5 +1,6 @@
 """`python -m bench [--size full|small|tiny] [--backend duckdb|postgres|both] [--only SCENARIO ...]
-[--output PATH]`: both runs every scenario on DuckDB, then on PostgreSQL, into one report."""
+[--output PATH] [--scale]`: both runs every scenario on DuckDB, then on PostgreSQL, into one
+report; --scale adds the scale report (bench/scale.py)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ def main() -> None:
     )
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="add the scale report: key figures at 0.25x, 0.5x, 1x and 2x the estate (DuckDB)",
+    )
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
-    run_backends(SIZES[args.size], backends, only=args.only, output=args.output)
+    run_backends(SIZES[args.size], backends, only=args.only, output=args.output, scale=args.scale)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Render every page of the app with AppTest over a large estate (run in its own process).
 
 `python -m bench.app_worker SPEC.json OUT.json`: SPEC gives database (a DuckDB path or a
-PostgreSQL URL), repeats and manager. The process is the app process: it opens the database
-through the app's runtime (sync scheduler included), so its peak RSS is the app's with the large
-estate loaded (on PostgreSQL the server's memory is not in it).
+PostgreSQL URL), repeats and manager, and optionally only: the url paths of the admin pages to
+render (then the sign-in page is left out; the manager's grid is always rendered). The process
+is the app process: it opens the database through the app's runtime (sync scheduler included),
+so its peak RSS is the app's with the large estate loaded (on PostgreSQL the server's memory is
+not in it).
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ def _wait_for_first_sync() -> float:
 
 
 def render_all(spec: dict[str, Any]) -> dict[str, Any]:
-    """Time every admin page, the sign-in page and the manager's large allocation grid."""
+    """Time every admin page (or those spec["only"] names), the sign-in page and the manager's
+    large allocation grid."""
     from vlm.domain import Role
     from vlm.ui.navigation import pages_for
 
@@ -118,10 +121,14 @@ def render_all(spec: dict[str, Any]) -> dict[str, Any]:
     at = _new_app("admin")
     first_run = _run(at)
     first_sync = _wait_for_first_sync()
+    only = spec.get("only")
     for page in pages_for(Role.ADMIN):
+        if only is not None and page.url_path not in only:
+            continue
         at.switch_page(page.path)
         pages[page.title_for(Role.ADMIN)] = _measure(at, repeats)
-    pages["Sign in"] = _measure(_new_app(None), repeats)
+    if only is None:
+        pages["Sign in"] = _measure(_new_app(None), repeats)
     manager = _new_app(spec["manager"])
     _run(manager)
     manager.switch_page(

@@ -148,8 +148,11 @@ def render_tables(results: dict[str, list[Row]]) -> str:
     return "\n".join(lines)
 
 
-def render(results: dict[str, list[Row]], context: dict[str, Any]) -> str:
-    """The markdown report: context, machine, backends, the tables."""
+def render(
+    results: dict[str, list[Row]], context: dict[str, Any], sections: Sequence[str] = ()
+) -> str:
+    """The markdown report: context, machine, backends, the tables, then sections (markdown
+    lines, e.g. the scale report)."""
     info = machine()
     lines = [
         "# VLM benchmark results",
@@ -166,18 +169,27 @@ def render(results: dict[str, list[Row]], context: dict[str, Any]) -> str:
     if context.get("duration"):
         lines.append(f"- duration: {context['duration']}")
     lines += ["", render_tables(results), ""]
+    if sections:
+        lines += [*sections, ""]
     return "\n".join(lines)
 
 
-def write(results: dict[str, list[Row]], context: dict[str, Any], path: Path) -> None:
+def write(
+    results: dict[str, list[Row]],
+    context: dict[str, Any],
+    path: Path,
+    sections: Sequence[str] = (),
+    extra: dict[str, Any] | None = None,
+) -> None:
     """The markdown report at path and the raw figures next to it (.json: `backends` maps each
-    backend to its rows; `rows` repeats them when one backend ran)."""
+    backend to its rows; `rows` repeats them when one backend ran; extra adds keys)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(results, context), encoding="utf-8")
+    path.write_text(render(results, context, sections), encoding="utf-8")
     raw: dict[str, Any] = {
         "context": context,
         "machine": machine(),
         "backends": {name: [r.to_dict() for r in rows] for name, rows in results.items()},
+        **(extra or {}),
     }
     if len(results) == 1:
         raw["rows"] = next(iter(raw["backends"].values()))

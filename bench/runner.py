@@ -104,18 +104,27 @@ def run_backends(
     cache_root: Path = CACHE_ROOT,
     output: Path | None = report.RESULTS_DIR / "latest.md",
     log: Log = print,
+    scale: bool = False,
 ) -> dict[str, list[Row]]:
     """Every selected scenario on each backend over the cached estate of `size`; writes one
-    report with the backends side by side to output."""
+    report with the backends side by side to output, followed by the scale report (bench.scale)
+    when scale is set."""
+    from bench import scale as scaling
+
     started = time.perf_counter()
     chosen = [name for name in SCENARIOS if only is None or name in only]
     estate = ensure_estate(size, cache_root, log)
     results = {backend: run_backend(size, estate, backend, chosen, log) for backend in backends}
+    points = scaling.run_scale(size, cache_root=cache_root, log=log) if scale else []
+    sections = scaling.scale_lines(points) if points else []
     context = _context(size, estate, backends, time.perf_counter() - started)
     if output is not None:
-        report.write(results, context, output)
+        extra = {"scale": scaling.scale_dicts(points)} if points else None
+        report.write(results, context, output, sections, extra)
         log(f"report written to {output}")
     log(report.render_tables(results))
+    if sections:
+        log("\n".join(sections))
     return results
 
 

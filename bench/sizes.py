@@ -103,3 +103,29 @@ TINY = EstateSize(
     repeats=2,
 )
 SIZES = {size.name: size for size in (FULL, SMALL, TINY)}
+
+
+def scaled(base: EstateSize, factor: float) -> EstateSize:
+    """The base estate grown or shrunk by factor: servers (an even number), server features,
+    VLMs, pools, allocations and the large grid all scale; history length stays. Where servers
+    cannot scale exactly (0.25× of 20 is 5, and servers pair up), features per server make up
+    for it, so that the server features still scale by factor."""
+    if factor == 1:
+        return base
+    servers = max(2, 2 * round(base.servers * factor / 2))
+    pairs = servers // 2
+    vlms = pairs * max(1, round(base.vlms * factor / pairs))
+    per_vlm = max(1, round(base.pools * factor / vlms))
+    allocations = max(2, round(base.allocations * factor))
+    return EstateSize(
+        name=f"{base.name}-x{factor:g}",
+        servers=servers,
+        features_per_server=max(1, round(base.server_features * factor / servers)),
+        vlms=vlms,
+        pools=vlms * max(per_vlm, 2 if vlms == 1 else 1),
+        allocations=allocations,
+        history_days=base.history_days,
+        big_pool_rows=min(max(1, round(base.big_pool_rows * factor)), allocations - 1),
+        apply_batch=base.apply_batch,
+        repeats=base.repeats,
+    )

@@ -63,22 +63,37 @@ def _usage_mover(bench: BenchContext) -> Callable[[], None]:
     return move
 
 
-def run(bench: BenchContext) -> list[Row]:
-    ctx = bench.ctx
-    cache = ClientCache(ctx)
-    servers = load_servers(ctx.db)
-    clients = [(int(s["id"]), cache.get(s)) for s in servers]
+class _Puller:
+    """Inventory pulls of every server of the estate, through one client cache."""
 
-    def sync() -> None:
-        for server_id, client in clients:
-            result = pull_inventory(ctx, server_id, client)
+    def __init__(self, bench: BenchContext) -> None:
+        self.ctx = bench.ctx
+        self.cache = ClientCache(bench.ctx)
+        self.clients = [(int(s["id"]), self.cache.get(s)) for s in load_servers(bench.ctx.db)]
+
+    def sync(self) -> None:
+        for server_id, client in self.clients:
+            result = pull_inventory(self.ctx, server_id, client)
             if not result.ok:
                 raise RuntimeError(f"inventory pull failed: {result.error}")
 
-    def forget() -> None:
-        for server_id, _ in clients:
-            forget_stored_inventory(ctx, server_id)
+    def forget(self) -> None:
+        for server_id, _ in self.clients:
+            forget_stored_inventory(self.ctx, server_id)
 
+
+def cold_sync_samples(bench: BenchContext) -> tuple[float, ...]:
+    """Cold inventory syncs of every server (nothing remembered), timed (for the scale report)."""
+    puller = _Puller(bench)
+    try:
+        return sample(puller.sync, bench.repeats, before=puller.forget)
+    finally:
+        puller.cache.close_all()
+
+
+def run(bench: BenchContext) -> list[Row]:
+    puller = _Puller(bench)
+    sync, forget, clients = puller.sync, puller.forget, puller.clients
     bare = _bare_clients(bench, [c for _, c in clients])
     try:
         steady = sample(sync, bench.repeats)
@@ -88,8 +103,8 @@ def run(bench: BenchContext) -> list[Row]:
     finally:
         for http, _ in bare:
             http.close()
-        cache.close_all()
-    count = len(servers)
+        puller.cache.close_all()
+    count = len(clients)
 
     def compared(title: str, samples: tuple[float, ...], limit: float = RATIO_LIMIT) -> Row:
         return Row(

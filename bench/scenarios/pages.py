@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.context import BIG_POOL
 from bench.estate import Estate, open_context
 from bench.measure import Row, ratio
 from bench.report import format_value, table_lines
@@ -25,16 +26,17 @@ COLD_DASHBOARD_LIMIT_S = 0.25
 RSS_LIMIT_MB = 600
 
 
-def _spec(size: EstateSize, database: str) -> dict[str, Any]:
+def worker_spec(size: EstateSize, database: str) -> dict[str, Any]:
+    """What the page worker needs: the database, the repeats and the large grid's manager."""
     ctx = open_context(database)
     try:
-        manager = ctx.db.scalar("SELECT manager FROM pools WHERE name = 'Pool 0000'")
+        manager = ctx.db.scalar(f"SELECT manager FROM pools WHERE name = '{BIG_POOL}'")
     finally:
         ctx.db.close()
     return {"database": database, "repeats": size.repeats, "manager": manager}
 
 
-def _worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
+def render_in_worker(spec: dict[str, Any], work: Path) -> dict[str, Any]:
     spec_path, out_path, log_path = work / "pages.json", work / "pages-out.json", work / "pages.log"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     out_path.unlink(missing_ok=True)
@@ -97,7 +99,7 @@ def run(
     log: Callable[[str], None],
 ) -> list[Row]:
     log("scenario pages … (separate app process)")
-    result = _worker(_spec(size, database), work_dir)
+    result = render_in_worker(worker_spec(size, database), work_dir)
     rows = [
         _page_row(f"page render: {title}", figures) for title, figures in result["pages"].items()
     ]
