@@ -6,6 +6,7 @@ from vlm.domain import Role
 from vlm.services import users
 from vlm.ui import one_time
 from vlm.ui.confirm import Question, confirmed_action
+from vlm.ui.memo import per_generation
 from vlm.ui.session import page_context
 from vlm.ui.widgets import (
     attempt,
@@ -24,7 +25,7 @@ st.title("Users")
 show_flashes()
 one_time.show()
 
-people = users.list_users(ctx, actor)
+people = per_generation(page, "users: people", lambda: users.list_users(ctx, actor))
 table_with_download(people, "users", key="users")
 
 with st.expander("Add a user", icon=":material/person_add:"):

@@ -10,6 +10,7 @@ import streamlit as st
 
 from vlm.services import tokens
 from vlm.ui.confirm import Question, confirmed_action
+from vlm.ui.memo import per_generation
 from vlm.ui.session import PageContext
 from vlm.ui.widgets import attempt, field_slots, table_with_download
 
@@ -132,13 +133,17 @@ def _table(frame: pd.DataFrame, columns: list[str], name: str, key: str) -> None
 
 
 def own_tokens(page: PageContext) -> None:
-    frame = tokens.list_own_tokens(page.ctx, page.actor)
+    frame = per_generation(
+        page, "profile: own tokens", lambda: tokens.list_own_tokens(page.ctx, page.actor)
+    )
     _table(frame, SHOWN_COLUMNS, "my API tokens", "profile_tokens")
     _revoke(page, frame, key="profile_own", with_user=False)
 
 
 def all_tokens(page: PageContext) -> None:
     """Every user's tokens (admins), with a revoke for any active one."""
-    frame = tokens.list_all_tokens(page.ctx, page.actor)
+    frame = per_generation(
+        page, "profile: all tokens", lambda: tokens.list_all_tokens(page.ctx, page.actor)
+    )
     _table(frame, ALL_COLUMNS, "all API tokens", "profile_all_tokens")
     _revoke(page, frame, key="profile_any", with_user=True)
