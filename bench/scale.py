@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.context import BenchContext
@@ -22,6 +22,7 @@ from bench.scenarios import inventory, pages, reconcile
 from bench.sizes import EstateSize, scaled
 
 FACTORS = (0.25, 0.5, 1.0, 2.0)
+REPEATS = 3  # timed runs per figure and size (after a warm-up); the medians are reported
 # growth from 1x to 2x above this counts as super-linear (2 is linear; the rest is noise)
 SUPER_LINEAR = 2.4
 STEADY, COLD, GRID, DASHBOARD = (
@@ -79,7 +80,11 @@ def run_scale(
     log: Log = print,
 ) -> list[ScalePoint]:
     """The scale points of base at each factor, smallest first."""
-    return [measure_point(scaled(base, f), f, cache_root, log) for f in sorted(factors)]
+    repeats = min(base.repeats, REPEATS)
+    return [
+        measure_point(replace(scaled(base, f), repeats=repeats), f, cache_root, log)
+        for f in sorted(factors)
+    ]
 
 
 def growth(points: Sequence[ScalePoint], figure: str) -> float | None:
@@ -110,7 +115,8 @@ def scale_lines(points: Sequence[ScalePoint]) -> list[str]:
     lines = [
         "## Scale (DuckDB)",
         "",
-        "Medians on estates of 0.25× to 2× the size; growth is the 2× figure over the 1× figure "
+        f"Medians of {REPEATS} runs on estates of 0.25× to 2× the size; growth is the 2× figure "
+        "over the 1× figure "
         f"(2 is linear; above {SUPER_LINEAR:g} is flagged super-linear).",
         "",
         f"| figure | {sizes} | growth 1× → 2× | |",
