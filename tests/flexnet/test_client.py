@@ -432,3 +432,24 @@ def test_verify_option_is_passed_to_httpx() -> None:
     with pytest.raises(FlexNetError) as caught:
         FlexNetClient("https://127.0.0.1:1", verify="/nonexistent/ca.pem")
     assert "/nonexistent/ca.pem" in caught.value.message
+
+
+def _tls_context(client: FlexNetClient) -> ssl.SSLContext:
+    return client._http._transport._pool._ssl_context  # type: ignore[attr-defined]
+
+
+def test_clients_share_one_tls_context_per_setting_and_the_certificate_variables_count(
+    monkeypatch,
+) -> None:
+    """Loading the CA bundle costs ~30 ms: clients made with the same setting share it."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with FlexNetClient("https://127.0.0.1:1") as one, FlexNetClient("https://127.0.0.1:2") as two:
+        assert _tls_context(one) is _tls_context(two)
+    with FlexNetClient("https://127.0.0.1:1", verify=False) as insecure:
+        assert _tls_context(insecure) is not _tls_context(one)
+        assert _tls_context(insecure).verify_mode == ssl.CERT_NONE
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    with FlexNetClient("https://127.0.0.1:1") as from_variable:
+        assert _tls_context(from_variable) is not _tls_context(one)
+        assert _tls_context(from_variable).verify_mode == ssl.CERT_REQUIRED

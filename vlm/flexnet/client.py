@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
+import os
 import ssl
 import threading
 import time
@@ -312,16 +314,30 @@ class FlexNetClient:
         return token, _token_expiry(body.get("expires"), token)
 
 
-def _ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
-    """httpx wants a bool or an SSLContext; a string is a CA bundle file or directory."""
+def _ssl_verify(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context for httpx: on or off (shared, see _shared_tls_context), or a string naming
+    a CA bundle file or directory (read at each client, so a renewed bundle is picked up)."""
     if isinstance(verify, bool):
-        return verify
+        return _shared_tls_context(
+            verify, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+        )
     try:
         if Path(verify).is_dir():
             return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
     except (OSError, ssl.SSLError) as exc:
         raise FlexNetError(f"cannot load CA certificates from {verify}: {exc}") from exc
+
+
+@functools.cache
+def _shared_tls_context(
+    verify: bool, cert_file: str | None, cert_dir: str | None
+) -> ssl.SSLContext:
+    """httpx's own context for verify on or off (certifi's bundle, or SSL_CERT_FILE/DIR), made
+    once per process: building one loads the whole CA bundle, about 30 ms, which every new
+    client paid. A context may be shared by many clients and threads. The certificate
+    variables are part of the key, so setting them still takes effect."""
+    return httpx.create_ssl_context(verify=verify)
 
 
 def _check(response: httpx.Response, *, write: bool) -> httpx.Response:
