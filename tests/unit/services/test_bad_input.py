@@ -62,8 +62,9 @@ def test_unknown_pool_and_feature(estate):
         allocations.allocate(ctx, ADMIN, 999, ("cad", "1.0"), "USER", "u1")
     with pytest.raises(NotFound, match="feature nope 1.0 is not in this pool"):
         allocations.allocate(ctx, MANAGER, pool_id, ("nope", "1.0"), "USER", "u1")
-    with pytest.raises(NotFound, match="feature nope 9 is not part of this VLM"):
+    with pytest.raises(NotFound, match="feature nope 9 is not part of this VLM") as foreign:
         pools.create_pool(ctx, ADMIN, vlm_id, "x", "carol", {("nope", "9"): 1})
+    assert foreign.value.field == "quantity"  # the pool form shows it at the quantities
     with pytest.raises(NotFound, match="user 'zed' does not exist"):
         pools.create_pool(ctx, ADMIN, vlm_id, "x", "zed", {("cad", "1.0"): 1})
     assert _tables(ctx) == before

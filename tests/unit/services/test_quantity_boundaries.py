@@ -570,23 +570,3 @@ def test_one_save_wakes_every_server_it_changes_and_no_other(ctx):
     )
     assert woken == []
 
-
-def test_a_row_edited_and_removed_in_one_save_is_removed_as_it_was_stored(pool):
-    """A save runs its removals before its edits: an edit of a row the same save removes is
-    refused (no longer in the pool), and the row goes removing with its stored count and
-    description; the grown count is never written (it would read as held)."""
-    ctx, pool_id = pool
-    ann = allocate(ctx, pool_id, "ann", 1)
-    stored = allocation(ctx, ann)
-    results = allocations.apply_allocation_changes(
-        ctx,
-        MANAGER,
-        pool_id,
-        [
-            AllocationChange("edit", row=0, allocation_id=ann, count=3, description="lab"),
-            AllocationChange("delete", row=1, allocation_id=ann),
-        ],
-        feature=CAD,
-    )
-    assert [(r.ok, type(r.error)) for r in results] == [(False, NotFound), (True, type(None))]
-    assert allocation(ctx, ann) == {**stored, "state": "removing"}
