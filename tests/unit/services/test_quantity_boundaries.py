@@ -569,4 +569,3 @@ def test_one_save_wakes_every_server_it_changes_and_no_other(ctx):
         feature=CAD,
     )
     assert woken == []
-
