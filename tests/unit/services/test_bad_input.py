@@ -48,8 +48,10 @@ def test_bad_allocation_is_refused_and_nothing_written(estate, host_type, host_i
 def test_quantity_beyond_availability(estate):
     ctx, vlm_id, pool_id = estate
     before = _tables(ctx)
-    with pytest.raises(ValidationError, match="cad 1.0: only 10 can be pooled, 11 requested"):
+    too_many = "cad 1.0: only 10 can be pooled, 11 requested"
+    with pytest.raises(ValidationError, match=too_many) as big:
         pools.update_pool(ctx, ADMIN, pool_id, quantities={("cad", "1.0"): 11})
+    assert big.value.field == "quantity"  # the pool form shows it at the quantities
     with pytest.raises(ValidationError, match="only 5 can be pooled"):
         pools.create_pool(ctx, ADMIN, vlm_id, "second", "carol", {("cad", "1.0"): 6})
     assert _tables(ctx) == before

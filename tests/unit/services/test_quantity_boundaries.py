@@ -569,3 +569,9 @@ def test_one_save_wakes_every_server_it_changes_and_no_other(ctx):
         feature=CAD,
     )
     assert woken == []
+
+
+def test_servers_with_equal_room_give_to_the_first_by_name(ctx):
+    """Rule 3's tie-break: west is connected first, but east comes first by name."""
+    _, pool_id = make_pool(ctx, {"west": 2, "east": 2}, 1)
+    assert portions(ctx, pool_id) == {"east": 1}
