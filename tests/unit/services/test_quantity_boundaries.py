@@ -576,3 +576,11 @@ def test_servers_with_equal_room_give_to_the_first_by_name(ctx):
     """Rule 3's tie-break: west is connected first, but east comes first by name."""
     _, pool_id = make_pool(ctx, {"west": 2, "east": 2}, 1)
     assert portions(ctx, pool_id) == {"east": 1}
+
+
+def test_a_shrink_that_empties_a_servers_portion_removes_that_portion(split):
+    """Nothing allocated: the shrink takes from the largest portion first, and east's
+    emptied portion goes rather than staying at 0."""
+    ctx, pool_id = split
+    pools.update_pool(ctx, ADMIN, pool_id, quantities={CAD: 2})
+    assert portions(ctx, pool_id) == {"west": 2}

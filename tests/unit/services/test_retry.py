@@ -109,3 +109,23 @@ def test_an_unknown_operation_is_refused_by_name_and_writes_nothing(ctx, pool) -
     )
     assert (result.ok, result.message) == (False, "unknown operation 'merge'")
     assert ctx.db.scalar("SELECT count(*) FROM audit_log") == audited
+
+
+def test_an_unknown_operation_among_valid_rows_is_refused_alone(ctx, pool) -> None:
+    """The rows of a save are ordered by operation; an unknown one sorts last and is refused,
+    and the rows around it are applied."""
+    alloc = allocations.allocate(ctx, MANAGER, pool, CAD, "USER", "ann", 1)
+    results = allocations.apply_allocation_changes(
+        ctx,
+        MANAGER,
+        pool,
+        [
+            AllocationChange("merge", row=0, allocation_id=alloc),
+            AllocationChange("add", 1, None, *CAD, "USER", "ben", 1),
+            AllocationChange("edit", row=2, allocation_id=alloc, description="lab"),
+        ],
+        feature=CAD,
+    )
+    assert [r.ok for r in results] == [False, True, True]
+    rows = ctx.db.query("SELECT host_id, description FROM allocations ORDER BY id")
+    assert rows == [("ann", "lab"), ("ben", "")]
