@@ -366,3 +366,12 @@ def test_ids_that_are_not_whole_numbers_are_validation_errors(full_estate):
             vlms.update_vlm(
                 ctx, ADMIN, vlm_id, name="eng", description="", server_feature_ids=[bad]
             )
+
+
+def test_a_pool_made_without_a_description_has_none_and_a_bad_vlm_id_names_the_vlm(estate):
+    ctx, vlm_id, _ = estate
+    plain = pools.create_pool(ctx, ADMIN, vlm_id, "plain", "carol", {("cad", "1.0"): 1})
+    assert ctx.db.scalar("SELECT description FROM pools WHERE id = ?", [plain]) == ""
+    with pytest.raises(ValidationError) as bad:
+        pools.create_pool(ctx, ADMIN, "seven", "x", "carol", {("cad", "1.0"): 1})
+    assert bad.value.field == "VLM"
