@@ -56,6 +56,20 @@ def working_database(estate: Estate, backend: str, log: Log) -> Iterator[str]:
         yield server.working_copy()
 
 
+@contextmanager
+def bench_context(
+    size: EstateSize, estate: Estate, database: str, urls: dict[str, str], log: Log
+) -> Iterator[BenchContext]:
+    """What the in-process scenarios get: the working database, its servers pointed at the
+    emulators at urls; the database is closed afterwards."""
+    ctx = open_context(database)
+    try:
+        point_servers(ctx, urls)
+        yield BenchContext(size, estate, database, ctx, urls, log)
+    finally:
+        ctx.db.close()
+
+
 def run_backend(
     size: EstateSize, estate: Estate, backend: str, chosen: Sequence[str], log: Log
 ) -> list[Row]:
@@ -65,13 +79,8 @@ def run_backend(
     work_dir.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     with working_database(estate, backend, log) as database, Fleet(estate.fixture_dir) as fleet:
-        ctx = open_context(database)
-        try:
-            point_servers(ctx, fleet.urls)
-            bench = BenchContext(size, estate, database, ctx, fleet.urls, log)
+        with bench_context(size, estate, database, fleet.urls, log) as bench:
             rows += _run_in_process(bench, [n for n in chosen if n in IN_PROCESS], log)
-        finally:
-            ctx.db.close()
         if "pages" in chosen:
             from bench.scenarios import pages
 

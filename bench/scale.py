@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.context import BenchContext
-from bench.estate import CACHE_ROOT, ensure_estate, open_context, point_servers
+from bench.estate import CACHE_ROOT, ensure_estate
 from bench.fleet import Fleet
 from bench.report import format_value
-from bench.runner import working_database
+from bench.runner import bench_context, working_database
 from bench.scenarios import inventory, pages, reconcile
 from bench.sizes import EstateSize, scaled
 
@@ -50,14 +49,9 @@ def measure_point(size: EstateSize, factor: float, cache_root: Path, log: Log) -
     estate = ensure_estate(size, cache_root, log)
     work_dir = estate.directory / "work"
     with working_database(estate, "duckdb", log) as database, Fleet(estate.fixture_dir) as fleet:
-        ctx = open_context(database)
-        try:
-            point_servers(ctx, fleet.urls)
-            bench = BenchContext(size, estate, database, ctx, fleet.urls, log)
+        with bench_context(size, estate, database, fleet.urls, log) as bench:
             steady = reconcile.run(bench)[0]
             cold = inventory.cold_sync_samples(bench)
-        finally:
-            ctx.db.close()
         spec = {**pages.worker_spec(size, database), "only": ["dashboard"]}
         rendered = pages.render_in_worker(spec, work_dir)
     medians = {
