@@ -38,6 +38,24 @@ def feature(name: str, count: int, version: str = "1.0", **extra: Any) -> dict[s
 DEFAULT_FEATURES = [feature("cad", 50), feature("viz", 30), feature("sim", 20)]
 
 
+def fixture_group(
+    name: str, host: str, entries: dict[str, int], host_type: str = "ETHERNET"
+) -> dict[str, Any]:
+    """A reservation group as an emulator fixture lists it: one host, version 1.0 entries."""
+    return {
+        "name": name,
+        "reservations": [
+            {
+                "hostId": {"type": host_type, "value": host},
+                "reservationEntries": [
+                    {"featureName": f, "featureVersion": "1.0", "featureCount": c}
+                    for f, c in entries.items()
+                ],
+            }
+        ],
+    }
+
+
 backend = pytest.fixture(params=BACKENDS)(both_backends)
 
 

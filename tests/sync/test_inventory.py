@@ -11,6 +11,7 @@ from tests.sync.conftest import (
     control,
     feature,
     feature_id,
+    fixture_group,
     set_feature_count,
 )
 from vlm.context import ServiceContext
@@ -19,21 +20,6 @@ from vlm.flexnet.emulator.server import start_emulator
 from vlm.store.servers import load_server
 from vlm.sync import pull_inventory, read_reservations
 from vlm.sync.inventory import StoredInventories, forget_stored_inventory
-
-
-def _group(name: str, host: str, entries: dict[str, int], host_type: str = "ETHERNET") -> dict:
-    return {
-        "name": name,
-        "reservations": [
-            {
-                "hostId": {"type": host_type, "value": host},
-                "reservationEntries": [
-                    {"featureName": f, "featureVersion": "1.0", "featureCount": c}
-                    for f, c in entries.items()
-                ],
-            }
-        ],
-    }
 
 
 def _features(ctx, server_id: int) -> dict[str, dict]:
@@ -56,8 +42,8 @@ def test_pull_sums_slices_and_splits_reservations_by_owner(ctx) -> None:
             feature("view", 0, uncounted=True),
         ],
         "reservationGroups": [
-            _group("ops-team", "AAAAAAAAAAAA", {"cad": 3}),
-            _group("vlm-ETHERNET-BBBBBBBBBBBB", "BBBBBBBBBBBB", {"cad": 2}),
+            fixture_group("ops-team", "AAAAAAAAAAAA", {"cad": 3}),
+            fixture_group("vlm-ETHERNET-BBBBBBBBBBBB", "BBBBBBBBBBBB", {"cad": 2}),
         ],
         "checkouts": [
             {
@@ -166,7 +152,7 @@ def test_bad_credentials_are_recorded(ctx, emulator) -> None:
 def test_large_server_is_stored_in_full(ctx) -> None:
     features = [feature(f"feat{i:03d}", 1000) for i in range(500)]
     groups = [
-        _group(
+        fixture_group(
             f"{'vlm-' if i % 2 else 'team-'}g{i}",
             f"{i:012X}",
             {f"feat{i % 500:03d}": 1, f"feat{(i + 1) % 500:03d}": 1},

@@ -28,7 +28,7 @@ from tests.sync.conftest import (
     set_count,
 )
 from vlm.domain import reservation_group_name
-from vlm.sync import SyncScheduler, reconcile_server
+from vlm.sync import SyncScheduler, reconcile_all, reconcile_server, sync_all
 
 H1, H2, H3 = "0050569A0001", "0050569A0002", "0050569A0003"
 
@@ -70,6 +70,28 @@ def test_a_full_pass_reads_the_groups_first(ctx, emulator) -> None:
     reconcile_server(ctx, server)
 
     assert _group_requests(emulator, "GET") > reads
+
+
+def test_a_full_pass_plans_from_its_inventory_read_without_reading_again(ctx, emulator) -> None:
+    """sync_server (the periodic full pass, "Sync now") reads the groups once: the reconcile
+    plans from what the pull just read and stored in the same server turn. A group deleted
+    outside VLM before the pass is re-created by that pass."""
+    server = add_synced_server(ctx, emulator.url)
+    cad = feature_id(ctx, server, "cad")
+    alloc = allocate(ctx, add_pool(ctx, {cad: 10}), cad, H1, 2)
+    reconcile_server(ctx, server)
+    assert allocation(ctx, alloc)["state"] == "applied"
+    with new_client(ctx, server) as client:
+        (group,) = client.reservation_groups(name=reservation_group_name(PREFIX, "ETHERNET", H1))
+        client.delete_group(group.id)
+    reads = _group_requests(emulator, "GET")
+
+    result = sync_all(ctx)[0]
+
+    assert result.ok and result.reconcile.applied == 1
+    assert _group_requests(emulator, "GET") == reads + 1
+    assert allocation(ctx, alloc)["state"] == "applied"
+    assert server_state(emulator) == desired_state(ctx, server)
 
 
 def _forget_mirror(ctx, server: int) -> None:
@@ -178,3 +200,26 @@ def test_a_save_on_two_servers_is_applied_on_the_fast_one_while_the_slow_one_wai
         scheduler.stop()
     assert server_state(emulator) == desired_state(ctx, slow)
     assert server_state(emulator2) == desired_state(ctx, fast)
+
+
+def test_a_pass_over_every_server_does_not_wait_for_a_slow_one(ctx, emulator, emulator2) -> None:
+    """reconcile_all works on the servers at the same time: the second server's row is applied
+    while the first (slow) server's pass still runs, and both end applied."""
+    slow = add_synced_server(ctx, emulator.url, "lls-a")
+    fast = add_synced_server(ctx, emulator2.url, "lls-b")
+    cad_slow, cad_fast = feature_id(ctx, slow, "cad"), feature_id(ctx, fast, "cad")
+    pool = add_pool(ctx, {cad_slow: 5, cad_fast: 5})
+    on_slow = allocate(ctx, pool, cad_slow, H1, 1)
+    on_fast = allocate(ctx, pool, cad_fast, H2, 1)
+    control(emulator, "POST", "faults", {"latency_ms": 2000})
+    reports: list = []
+    passing = threading.Thread(target=lambda: reports.extend(reconcile_all(ctx)))
+    passing.start()
+    deadline = time.monotonic() + 10
+    while allocation(ctx, on_fast)["state"] != "applied":
+        assert time.monotonic() < deadline, "the fast server's row was not applied"
+        time.sleep(0.02)
+    assert passing.is_alive() and allocation(ctx, on_slow)["state"] == "pending"
+    passing.join(30)
+    assert [r.server_id for r in reports] == [slow, fast] and all(r.error is None for r in reports)
+    assert allocation(ctx, on_slow)["state"] == "applied"

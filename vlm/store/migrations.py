@@ -430,6 +430,16 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
             """,
         },
     ),
+    (
+        12,
+        "the digest of the groups answer each server's mirror was stored from, and its prefix",
+        # A pull after a restart whose answer has the same digest (same prefix, same server
+        # instance) keeps the stored mirror instead of parsing and rewriting it.
+        """
+        ALTER TABLE license_servers ADD COLUMN mirror_digest VARCHAR;
+        ALTER TABLE license_servers ADD COLUMN mirror_prefix VARCHAR;
+        """,
+    ),
 ]
 
 

@@ -94,6 +94,28 @@ def stored_owned_group_ids(cur: duckdb.DuckDBPyConnection, server_id: int) -> li
     ).fetchall()
 
 
+def mirror_summary(db: Database, server_id: int) -> tuple[dict[tuple[str, str], int], int, int]:
+    """What the stored mirror of one server says: the counts groups VLM does not own reserve per
+    (feature name, version), how many groups there are and how many of them are VLM's."""
+    others = db.query(
+        """
+        SELECT feature_name, feature_version, SUM(count) FROM reservation_mirror
+        WHERE server_id = ? AND NOT owned AND count <> 0 GROUP BY 1, 2
+        """,
+        [server_id],
+    )
+    groups, owned = db.query(
+        """
+        SELECT COUNT(*), COUNT(*) FILTER (WHERE owned) FROM (
+            SELECT DISTINCT group_id, group_name, owned FROM reservation_mirror
+            WHERE server_id = ?
+        ) AS g
+        """,
+        [server_id],
+    )[0]
+    return {(name, version): int(total) for name, version, total in others}, int(groups), int(owned)
+
+
 PLAN_ROWS_SQL = f"""
 WITH wanted AS (
     SELECT a.host_type, a.host_id, a.feature_name, a.feature_version, SUM(a.count) AS want,

@@ -92,6 +92,29 @@ def set_instance_id(cur: duckdb.DuckDBPyConnection, server_id: int, instance_id:
     )
 
 
+def set_mirror_digest(
+    cur: duckdb.DuckDBPyConnection, server_id: int, digest: str | None, prefix: str | None
+) -> None:
+    """Remember the digest of the groups answer the server's whole mirror was just stored from
+    (None: the mirror no longer matches one answer, as after the reconciler's writes)."""
+    cur.execute(
+        """UPDATE license_servers SET mirror_digest = ?, mirror_prefix = ? WHERE id = ?""",
+        [digest, prefix if digest is not None else None, server_id],
+    )
+
+
+def kept_mirror_digest(db: Database, server_id: int) -> tuple[str, str, str | None] | None:
+    """(digest, prefix, instance id) the server's stored mirror came from, None when unknown."""
+    row = db.query(
+        """
+        SELECT mirror_digest, mirror_prefix, instance_id FROM license_servers
+        WHERE id = ? AND mirror_digest IS NOT NULL
+        """,
+        [server_id],
+    )
+    return (row[0][0], row[0][1], row[0][2]) if row else None
+
+
 # -- the rows admins edit ----------------------------------------------------------------------
 
 

@@ -22,8 +22,13 @@ from vlm.store.features import (
 )
 from vlm.store.frames import frame
 from vlm.store.hourly import add_pull_to_hourly
-from vlm.store.reservations import replace_mirror
-from vlm.store.servers import record_server_error, record_server_success
+from vlm.store.reservations import mirror_summary, replace_mirror
+from vlm.store.servers import (
+    kept_mirror_digest,
+    record_server_error,
+    record_server_success,
+    set_mirror_digest,
+)
 from vlm.sync import drift
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
 from vlm.sync.mirror import mirror_table, raw_mirror_rows
@@ -161,6 +166,26 @@ def _last_stored(ctx: ServiceContext, server_id: int) -> _StoredInventory | None
     return ctx.owned(StoredInventories).last(server_id)
 
 
+def kept_digest(ctx: ServiceContext, server_id: int, instance_id: str | None) -> str | None:
+    """After a restart: the digest of the groups answer the stored mirror came from, when it was
+    read with today's prefix from the same server instance (else None: parse in full)."""
+    kept = kept_mirror_digest(ctx.db, server_id)
+    if kept is None:
+        return None
+    digest, prefix, stored_instance = kept
+    if prefix != ctx.settings.group_prefix or stored_instance != instance_id:
+        return None
+    return digest
+
+
+def kept_inventory(ctx: ServiceContext, server_id: int, digest: str) -> _StoredInventory:
+    """What the stored mirror says, for a groups answer whose digest matched kept_digest."""
+    others, groups, owned = mirror_summary(ctx.db, server_id)
+    stored = _StoredInventory(digest, FEATURES_NOT_READ, [], others, groups, owned)
+    ctx.owned(StoredInventories).remember(server_id, stored)
+    return stored
+
+
 @dataclass(frozen=True)
 class _Answers:
     """The server's two answers; a part is None when its fingerprint matched the last pull."""
@@ -179,17 +204,24 @@ def instance_id_of(api: FlexNetClient) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def _fetch(api: FlexNetClient, last: _StoredInventory | None) -> _Answers:
+def _fetch(
+    ctx: ServiceContext, server_id: int, api: FlexNetClient, last: _StoredInventory | None
+) -> tuple[_Answers, _StoredInventory | None]:
+    """The server's answers, and the last pull they are compared with (after a restart, what
+    the database kept when the groups answer is the one the stored mirror came from)."""
     t0 = time.perf_counter()
     totals, features_fp = api.fingerprinted_feature_totals(
         active_only=True, unless=last.features_fingerprint if last else None
     )
     latency_ms = (time.perf_counter() - t0) * 1000.0
     instance_id = instance_id_of(api)
+    kept = None if last else kept_digest(ctx, server_id, instance_id)
     groups, groups_fp = api.fingerprinted_reservation_groups(
-        unless=last.groups_fingerprint if last else None
+        unless=last.groups_fingerprint if last else kept
     )
-    return _Answers(totals, features_fp, groups, groups_fp, latency_ms, instance_id)
+    if groups is None and kept is not None:
+        last = kept_inventory(ctx, server_id, kept)
+    return _Answers(totals, features_fp, groups, groups_fp, latency_ms, instance_id), last
 
 
 def _groups_seen(
@@ -224,13 +256,14 @@ def pull_inventory(
     ctx: ServiceContext, server_id: int, client: FlexNetClient | None = None
 ) -> InventoryResult:
     """Read features and reservation groups of one server and store what changed; errors are
-    recorded. Answers byte-identical to the last pull's are neither parsed nor compared."""
+    recorded. Answers byte-identical to the last pull's (after a restart: a groups answer with
+    the digest the stored mirror came from) are neither parsed nor compared."""
     started = time.perf_counter()
     with server_lock(ctx, server_id):
         last = _last_stored(ctx, server_id)
         try:
             with borrowed_client(ctx, server_id, client) as api:
-                answers = _fetch(api, last)
+                answers, last = _fetch(ctx, server_id, api, last)
         except (FlexNetError, ServerConfigError) as exc:
             message = str(exc)
             ctx.db.write(lambda cur: record_server_error(cur, server_id, message, None))
@@ -249,6 +282,7 @@ def pull_inventory(
                     cur, server_id, prefix, mirror_rows_seen, answers.instance_id
                 )
                 replace_mirror(cur, server_id, mirror_table(mirror_rows_seen))
+                set_mirror_digest(cur, server_id, answers.groups_fingerprint, prefix)
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
                 added = store_feature_changes(cur, server_id, rows)
@@ -280,10 +314,13 @@ def read_reservations(
     becomes the last pull's groups, so an unchanged server is not parsed again next pass."""
     last = _last_stored(ctx, server_id)
     instance_id = instance_id_of(client)
+    kept = None if last else kept_digest(ctx, server_id, instance_id)
     raw, fingerprint = client.fingerprinted_reservation_groups(
-        unless=last.groups_fingerprint if last else None
+        unless=last.groups_fingerprint if last else kept
     )
     if raw is None:
+        if kept is not None:
+            kept_inventory(ctx, server_id, kept)
         return None
     prefix = ctx.settings.group_prefix
     rows = raw_mirror_rows(server_id, raw, prefix)
@@ -291,6 +328,7 @@ def read_reservations(
     def store(cur: duckdb.DuckDBPyConnection) -> Observation:
         observation = record_observation(cur, server_id, prefix, rows, instance_id)
         replace_mirror(cur, server_id, mirror_table(rows))
+        set_mirror_digest(cur, server_id, fingerprint, prefix)
         update_reserved_by_others(cur, server_id)
         return observation
 

@@ -22,8 +22,10 @@ a 404 on a delete means already gone; anything left half-done is seen by the nex
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -38,7 +40,7 @@ from vlm.store.reservations import (
     replace_mirror_groups,
     retry_pending_of_server,
 )
-from vlm.store.servers import load_servers
+from vlm.store.servers import load_servers, set_mirror_digest
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
 from vlm.sync.host_task import Breaker, HostTask
 from vlm.sync.inventory import forget_stored_inventory, read_reservations
@@ -46,6 +48,10 @@ from vlm.sync.mirror import groups_mirror_table
 from vlm.sync.observed import MISSING
 from vlm.sync.ownership import HostOutcome, HostPlan, Verdicts, frees_only
 from vlm.sync.plan import in_sync, plan_unsettled
+
+SERVERS_AT_ONCE = 8  # servers a pass over the estate works on at the same time
+Server = TypeVar("Server")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ def _record(
         forget_stored_inventory(ctx, server_id)
 
     def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
+        if touched:
+            set_mirror_digest(cur, server_id, None, None)
         replace_mirror_groups(cur, server_id, touched, mirror)
         record_repairs(cur, applied, MISSING)
         return (
@@ -161,6 +169,7 @@ def reconcile_server(
     force: bool = False,
     workers: int | None = None,
     read_first: bool = True,
+    groups_just_read: bool = False,
 ) -> ReconcileReport:
     """Bring one server's VLM groups to the desired allocations; see the module docstring.
 
@@ -173,12 +182,16 @@ def reconcile_server(
     each unsettled host is then worked on without trusting the mirror's "in sync", and its
     task proves ownership by its own read by name (or its create), as always. The periodic full
     pass reads everything and catches what changed on the server meanwhile.
+
+    groups_just_read=True: the caller read and stored every group of the server in the same
+    server turn (the inventory pull of a full pass), so the pass plans from that read instead
+    of reading the same answer again.
     """
     started = time.perf_counter()
     with server_lock(ctx, server_id):
         try:
             with borrowed_client(ctx, server_id, client) as api:
-                if read_first:
+                if read_first and not groups_just_read:
                     read_reservations(ctx, server_id, api)
                 plans, settled = plan_unsettled(ctx, server_id, force=force)
                 todo = [p for p in plans if not read_first or not in_sync(p)]
@@ -200,20 +213,32 @@ def reconcile_server(
     )
 
 
+def each_server(
+    servers: Sequence[Server], work: Callable[[Server], Result], at_once: int = SERVERS_AT_ONCE
+) -> list[Result]:
+    """work(server) for every server, up to at_once servers at the same time (a slow server does
+    not hold back the others); the results in the servers' order."""
+    if len(servers) <= 1 or at_once <= 1:
+        return [work(server) for server in servers]
+    workers = min(at_once, len(servers))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-pass") as pool:
+        return list(pool.map(work, servers))
+
+
 def reconcile_all(
     ctx: ServiceContext,
     *,
     client_cache: ClientCache | None = None,
     force: bool = False,
 ) -> list[ReconcileReport]:
-    """reconcile_server for every license server, one after the other."""
-    reports = []
-    for server in load_servers(ctx.db):
+    """reconcile_server for every license server, up to SERVERS_AT_ONCE at the same time."""
+
+    def reconcile(server: dict[str, Any]) -> ReconcileReport:
         server_id = int(server["id"])
         try:
             client = client_cache.get(server) if client_cache is not None else None
         except ServerConfigError as exc:
-            reports.append(_not_reached(ctx, server_id, str(exc), time.perf_counter(), force))
-            continue
-        reports.append(reconcile_server(ctx, server_id, client, force=force))
-    return reports
+            return _not_reached(ctx, server_id, str(exc), time.perf_counter(), force)
+        return reconcile_server(ctx, server_id, client, force=force)
+
+    return each_server(load_servers(ctx.db), reconcile)

@@ -19,7 +19,7 @@ from vlm.sync import drift
 from vlm.sync.clients import ClientCache, ServerConfigError
 from vlm.sync.inventory import InventoryResult, pull_inventory
 from vlm.sync.leader import Leadership, current_leader, leadership_for, server_turn
-from vlm.sync.reconciler import ReconcileReport, reconcile_server
+from vlm.sync.reconciler import SERVERS_AT_ONCE, ReconcileReport, each_server, reconcile_server
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ MIN_RETRY_WAIT_SECONDS = 0.5
 JOIN_TIMEOUT_SECONDS = 15.0
 LEADER_RETRY_SECONDS = 1.0  # a follower tries the leader lock this often
 LISTEN_WAIT_SECONDS = 1.0  # the leader checks its session at least this often
-SERVERS_AT_ONCE = 8  # servers whose pushed passes run at the same time
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def _sync_in_turn(
     if progress is not None:
         progress(f"{name}: applying reservations")
     ctx.db.write(lambda cur: requeue_failed(cur, server_id))
-    report = reconcile_server(ctx, server_id, client, force=force)
+    report = reconcile_server(ctx, server_id, client, force=force, groups_just_read=inventory.ok)
     if report.hosts_changed:
         drift.store_conflicts(ctx, server_id)
     return ServerSyncResult(server_id, name, inventory, report, _problem(inventory, report))
@@ -387,13 +386,16 @@ class SyncScheduler:
             self.last_error = report.error
 
     def _full_pass(self) -> None:
-        """sync_server for every server, stopping early when this scheduler stops leading."""
-        results = []
-        for server in load_servers(self._ctx.db):
+        """sync_server for every server, up to SERVERS_AT_ONCE at the same time; servers not
+        started yet are left when this scheduler stops leading."""
+
+        def sync(server: dict[str, Any]) -> ServerSyncResult | None:
             if self._stopping.is_set() or not self._leading.is_set():
-                break
-            results.append(sync_server(self._ctx, server, self._cache, force=False))
-        self.last_full_pass = results
+                return None
+            return sync_server(self._ctx, server, self._cache, force=False)
+
+        results = each_server(load_servers(self._ctx.db), sync)
+        self.last_full_pass = [result for result in results if result is not None]
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         """Run fn; an unexpected error is logged and kept, the thread lives on."""

@@ -167,3 +167,19 @@ def test_a_description_edit_is_audited_under_its_own_key(ctx, pool) -> None:
     assert json.loads(before)["description"] == ""
     assert json.loads(after)["description"] == "lab rig"
     assert ctx.db.scalar("SELECT description FROM allocations") == "lab rig"
+
+
+def test_pool_creation_refusals_name_their_field_and_a_missing_description_is_empty(
+    ctx, pool
+) -> None:
+    vlm_id = ctx.db.scalar("SELECT vlm_id FROM pools WHERE id = ?", [pool])
+
+    def refused(vlm: object, name: str) -> tuple[type, str | None, str]:
+        with pytest.raises(VlmError) as error:
+            pools.create_pool(ctx, ADMIN, vlm, name, MANAGER.username, {VIZ: 1})
+        return type(error.value), error.value.field, str(error.value)
+
+    assert refused(vlm_id, "  ") == (ValidationError, "name", "pool name is empty")
+    assert refused(9999, "q") == (NotFound, "vlm", "VLM 9999 does not exist")
+    plain = pools.create_pool(ctx, ADMIN, vlm_id, "q", MANAGER.username, {VIZ: 1}, description=None)
+    assert ctx.db.scalar("SELECT description FROM pools WHERE id = ?", [plain]) == ""
