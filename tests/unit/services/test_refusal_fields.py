@@ -174,12 +174,18 @@ def test_pool_creation_refusals_name_their_field_and_a_missing_description_is_em
 ) -> None:
     vlm_id = ctx.db.scalar("SELECT vlm_id FROM pools WHERE id = ?", [pool])
 
-    def refused(vlm: object, name: str) -> tuple[type, str | None, str]:
+    def refused(vlm: object, name: str, viz: int = 1) -> tuple[type, str | None, str]:
         with pytest.raises(VlmError) as error:
-            pools.create_pool(ctx, ADMIN, vlm, name, MANAGER.username, {VIZ: 1})
+            pools.create_pool(ctx, ADMIN, vlm, name, MANAGER.username, {VIZ: viz})
         return type(error.value), error.value.field, str(error.value)
 
     assert refused(vlm_id, "  ") == (ValidationError, "name", "pool name is empty")
     assert refused(9999, "q") == (NotFound, "vlm", "VLM 9999 does not exist")
+    assert refused(vlm_id, "p") == (Conflict, "name", "this VLM has a pool named 'p' already")
+    assert refused(vlm_id, "q", 0) == (
+        ValidationError,
+        "quantity",
+        "give at least one feature a quantity above 0",
+    )
     plain = pools.create_pool(ctx, ADMIN, vlm_id, "q", MANAGER.username, {VIZ: 1}, description=None)
     assert ctx.db.scalar("SELECT description FROM pools WHERE id = ?", [plain]) == ""
