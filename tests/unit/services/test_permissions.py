@@ -12,6 +12,7 @@ from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from vlm.domain import SYSTEM_ACTOR, Actor, NotFound, PermissionDenied, Role
 from vlm.services import permissions, pools, users, vlms
+from vlm.services.tokens import TokenActor
 
 CAD = ("cad", "1.0")
 
@@ -115,6 +116,15 @@ def test_unknown_and_disabled_users_are_refused_by_name(ctx, pool) -> None:
     a_copy_of_system = Actor(SYSTEM_ACTOR.username, SYSTEM_ACTOR.role)
     with pytest.raises(PermissionDenied):
         in_write(ctx, lambda cur: permissions.require_active_user_in(cur, a_copy_of_system))
+
+
+def test_a_read_only_token_may_not_write_even_for_an_admin(ctx, pool) -> None:
+    reader = TokenActor(ADMIN.username, Role.ADMIN, token_id=1, read_only=True)
+    writer = TokenActor(ADMIN.username, Role.ADMIN, token_id=2)
+    with pytest.raises(PermissionDenied) as refused:
+        in_write(ctx, lambda cur: permissions.require_active_user_in(cur, reader))
+    assert refused.value.message == "this API token is read-only and may not change anything"
+    assert in_write(ctx, lambda cur: permissions.require_active_user_in(cur, writer)) is Role.ADMIN
 
 
 def test_require_admin_in_reads_the_stored_role(ctx, pool) -> None:
