@@ -37,6 +37,22 @@ def last_update(ctx) -> tuple[dict, dict]:
     return json.loads(rows["before"].iloc[0]), json.loads(rows["after"].iloc[0])
 
 
+def test_a_new_pool_has_one_audit_row_with_what_was_created(ctx, estate) -> None:
+    [row] = (
+        audit.audit_log(ctx, ADMIN, action="pool.create")
+        .query(f"target_id == '{estate['design']}'")
+        .to_dict("records")
+    )
+    vlm_id = ctx.db.scalar("SELECT vlm_id FROM pools WHERE id = ?", [estate["design"]])
+    assert (row["actor"], row["target_type"], row["before"]) == (ADMIN.username, "pool", None)
+    assert json.loads(row["after"]) == {
+        "name": "Design",
+        "vlm_id": vlm_id,
+        "manager": MANAGER.username,
+        "quantities": {"cad 1.0": 5},
+    }
+
+
 def test_each_field_changes_alone_and_the_audit_row_holds_before_and_after(ctx, estate) -> None:
     design = estate["design"]
     pools.update_pool(ctx, ADMIN, design, name="  Design studio ")
