@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -30,7 +31,7 @@ from tests.sync.conftest import (
 )
 from vlm.config import Settings
 from vlm.context import ServiceContext
-from vlm.flexnet.emulator.server import RunningEmulator
+from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.runtime import Runtime
 from vlm.secret_box import SecretBox
 from vlm.store import open_database
@@ -40,6 +41,7 @@ from vlm.store.leadership import (
     current_leader,
     server_turn_holders,
 )
+from vlm.store.postgres import PostgresDatabase
 from vlm.sync import SyncScheduler, sync_all
 from vlm.sync.leader import AdvisoryLeadership, server_turn
 
@@ -241,6 +243,29 @@ def test_the_runtime_says_which_replica_leads_the_sync(replicas: Replicas) -> No
     )
     a.stop()
     assert Runtime(a_ctx.settings, a_ctx, a).sync_status == "The background sync is stopped."
+
+
+def test_a_full_pass_on_more_servers_than_the_pool_holds_does_not_starve(
+    replicas: Replicas,
+) -> None:
+    """Each server's pass holds its turn (a session lock) on a connection of its own, so passes
+    on several servers at once still find pooled connections for their reads and writes: a
+    replica whose pool has 2 connections (one of them the leader's) syncs 4 servers at once."""
+    seeding = replicas.context()
+    with ExitStack() as running:
+        emulators = [running.enter_context(start_emulator(None)) for _ in range(4)]
+        servers = [
+            add_synced_server(seeding, emu.url, f"lls-{n}") for n, emu in enumerate(emulators)
+        ]
+        small = ServiceContext(
+            PostgresDatabase(replicas.url, max_size=2), seeding.settings, seeding.secrets
+        )
+        replicas.contexts.append(small)
+        scheduler = replicas.scheduler(small, "small-pool")
+        wait_for(lambda: len(scheduler.last_full_pass) == 4, 20, "the first full pass")
+        assert [r.server_id for r in scheduler.last_full_pass] == servers
+        assert all(r.ok for r in scheduler.last_full_pass), scheduler.last_full_pass
+        assert scheduler.last_error is None
 
 
 # -- saves reach the leader -------------------------------------------------------------------

@@ -120,8 +120,9 @@ def server_turn_holders(db: Any, server_id: int) -> int:
 @contextmanager
 def server_turn(db: Any, server_id: int) -> Iterator[None]:
     """Wait for this server's turn among all replicas and the CLI, and hold it inside the with
-    (a session lock on a pooled connection, released even when the body fails)."""
-    with db.connection() as conn:
+    (a session lock on a connection of its own, outside the pool the pass's own reads and
+    writes use; released even when the body fails, and with the connection in any case)."""
+    with db.own_connection() as conn:
         conn.execute("SELECT pg_advisory_lock(%s, %s)", [SERVER_TURN_CLASS, int(server_id)])
         try:
             yield

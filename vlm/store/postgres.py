@@ -269,6 +269,14 @@ class PostgresDatabase(CursorReads):
             yield conn
 
     @contextmanager
+    def own_connection(self) -> Iterator[psycopg.Connection]:
+        """A connection of its own, outside the pool (autocommit), for a lock held across many
+        store calls: a pooled one held there would leave those calls fewer to share, and passes
+        on many servers at once would wait on each other for the last ones."""
+        with psycopg.connect(self.url, autocommit=True, options="-c timezone=UTC") as conn:
+            yield conn
+
+    @contextmanager
     def _cursor(self) -> Iterator[PgCursor]:
         cur = getattr(self._local, "write_cursor", None)
         if cur is not None:
