@@ -245,12 +245,11 @@ def test_the_runtime_says_which_replica_leads_the_sync(replicas: Replicas) -> No
     assert Runtime(a_ctx.settings, a_ctx, a).sync_status == "The background sync is stopped."
 
 
-def test_a_full_pass_on_more_servers_than_the_pool_holds_does_not_starve(
-    replicas: Replicas,
-) -> None:
-    """Each server's pass holds its turn (a session lock) on a connection of its own, so passes
-    on several servers at once still find pooled connections for their reads and writes: a
-    replica whose pool has 2 connections (one of them the leader's) syncs 4 servers at once."""
+def test_a_pass_holds_its_servers_turn_outside_the_pool(replicas: Replicas) -> None:
+    """Each server's pass holds its turn (a session lock) on a connection of its own, so the
+    pass's reads and writes still find a pooled connection: a replica whose pool has 2 (one of
+    them held by its leader session) syncs 4 servers. With the turn on a pooled connection the
+    pass waits for a third that never comes."""
     seeding = replicas.context()
     with ExitStack() as running:
         emulators = [running.enter_context(start_emulator(None)) for _ in range(4)]

@@ -19,7 +19,7 @@ from vlm.sync import drift
 from vlm.sync.clients import ClientCache, ServerConfigError
 from vlm.sync.inventory import InventoryResult, pull_inventory
 from vlm.sync.leader import Leadership, current_leader, leadership_for, server_turn
-from vlm.sync.reconciler import SERVERS_AT_ONCE, ReconcileReport, each_server, reconcile_server
+from vlm.sync.reconciler import SERVERS_AT_ONCE, ReconcileReport, reconcile_server
 
 log = logging.getLogger(__name__)
 
@@ -386,16 +386,13 @@ class SyncScheduler:
             self.last_error = report.error
 
     def _full_pass(self) -> None:
-        """sync_server for every server, up to SERVERS_AT_ONCE at the same time; servers not
-        started yet are left when this scheduler stops leading."""
-
-        def sync(server: dict[str, Any]) -> ServerSyncResult | None:
+        """sync_server for every server, stopping early when this scheduler stops leading."""
+        results = []
+        for server in load_servers(self._ctx.db):
             if self._stopping.is_set() or not self._leading.is_set():
-                return None
-            return sync_server(self._ctx, server, self._cache, force=False)
-
-        results = each_server(load_servers(self._ctx.db), sync)
-        self.last_full_pass = [result for result in results if result is not None]
+                break
+            results.append(sync_server(self._ctx, server, self._cache, force=False))
+        self.last_full_pass = results
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         """Run fn; an unexpected error is logged and kept, the thread lives on."""
