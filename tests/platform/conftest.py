@@ -37,6 +37,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _default_interrupt() -> None:
+    """In the server child: SIGINT as an interactive shell leaves it. A test run started in the
+    background inherits SIGINT ignored, and the server would then never see the interrupt it is
+    stopped with."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class ServedApp:
     """The one server (UI, API, lifespan) over the given settings; secrets only from secrets."""
 
@@ -59,7 +66,12 @@ class ServedApp:
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_default_interrupt,
             )
         self._wait_until_healthy()
         return self
