@@ -186,6 +186,24 @@ def kept_inventory(ctx: ServiceContext, server_id: int, digest: str) -> _StoredI
     return stored
 
 
+def _read_groups(
+    ctx: ServiceContext,
+    server_id: int,
+    api: FlexNetClient,
+    last: _StoredInventory | None,
+    instance_id: str | None,
+) -> tuple[list[dict[str, Any]] | None, str | None, _StoredInventory | None]:
+    """The groups answer (None when it is the one the last pull stored, or after a restart the
+    one the kept mirror came from), its fingerprint, and the last pull it is compared with."""
+    kept = None if last else kept_digest(ctx, server_id, instance_id)
+    raw, fingerprint = api.fingerprinted_reservation_groups(
+        unless=last.groups_fingerprint if last else kept
+    )
+    if raw is None and kept is not None:
+        last = kept_inventory(ctx, server_id, kept)
+    return raw, fingerprint, last
+
+
 @dataclass(frozen=True)
 class _Answers:
     """The server's two answers; a part is None when its fingerprint matched the last pull."""
@@ -215,12 +233,7 @@ def _fetch(
     )
     latency_ms = (time.perf_counter() - t0) * 1000.0
     instance_id = instance_id_of(api)
-    kept = None if last else kept_digest(ctx, server_id, instance_id)
-    groups, groups_fp = api.fingerprinted_reservation_groups(
-        unless=last.groups_fingerprint if last else kept
-    )
-    if groups is None and kept is not None:
-        last = kept_inventory(ctx, server_id, kept)
+    groups, groups_fp, last = _read_groups(ctx, server_id, api, last, instance_id)
     return _Answers(totals, features_fp, groups, groups_fp, latency_ms, instance_id), last
 
 
@@ -314,13 +327,8 @@ def read_reservations(
     becomes the last pull's groups, so an unchanged server is not parsed again next pass."""
     last = _last_stored(ctx, server_id)
     instance_id = instance_id_of(client)
-    kept = None if last else kept_digest(ctx, server_id, instance_id)
-    raw, fingerprint = client.fingerprinted_reservation_groups(
-        unless=last.groups_fingerprint if last else kept
-    )
+    raw, fingerprint, last = _read_groups(ctx, server_id, client, last, instance_id)
     if raw is None:
-        if kept is not None:
-            kept_inventory(ctx, server_id, kept)
         return None
     prefix = ctx.settings.group_prefix
     rows = raw_mirror_rows(server_id, raw, prefix)

@@ -22,10 +22,9 @@ a 404 on a delete means already gone; anything left half-done is seen by the nex
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 
@@ -50,8 +49,6 @@ from vlm.sync.ownership import HostOutcome, HostPlan, Verdicts, frees_only
 from vlm.sync.plan import in_sync, plan_unsettled
 
 SERVERS_AT_ONCE = 8  # servers a pass over the estate works on at the same time
-Server = TypeVar("Server")
-Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -213,25 +210,14 @@ def reconcile_server(
     )
 
 
-def each_server(
-    servers: Sequence[Server], work: Callable[[Server], Result], at_once: int = SERVERS_AT_ONCE
-) -> list[Result]:
-    """work(server) for every server, up to at_once servers at the same time (a slow server does
-    not hold back the others); the results in the servers' order."""
-    if len(servers) <= 1 or at_once <= 1:
-        return [work(server) for server in servers]
-    workers = min(at_once, len(servers))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-pass") as pool:
-        return list(pool.map(work, servers))
-
-
 def reconcile_all(
     ctx: ServiceContext,
     *,
     client_cache: ClientCache | None = None,
     force: bool = False,
 ) -> list[ReconcileReport]:
-    """reconcile_server for every license server, up to SERVERS_AT_ONCE at the same time."""
+    """reconcile_server for every license server, up to SERVERS_AT_ONCE at the same time (a
+    slow server does not hold back the others); the reports in the servers' order."""
 
     def reconcile(server: dict[str, Any]) -> ReconcileReport:
         server_id = int(server["id"])
@@ -241,4 +227,7 @@ def reconcile_all(
             return _not_reached(ctx, server_id, str(exc), time.perf_counter(), force)
         return reconcile_server(ctx, server_id, client, force=force)
 
-    return each_server(load_servers(ctx.db), reconcile)
+    servers = load_servers(ctx.db)
+    workers = max(1, min(SERVERS_AT_ONCE, len(servers)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-pass") as pool:
+        return list(pool.map(reconcile, servers))
