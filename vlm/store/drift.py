@@ -20,6 +20,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from vlm.store.csv import dialect_of
 from vlm.store.database import Database
 from vlm.store.frames import NOW, affected, frame, registered
 
@@ -130,6 +131,58 @@ def drift_report(db: Database, server_id: int | None = None) -> pd.DataFrame:
     """Current drift of one server (or all), computed from allocations, mirror and portions
     (REPORT_COLUMNS, one row per finding, see the module docstring for the kinds)."""
     return db.query_df(DRIFT_SQL, {"sid": server_id})[REPORT_COLUMNS]
+
+
+_ROW_HASH = {
+    "duckdb": "CAST(hash({cols}) AS HUGEINT)",
+    "postgres": "hashtextextended(CAST(ROW({cols}) AS TEXT), 0)",
+}
+_DRIFT_INPUTS = {
+    "allocations a JOIN server_features sf ON sf.id = a.server_feature_id": (
+        "a.id, a.state, a.count, a.host_type, a.host_id, a.feature_name, a.feature_version, "
+        "a.server_feature_id"
+    ),
+    "reservation_mirror sf": (
+        "sf.owned, sf.group_name, sf.host_type, sf.host_id, sf.feature_name, "
+        "sf.feature_version, sf.count, sf.entry_state"
+    ),
+    "server_features sf": (
+        "sf.id, sf.feature_name, sf.feature_version, sf.total, sf.reserved_by_others"
+    ),
+    "pool_portions p JOIN server_features sf ON sf.id = p.server_feature_id": (
+        "p.pool_id, p.server_feature_id, p.quantity"
+    ),
+}
+
+
+def drift_inputs(cur: duckdb.DuckDBPyConnection, server_id: int) -> str:
+    """A fingerprint of every row the server's drift report reads (its allocations, mirror,
+    features and their pool portions): equal fingerprints, equal reports."""
+    row_hash = _ROW_HASH[dialect_of(cur)]
+    parts = [
+        f"SELECT CAST(count(*) AS VARCHAR) || ':' || "
+        f"CAST(coalesce(sum({row_hash.format(cols=cols)}), 0) AS VARCHAR) "
+        f"FROM {source} WHERE sf.server_id = ?"
+        for source, cols in _DRIFT_INPUTS.items()
+    ]
+    rows = cur.execute(" UNION ALL ".join(parts), [server_id] * len(parts)).fetchall()
+    return "|".join(str(r[0]) for r in rows)
+
+
+def stored_conflicts(cur: duckdb.DuckDBPyConnection, server_id: int) -> tuple[str | None, int]:
+    """The drift inputs the server's stored conflicts were computed from, and their count."""
+    row = cur.execute(
+        """SELECT conflicts_inputs, (SELECT count(*) FROM sync_conflicts WHERE server_id = ?)
+        FROM license_servers WHERE id = ?""",
+        [server_id, server_id],
+    ).fetchone()
+    return (None, 0) if row is None else (row[0], int(row[1]))
+
+
+def set_conflicts_inputs(cur: duckdb.DuckDBPyConnection, server_id: int, inputs: str) -> None:
+    cur.execute(
+        """UPDATE license_servers SET conflicts_inputs = ? WHERE id = ?""", [inputs, server_id]
+    )
 
 
 def replace_conflicts(cur: duckdb.DuckDBPyConnection, server_id: int, rows: pd.DataFrame) -> None:

@@ -440,6 +440,15 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
         ALTER TABLE license_servers ADD COLUMN mirror_prefix VARCHAR;
         """,
     ),
+    (
+        13,
+        "a fingerprint of what each server's stored conflicts were computed from",
+        # A pull whose drift inputs (allocations, mirror, features, portions of the server) are
+        # unchanged since the conflicts were stored keeps them instead of computing them again.
+        """
+        ALTER TABLE license_servers ADD COLUMN conflicts_inputs VARCHAR;
+        """,
+    ),
 ]
 
 

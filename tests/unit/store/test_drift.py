@@ -192,3 +192,43 @@ def test_a_repair_is_recorded_for_pending_rows_that_had_gone_missing(db: Databas
         (east, "repaired", None, "a", "cad", 2, "reservation re-created on the license server")
     ]
     assert db.write(lambda cur: store.record_repairs(cur, rows.iloc[0:0], MISSING)) == 0
+
+
+# One change to each thing the drift report reads, and nothing else.
+INPUT_CHANGES = {
+    "an allocation's state": "UPDATE allocations SET state = 'failed' WHERE host_id = 'a'",
+    "an allocation's count": "UPDATE allocations SET count = 5 WHERE host_id = 'a'",
+    "an allocation's host": "UPDATE allocations SET host_id = 'z' WHERE host_id = 'a'",
+    "an allocation removed": "DELETE FROM allocations WHERE host_id = 'e'",
+    "a mirror entry's count": "UPDATE reservation_mirror SET count = 2 WHERE host_id = 'b'",
+    "a mirror entry's state": "UPDATE reservation_mirror SET entry_state = 'x' WHERE host_id = 'd'",
+    "a mirror entry's group": "UPDATE reservation_mirror SET group_name = 'y' WHERE host_id = 'e'",
+    "a mirror entry removed": "DELETE FROM reservation_mirror WHERE host_id = 'c'",
+    "a feature's total": "UPDATE server_features SET total = 3 WHERE feature_name = 'sim'",
+    "reserved by others": "UPDATE server_features SET reserved_by_others = 2 WHERE total = 4",
+    "a portion's quantity": "UPDATE pool_portions SET quantity = 6",
+}
+
+
+def _inputs(db: Database, server_id: int) -> str:
+    return db.write(lambda cur: store.drift_inputs(cur, server_id))
+
+
+@pytest.mark.parametrize("sql", INPUT_CHANGES.values(), ids=INPUT_CHANGES.keys())
+def test_any_change_to_what_the_report_reads_changes_its_inputs(
+    db: Database, drifted: int, sql: str
+) -> None:
+    before = _inputs(db, drifted)
+    assert _inputs(db, drifted) == before
+    db.write(lambda cur: cur.execute(sql))
+    assert _inputs(db, drifted) != before
+
+
+def test_another_servers_rows_leave_the_inputs_alone(db: Database, drifted: int) -> None:
+    before = _inputs(db, drifted)
+    west = add_server(db, "west")
+    sf = add_features(db, west, feature_row("cad", 10))
+    add_allocation(db, sf["cad"], "w", 1)
+    add_portion(db, 1, sf["cad"], 2)
+    store_mirror(db, west, entry(west, 9, "vlm-USER-w", "w", "cad", 1))
+    assert _inputs(db, drifted) == before
