@@ -20,6 +20,7 @@ from vlm.ui.widgets import (
     attempt,
     field_slots,
     flash,
+    lazy_expander,
     show_flashes,
     table_with_download,
     text_or_blank,
@@ -43,54 +44,63 @@ table_with_download(
 vlm_frame = per_generation(page, "virtual pools: vlms", lambda: vlms.list_vlms(ctx, actor))
 managers = per_generation(page, "virtual pools: managers", lambda: users.managers(ctx, actor))
 
-with st.expander("Create a pool", icon=":material/add_circle:", expanded=pool_frame.empty):
-    if vlm_frame.empty:
-        st.info("Create a virtual license manager first (Virtual LMs page).")
-    elif not managers:
-        st.info("Add a user with the manager role first (Users page).")
-    else:
-        vlm_id = pick_row(vlm_frame, key="new_pool_vlm", label="Virtual license manager")
-        bounds = per_generation(
-            page,
-            "virtual pools: new pool bounds",
-            lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id),
-            vlm_id,
-        )
-        with st.form("new_pool"):
-            name_col, manager_col = st.columns(2)
-            name = name_col.text_input("Pool name")
-            manager = manager_col.selectbox("Manager", managers)
-            fields = field_slots(name=name_col, manager=manager_col)
-            description = st.text_input("Description")
-            fields["description"] = st.empty()
-            st.markdown("**Quantity per feature** (bounded by what the VLM still has available)")
-            typed = quantity_inputs(bounds, key_prefix=f"new_pool_q_{vlm_id}")
-            fields["quantity"] = st.empty()
-            create = st.form_submit_button("Create pool", type="primary")
-        if create and quantities_fit(typed, fields["quantity"], "Pool not created"):
-            outcome = attempt(
-                pools.create_pool,
-                ctx,
-                actor,
+new_pool = lazy_expander(
+    "Create a pool",
+    key="new_pool_section",
+    icon=":material/add_circle:",
+    expanded=pool_frame.empty,
+)
+if new_pool is not None:
+    with new_pool:
+        if vlm_frame.empty:
+            st.info("Create a virtual license manager first (Virtual LMs page).")
+        elif not managers:
+            st.info("Add a user with the manager role first (Users page).")
+        else:
+            vlm_id = pick_row(vlm_frame, key="new_pool_vlm", label="Virtual license manager")
+            bounds = per_generation(
+                page,
+                "virtual pools: new pool bounds",
+                lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id),
                 vlm_id,
-                name,
-                manager,
-                typed.chosen(),
-                description=description,
-                fields=fields,
             )
-            if outcome.ok:
-                flash(f"Pool '{name.strip()}' created for {manager}.")
-                st.rerun()
-            recheck_quantities(
-                outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id)
-            )
+            with st.form("new_pool"):
+                name_col, manager_col = st.columns(2)
+                name = name_col.text_input("Pool name")
+                manager = manager_col.selectbox("Manager", managers)
+                fields = field_slots(name=name_col, manager=manager_col)
+                description = st.text_input("Description")
+                fields["description"] = st.empty()
+                st.markdown(
+                    "**Quantity per feature** (bounded by what the VLM still has available)"
+                )
+                typed = quantity_inputs(bounds, key_prefix=f"new_pool_q_{vlm_id}")
+                fields["quantity"] = st.empty()
+                create = st.form_submit_button("Create pool", type="primary")
+            if create and quantities_fit(typed, fields["quantity"], "Pool not created"):
+                outcome = attempt(
+                    pools.create_pool,
+                    ctx,
+                    actor,
+                    vlm_id,
+                    name,
+                    manager,
+                    typed.chosen(),
+                    description=description,
+                    fields=fields,
+                )
+                if outcome.ok:
+                    flash(f"Pool '{name.strip()}' created for {manager}.")
+                    st.rerun()
+                recheck_quantities(
+                    outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, vlm_id)
+                )
 
 if pool_frame.empty:
     st.stop()
 
 st.subheader("Edit or delete a pool")
-labels = pool_labels(pool_frame)
+labels = per_generation(page, "virtual pools: pool labels", lambda: pool_labels(pool_frame))
 pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="edit_pool")
 pool = pool_frame[pool_frame["id"] == pool_id].iloc[0]
 bounds = per_generation(

@@ -15,7 +15,7 @@ from vlm.ui.vlm_forms import (
     open_edit_form,
     point_selector_at_saved,
 )
-from vlm.ui.widgets import attempt, flash, show_flashes, table_with_download
+from vlm.ui.widgets import attempt, flash, lazy_expander, show_flashes, table_with_download
 
 page = page_context(Role.ADMIN)
 ctx, actor = page.ctx, page.actor
@@ -49,38 +49,45 @@ table_with_download(
     },
 )
 
-with st.expander("Create a VLM", icon=":material/add_circle:", expanded=vlm_frame.empty):
-    server_frame = per_generation(
-        page, "virtual lms: servers", lambda: servers.list_servers(ctx, actor)
-    )
-    features = per_generation(
-        page, "virtual lms: all features", lambda: servers.server_features(ctx, actor)
-    )
-    name_col, type_col = st.columns(2)
-    name = name_col.text_input("Name", key="new_vlm_name")
-    vlm_type = type_col.selectbox("Type", vlms.VLM_TYPES, key="new_vlm_type")
-    description = st.text_input("Description", key="new_vlm_description")
-    chosen_servers = st.multiselect(
-        "License servers", server_frame["name"].tolist(), key="new_vlm_servers"
-    )
-    feature_ids = pick_features(features, chosen_servers, key="new_vlm_features")
-    if st.button("Create VLM", type="primary", key="new_vlm_create", disabled=not feature_ids):
-        outcome = attempt(
-            vlms.create_vlm,
-            ctx,
-            actor,
-            name,
-            feature_ids,
-            vlm_type=vlm_type,
-            description=description,
+new_vlm = lazy_expander(
+    "Create a VLM",
+    key="new_vlm_section",
+    icon=":material/add_circle:",
+    expanded=vlm_frame.empty,
+)
+if new_vlm is not None:
+    with new_vlm:
+        server_frame = per_generation(
+            page, "virtual lms: servers", lambda: servers.list_servers(ctx, actor)
         )
-        if outcome.ok:
-            created = vlms.vlm_features(ctx, actor, outcome.value)
-            named = ", ".join(created["feature_name"] + " " + created["feature_version"])
-            flash(f"VLM '{name.strip()}' created with {len(created)} feature(s): {named}.")
-            for key in ("new_vlm_name", "new_vlm_description", "new_vlm_servers"):
-                st.session_state.pop(key, None)
-            st.rerun()
+        features = per_generation(
+            page, "virtual lms: all features", lambda: servers.server_features(ctx, actor)
+        )
+        name_col, type_col = st.columns(2)
+        name = name_col.text_input("Name", key="new_vlm_name")
+        vlm_type = type_col.selectbox("Type", vlms.VLM_TYPES, key="new_vlm_type")
+        description = st.text_input("Description", key="new_vlm_description")
+        chosen_servers = st.multiselect(
+            "License servers", server_frame["name"].tolist(), key="new_vlm_servers"
+        )
+        feature_ids = pick_features(features, chosen_servers, key="new_vlm_features")
+        if st.button("Create VLM", type="primary", key="new_vlm_create", disabled=not feature_ids):
+            outcome = attempt(
+                vlms.create_vlm,
+                ctx,
+                actor,
+                name,
+                feature_ids,
+                vlm_type=vlm_type,
+                description=description,
+            )
+            if outcome.ok:
+                created = vlms.vlm_features(ctx, actor, outcome.value)
+                named = ", ".join(created["feature_name"] + " " + created["feature_version"])
+                flash(f"VLM '{name.strip()}' created with {len(created)} feature(s): {named}.")
+                for key in ("new_vlm_name", "new_vlm_description", "new_vlm_servers"):
+                    st.session_state.pop(key, None)
+                st.rerun()
 
 if vlm_frame.empty:
     st.stop()

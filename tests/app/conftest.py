@@ -97,6 +97,15 @@ def open_page(at: AppTest, name: str) -> AppTest:
     return at
 
 
+def open_section(at: AppTest, key: str, value: object = True) -> AppTest:
+    """Open a lazy expander (True) or a lazy tab (its label) by its key, as a click does, and
+    run: their content runs only while open."""
+    at.session_state[key] = value
+    at.run()
+    assert not at.exception, [(e.value, e.stack_trace) for e in at.exception]
+    return at
+
+
 def service_context() -> ServiceContext:
     """The running app's service context (same process, same cached runtime)."""
     return get_runtime().ctx

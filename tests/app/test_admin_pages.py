@@ -7,7 +7,7 @@ import io
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import open_page, service_context
+from tests.app.conftest import open_page, open_section, service_context
 from vlm.domain import SYSTEM_ACTOR
 from vlm.services import audit, pools, servers, users, vlms
 from vlm.ui import widgets
@@ -18,7 +18,7 @@ def errors(at: AppTest) -> list[str]:
 
 
 def test_create_a_vlm_from_a_server_and_refuse_deleting_one_with_pools(app):
-    at = open_page(app("admin"), "vlms")
+    at = open_section(open_page(app("admin"), "vlms"), "new_vlm_section")
     at.text_input(key="new_vlm_name").input("Cloud")
     at.multiselect(key="new_vlm_servers").select("cls-cloud")
     at.run()
@@ -45,7 +45,7 @@ def test_create_a_vlm_from_a_server_and_refuse_deleting_one_with_pools(app):
 
 
 def test_create_edit_and_delete_a_pool_with_its_allocations(app):
-    at = open_page(app("admin"), "pools")
+    at = open_section(open_page(app("admin"), "pools"), "new_pool_section")
     form_inputs = [n for n in at.number_input if n.key.startswith("new_pool_q_")]
     assert form_inputs and all(n.min == 0 and n.max is None for n in form_inputs)  # see test_forms
     at.text_input[0].input("QA team")
@@ -149,6 +149,7 @@ def test_servers_page_syncs_tests_and_refuses_removal_with_reason(app):
     at.run()
     features = next(d.value for d in at.dataframe if "poolable" in d.value.columns)
     assert {"total", "used", "reserved", "pooled", "poolable", "expiry"} <= set(features.columns)
+    open_section(at, "server_tab", "Connection")
     [b for b in at.button if b.label == "Test connection"][-1].click()
     at.run()
     assert any("connected" in s.value for s in at.success)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import open_page, service_context, wait_for
+from tests.app.conftest import open_page, open_section, service_context, wait_for
 from tests.app.test_admin_pages import record_downloads
 from vlm.demo import EMULATOR_ADMIN_PASSWORD, prepare_demo_database, start_demo_emulators
 from vlm.domain import SYSTEM_ACTOR, reservation_group_name
@@ -110,7 +110,7 @@ def admin_on_the_servers_page(app) -> AppTest:
     scheduler = get_runtime().scheduler
     assert scheduler is not None
     assert wait_for(lambda: scheduler.last_full_pass, timeout=30)
-    return open_page(at, "servers")
+    return open_section(open_page(at, "servers"), "server_tab", "Drift")
 
 
 def test_a_deleted_reservation_is_found_by_the_read_then_repaired_and_both_are_history(

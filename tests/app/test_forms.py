@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import PAGES_DIR, demo_user, open_page, service_context
+from tests.app.conftest import PAGES_DIR, demo_user, open_page, open_section, service_context
 from vlm.domain import SYSTEM_ACTOR, Role
 from vlm.services import pools, servers, users, vlms
 
@@ -74,7 +74,7 @@ def submit(at: AppTest, label: str) -> AppTest:
 
 
 def test_create_pool_above_availability_says_which_feature_is_over_by_how_much(app):
-    at = open_page(app("admin"), "pools")
+    at = open_section(open_page(app("admin"), "pools"), "new_pool_section")
     _, bounds = engineering_bounds()
     feature = bounds.iloc[0]
     label = f"{feature['feature_name']} {feature['feature_version']}"
@@ -91,7 +91,7 @@ def test_create_pool_above_availability_says_which_feature_is_over_by_how_much(a
 
 
 def test_create_pool_within_availability_creates_it(app):
-    at = open_page(app("admin"), "pools")
+    at = open_section(open_page(app("admin"), "pools"), "new_pool_section")
     _, bounds = engineering_bounds()
     feature = bounds.iloc[0]
     label = f"{feature['feature_name']} {feature['feature_version']}"
@@ -104,7 +104,7 @@ def test_create_pool_within_availability_creates_it(app):
 
 
 def test_create_pool_with_no_quantity_says_so(app):
-    at = open_page(app("admin"), "pools")
+    at = open_section(open_page(app("admin"), "pools"), "new_pool_section")
     at.text_input[0].input("QA team")
     submit(at, "Create pool")
     assert any("give at least one feature a quantity above 0" in e for e in errors(at))
@@ -112,7 +112,7 @@ def test_create_pool_with_no_quantity_says_so(app):
 
 
 def test_typed_quantities_are_kept_and_the_moved_feature_named_when_availability_drops(app):
-    at = open_page(app("admin"), "pools")
+    at = open_section(open_page(app("admin"), "pools"), "new_pool_section")
     vlm_id, bounds = engineering_bounds()
     feature = bounds.sort_values("maximum").iloc[-1]  # the feature with the most room
     key = (str(feature["feature_name"]), str(feature["feature_version"]))
@@ -275,7 +275,7 @@ def expanders_with(at: AppTest, label: str) -> list:
 
 
 def test_an_unreachable_server_is_explained_without_exception_names(app):
-    at = open_page(app("admin"), "servers")
+    at = open_section(open_page(app("admin"), "servers"), "add_server_section")
     port = closed_port()
     check_connection(at, "lls-down", f"http://127.0.0.1:{port}")
     shown = errors(at)
@@ -290,7 +290,7 @@ def test_an_unreachable_server_is_explained_without_exception_names(app):
 
 
 def test_a_wrong_password_is_explained_in_plain_words(app):
-    at = open_page(app("admin"), "servers")
+    at = open_section(open_page(app("admin"), "servers"), "add_server_section")
     east = servers.list_servers(service_context(), SYSTEM_ACTOR)
     url = str(east[east["name"] == "lls-east"]["base_url"].iloc[0])
     check_connection(at, "lls-east-copy", url, password="not-the-password")

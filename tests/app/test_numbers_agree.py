@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import open_page, service_context
+from tests.app.conftest import open_page, open_section, service_context
 from tests.app.test_admin_pages import record_downloads
 from tests.sync.conftest import feature
 from vlm.demo import EMULATOR_ADMIN_PASSWORD
@@ -112,7 +112,7 @@ def test_vlm_created_message_counts_the_features_of_its_list(app, twin_of_cloud)
     data = ServerInput("cloud-twin", twin_of_cloud.url, username="admin", password="admin")
     assert pull_inventory(ctx, servers.add_server(ctx, SYSTEM_ACTOR, data)).ok
 
-    at = open_page(app("admin"), "vlms")
+    at = open_section(open_page(app("admin"), "vlms"), "new_vlm_section")
     at.text_input(key="new_vlm_name").input("Cloud")
     at.multiselect(key="new_vlm_servers").select("cls-cloud").select("cloud-twin")
     at.run()

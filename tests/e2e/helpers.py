@@ -165,10 +165,10 @@ def click_button(page: Page, name: str) -> None:
 
 
 def expand(page: Page, title: str) -> Locator:
-    """Open an expander by its title; returns it."""
+    """Open an expander by its title; returns it. Opening a lazy expander reruns the page to
+    draw its content: the rerun is waited for."""
     expander = page.get_by_test_id("stExpander").filter(has_text=title)
-    wait_for_app(page)
-    expander.locator("summary").click()
+    act(page, expander.locator("summary").click)
     expect(expander.locator("details")).to_have_attribute("open", "")
     return expander
 

@@ -25,6 +25,7 @@ from tests.app.conftest import (  # noqa: F401 - fixtures (caches released after
     demo_template,
     fresh_streamlit_caches,
     open_page,
+    open_section,
     service_context,
 )
 from tests.conftest import ADMIN, MANAGER
@@ -419,7 +420,7 @@ def test_reports_with_days(estate, days, target):
 
 @pytest.mark.parametrize("timeout", [math.nan, math.inf, -math.inf, 1e400])
 def test_servers_page_form_survives_non_finite_timeouts(app, timeout):  # noqa: F811 - fixture
-    at: AppTest = open_page(app("admin"), "servers")
+    at: AppTest = open_section(open_page(app("admin"), "servers"), "add_server_section")
     before = len(servers.list_servers(service_context(), SYSTEM_ACTOR))
     name, url = [t for t in at.text_input if t.label in ("Name", "Base URL")][:2]
     name.input("nul\x00name")

@@ -16,6 +16,7 @@ from tests.app.conftest import (  # noqa: F401 - fixtures (caches released after
     demo_template,
     fresh_streamlit_caches,
     open_page,
+    open_section,
     service_context,
 )
 from tests.conftest import ADMIN, ANALYST
@@ -115,7 +116,7 @@ def test_audit_rows_of_a_server_edit_carry_no_credentials(ctx):
 
 
 def test_servers_page_refuses_a_url_with_credentials(app):  # noqa: F811 - the fixture
-    at: AppTest = open_page(app("admin"), "servers")
+    at: AppTest = open_section(open_page(app("admin"), "servers"), "add_server_section")
     before = len(servers.list_servers(service_context(), SYSTEM_ACTOR))
     name, url = [t for t in at.text_input if t.label in ("Name", "Base URL")][:2]
     name.input("leaky")

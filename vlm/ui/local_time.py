@@ -3,6 +3,7 @@ in the browser's zone (st.context.timezone) or, when the browser did not say, th
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 ZONEINFO_DIR = "zoneinfo/"
+LOCALTIME = "/etc/localtime"
 UTC_NAMES = {"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT", "Etc/GMT"}
 _fixed = threading.local()
 
@@ -32,7 +34,22 @@ def _system_zone_name() -> str | None:
     """The IANA name of the machine's zone: TZ, else where /etc/localtime points."""
     if os.environ.get("TZ"):
         return os.environ["TZ"]
-    target = str(Path("/etc/localtime").resolve())
+    return _linked_zone_name(_link_stamp(LOCALTIME))
+
+
+def _link_stamp(path: str) -> tuple[str, float] | None:
+    """What the link points at and when it last changed (one lstat and one readlink)."""
+    try:
+        return os.readlink(path), os.lstat(path).st_mtime
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _linked_zone_name(stamp: tuple[str, float] | None) -> str | None:
+    """The zone name /etc/localtime resolves to, resolved once per state of the link (every
+    table's time columns ask, on every rerun)."""
+    target = str(Path(LOCALTIME).resolve())
     return target.split(ZONEINFO_DIR, 1)[1] if ZONEINFO_DIR in target else None
 
 

@@ -156,14 +156,14 @@ def column_settings(
 
 
 def time_columns(frame: pd.DataFrame) -> list[str]:
-    return [str(c) for c in frame.columns if is_timestamp_column(frame[c])]
+    return [str(c) for c, dtype in frame.dtypes.items() if is_timestamp_column(dtype)]
 
 
 def integer_columns(frame: pd.DataFrame) -> list[str]:
     return [
         str(c)
-        for c in frame.columns
-        if pd.api.types.is_integer_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        for c, dtype in frame.dtypes.items()
+        if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     ]
 
 
@@ -175,9 +175,13 @@ def _kind(entry: object) -> str | None:
 
 
 def in_user_time(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its timestamps moved to the user's zone (as the tables show them)."""
+    """The frame with its timestamps moved to the user's zone (as the tables show them); the
+    frame itself when it has none (callers never change what they get)."""
+    times = time_columns(frame)
+    if not times:
+        return frame
     shown = frame.copy()
-    for column in time_columns(frame):
+    for column in times:
         shown[column] = to_user_time(shown[column])
     return shown
 
@@ -330,6 +334,15 @@ def attempt(
         explained = explain_server_error(exc)
         show_problem(explained)
         return Outcome(False, error=VlmError(explained.text))
+
+
+def lazy_expander(
+    label: str, *, key: str, icon: str, expanded: bool = False
+) -> DeltaGenerator | None:
+    """An expander whose content runs only while it is open (opening or closing it reruns the
+    page): the container when open, else None. A closed form costs its page nothing."""
+    box = st.expander(label, icon=icon, expanded=expanded, key=key, on_change="rerun")
+    return box if box.open else None
 
 
 def field_slots(**columns: DeltaGenerator) -> dict[str, DeltaGenerator]:
