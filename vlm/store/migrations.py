@@ -449,6 +449,57 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
         ALTER TABLE license_servers ADD COLUMN conflicts_inputs VARCHAR;
         """,
     ),
+    (
+        14,
+        "alert rules, alerts (one row per episode: fired, then cleared) and their deliveries",
+        """
+        CREATE SEQUENCE IF NOT EXISTS seq_alert_rule START 1;
+        CREATE SEQUENCE IF NOT EXISTS seq_alert START 1;
+        CREATE SEQUENCE IF NOT EXISTS seq_alert_delivery START 1;
+        CREATE TABLE alert_rules (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_alert_rule'),
+            name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            threshold DOUBLE PRECISION NOT NULL,
+            pool_id BIGINT,
+            owner VARCHAR NOT NULL,
+            destinations_encrypted VARCHAR,
+            destination_labels VARCHAR NOT NULL DEFAULT '',
+            enabled BOOLEAN NOT NULL DEFAULT TRUE,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE alerts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_alert'),
+            rule_id BIGINT NOT NULL,
+            subject VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            detail VARCHAR NOT NULL,
+            pool_id BIGINT,
+            opened_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            cleared_at TIMESTAMP,
+            acknowledged_by VARCHAR,
+            acknowledged_at TIMESTAMP
+        );
+        CREATE INDEX idx_alert_open ON alerts (rule_id, cleared_at);
+        CREATE TABLE alert_deliveries (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_alert_delivery'),
+            rule_id BIGINT NOT NULL,
+            alert_id BIGINT,
+            event VARCHAR NOT NULL,
+            destination INTEGER NOT NULL,
+            destination_label VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            body VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            delivered_at TIMESTAMP,
+            gave_up_at TIMESTAMP,
+            last_error VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE INDEX idx_alert_delivery_due ON alert_deliveries (delivered_at, next_attempt_at);
+        """,
+    ),
 ]
 
 

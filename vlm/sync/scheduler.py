@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from vlm.alerting.delivery import DeliveryPass, deliver_due
+from vlm.alerting.evaluate import AlertPass, evaluate_alerts
 from vlm.context import ServiceContext
 from vlm.store.reservations import (
     requeue_failed,
@@ -182,6 +184,7 @@ class SyncScheduler:
         self._threads: list[threading.Thread] = []
         self._previous_hook: Callable[[Iterable[int]], None] | None = None
         self.last_full_pass: list[ServerSyncResult] = []
+        self.last_alert_pass: tuple[AlertPass, DeliveryPass] | None = None
         self.last_error: str | None = None
 
     @property
@@ -254,6 +257,7 @@ class SyncScheduler:
         follower too, like `python -m vlm sync`: each server in its turn."""
         results = sync_all(self._ctx, progress, client_cache=self._cache, force=True)
         self.last_full_pass = results
+        self._guard(self._alert_pass)
         return results
 
     # -- threads -------------------------------------------------------------------------------
@@ -305,6 +309,7 @@ class SyncScheduler:
         while not self._stopping.is_set():
             if self._leading.is_set():
                 self._guard(self._full_pass)
+                self._guard(self._alert_pass)
             self._pass_due.wait(self.interval)
             self._pass_due.clear()
 
@@ -393,6 +398,13 @@ class SyncScheduler:
                 break
             results.append(sync_server(self._ctx, server, self._cache, force=False))
         self.last_full_pass = results
+
+    def _alert_pass(self) -> None:
+        """After a full pass: fire and clear alerts, then send the messages that are due."""
+        if self._stopping.is_set() or not self._leading.is_set():
+            return
+        evaluated = evaluate_alerts(self._ctx)
+        self.last_alert_pass = (evaluated, deliver_due(self._ctx))
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         """Run fn; an unexpected error is logged and kept, the thread lives on."""

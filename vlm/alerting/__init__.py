@@ -1,0 +1,1 @@
+"""Alerts: the conditions rules watch, the pass that fires and clears them, and delivery."""

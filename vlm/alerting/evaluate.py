@@ -1,0 +1,166 @@
+"""One alert pass: where each enabled rule holds now, an alert fires when its condition starts
+and clears when it stops (never again while it lasts), and each fire or clear queues one message
+per destination of its rule. A rule disabled or deleted clears its alerts without a message."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Hashable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+import duckdb
+
+from vlm.alerting.kinds import KINDS
+from vlm.context import ServiceContext
+from vlm.domain import Role
+from vlm.store import alerts as store
+
+K = TypeVar("K", bound=Hashable)
+MINUTE_KINDS = {"server_unreachable", "allocations_failing"}
+FIRED, CLEARED = "fired", "cleared"
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A rule's condition holding for one subject now, as its alert will read."""
+
+    rule_id: int
+    subject: str
+    pool_id: int | None
+    title: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class AlertPass:
+    fired: int
+    cleared: int
+    open: int
+    messages: int
+    seconds: float
+
+
+def transitions(open_keys: Collection[K], holding_keys: Collection[K]) -> tuple[list[K], list[K]]:
+    """What to fire (holding, not open yet) and what to clear (open, no longer holding)."""
+    holding, opened = set(holding_keys), set(open_keys)
+    return [k for k in holding_keys if k not in opened], [k for k in open_keys if k not in holding]
+
+
+def expiry_date(text: object) -> date | None:
+    """The day a feature expires ('2027-03-31', '2027-03-31T00:00:00', '31-mar-2027'); None
+    when it does not ('permanent', '0', blank) or the server's text is not a date."""
+    value = str(text or "").strip()
+    for candidate, pattern in ((value[:10], "%Y-%m-%d"), (value, "%d-%b-%Y")):
+        try:
+            return datetime.strptime(candidate, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _title(kind: str, name: str, value: float, threshold: float) -> str:
+    if kind == "pool_nearly_full":
+        return f"Pool {name} is {value:.0f}% allocated"
+    if kind == "feature_nearly_exhausted":
+        return f"{name} is {value:.0f}% in use or reserved"
+    if kind == "server_unreachable":
+        return f"License server {name} has been failing for over {threshold:g} minute(s)"
+    if kind == "over_committed":
+        return f"{name} is over-committed by {value:.0f}"
+    if kind == "drift":
+        return f"{name}: {value:.0f} drift finding(s)"
+    return f"{name}: {value:.0f} allocation(s) refused for over {threshold:g} minute(s)"
+
+
+def _expiring(ctx: ServiceContext, threshold: float, today: date) -> list[tuple]:
+    rows = []
+    for feature_id, name, expiry in store.expiring_features(ctx.db):
+        day = expiry_date(expiry)
+        if day is None or (day - today).days > threshold:
+            continue
+        left = (day - today).days
+        title = (
+            f"{name} expires in {left} day(s), on {day:%Y-%m-%d}"
+            if left >= 0
+            else f"{name} expired {-left} day(s) ago, on {day:%Y-%m-%d}"
+        )
+        rows.append((f"expiry:{feature_id}", None, title, f"the server reports expiry {expiry}"))
+    return rows
+
+
+def _pools_watched(ctx: ServiceContext, rule: dict[str, Any], role: Role) -> list[int] | None:
+    """The pools a pool-kind rule watches: its pool, or all; for a manager's rule only pools
+    they manage now (a pool handed over leaves their subscription)."""
+    if role is Role.ADMIN:
+        return None if rule["pool_id"] is None else [int(rule["pool_id"])]
+    own = store.pools_of(ctx.db, str(rule["owner"]))
+    return own if rule["pool_id"] is None else [p for p in own if p == int(rule["pool_id"])]
+
+
+def rule_holds(
+    ctx: ServiceContext, rule: dict[str, Any], role: Role, now: datetime
+) -> list[Holding]:
+    """Where one rule's condition holds now."""
+    kind, threshold = str(rule["kind"]), float(rule["threshold"])
+    rule_id = int(rule["id"])
+    if kind == "feature_expiring":
+        rows = _expiring(ctx, threshold, now.date())
+        return [Holding(rule_id, s, p, t, d) for s, p, t, d in rows]
+    if not KINDS[kind].pool_scoped and role is not Role.ADMIN:
+        return []
+    parameter: object = now - timedelta(minutes=threshold) if kind in MINUTE_KINDS else threshold
+    pools = _pools_watched(ctx, rule, role) if KINDS[kind].pool_scoped else None
+    return [
+        Holding(
+            rule_id,
+            str(subject),
+            None if pool_id is None else int(pool_id),
+            _title(kind, str(name), float(value), threshold),
+            str(figures or ""),
+        )
+        for subject, pool_id, name, value, figures in store.holding(ctx.db, kind, parameter, pools)
+    ]
+
+
+def _messages(rule: dict[str, Any], alert_id: int, event: str, title: str, body: str) -> list:
+    labels = [x for x in str(rule["destination_labels"] or "").split("\n") if x]
+    return [(rule["id"], alert_id, event, i, label, title, body) for i, label in enumerate(labels)]
+
+
+def evaluate_alerts(ctx: ServiceContext, now: datetime | None = None) -> AlertPass:
+    """Fire and clear every rule's alerts for the state of the database now."""
+    started = time.perf_counter()
+    now = now or datetime.now()
+    rules = {int(r["id"]): r for r in store.enabled_rules(ctx.db)}
+    roles = store.owner_roles(ctx.db)
+    holding: dict[tuple[int, str], Holding] = {}
+    for rule in rules.values():
+        role = roles.get(str(rule["owner"]))
+        if role is None:
+            continue
+        for found in rule_holds(ctx, rule, role, now):
+            holding[(found.rule_id, found.subject)] = found
+
+    def write(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
+        open_alerts = store.open_alerts(cur)
+        fire, clear = transitions(list(open_alerts), list(holding))
+        messages = []
+        for key in fire:
+            found = holding[key]
+            alert_id = store.insert_alert(
+                cur, found.rule_id, found.subject, found.title, found.detail, found.pool_id, now
+            )
+            messages += _messages(rules[found.rule_id], alert_id, FIRED, found.title, found.detail)
+        for key in clear:
+            closed = store.clear_alert(cur, open_alerts[key], now)
+            rule = rules.get(key[0])
+            if rule is not None:
+                title = f"Cleared: {closed['title']}"
+                messages += _messages(rule, open_alerts[key], CLEARED, title, closed["detail"])
+        store.insert_deliveries(cur, messages)
+        return len(fire), len(clear), len(open_alerts) + len(fire) - len(clear), len(messages)
+
+    fired, cleared, still_open, messages = ctx.db.write(write)
+    return AlertPass(fired, cleared, still_open, messages, time.perf_counter() - started)
