@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from vlm.domain import VlmError
+from vlm.ui.alert_center import sidebar_badge
 from vlm.ui.auth import authenticate
 from vlm.ui.navigation import LOGIN, SET_PASSWORD, role_navigation, single_page_navigation
 from vlm.ui.runtime import get_runtime
-from vlm.ui.session import entrypoint_run
+from vlm.ui.session import PageContext, entrypoint_run
 
 st.set_page_config(
     page_title="VLM — Virtual License Manager",
@@ -24,6 +25,7 @@ elif signed_in.must_change_password:
     page = single_page_navigation(SET_PASSWORD)
 else:
     page = role_navigation(signed_in.actor.role)
+    sidebar_badge(PageContext(runtime, signed_in.actor))
 
 with entrypoint_run(signed_in.actor if signed_in else None):
     try:

@@ -13,11 +13,11 @@ from vlm.ui.navigation import PAGES, pages_for
 
 EXPECTED = {
     Role.ADMIN: [
-        "Dashboard", "My Pools", "Allocations", "Physical LMs", "Virtual LMs", "Virtual Pools",
-        "Users", "Audit", "Export", "Profile",
+        "Dashboard", "Alerts", "My Pools", "Allocations", "Physical LMs", "Virtual LMs",
+        "Virtual Pools", "Users", "Audit", "Export", "Profile",
     ],
-    Role.MANAGER: ["Dashboard", "My Pools", "Allocations", "Export", "Profile"],
-    Role.ANALYST: ["Dashboard", "Export", "Profile"],
+    Role.MANAGER: ["Dashboard", "Alerts", "My Pools", "Allocations", "Export", "Profile"],
+    Role.ANALYST: ["Dashboard", "Alerts", "Export", "Profile"],
 }  # fmt: skip
 PAGE_NAMES = [spec.script.removesuffix("_page.py") for spec in PAGES]
 

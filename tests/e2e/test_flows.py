@@ -109,7 +109,14 @@ def test_admin_sets_up_a_pool_and_the_manager_allocates_edits_and_removes(
     passwords.nth(2).fill(MANAGER_PASSWORD)
     click_button(page, "Set password")
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-    assert sidebar_links(page) == ["Dashboard", "Export", "My Pools", "Allocations", "Profile"]
+    assert sidebar_links(page) == [
+        "Dashboard",
+        "Alerts",
+        "Export",
+        "My Pools",
+        "Allocations",
+        "Profile",
+    ]
 
     # sees only that pool
     open_page(page, "My Pools")
@@ -203,7 +210,7 @@ def test_a_manager_cannot_reach_an_admin_page_by_url(browser: Browser, app_serve
 def test_analyst_downloads_a_pool_csv_that_matches_the_database(browser: Browser, app_server):
     analyst = demo(Role.ANALYST)
     page = sign_in(browser, app_server.url, analyst.username, analyst.password)
-    assert sidebar_links(page) == ["Dashboard", "Export", "Profile"]
+    assert sidebar_links(page) == ["Dashboard", "Alerts", "Export", "Profile"]
     open_page(page, "Export")
     exported = download_csv(page, "Download Pools, raw (CSV)")  # machine column names
     page.context.close()

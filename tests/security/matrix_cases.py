@@ -23,9 +23,12 @@ import pandas as pd
 
 from tests.conftest import ADMIN, ANALYST, MANAGER, OTHER_MANAGER
 from tests.unit.services.estate import add_people, add_server
+from vlm.alerting.delivery import DeliveryPass
+from vlm.alerting.evaluate import evaluate_alerts
 from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.services import (
+    alerts,
     allocations,
     audit,
     bulk,
@@ -83,6 +86,9 @@ class EstateIds:
     carol_alloc: int
     bob_token: int
     emulator_url: str
+    admin_rule: int
+    bob_rule: int
+    bob_alert: int
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,25 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
     _refused_by_server(ctx, bob_failed, 1)
     carol_alloc = allocations.allocate(ctx, ADMIN, carol_pool, CAD, "USER", "c-host", 1)
     bob_token = tokens.create_token(ctx, MANAGER, "bob's script").id
+    hook = "json://127.0.0.1:9/hook"  # refused at once: a test message fails fast
+    admin_rule = alerts.create_rule(
+        ctx, ADMIN, name="any pool", kind="pool_nearly_full", threshold=10, destinations=hook
+    )
+    bob_rule = alerts.create_rule(
+        ctx,
+        MANAGER,
+        name="bob's pool",
+        kind="pool_nearly_full",
+        threshold=10,
+        pool_id=bob_pool,
+        destinations=hook,
+    )
+    evaluate_alerts(ctx)
+    bob_alert = int(
+        ctx.db.scalar(
+            "SELECT id FROM alerts WHERE rule_id = ? AND pool_id = ?", [admin_rule, bob_pool]
+        )
+    )
     return EstateIds(
         server_id=server_id,
         spare_server_id=spare_server_id,
@@ -175,6 +200,9 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
         carol_alloc=carol_alloc,
         bob_token=bob_token,
         emulator_url=emulator_url,
+        admin_rule=admin_rule,
+        bob_rule=bob_rule,
+        bob_alert=bob_alert,
     )
 
 
@@ -278,6 +306,49 @@ def _assert_true(value: bool) -> None:
 
 def _check_only_pool(e: Estate, frame: pd.DataFrame, pool_id: int, column: str = "pool_id") -> None:
     assert set(frame[column]) == {pool_id}
+
+
+def _rule_owners(e: Estate, caller: str, frame: pd.DataFrame) -> None:
+    """Managers list their own rules only; everyone else every rule."""
+    mine = {"own_manager": {MANAGER.username}, "other_manager": set()}
+    expected = mine.get(caller, {ADMIN.username, MANAGER.username})
+    assert set(frame["owner"]) == expected, f"{caller} saw rules of {set(frame['owner'])}"
+
+
+def _open_alerts_counted(e: Estate, caller: str, count: int) -> None:
+    """The badge counts the open alerts the caller sees: both pools' (3), or a manager's own."""
+    expected = {"own_manager": 2, "other_manager": 1}.get(caller, 3)
+    assert count == expected, f"{caller} counted {count}"
+
+
+def _deliveries_of_own_rules(e: Estate, caller: str, frame: pd.DataFrame) -> None:
+    expected = {"own_manager": {e.ids.bob_rule}, "other_manager": set()}.get(
+        caller, {e.ids.admin_rule, e.ids.bob_rule}
+    )
+    assert set(frame["rule_id"]) == expected, f"{caller} saw {set(frame['rule_id'])}"
+
+
+def _check_rule_created(e: Estate, caller: str, rule_id: int) -> None:
+    owner = _scalar(e, "SELECT owner FROM alert_rules WHERE id = ?", rule_id)
+    assert owner == CALLERS[caller].username
+
+
+def _check_rule_off(e: Estate, caller: str, result: None) -> None:
+    assert _scalar(e, "SELECT enabled FROM alert_rules WHERE id = ?", e.ids.bob_rule) is False
+
+
+def _check_rule_gone(e: Estate, caller: str, result: None) -> None:
+    assert _scalar(e, "SELECT count(*) FROM alert_rules WHERE id = ?", e.ids.bob_rule) == 0
+
+
+def _check_test_sent(e: Estate, caller: str, result: DeliveryPass) -> None:
+    events = _scalar(e, "SELECT count(*) FROM alert_deliveries WHERE event = 'test'")
+    assert events == 1 and result.failed == 1
+
+
+def _check_acknowledged(e: Estate, caller: str, count: int) -> None:
+    by = _scalar(e, "SELECT acknowledged_by FROM alerts WHERE id = ?", e.ids.bob_alert)
+    assert count == 1 and by == CALLERS[caller].username
 
 
 def _allocation_row(e: Estate, host_id: str) -> tuple | None:
@@ -757,6 +828,58 @@ MATRIX: dict[str, Case] = {
         writes=True,
         check=_check_own_password,
         notes="a disabled or unknown account is refused as NotFound (no enabled user by that name)",
+    ),
+    # ---- alerts: admins any rule, managers their own pools', analysts read ---------------------
+    "alerts.create_rule": Case(
+        lambda e, a: alerts.create_rule(
+            e.ctx, a, name="watch", kind="pool_nearly_full", threshold=80, pool_id=e.ids.bob_pool
+        ),
+        {**POOL_WRITE, "other_manager": HIDDEN, "demoted": HIDDEN},
+        writes=True,
+        check=_check_rule_created,
+        notes="a pool rule for someone else's pool is not found",
+    ),
+    "alerts.set_rule_enabled": Case(
+        lambda e, a: alerts.set_rule_enabled(e.ctx, a, e.ids.bob_rule, False),
+        {**POOL_WRITE, "other_manager": HIDDEN, "demoted": HIDDEN},
+        writes=True,
+        check=_check_rule_off,
+        notes="someone else's rule is not found",
+    ),
+    "alerts.delete_rule": Case(
+        lambda e, a: alerts.delete_rule(e.ctx, a, e.ids.bob_rule),
+        {**POOL_WRITE, "other_manager": HIDDEN, "demoted": HIDDEN},
+        writes=True,
+        check=_check_rule_gone,
+    ),
+    "alerts.send_test": Case(
+        lambda e, a: alerts.send_test(e.ctx, a, e.ids.bob_rule),
+        {**POOL_WRITE, "other_manager": HIDDEN, "demoted": HIDDEN},
+        writes=True,
+        check=_check_test_sent,
+    ),
+    "alerts.acknowledge": Case(
+        lambda e, a: alerts.acknowledge(e.ctx, a, [e.ids.bob_alert]),
+        {**POOL_WRITE, "other_manager": HIDDEN, "demoted": HIDDEN},
+        writes=True,
+        check=_check_acknowledged,
+        notes="an alert about someone else's pool is not found",
+    ),
+    "alerts.list_rules": Case(
+        lambda e, a: alerts.list_rules(e.ctx, a), SCOPED_READ, check=_rule_owners
+    ),
+    "alerts.list_alerts": Case(
+        lambda e, a: alerts.list_alerts(e.ctx, a, open_only=True),
+        SCOPED_READ,
+        check=only_visible_pools(_column("pool_id")),
+    ),
+    "alerts.open_alert_count": Case(
+        lambda e, a: alerts.open_alert_count(e.ctx, a), SCOPED_READ, check=_open_alerts_counted
+    ),
+    "alerts.list_deliveries": Case(
+        lambda e, a: alerts.list_deliveries(e.ctx, a),
+        SCOPED_READ,
+        check=_deliveries_of_own_rules,
     ),
     "tokens.create_token": Case(
         lambda e, a: tokens.create_token(e.ctx, a, "ci job", read_only=True),

@@ -30,6 +30,7 @@ TAGS = (
     ("pools", "Virtual pools carved out of a VLM, each with a manager."),
     ("allocations", "Licenses of a pool given to device or user ids, and their states."),
     ("exports", "Whole datasets as CSV or JSON."),
+    ("alerts", "Alerts raised by alert rules, their acknowledgement, and the rules."),
     ("audit", "Who changed what."),
     ("meta", "This document, its reference page and a health check."),
 )

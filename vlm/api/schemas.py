@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlm.alerting.kinds import KINDS
 from vlm.domain import (
     COUNT_MAX,
     DAYS_MAX,
@@ -262,6 +263,47 @@ EXPORT_ROWS = obj(
     }
 )
 
+ALERT = obj(
+    {
+        "id": INT,
+        "rule_id": INT,
+        "rule_name": NULL_TEXT,
+        "kind": NULL_TEXT,
+        "subject": TEXT,
+        "title": TEXT,
+        "detail": TEXT,
+        "pool_id": NULL_INT,
+        "opened_at": TIME,
+        "cleared_at": NULL_TIME,
+        "acknowledged_by": NULL_TEXT,
+        "acknowledged_at": NULL_TIME,
+    }
+)
+ALERT_KIND = {"type": "string", "enum": list(KINDS)}
+ALERT_RULE = obj(
+    {
+        "id": INT,
+        "name": TEXT,
+        "kind": ALERT_KIND,
+        "threshold": {"type": "number"},
+        "pool_id": NULL_INT,
+        "owner": TEXT,
+        "destination_labels": {"type": "string", "description": "masked, one per line"},
+        "enabled": BOOL,
+        "created_at": TIME,
+    }
+)
+NEW_ALERT_RULE = obj(
+    {
+        "name": text(NAME_MAX_LENGTH, minLength=1),
+        "kind": ALERT_KIND,
+        "threshold": {"type": "number", "description": "in the kind's unit (see the docs)"},
+        "pool_id": {**ID, "description": "a pool kind for one pool only"},
+        "destinations": {"type": "string", "description": "apprise URLs, one per line"},
+        "enabled": BOOL,
+    },
+    required=["name", "kind"],
+)
 FEATURE_NAME = text(FEATURE_NAME_MAX_LENGTH, minLength=1)
 FEATURE_VERSION = text(FEATURE_NAME_MAX_LENGTH, default="")
 HOST_TYPE: Schema = {"type": "string", "enum": [t.value for t in HostType]}
@@ -400,6 +442,11 @@ COMPONENTS: dict[str, Schema] = {
     "BulkAllocations": BULK_ALLOCATIONS,
     "BulkRowResult": BULK_ROW_RESULT,
     "BulkResult": BULK_RESULT,
+    "Alert": ALERT,
+    "AlertPage": page_of("Alert"),
+    "AlertRule": ALERT_RULE,
+    "AlertRulePage": page_of("AlertRule"),
+    "NewAlertRule": NEW_ALERT_RULE,
     "AuditEntry": AUDIT_ENTRY,
     "AuditEntryPage": page_of("AuditEntry"),
     "ExportRows": EXPORT_ROWS,

@@ -80,6 +80,9 @@ def _rule_row(ctx: ServiceContext, actor: Actor, fields: dict[str, object]) -> d
 
 
 def _require_rule_owner(cur, actor: Actor, role: Role, rule_id: int) -> dict:
+    """The rule, when the actor (as stored now) may change it: an admin any, a manager theirs."""
+    if role is Role.ANALYST:
+        raise PermissionDenied(f"{actor.username} is an analyst and may not change anything")
     rule = store.rule_in(cur, rule_id)
     if rule is None or (role is not Role.ADMIN and rule["owner"] != actor.username):
         raise NotFound(f"alert rule {rule_id} does not exist", field="rule")
@@ -217,6 +220,7 @@ def send_test(
         rows = [
             (rule_id, None, TEST_EVENT, i, label, title, body) for i, label in enumerate(labels)
         ]
+        audit.record(cur, actor, "alert_rule.test", "alert_rule", rule_id, None, {"to": labels})
         return store.insert_deliveries(cur, rows)
 
     ids = ctx.db.write(write)

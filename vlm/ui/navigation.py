@@ -58,6 +58,7 @@ def _spec(
 OVERVIEW, LICENSES, ADMINISTRATION, ACCOUNT = "Overview", "Licenses", "Administration", "Account"
 PAGES: tuple[PageSpec, ...] = (
     _spec("dashboard", "Dashboard", "dashboard", "monitoring", OVERVIEW, EVERYONE),
+    _spec("alerts", "Alerts", "alerts", "notifications", OVERVIEW, EVERYONE),
     _spec(
         "my_pools",
         "My Pools",
