@@ -74,44 +74,78 @@ def _title(kind: str, name: str, value: float, threshold: float) -> str:
     return f"{name}: {value:.0f} allocation(s) refused for over {threshold:g} minute(s)"
 
 
-def _expiring(ctx: ServiceContext, threshold: float, today: date) -> list[tuple]:
-    rows = []
-    for feature_id, name, expiry in store.expiring_features(ctx.db):
-        day = expiry_date(expiry)
-        if day is None or (day - today).days > threshold:
-            continue
+class PassReads:
+    """What one pass reads once and shares between its rules: each kind's rows per threshold,
+    every manager's pools, every feature's expiry day."""
+
+    def __init__(self, ctx: ServiceContext, now: datetime) -> None:
+        self.ctx, self.now = ctx, now
+        self._rows: dict[tuple[str, float], list[tuple]] = {}
+        self._managed: dict[str, set[int]] | None = None
+        self._expiries: list[tuple[int, str, str, date]] | None = None
+
+    def rows(self, kind: str, threshold: float) -> list[tuple]:
+        """(subject, pool_id, name, value, figures) where a rule of kind and threshold holds."""
+        key = (kind, threshold)
+        if key not in self._rows:
+            parameter: object = (
+                self.now - timedelta(minutes=threshold) if kind in MINUTE_KINDS else threshold
+            )
+            self._rows[key] = store.holding(self.ctx.db, kind, parameter)
+        return self._rows[key]
+
+    def managed(self, manager: str) -> set[int]:
+        if self._managed is None:
+            self._managed = store.pools_by_manager(self.ctx.db)
+        return self._managed.get(manager, set())
+
+    def expiries(self) -> list[tuple[int, str, str, date]]:
+        """(feature id, name, the server's text, the day) of every feature that expires."""
+        if self._expiries is None:
+            self._expiries = [
+                (int(i), str(name), str(text), day)
+                for i, name, text in store.expiring_features(self.ctx.db)
+                if (day := expiry_date(text)) is not None
+            ]
+        return self._expiries
+
+
+def _expiring(reads: PassReads, rule_id: int, threshold: float) -> list[Holding]:
+    today = reads.now.date()
+    found = []
+    for feature_id, name, text, day in reads.expiries():
         left = (day - today).days
+        if left > threshold:
+            continue
         title = (
             f"{name} expires in {left} day(s), on {day:%Y-%m-%d}"
             if left >= 0
             else f"{name} expired {-left} day(s) ago, on {day:%Y-%m-%d}"
         )
-        rows.append((f"expiry:{feature_id}", None, title, f"the server reports expiry {expiry}"))
-    return rows
+        detail = f"the server reports expiry {text}"
+        found.append(Holding(rule_id, f"expiry:{feature_id}", None, title, detail))
+    return found
 
 
-def _pools_watched(ctx: ServiceContext, rule: dict[str, Any], role: Role) -> list[int] | None:
+def _pools_watched(reads: PassReads, rule: dict[str, Any], role: Role) -> set[int] | None:
     """The pools a pool-kind rule watches: its pool, or all; for a manager's rule only pools
     they manage now (a pool handed over leaves their subscription)."""
+    pool_id = None if rule["pool_id"] is None else int(rule["pool_id"])
     if role is Role.ADMIN:
-        return None if rule["pool_id"] is None else [int(rule["pool_id"])]
-    own = store.pools_of(ctx.db, str(rule["owner"]))
-    return own if rule["pool_id"] is None else [p for p in own if p == int(rule["pool_id"])]
+        return None if pool_id is None else {pool_id}
+    own = reads.managed(str(rule["owner"]))
+    return own if pool_id is None else own & {pool_id}
 
 
-def rule_holds(
-    ctx: ServiceContext, rule: dict[str, Any], role: Role, now: datetime
-) -> list[Holding]:
+def rule_holds(reads: PassReads, rule: dict[str, Any], role: Role) -> list[Holding]:
     """Where one rule's condition holds now."""
     kind, threshold = str(rule["kind"]), float(rule["threshold"])
     rule_id = int(rule["id"])
-    if kind == "feature_expiring":
-        rows = _expiring(ctx, threshold, now.date())
-        return [Holding(rule_id, s, p, t, d) for s, p, t, d in rows]
     if not KINDS[kind].pool_scoped and role is not Role.ADMIN:
         return []
-    parameter: object = now - timedelta(minutes=threshold) if kind in MINUTE_KINDS else threshold
-    pools = _pools_watched(ctx, rule, role) if KINDS[kind].pool_scoped else None
+    if kind == "feature_expiring":
+        return _expiring(reads, rule_id, threshold)
+    pools = _pools_watched(reads, rule, role) if KINDS[kind].pool_scoped else None
     return [
         Holding(
             rule_id,
@@ -120,7 +154,8 @@ def rule_holds(
             _title(kind, str(name), float(value), threshold),
             str(figures or ""),
         )
-        for subject, pool_id, name, value, figures in store.holding(ctx.db, kind, parameter, pools)
+        for subject, pool_id, name, value, figures in reads.rows(kind, threshold)
+        if pools is None or int(pool_id) in pools
     ]
 
 
@@ -135,12 +170,13 @@ def evaluate_alerts(ctx: ServiceContext, now: datetime | None = None) -> AlertPa
     now = now or datetime.now()
     rules = {int(r["id"]): r for r in store.enabled_rules(ctx.db)}
     roles = store.owner_roles(ctx.db)
+    reads = PassReads(ctx, now)
     holding: dict[tuple[int, str], Holding] = {}
     for rule in rules.values():
         role = roles.get(str(rule["owner"]))
         if role is None:
             continue
-        for found in rule_holds(ctx, rule, role, now):
+        for found in rule_holds(reads, rule, role):
             holding[(found.rule_id, found.subject)] = found
 
     def write(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:

@@ -31,8 +31,7 @@ DELIVERY_COLUMNS = (
 
 # What each kind of rule watches: rows (subject, pool_id, name, value, figures) where the
 # condition holds now. `?` is the rule's threshold (or the moment it is measured against);
-# {pool_filter} is where a pool kind is limited to some pools. Feature expiry is read by
-# expiring_features().
+# Feature expiry is read by expiring_features().
 POOL_FULL_SQL = """
 SELECT 'pool:' || CAST(p.id AS VARCHAR) AS subject, p.id AS pool_id,
        v.name || ' / ' || p.name AS name,
@@ -45,7 +44,7 @@ JOIN (SELECT pool_id, sum(quantity) AS quantity FROM pool_portions GROUP BY pool
   ON q.pool_id = p.id
 LEFT JOIN (SELECT pool_id, sum(count) AS allocated FROM allocations
            WHERE state <> 'removing' GROUP BY pool_id) a ON a.pool_id = p.id
-WHERE q.quantity > 0 AND 100.0 * coalesce(a.allocated, 0) / q.quantity >= ? {pool_filter}
+WHERE q.quantity > 0 AND 100.0 * coalesce(a.allocated, 0) / q.quantity >= ?
 """
 FEATURE_EXHAUSTED_SQL = """
 SELECT 'feature:' || CAST(sf.id AS VARCHAR) AS subject, NULL AS pool_id,
@@ -92,7 +91,7 @@ SELECT 'failing:' || CAST(p.id AS VARCHAR) AS subject, p.id AS pool_id,
        CAST(count(*) AS VARCHAR) || ' allocation(s) refused by the license server, e.g. '
            || min(a.last_error) AS figures
 FROM allocations a JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_id
-WHERE a.state = 'failed' AND a.updated_at <= ? {pool_filter}
+WHERE a.state = 'failed' AND a.updated_at <= ?
 GROUP BY p.id, v.name, p.name
 """
 EXPIRING_SQL = """
@@ -110,18 +109,9 @@ CONDITION_SQL = {
 }
 
 
-def holding(db: Database, kind: str, parameter: object, pools: Sequence[int] | None) -> list[tuple]:
-    """Rows (subject, pool_id, name, value, figures) where a rule of `kind` holds now; `pools`
-    limits a pool kind to those pools (None: every pool)."""
-    sql, params = CONDITION_SQL[kind], [parameter]
-    where = ""
-    if pools is not None:
-        if not pools:
-            return []
-        where = f"AND p.id IN ({', '.join('?' for _ in pools)})"
-        params += list(pools)
-    sql = sql.replace("{pool_filter}", where)
-    return db.query(sql, params)
+def holding(db: Database, kind: str, parameter: object) -> list[tuple]:
+    """Rows (subject, pool_id, name, value, figures) where a rule of `kind` holds now."""
+    return db.query(CONDITION_SQL[kind], [parameter])
 
 
 def expiring_features(db: Database) -> list[tuple[int, str, str]]:
@@ -133,6 +123,14 @@ def owner_roles(db: Database) -> dict[str, Role]:
     """The role of every enabled user (a disabled or deleted owner's rules watch nothing)."""
     rows = db.query("SELECT username, role FROM users WHERE NOT disabled")
     return {str(name): Role(role) for name, role in rows}
+
+
+def pools_by_manager(db: Database) -> dict[str, set[int]]:
+    """Every manager's pools."""
+    found: dict[str, set[int]] = {}
+    for pool_id, manager in db.query("SELECT id, manager FROM pools"):
+        found.setdefault(str(manager), set()).add(int(pool_id))
+    return found
 
 
 def pools_of(db: Database, manager: str) -> list[int]:
