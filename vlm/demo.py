@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlm.alerting.kinds import KINDS
 from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.secret_box import SecretBox
-from vlm.services import allocations, pools, servers, users, vlms
+from vlm.services import alerts, allocations, pools, servers, users, vlms
 from vlm.store import open_database
 from vlm.store.demo import insert_synthetic_history
 from vlm.store.hourly import rebuild_hourly
@@ -133,6 +134,35 @@ def _seed_catalog(ctx: ServiceContext) -> None:
     allocations.apply_allocation_changes(ctx, manager, cad_pool, changes)
 
 
+# (owner, kind, threshold, pool name or None): a rule of every kind, and Mia's subscription
+DEMO_ALERT_RULES = (
+    ("admin", "pool_nearly_full", 50, None),
+    ("admin", "feature_nearly_exhausted", 50, None),
+    ("admin", "server_unreachable", 15, None),
+    ("admin", "feature_expiring", 30, None),
+    ("admin", "over_committed", 1, None),
+    ("admin", "drift", 1, None),
+    ("admin", "allocations_failing", 10, None),
+    ("mia", "pool_nearly_full", 25, "CAD team"),
+)
+
+
+def _seed_alert_rules(ctx: ServiceContext) -> None:
+    """Alert rules without destinations (a site adds its own mail or chat URLs)."""
+    roles = {user.username: user.role for user in DEMO_USERS}
+    listed = pools.list_pools(ctx, SYSTEM_ACTOR)
+    pool_ids = dict(zip(listed["name"], listed["id"], strict=True))
+    for owner, kind, threshold, pool in DEMO_ALERT_RULES:
+        alerts.create_rule(
+            ctx,
+            Actor(owner, roles[owner]),
+            name=KINDS[kind].label,
+            kind=kind,
+            threshold=threshold,
+            pool_id=None if pool is None else int(pool_ids[pool]),
+        )
+
+
 def _seed_history(ctx: ServiceContext, days: int = 21) -> None:
     """Synthetic working-hours usage for the trend charts, older than the first real pull (the
     hourly summary is rebuilt: this history comes after the pull's snapshots were summed)."""
@@ -146,6 +176,7 @@ def _seed_history(ctx: ServiceContext, days: int = 21) -> None:
 
 def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
     """Idempotent: point servers at the emulators, pull inventory, seed the catalog once."""
+    from vlm.alerting.evaluate import evaluate_alerts
     from vlm.sync.scheduler import sync_all
 
     _point_servers(ctx, urls)
@@ -153,7 +184,9 @@ def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
     if not users.has_users(ctx):
         _seed_history(ctx)
         _seed_catalog(ctx)
+        _seed_alert_rules(ctx)
         sync_all(ctx)
+        evaluate_alerts(ctx)
 
 
 def demo_settings(db_path: str) -> Settings:

@@ -65,3 +65,16 @@ def test_allocations_screenshot(browser: Browser, app_server, shots):
     page.screenshot(path=shots / "allocations.png")
     assert (shots / "allocations.png").stat().st_size > 20_000
     page.context.close()
+
+
+def test_alerts_screenshot(browser: Browser, app_server, shots):
+    admin = demo(Role.ADMIN)
+    page = sign_in(browser, app_server.url, admin.username, admin.password)
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    open_page(page, "Alerts")
+    expect(page.get_by_text("Open alerts", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+    wait_for_app(page)
+    page.screenshot(path=shots / "alerts.png")
+    assert (shots / "alerts.png").stat().st_size > 20_000
+    page.context.close()

@@ -21,14 +21,18 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "vlm.store": ("vlm.domain", "vlm.dburl"),
     "vlm.flexnet": ("vlm.domain",),
     "vlm.context": (*BASE, "vlm.store"),
-    "vlm.sync": (*BASE, "vlm.store", "vlm.flexnet", "vlm.context"),
-    "vlm.services": (*BASE, "vlm.store", "vlm.flexnet", "vlm.context"),
+    # alert evaluation and delivery: below both the scheduler (which runs a pass) and the
+    # services (which send a test message); it reads and writes through the store only
+    "vlm.alerting": (*BASE, "vlm.store", "vlm.context"),
+    "vlm.sync": (*BASE, "vlm.store", "vlm.flexnet", "vlm.context", "vlm.alerting"),
+    "vlm.services": (*BASE, "vlm.store", "vlm.flexnet", "vlm.context", "vlm.alerting"),
     "vlm.runtime": (*BASE, "vlm.context", "vlm.sync"),
-    "vlm.api": (*BASE, "vlm.context", "vlm.runtime", "vlm.services"),
+    "vlm.api": (*BASE, "vlm.context", "vlm.runtime", "vlm.services", "vlm.alerting"),
     # The UI reaches data only through services (never the store or the API); sync and flexnet
-    # for their error types, demo for the demo logins the sign-in page shows.
+    # for their error types, demo for the demo logins the sign-in page shows, alerting for the
+    # kinds of alert rule.
     "vlm.ui": (*BASE, "vlm.context", "vlm.runtime", "vlm.services", "vlm.sync", "vlm.flexnet")
-    + ("vlm.demo",),
+    + ("vlm.demo", "vlm.alerting"),
 }
 STREAMLIT_ALLOWED = ("vlm.ui",)
 

@@ -291,6 +291,7 @@ ALERT_RULE = obj(
         "destination_labels": {"type": "string", "description": "masked, one per line"},
         "enabled": BOOL,
         "created_at": TIME,
+        "pool_name": NULL_TEXT,
     }
 )
 NEW_ALERT_RULE = obj(

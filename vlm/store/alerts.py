@@ -198,8 +198,14 @@ def delete_rule(cur: duckdb.DuckDBPyConnection, rule_id: int, reason: str) -> No
 
 def rules_frame(db: Database, owner: str | None = None) -> pd.DataFrame:
     """Rules (every one, or those `owner` made), newest first; destinations as labels only."""
-    where, params = ("WHERE owner = ?", [owner]) if owner is not None else ("", [])
-    return db.query_df(f"SELECT {RULE_COLUMNS} FROM alert_rules {where} ORDER BY id DESC", params)
+    where, params = ("WHERE r.owner = ?", [owner]) if owner is not None else ("", [])
+    columns = ", ".join(f"r.{c.strip()}" for c in RULE_COLUMNS.split(","))
+    return db.query_df(
+        f"""SELECT {columns}, v.name || ' / ' || p.name AS pool_name FROM alert_rules r
+        LEFT JOIN pools p ON p.id = r.pool_id LEFT JOIN vlms v ON v.id = p.vlm_id
+        {where} ORDER BY r.id DESC""",
+        params,
+    )
 
 
 def enabled_rules(db: Database) -> list[dict[str, Any]]:
@@ -211,11 +217,20 @@ def enabled_rules(db: Database) -> list[dict[str, Any]]:
 # -- alerts -----------------------------------------------------------------------------------
 
 
+OPEN_ALERTS_SQL = "SELECT rule_id, subject, id FROM alerts WHERE cleared_at IS NULL"
+
+
 def open_alerts(cur: duckdb.DuckDBPyConnection) -> dict[tuple[int, str], int]:
-    """(rule id, subject) → id of every alert not cleared yet."""
-    rows = cur.execute(
-        "SELECT rule_id, subject, id FROM alerts WHERE cleared_at IS NULL"
-    ).fetchall()
+    """(rule id, subject) → id of every alert not cleared yet (inside a write)."""
+    return _keyed(cur.execute(OPEN_ALERTS_SQL).fetchall())
+
+
+def open_alerts_now(db: Database) -> dict[tuple[int, str], int]:
+    """The same, read outside a write (to tell whether a pass has anything to write)."""
+    return _keyed(db.query(OPEN_ALERTS_SQL))
+
+
+def _keyed(rows: list[tuple]) -> dict[tuple[int, str], int]:
     return {(int(rule_id), str(subject)): int(alert_id) for rule_id, subject, alert_id in rows}
 
 

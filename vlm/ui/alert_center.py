@@ -16,7 +16,7 @@ from vlm.ui.session import PageContext
 from vlm.ui.widgets import attempt, field_slots, flash, table_with_download
 
 ALERT_COLUMNS = ["id", "title", "detail", "rule_name", "opened_at", "cleared_at", "acknowledged_by"]
-RULE_COLUMNS = ["id", "name", "kind", "threshold", "pool_id", "owner", "enabled", "destinations"]
+RULE_COLUMNS = ["id", "name", "kind", "threshold", "pool_name", "owner", "enabled", "destinations"]
 DELIVERY_COLUMNS = [
     "id",
     "rule_name",
@@ -189,7 +189,8 @@ def rules(page: PageContext) -> None:
     if page.actor.role is Role.ANALYST:
         return
     if not frame.empty:
-        labels = dict(zip(frame["id"].astype(int), frame["name"], strict=True))
+        names = "#" + frame["id"].astype(str) + " " + frame["name"] + " (" + frame["owner"] + ")"
+        labels = dict(zip(frame["id"].astype(int), names, strict=True))
         rule_id = st.selectbox("Rule", list(labels), format_func=labels.get, key="rule_selected")
         _rule_actions(page, frame[frame["id"] == rule_id].iloc[0])
     with st.expander("Create a rule", icon=":material/add_alert:", expanded=frame.empty):

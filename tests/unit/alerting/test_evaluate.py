@@ -202,3 +202,15 @@ def test_a_rule_switched_off_clears_its_alerts_without_a_message(ctx, estate: Es
 )
 def test_expiry_dates_are_read_and_permanent_features_never_expire(text, day) -> None:
     assert expiry_date(text) == day
+
+
+def test_a_pass_that_fires_and_clears_nothing_writes_nothing(ctx, estate: Estate) -> None:
+    rule(ctx, "pool_nearly_full", 50)
+    fill(ctx, estate.design, CAD, 5)
+    assert evaluate_alerts(ctx).fired == 1
+    generation = ctx.db.generation
+
+    again = evaluate_alerts(ctx)
+
+    assert (again.fired, again.cleared, again.open) == (0, 0, 1)
+    assert ctx.db.generation == generation, "an idle pass must not move the pages' caches on"
