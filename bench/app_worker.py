@@ -107,14 +107,20 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _first_pass_done(scheduler: Any) -> bool:
+    """The scheduler's first full pass and the alert pass that follows it are over."""
+    return bool(scheduler.last_full_pass) and scheduler.last_alert_pass is not None
+
+
 def _wait_for_first_sync() -> float:
-    """The app's scheduler starts with a full pass; wait for it so it does not skew timings."""
+    """The app's scheduler starts with a full pass and an alert pass; wait for both so that
+    they do not run beside the first page and skew its timing."""
     from vlm.ui.runtime import get_runtime
 
     started = time.perf_counter()
     scheduler = get_runtime().scheduler
     deadline = time.monotonic() + TIMEOUT_S
-    while scheduler is not None and not getattr(scheduler, "last_full_pass", True):
+    while scheduler is not None and not _first_pass_done(scheduler):
         if time.monotonic() > deadline:
             raise TimeoutError("the app's first sync pass did not finish")
         time.sleep(0.05)
