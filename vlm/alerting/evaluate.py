@@ -179,13 +179,13 @@ def evaluate_alerts(ctx: ServiceContext, now: datetime | None = None) -> AlertPa
         for found in rule_holds(reads, rule, role):
             holding[(found.rule_id, found.subject)] = found
 
-    seen_open = store.open_alerts_now(ctx.db)
+    seen_open = store.open_alerts(ctx.db)
     if not any(transitions(list(seen_open), list(holding))):
         # nothing starts or stops: no write, so the pages' caches stay valid
         return AlertPass(0, 0, len(seen_open), 0, time.perf_counter() - started)
 
     def write(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
-        open_alerts = store.open_alerts(cur)
+        open_alerts = store.open_alerts(ctx.db)
         fire, clear = transitions(list(open_alerts), list(holding))
         messages = []
         for key in fire:

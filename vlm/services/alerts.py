@@ -174,7 +174,7 @@ def acknowledge(ctx: ServiceContext, actor: Actor, alert_ids: object) -> int:
         if role is Role.ANALYST:
             raise PermissionDenied(f"{actor.username} is an analyst and may not change anything")
         found = {int(a["id"]): a for a in store.alerts_in(cur, ids)}
-        own = set(store.pools_of_in(cur, actor.username)) if role is Role.MANAGER else None
+        own = set(store.pools_of(ctx.db, actor.username)) if role is Role.MANAGER else None
         for alert_id in ids:
             alert = found.get(alert_id)
             if alert is None or (own is not None and alert["pool_id"] not in own):

@@ -137,12 +137,6 @@ def pools_of(db: Database, manager: str) -> list[int]:
     return [int(r[0]) for r in db.query("SELECT id FROM pools WHERE manager = ?", [manager])]
 
 
-def pools_of_in(cur: duckdb.DuckDBPyConnection, manager: str) -> list[int]:
-    """The pools a manager manages as stored now (inside a write)."""
-    rows = cur.execute("SELECT id FROM pools WHERE manager = ?", [manager]).fetchall()
-    return [int(r[0]) for r in rows]
-
-
 # -- rules ------------------------------------------------------------------------------------
 
 
@@ -220,17 +214,10 @@ def enabled_rules(db: Database) -> list[dict[str, Any]]:
 OPEN_ALERTS_SQL = "SELECT rule_id, subject, id FROM alerts WHERE cleared_at IS NULL"
 
 
-def open_alerts(cur: duckdb.DuckDBPyConnection) -> dict[tuple[int, str], int]:
-    """(rule id, subject) → id of every alert not cleared yet (inside a write)."""
-    return _keyed(cur.execute(OPEN_ALERTS_SQL).fetchall())
-
-
-def open_alerts_now(db: Database) -> dict[tuple[int, str], int]:
-    """The same, read outside a write (to tell whether a pass has anything to write)."""
-    return _keyed(db.query(OPEN_ALERTS_SQL))
-
-
-def _keyed(rows: list[tuple]) -> dict[tuple[int, str], int]:
+def open_alerts(db: Database) -> dict[tuple[int, str], int]:
+    """(rule id, subject) → id of every alert not cleared yet (inside a write, as it stands in
+    that write)."""
+    rows = db.query(OPEN_ALERTS_SQL)
     return {(int(rule_id), str(subject)): int(alert_id) for rule_id, subject, alert_id in rows}
 
 
