@@ -77,16 +77,14 @@ def _note(figures: dict[str, Any]) -> str:
 
 
 def _memory_note(result: dict[str, Any]) -> str:
-    """Where the peak came from: the page after which it grew most."""
+    """Where the peak came from: the phase (first run, first sync, a page) with the highest
+    sampled resident memory, and the figure at the end."""
     mb = 1024 * 1024
-    previous, worst, growth = result["rss_start"], "", 0
-    for title, figures in result["pages"].items():
-        if figures["peak_rss"] - previous > growth:
-            worst, growth = title, figures["peak_rss"] - previous
-        previous = max(previous, figures["peak_rss"])
     notes = [f"{result['rss_end'] / mb:,.0f} MB at the end"]
-    if worst:
-        notes.append(f"+{growth / mb:,.0f} MB while rendering {worst}")
+    phases: dict[str, int] = result["rss_phases"]
+    if phases:
+        worst = max(phases, key=lambda phase: phases[phase])
+        notes.append(f"highest during {worst}")
     return ", ".join(notes)
 
 
