@@ -40,6 +40,7 @@ from vlm.flexnet.models import (
     parse_count,
     sum_raw_feature_slices,
 )
+from vlm.flexnet.usage import Sighting, lists_features, sightings_of_clients, sightings_of_feature
 
 TOKEN_REFRESH_MARGIN = 60.0
 FALLBACK_TOKEN_LIFETIME = 300.0
@@ -125,6 +126,23 @@ class FlexNetClient:
 
     def clients(self) -> list[dict[str, Any]]:
         return [row for row in self._get_list("/clients") if isinstance(row, dict)]
+
+    def fingerprinted_usage(self, unless: str | None = None) -> tuple[set[Sighting] | None, str]:
+        """Which hosts hold which features now, and a fingerprint of GET /clients; None (the
+        answer not parsed) when the fingerprint equals `unless`. A server whose client rows do
+        not list their features is asked per feature slice in use (GET /features/{id}/clients);
+        its fingerprint is then left empty, so that it is asked again on every pull."""
+        rows, fingerprint = self._fingerprinted_list("/clients", None, unless)
+        if rows is None:
+            return None, fingerprint
+        if lists_features(rows):
+            return sightings_of_clients(rows), fingerprint
+        seen: set[Sighting] = set()
+        for item in self.feature_slices(active_only=True):
+            if item.id and item.used > 0:
+                answer = self._get_list(f"/features/{item.id}/clients")
+                seen |= sightings_of_feature(item.name, item.version, answer)
+        return seen, ""
 
     def reservation_groups(self, name: str | None = None) -> list[ReservationGroup]:
         """Groups (with reservations only if the server lists them inline)."""

@@ -500,6 +500,43 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
         CREATE INDEX idx_alert_delivery_due ON alert_deliveries (delivered_at, next_attempt_at);
         """,
     ),
+    (
+        17,
+        "who the license servers saw using each feature, seat prices and the idle-release policy",
+        # One row per episode of a host holding a feature on a server: opened on the pull that
+        # first sees it, closed on the first pull that no longer does (change-only history).
+        """
+        CREATE SEQUENCE IF NOT EXISTS seq_usage_sighting START 1;
+        CREATE TABLE usage_sightings (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_usage_sighting'),
+            server_id BIGINT NOT NULL,
+            host_type VARCHAR NOT NULL,
+            host_id VARCHAR NOT NULL,
+            feature_name VARCHAR NOT NULL,
+            feature_version VARCHAR NOT NULL,
+            seen_from TIMESTAMP NOT NULL,
+            seen_until TIMESTAMP
+        );
+        CREATE INDEX idx_usage_sighting_open ON usage_sightings (server_id, seen_until);
+        CREATE TABLE feature_prices (
+            feature_name VARCHAR NOT NULL,
+            feature_version VARCHAR NOT NULL,
+            seat_price DOUBLE PRECISION NOT NULL,
+            updated_by VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (feature_name, feature_version)
+        );
+        CREATE TABLE harvest_policy (
+            id INTEGER PRIMARY KEY,
+            enabled BOOLEAN NOT NULL,
+            warn_after_days INTEGER NOT NULL,
+            release_after_days INTEGER NOT NULL,
+            updated_by VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        ALTER TABLE allocations ADD COLUMN idle_warned_at TIMESTAMP;
+        """,
+    ),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -12,6 +13,7 @@ import pandas as pd
 
 from vlm.context import ServiceContext
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError
+from vlm.flexnet.usage import Sighting
 from vlm.store.features import (
     FEATURE_DTYPES,
     insert_changed_snapshots,
@@ -29,6 +31,7 @@ from vlm.store.servers import (
     record_server_success,
     set_mirror_digest,
 )
+from vlm.store.usage import record_sightings
 from vlm.sync import drift
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
 from vlm.sync.mirror import mirror_table, raw_mirror_rows
@@ -50,6 +53,7 @@ class InventoryResult:
     latency_ms: float | None = None
     observation: Observation | None = None
     duration_s: float = 0.0
+    usage_error: str | None = None
 
 
 def foreign_counts(rows: list[tuple]) -> dict[tuple[str, str], int]:
@@ -130,6 +134,7 @@ class _StoredInventory:
     others: dict[tuple[str, str], int]
     groups: int
     owned: int
+    usage_fingerprint: str | None = None
 
 
 # The features fingerprint remembered when only the groups were read: no answer has it, so the
@@ -214,6 +219,9 @@ class _Answers:
     groups_fingerprint: str | None
     latency_ms: float
     instance_id: str | None
+    usage: set[Sighting] | None
+    usage_fingerprint: str | None
+    usage_error: str | None
 
 
 def instance_id_of(api: FlexNetClient) -> str | None:
@@ -234,7 +242,33 @@ def _fetch(
     latency_ms = (time.perf_counter() - t0) * 1000.0
     instance_id = instance_id_of(api)
     groups, groups_fp, last = _read_groups(ctx, server_id, api, last, instance_id)
-    return _Answers(totals, features_fp, groups, groups_fp, latency_ms, instance_id), last
+    usage, usage_fp, usage_error = _read_usage(api, last)
+    answers = _Answers(
+        totals,
+        features_fp,
+        groups,
+        groups_fp,
+        latency_ms,
+        instance_id,
+        usage,
+        usage_fp,
+        usage_error,
+    )
+    return answers, last
+
+
+def _read_usage(
+    api: FlexNetClient, last: _StoredInventory | None
+) -> tuple[set[Sighting] | None, str | None, str | None]:
+    """Who holds which feature now (None when the answer is the last pull's, or could not be
+    read: usage is secondary, so its failure is reported without failing the pull)."""
+    try:
+        usage, fingerprint = api.fingerprinted_usage(
+            unless=last.usage_fingerprint if last else None
+        )
+    except FlexNetError as exc:
+        return None, None, f"who is using the features could not be read: {exc}"
+    return usage, fingerprint or None, None
 
 
 def _groups_seen(
@@ -259,8 +293,17 @@ def _inventory_seen(
         rows = raw_mirror_rows(server_id, raw, prefix)
         others, groups, owned = _groups_seen(raw, rows, prefix)
     totals = answers.totals if answers.totals is not None else (last.totals if last else [])
+    usage_fingerprint = answers.usage_fingerprint
+    if answers.usage is None and answers.usage_error is None and last is not None:
+        usage_fingerprint = last.usage_fingerprint
     seen = _StoredInventory(
-        answers.groups_fingerprint, answers.features_fingerprint, totals, others, groups, owned
+        answers.groups_fingerprint,
+        answers.features_fingerprint,
+        totals,
+        others,
+        groups,
+        owned,
+        usage_fingerprint,
     )
     return seen, rows
 
@@ -299,6 +342,8 @@ def pull_inventory(
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
                 added = store_feature_changes(cur, server_id, rows)
+            if answers.usage is not None:
+                record_sightings(cur, server_id, answers.usage, datetime.now())
             record_server_success(cur, server_id, answers.latency_ms)
             return added, drift.store_conflicts(ctx, server_id), observation
 
@@ -315,6 +360,7 @@ def pull_inventory(
         latency_ms=answers.latency_ms,
         duration_s=time.perf_counter() - started,
         observation=observation,
+        usage_error=answers.usage_error,
     )
 
 

@@ -19,8 +19,8 @@ form `/api/1.0/...`. Test-only controls live under `/_emulator/` (no auth, never
                                      first) when the count returns; `reserved` counts ACTIVE ones
 * POST   /_emulator/checkout         {hostid: {type, value}, featureName, featureVersion, count}
 * POST   /_emulator/checkin          same body, `count` optional (all)
-* POST   /_emulator/faults           {latency_ms, slow_paths, error_rate, drop_rate,
-                                      error_statuses, seed, lose_write_responses,
+* POST   /_emulator/faults           {latency_ms, slow_paths, error_rate, error_paths,
+                                      drop_rate, error_statuses, seed, lose_write_responses,
                                       lose_write_rate, expire_tokens}; answers the settings
 * DELETE /_emulator/faults
 * GET    /_emulator/state            full state dump: instanceId, startedAt, features, every
@@ -30,7 +30,8 @@ form `/api/1.0/...`. Test-only controls live under `/_emulator/` (no auth, never
 Faults apply to /api/ requests only, in this order: `latency_ms` delays a request without
 blocking others (only requests whose path, after the instance prefix is removed, contains one
 of `slow_paths` when that list is non-empty); `drop_rate` closes the connection before the
-request runs; `error_rate` answers one of `error_statuses`; `lose_write_responses` (the next N)
+request runs; `error_rate` answers one of `error_statuses` (only on paths containing one of
+`error_paths` when that list is non-empty); `lose_write_responses` (the next N)
 and `lose_write_rate` execute a write (POST/PUT/PATCH/DELETE, never /authorize) to the end,
 committing it, then close the connection unanswered (a request refused with 401/403 is answered
 and does not use one up). Random draws come from one RNG seeded by `seed`. The faults JSON

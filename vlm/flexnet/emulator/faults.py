@@ -26,6 +26,7 @@ class Faults:
     lose_write_responses: int = 0
     lose_write_rate: float = 0.0
     slow_paths: tuple[str, ...] = ()
+    error_paths: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class Faults:
             "lose_write_responses": self.lose_write_responses,
             "lose_write_rate": self.lose_write_rate,
             "slow_paths": list(self.slow_paths),
+            "error_paths": list(self.error_paths),
         }
 
     @property
@@ -52,6 +54,10 @@ class Faults:
     def slows(self, path: str) -> bool:
         """True when latency applies to `path` (every path unless `slow_paths` names some)."""
         return not self.slow_paths or any(part in path for part in self.slow_paths)
+
+    def fails(self, path: str) -> bool:
+        """True when error_rate applies to `path` (every path unless `error_paths` names some)."""
+        return not self.error_paths or any(part in path for part in self.error_paths)
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,8 @@ class FaultInjector:
                 body.get("lose_write_responses", current.lose_write_responses)
             ),
             lose_write_rate=_rate(body.get("lose_write_rate", current.lose_write_rate)),
-            slow_paths=_paths(body.get("slow_paths", current.slow_paths)),
+            slow_paths=_paths(body.get("slow_paths", current.slow_paths), "slow_paths"),
+            error_paths=_paths(body.get("error_paths", current.error_paths), "error_paths"),
         )
         if "seed" in body:
             self._rng = random.Random(self.settings.seed)
@@ -111,7 +118,7 @@ class FaultInjector:
         latency = faults.latency_ms / 1000.0 if faults.slows(path) else 0.0
         if faults.drop_rate and self._rng.random() < faults.drop_rate:
             return FaultDecision(latency_s=latency, drop=True)
-        if faults.error_rate and self._rng.random() < faults.error_rate:
+        if faults.error_rate and faults.fails(path) and self._rng.random() < faults.error_rate:
             return FaultDecision(latency, status=self._rng.choice(faults.error_statuses))
         if is_write(method, path):
             return self._decide_write(latency)
@@ -145,9 +152,9 @@ def _count(value: Any) -> int:
     return value
 
 
-def _paths(value: Any) -> tuple[str, ...]:
+def _paths(value: Any, name: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise EmulatorError(400, "slow_paths must be a list of path substrings")
+        raise EmulatorError(400, f"{name} must be a list of path substrings")
     if not all(isinstance(part, str) and part for part in value):
-        raise EmulatorError(400, "slow_paths must hold non-empty strings")
+        raise EmulatorError(400, f"{name} must hold non-empty strings")
     return tuple(value)
