@@ -10,9 +10,9 @@ from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.secret_box import SecretBox
-from vlm.services import alerts, allocations, pools, servers, users, vlms
+from vlm.services import alerts, allocations, harvesting, pools, servers, users, vlms
 from vlm.store import open_database
-from vlm.store.demo import insert_synthetic_history
+from vlm.store.demo import backdate_allocations, insert_synthetic_history
 from vlm.store.hourly import rebuild_hourly
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -52,7 +52,13 @@ DEMO_ALLOCATIONS = [
     ("ETHERNET", "0050569A0001", 1, "CAD workstation 01 (Anna)"),
     ("ETHERNET", "0050569A0002", 1, "CAD workstation 02 (Ben)"),
     ("USER", "jsmith", 1, "John Smith, remote"),
+    ("ETHERNET", "00155D0A0101", 1, "eng-ws-101 (in daily use)"),
+    ("ETHERNET", "00155D0A0102", 1, "eng-ws-102 (in daily use)"),
 ]
+# John Smith's seat was reserved 45 days ago and never used: the idle report and the policy
+# (warn after 30 days, release after 60) show it; the ws hosts check the feature out.
+IDLE_DEMO_HOST, IDLE_DEMO_DAYS = "jsmith", 45
+DEMO_SEAT_PRICE = 2400.0
 
 
 def start_demo_emulators(base_port: int | None = None) -> dict:
@@ -143,7 +149,9 @@ DEMO_ALERT_RULES = (
     ("admin", "over_committed", 1, None),
     ("admin", "drift", 1, None),
     ("admin", "allocations_failing", 10, None),
+    ("admin", "allocations_idle", 30, None),
     ("mia", "pool_nearly_full", 25, "CAD team"),
+    ("mia", "allocations_idle", 30, "CAD team"),
 )
 
 
@@ -161,6 +169,19 @@ def _seed_alert_rules(ctx: ServiceContext) -> None:
             threshold=threshold,
             pool_id=None if pool is None else int(pool_ids[pool]),
         )
+
+
+def _seed_harvesting(ctx: ServiceContext) -> None:
+    """A seat price for the CAD team's features, the release policy, and an idle seat."""
+    listed = pools.list_pools(ctx, SYSTEM_ACTOR)
+    pool_id = int(listed.loc[listed["name"] == "CAD team", "id"].iloc[0])
+    features = pools.pool_features(ctx, SYSTEM_ACTOR, pool_id)
+    for name, version in zip(features["feature_name"], features["feature_version"], strict=True):
+        harvesting.set_price(ctx, SYSTEM_ACTOR, (str(name), str(version)), DEMO_SEAT_PRICE)
+    harvesting.set_harvest_policy(
+        ctx, SYSTEM_ACTOR, enabled=True, warn_after_days=30, release_after_days=60
+    )
+    ctx.db.write(lambda cur: backdate_allocations(cur, IDLE_DEMO_HOST, IDLE_DEMO_DAYS))
 
 
 def _seed_history(ctx: ServiceContext, days: int = 21) -> None:
@@ -186,6 +207,8 @@ def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
         _seed_catalog(ctx)
         _seed_alert_rules(ctx)
         sync_all(ctx)
+        _seed_harvesting(ctx)
+        harvesting.apply_harvest_policy(ctx)
         evaluate_alerts(ctx)
 
 

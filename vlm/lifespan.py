@@ -19,6 +19,7 @@ from typing import Any
 from vlm.config import ConfigError, Settings, secrets_overrides
 from vlm.context import ServiceContext
 from vlm.runtime import Runtime, install_runtime, open_runtime, refuse_runtime
+from vlm.services.harvesting import AFTER_SYNC_PASS
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ async def _open(settings: Settings, stack: AsyncExitStack) -> Runtime:
     elif port is not None:
         seed, stop = await asyncio.to_thread(start_demo, port)
         stack.callback(stop)
-    return await asyncio.to_thread(open_runtime, settings, seed)
+    return await asyncio.to_thread(open_runtime, settings, seed, AFTER_SYNC_PASS)
 
 
 @asynccontextmanager

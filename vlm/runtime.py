@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,22 +69,30 @@ class Runtime:
         self.ctx.db.close()
 
 
-def _start_scheduler(ctx: ServiceContext) -> tuple[Scheduler | None, str | None]:
+AfterPass = Sequence[Callable[[ServiceContext], object]]
+
+
+def _start_scheduler(
+    ctx: ServiceContext, after_pass: AfterPass
+) -> tuple[Scheduler | None, str | None]:
     try:
         from vlm.sync.scheduler import SyncScheduler
     except ImportError as exc:
         log.warning("sync scheduler unavailable: %s", exc)
         return None, f"the sync engine is not available ({exc})"
-    scheduler = SyncScheduler(ctx)
+    scheduler = SyncScheduler(ctx, after_pass=after_pass)
     scheduler.start()
     return scheduler, None
 
 
 def open_runtime(
-    settings: Settings, before_sync: Callable[[ServiceContext], None] | None = None
+    settings: Settings,
+    before_sync: Callable[[ServiceContext], None] | None = None,
+    after_pass: AfterPass = (),
 ) -> Runtime:
     """Open and migrate the database, run before_sync on it (the demo seeds there), then start
-    the sync scheduler."""
+    the sync scheduler, which runs the after_pass tasks after each full pass (the services'
+    policies: the scheduler sits below the services and cannot import them)."""
     ctx = ServiceContext.open(settings)
     try:
         if before_sync is not None:
@@ -92,7 +100,7 @@ def open_runtime(
     except BaseException:
         ctx.db.close()
         raise
-    scheduler, problem = _start_scheduler(ctx)
+    scheduler, problem = _start_scheduler(ctx, after_pass)
     return Runtime(settings, ctx, scheduler, scheduler_problem=problem)
 
 

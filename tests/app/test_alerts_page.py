@@ -10,6 +10,7 @@ from tests.app.conftest import open_page, service_context
 from vlm.alerting.evaluate import evaluate_alerts
 from vlm.domain import SYSTEM_ACTOR
 from vlm.services import alerts
+from vlm.ui.alert_center import acknowledge_labels
 
 HOOK = "json://127.0.0.1:9/vlm-alerts"
 
@@ -65,7 +66,7 @@ def test_a_manager_sees_the_count_and_acknowledges_their_pools_alerts(app):
     [badge] = [link for link in at.get("page_link") if "open alert" in link.proto.label]
     assert badge.proto.label == f"{len(mine)} open alert(s)"
     chooser = at.multiselect(key="alerts_to_acknowledge")
-    assert sorted(chooser.options) == sorted(mine["title"])
+    assert sorted(chooser.options) == sorted(acknowledge_labels(mine))
     chooser.set_value([int(i) for i in mine["id"]])
     at.run()
     at.button(key="acknowledge_alerts").click()

@@ -13,11 +13,13 @@ from vlm.ui.navigation import PAGES, pages_for
 
 EXPECTED = {
     Role.ADMIN: [
-        "Dashboard", "Alerts", "My Pools", "Allocations", "Physical LMs", "Virtual LMs",
-        "Virtual Pools", "Users", "Audit", "Export", "Profile",
+        "Dashboard", "Alerts", "My Pools", "Allocations", "Idle licenses", "Physical LMs",
+        "Virtual LMs", "Virtual Pools", "Users", "Audit", "Export", "Profile",
     ],
-    Role.MANAGER: ["Dashboard", "Alerts", "My Pools", "Allocations", "Export", "Profile"],
-    Role.ANALYST: ["Dashboard", "Alerts", "Export", "Profile"],
+    Role.MANAGER: [
+        "Dashboard", "Alerts", "My Pools", "Allocations", "Idle licenses", "Export", "Profile",
+    ],
+    Role.ANALYST: ["Dashboard", "Alerts", "Idle licenses", "Export", "Profile"],
 }  # fmt: skip
 PAGE_NAMES = [spec.script.removesuffix("_page.py") for spec in PAGES]
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.app.conftest import open_page
+from vlm.demo import DEMO_ALLOCATIONS
 from vlm.domain import Role
 
 DOWNLOADS = {
@@ -150,7 +151,7 @@ def test_export_preview_on_demand(app):
     at.run()
     preview = at.dataframe[0].value
     assert {"host_id", "state", "pool_name"} <= set(preview.columns)
-    assert len(preview) == 3
+    assert len(preview) == len(DEMO_ALLOCATIONS)
 
 
 def test_the_dashboard_reuses_its_figures_until_a_write_and_then_shows_it(app, monkeypatch):

@@ -145,3 +145,32 @@ def test_periodic_pass_pulls_inventory_and_stop_joins(ctx, emulator) -> None:
     assert ctx.on_allocations_changed != scheduler.push
     ctx.allocations_changed([server])  # a save after stop pushes nothing and starts no thread
     assert not started & {t.name for t in threading.enumerate()}
+
+
+def test_the_after_pass_tasks_run_after_each_full_pass_and_a_failing_one_stops_nothing(
+    ctx, emulator
+) -> None:
+    """The runtime hands the scheduler the services' policies (the idle release) to run after
+    each full pass, before the alert pass; a task that raises is logged, the others still run."""
+    add_synced_server(ctx, emulator.url)
+    seen: list[int] = []
+
+    def failing(_ctx) -> None:
+        raise RuntimeError("policy broke")
+
+    def counting(task_ctx) -> int:
+        assert task_ctx is ctx
+        seen.append(len(task_ctx.db.query("SELECT id FROM license_servers")))
+        return len(seen)
+
+    scheduler = SyncScheduler(ctx, interval_seconds=3600, after_pass=(failing, counting))
+    scheduler.start()
+    try:
+        _wait_for(lambda: scheduler.last_alert_pass is not None, 10.0)
+        first, second = scheduler.last_after_pass
+        assert isinstance(first, RuntimeError) and second == 1
+        assert "policy broke" in (scheduler.last_error or "")
+        scheduler.sync_now()
+        assert scheduler.last_after_pass[1] == 2 and seen == [1, 1]
+    finally:
+        scheduler.stop()

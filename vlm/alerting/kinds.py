@@ -54,5 +54,14 @@ KINDS: dict[str, AlertKind] = {
             10,
             True,
         ),
+        AlertKind(
+            "allocations_idle",
+            "Reserved seats idle",
+            "days not used",
+            1,
+            3_650,
+            30,
+            True,
+        ),
     )
 }

@@ -31,6 +31,7 @@ TAGS = (
     ("allocations", "Licenses of a pool given to device or user ids, and their states."),
     ("exports", "Whole datasets as CSV or JSON."),
     ("alerts", "Alerts raised by alert rules, their acknowledgement, and the rules."),
+    ("harvesting", "Reserved seats nobody uses: the idle report, their release, prices, policy."),
     ("audit", "Who changed what."),
     ("meta", "This document, its reference page and a health check."),
 )

@@ -307,6 +307,77 @@ NEW_ALERT_RULE = obj(
 )
 FEATURE_NAME = text(FEATURE_NAME_MAX_LENGTH, minLength=1)
 FEATURE_VERSION = text(FEATURE_NAME_MAX_LENGTH, default="")
+IDLE_ALLOCATION = obj(
+    {
+        "id": INT,
+        "pool_id": INT,
+        "pool": TEXT,
+        "vlm": TEXT,
+        "manager": TEXT,
+        "server": TEXT,
+        "feature_name": TEXT,
+        "feature_version": TEXT,
+        "host_type": TEXT,
+        "host_id": TEXT,
+        "count": INT,
+        "description": TEXT,
+        "held_since": TIME,
+        "last_seen": {**NULL_TIME, "description": "last seen using the feature; null: never"},
+        "idle_since": TIME,
+        "seat_price": NUMBER,
+        "seat_cost": NUMBER,
+        "idle_warned_at": NULL_TIME,
+    }
+)
+IDLE_RELEASE_REQUEST = obj(
+    {
+        "allocation_ids": {"type": "array", "items": ID, "minItems": 1},
+        "days": {"type": "integer", "minimum": 1, "maximum": DAYS_MAX},
+    },
+    required=["allocation_ids"],
+)
+IDLE_RELEASE = obj(
+    {
+        "released": {"type": "array", "items": INT},
+        "refused": {
+            "type": "array",
+            "items": obj({"allocation_id": NULL_INT, "message": TEXT}),
+        },
+    }
+)
+HARVEST_POLICY = obj(
+    {
+        "enabled": BOOL,
+        "warn_after_days": NULL_INT,
+        "release_after_days": NULL_INT,
+        "updated_by": NULL_TEXT,
+        "updated_at": NULL_TIME,
+    }
+)
+HARVEST_POLICY_CHANGE = obj(
+    {
+        "enabled": BOOL,
+        "warn_after_days": {"type": "integer", "minimum": 1, "maximum": DAYS_MAX},
+        "release_after_days": {"type": "integer", "minimum": 1, "maximum": DAYS_MAX},
+    }
+)
+SEAT_PRICE = obj(
+    {
+        "feature_name": TEXT,
+        "feature_version": TEXT,
+        "seat_price": {"type": "number"},
+        "updated_by": TEXT,
+        "updated_at": TIME,
+    }
+)
+SEAT_PRICE_CHANGE = obj(
+    {
+        "feature_name": FEATURE_NAME,
+        "feature_version": FEATURE_VERSION,
+        "seat_price": {"type": ["number", "null"], "minimum": 0, "maximum": 1e9},
+    },
+    required=["feature_name", "seat_price"],
+)
 HOST_TYPE: Schema = {"type": "string", "enum": [t.value for t in HostType]}
 NEW_VLM = obj(
     {
@@ -448,6 +519,15 @@ COMPONENTS: dict[str, Schema] = {
     "AlertRule": ALERT_RULE,
     "AlertRulePage": page_of("AlertRule"),
     "NewAlertRule": NEW_ALERT_RULE,
+    "IdleAllocation": IDLE_ALLOCATION,
+    "IdleAllocationPage": page_of("IdleAllocation"),
+    "IdleReleaseRequest": IDLE_RELEASE_REQUEST,
+    "IdleRelease": IDLE_RELEASE,
+    "HarvestPolicy": HARVEST_POLICY,
+    "HarvestPolicyChange": HARVEST_POLICY_CHANGE,
+    "SeatPrice": SEAT_PRICE,
+    "SeatPricePage": page_of("SeatPrice"),
+    "SeatPriceChange": SEAT_PRICE_CHANGE,
     "AuditEntry": AUDIT_ENTRY,
     "AuditEntryPage": page_of("AuditEntry"),
     "ExportRows": EXPORT_ROWS,

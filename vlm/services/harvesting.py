@@ -44,6 +44,7 @@ from vlm.store import usage as store
 from vlm.store.alerts import pools_of
 
 PRICE_MAX = 1_000_000_000.0
+DEFAULT_IDLE_DAYS = 30
 NOT_IDLE = "not idle for {days} days in this pool any more (used since, or no longer held)"
 
 
@@ -103,6 +104,12 @@ def idle_report(
         store.idle_totals(ctx.db, idle_before, "pool", pools),
         store.idle_totals(ctx.db, idle_before, "manager", pools),
     )
+
+
+def idle_days_shown(ctx: ServiceContext) -> int:
+    """The idle age pages show by default: the policy's warning age, else 30 days."""
+    policy = store.harvest_policy(ctx.db)
+    return int(policy["warn_after_days"]) if policy else DEFAULT_IDLE_DAYS
 
 
 def idle_seats(ctx: ServiceContext, actor: Actor, days: object) -> int:
@@ -215,21 +222,33 @@ def harvest_policy(ctx: ServiceContext, actor: Actor) -> dict | None:
 
 
 def set_harvest_policy(
-    ctx: ServiceContext, actor: Actor, *, enabled: object, warn_days: object, release_days: object
+    ctx: ServiceContext,
+    actor: Actor,
+    *,
+    enabled: object,
+    warn_after_days: object,
+    release_after_days: object,
 ) -> None:
-    """Warn the pool's manager after warn_days idle, release after release_days (admins)."""
+    """Warn the pool's manager after warn_after_days idle, release after release_after_days
+    (admins)."""
     require_writable(actor)
     require_admin(actor)
     enabled = validate_flag(enabled, "enabled")
-    warn = validate_idle_days(warn_days, "warn after (days)")
+    warn = bounded_int(
+        warn_after_days, "warn_after_days", minimum=1, maximum=DAYS_MAX, label="warn after (days)"
+    )
     release = bounded_int(
-        release_days, "release_days", minimum=1, maximum=DAYS_MAX, label="release after (days)"
+        release_after_days,
+        "release_after_days",
+        minimum=1,
+        maximum=DAYS_MAX,
+        label="release after (days)",
     )
     if release <= warn:
         raise ValidationError(
             f"release after (days) must be more than warn after ({warn}), got {release}: "
             "the manager is warned before anything is released",
-            field="release_days",
+            field="release_after_days",
         )
 
     def write(cur) -> None:
@@ -291,3 +310,7 @@ def apply_harvest_policy(ctx: ServiceContext, now: datetime | None = None) -> Ha
             else:
                 done.refused.append(result.message)
     return done
+
+
+# What the scheduler runs after each full pass (handed to it by the app's runtime).
+AFTER_SYNC_PASS = (apply_harvest_policy,)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from vlm.context import ServiceContext
 from vlm.domain import Actor, Role, record_id, validate_days
+from vlm.services import harvesting
 from vlm.services.permissions import pool_scope_sql, require_pool_read
 from vlm.services.servers import require_can_read_estate
 from vlm.store import Database
@@ -35,6 +36,8 @@ def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
         "failed": pool_row[5],
         "over_committed_pool_features": pool_row[6],
     }
+    figures["idle_days"] = harvesting.idle_days_shown(ctx)
+    figures["idle_seats"] = harvesting.idle_seats(ctx, actor, figures["idle_days"])
     if actor.role is not Role.MANAGER:
         figures.update(_estate_figures(ctx))
         figures.update(_apart_from_counted(ctx))

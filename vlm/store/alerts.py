@@ -18,6 +18,7 @@ import pandas as pd
 from vlm.domain import Role
 from vlm.store.database import Database
 from vlm.store.frames import NOW
+from vlm.store.usage import HELD_USAGE_SQL
 
 RULE_COLUMNS = "id, name, kind, threshold, pool_id, owner, destination_labels, enabled, created_at"
 ALERT_COLUMNS = (
@@ -99,7 +100,20 @@ SELECT sf.id, s.name || ': ' || sf.feature_name || ' ' || sf.feature_version AS 
 FROM server_features sf JOIN license_servers s ON s.id = sf.server_id
 WHERE sf.present AND sf.expiry IS NOT NULL AND sf.expiry <> ''
 """
-POOL_KINDS_SQL = {"pool_nearly_full": POOL_FULL_SQL, "allocations_failing": FAILING_SQL}
+IDLE_SQL = f"""
+SELECT 'idle:' || CAST(held.pool_id AS VARCHAR) AS subject, held.pool_id,
+       held.vlm || ' / ' || held.pool AS name, CAST(count(*) AS DOUBLE PRECISION) AS value,
+       CAST(sum(held.count) AS VARCHAR) || ' reserved seat(s) nobody used, the longest since '
+           || CAST(CAST(min(held.idle_since) AS DATE) AS VARCHAR) AS figures
+FROM ({HELD_USAGE_SQL}) AS held
+WHERE held.idle_since <= ?
+GROUP BY held.pool_id, held.vlm, held.pool
+"""
+POOL_KINDS_SQL = {
+    "pool_nearly_full": POOL_FULL_SQL,
+    "allocations_failing": FAILING_SQL,
+    "allocations_idle": IDLE_SQL,
+}
 CONDITION_SQL = {
     **POOL_KINDS_SQL,
     "feature_nearly_exhausted": FEATURE_EXHAUSTED_SQL,

@@ -21,6 +21,16 @@ WHERE sf.present AND sf.total > 0
 """
 
 
+def backdate_allocations(cur: duckdb.DuckDBPyConnection, host_id: str, days: int) -> None:
+    """Demo only: the host's allocations were made and applied `days` ago (an idle seat)."""
+    cur.execute(
+        "UPDATE allocations SET created_at = created_at - ? * INTERVAL '1 day', "
+        "applied_at = coalesce(applied_at, current_timestamp::TIMESTAMP) - ? * INTERVAL '1 day' "
+        "WHERE host_id = ?",
+        [days, days, host_id],
+    )
+
+
 def insert_synthetic_history(cur: duckdb.DuckDBPyConnection, days: int) -> None:
     """Working-hours usage every 3 hours of the last days for each present feature with licenses
     (busier on weekdays around 14:00), ending an hour before now."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,8 +165,10 @@ class SyncScheduler:
         interval_seconds: float | None = None,
         client_cache: ClientCache | None = None,
         leadership: Leadership | None = None,
+        after_pass: Sequence[Callable[[ServiceContext], object]] = (),
     ) -> None:
         self._ctx = ctx
+        self._after_pass = tuple(after_pass)
         self.interval = float(
             ctx.settings.sync_interval_seconds if interval_seconds is None else interval_seconds
         )
@@ -185,6 +187,7 @@ class SyncScheduler:
         self._previous_hook: Callable[[Iterable[int]], None] | None = None
         self.last_full_pass: list[ServerSyncResult] = []
         self.last_alert_pass: tuple[AlertPass, DeliveryPass] | None = None
+        self.last_after_pass: list[object] = []
         self.last_error: str | None = None
 
     @property
@@ -400,11 +403,22 @@ class SyncScheduler:
         self.last_full_pass = results
 
     def _alert_pass(self) -> None:
-        """After a full pass: fire and clear alerts, then send the messages that are due."""
+        """After a full pass: the after_pass tasks (the idle-release policy), then fire and clear
+        alerts and send the messages that are due."""
         if self._stopping.is_set() or not self._leading.is_set():
             return
+        self.last_after_pass = [self._run_after_pass(task) for task in self._after_pass]
         evaluated = evaluate_alerts(self._ctx)
         self.last_alert_pass = (evaluated, deliver_due(self._ctx))
+
+    def _run_after_pass(self, task: Callable[[ServiceContext], object]) -> object:
+        """One after_pass task; its failure is logged and kept, the alert pass still runs."""
+        try:
+            return task(self._ctx)
+        except Exception as exc:  # noqa: BLE001 - one failing task must not stop the others
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("after-pass task %s failed", getattr(task, "__name__", task))
+            return exc
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         """Run fn; an unexpected error is logged and kept, the thread lives on."""

@@ -55,6 +55,13 @@ def _kind_label(kind: str) -> str:
     return found.label if found else kind
 
 
+def acknowledge_labels(frame: pd.DataFrame) -> pd.Series:
+    """An alert as the acknowledge list names it: its id, title and the rule that raised it
+    (two rules may raise the same title about one pool)."""
+    rule = frame["rule_name"].fillna("rule deleted")
+    return "#" + frame["id"].astype(str) + " " + frame["title"] + " (" + rule + ")"
+
+
 def open_alerts(page: PageContext) -> None:
     st.subheader("Open alerts")
     frame = per_generation(
@@ -70,7 +77,7 @@ def open_alerts(page: PageContext) -> None:
     if waiting.empty:
         st.caption("Every open alert is acknowledged.")
         return
-    labels = dict(zip(waiting["id"].astype(int), waiting["title"], strict=True))
+    labels = dict(zip(waiting["id"].astype(int), acknowledge_labels(waiting), strict=True))
     chosen = st.multiselect(
         "Acknowledge", list(labels), format_func=labels.get, key="alerts_to_acknowledge"
     )

@@ -33,6 +33,15 @@ def _tiles(figures: list[tuple[str, object, str | None]]) -> None:
         column.metric(label, value, help=help_text, border=True)
 
 
+def _idle_tile(k: dict[str, int]) -> tuple[str, object, str | None]:
+    return (
+        "Reserved, idle",
+        k["idle_seats"],
+        f"seats reserved on a license server whose holder has not used them for "
+        f"{k['idle_days']} days (see Idle licenses)",
+    )
+
+
 def kpi_tiles(page: PageContext) -> None:
     k = per_generation(page, "dashboard: kpis", lambda: reports.kpis(page.ctx, page.actor))
     if page.actor.role is Role.MANAGER:
@@ -41,6 +50,7 @@ def kpi_tiles(page: PageContext) -> None:
                 ("My pools", k["pools"], None),
                 ("Licenses in my pools", k["pool_quantity"], None),
                 ("Allocated", k["allocated"], None),
+                _idle_tile(k),
                 ("Available", k["pool_available"], "quantity − allocated"),
                 ("Pending", k["pending"], "allocations not yet on the license server"),
                 ("Failed", k["failed"], "allocations the license server refused"),
@@ -57,6 +67,7 @@ def kpi_tiles(page: PageContext) -> None:
                 "are listed apart)",
             ),
             ("In use", k["used"], "counted concurrent licenses checked out right now"),
+            _idle_tile(k),
             ("Pooled", k["pooled"], "given to virtual pools"),
             ("Still poolable", k["poolable"], "total − reserved outside VLM − pooled"),
             ("Allocated", k["allocated"], f"{k['pending']} pending, {k['failed']} failed"),

@@ -69,6 +69,7 @@ PAGES: tuple[PageSpec, ...] = (
         admin_title="All Pools",
     ),
     _spec("allocations", "Allocations", "allocations", "assignment", LICENSES, POOL_MANAGERS),
+    _spec("idle", "Idle licenses", "idle", "hourglass_empty", LICENSES, EVERYONE),
     _spec("servers", "Physical LMs", "servers", "dns", ADMINISTRATION, ADMIN_ONLY),
     _spec("vlms", "Virtual LMs", "vlms", "hub", ADMINISTRATION, ADMIN_ONLY),
     _spec("pools", "Virtual Pools", "pools", "workspaces", ADMINISTRATION, ADMIN_ONLY),

@@ -11,6 +11,7 @@ import streamlit as st
 
 from vlm.config import ConfigError, Settings, secrets_overrides
 from vlm.runtime import Runtime, current_runtime, open_runtime, runtime_refusal
+from vlm.services.harvesting import AFTER_SYNC_PASS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def _settings_identity(settings: Settings) -> str:
     hash_funcs={Settings: _settings_identity},
 )
 def _open_runtime(settings: Settings) -> Runtime:
-    return open_runtime(settings)
+    return open_runtime(settings, after_pass=AFTER_SYNC_PASS)
 
 
 def get_runtime() -> Runtime:

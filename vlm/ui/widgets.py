@@ -268,6 +268,46 @@ def table_with_download(
     """Every table shown can also be downloaded as CSV (exactly the rows and columns shown,
     under the same titles): full page width, empty cells blank, times in the user's zone.
     A `selectable` table lets the user pick one row; its position is returned."""
+    event = _table(
+        frame,
+        name,
+        column_config,
+        column_order,
+        height,
+        key,
+        styler,
+        row_height,
+        "single-row" if selectable else None,
+    )
+    return _selected_row(event, len(frame)) if selectable else None
+
+
+def table_with_selection(
+    frame: pd.DataFrame,
+    name: str,
+    *,
+    key: str,
+    column_config: Mapping[str, Any] | None = None,
+    column_order: Sequence[str] | None = None,
+    height: int | str = "auto",
+) -> list[int]:
+    """table_with_download where the user ticks any number of rows: their positions."""
+    event = _table(frame, name, column_config, column_order, height, key, None, None, "multi-row")
+    chosen = getattr(getattr(event, "selection", None), "rows", None) or []
+    return sorted(int(row) for row in chosen if 0 <= int(row) < len(frame))
+
+
+def _table(
+    frame: pd.DataFrame,
+    name: str,
+    column_config: Mapping[str, Any] | None,
+    column_order: Sequence[str] | None,
+    height: int | str,
+    key: str | None,
+    styler: Callable[[pd.DataFrame], Any] | None,
+    row_height: int | None,
+    selection: str | None,
+) -> Any:
     stored = frame[list(column_order)] if column_order else frame
     shown = in_user_time(stored)
     config = column_settings(shown, column_config)
@@ -280,10 +320,10 @@ def table_with_download(
         placeholder="",
         width="stretch",
         row_height=row_height,
-        **({"on_select": "rerun", "selection_mode": "single-row"} if selectable else {}),
+        **({"on_select": "rerun", "selection_mode": selection} if selection else {}),
     )
     download_csv(stored, name, key=f"download_{key}" if key else None, column_config=config)
-    return _selected_row(event, len(stored)) if selectable else None
+    return event
 
 
 def people_table(frame: pd.DataFrame) -> None:

@@ -133,7 +133,23 @@ CONDITIONS = {
         _failing,
         "Engineering / Design: 1 allocation(s) refused for over 10 minute(s)",
     ),
+    "allocations_idle": (
+        30,
+        lambda ctx, estate: _idle(ctx, estate),
+        "Engineering / Design: 1 allocation(s) not used for 30 day(s)",
+    ),
 }
+
+
+def _idle(ctx: ServiceContext, estate: Estate) -> None:
+    """An allocation the server has held for 40 days without its host using it."""
+    allocation = fill(ctx, estate.design, CAD, 1)
+    ctx.db.write(
+        lambda cur: cur.execute(
+            "UPDATE allocations SET state = 'applied', applied_at = ? WHERE id = ?",
+            [datetime.now() - timedelta(days=40), allocation],
+        )
+    )
 
 
 @pytest.mark.parametrize("kind", CONDITIONS)

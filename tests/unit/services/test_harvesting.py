@@ -226,21 +226,23 @@ def test_only_admins_set_prices(estate, actor) -> None:
 
 def set_policy(estate: Estate, warn: int = 30, release: int = 45, enabled: bool = True) -> None:
     harvesting.set_harvest_policy(
-        estate.ctx, ADMIN, enabled=enabled, warn_days=warn, release_days=release
+        estate.ctx, ADMIN, enabled=enabled, warn_after_days=warn, release_after_days=release
     )
 
 
 def test_the_policy_needs_release_after_warn(estate) -> None:
     with pytest.raises(ValidationError) as refused:
         set_policy(estate, warn=30, release=30)
-    assert refused.value.field == "release_days"
+    assert refused.value.field == "release_after_days"
     assert harvesting.harvest_policy(estate.ctx, ADMIN) is None
 
 
 @pytest.mark.parametrize("actor", [MANAGER, ANALYST])
 def test_only_admins_set_the_policy(estate, actor) -> None:
     with pytest.raises(PermissionDenied):
-        harvesting.set_harvest_policy(estate.ctx, actor, enabled=True, warn_days=1, release_days=2)
+        harvesting.set_harvest_policy(
+            estate.ctx, actor, enabled=True, warn_after_days=1, release_after_days=2
+        )
 
 
 def test_the_policy_warns_first_and_releases_only_after_the_warning_period(estate) -> None:
