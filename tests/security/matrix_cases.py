@@ -34,9 +34,11 @@ from vlm.services import (
     bulk,
     drift_history,
     exports,
+    notifications,
     permissions,
     pools,
     reports,
+    requests,
     servers,
     tokens,
     users,
@@ -89,6 +91,7 @@ class EstateIds:
     admin_rule: int
     bob_rule: int
     bob_alert: int
+    bob_request: int
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,8 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
             "SELECT id FROM alerts WHERE rule_id = ? AND pool_id = ?", [admin_rule, bob_pool]
         )
     )
+    bob_request = requests.create_request(ctx, MANAGER, bob_pool, CAD, 1, "a new hire")
+    requests.create_request(ctx, OTHER_MANAGER, carol_pool, CAD, 2, "two contractors")
     return EstateIds(
         server_id=server_id,
         spare_server_id=spare_server_id,
@@ -203,6 +208,7 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
         admin_rule=admin_rule,
         bob_rule=bob_rule,
         bob_alert=bob_alert,
+        bob_request=bob_request,
     )
 
 
@@ -349,6 +355,38 @@ def _check_test_sent(e: Estate, caller: str, result: DeliveryPass) -> None:
 def _check_acknowledged(e: Estate, caller: str, count: int) -> None:
     by = _scalar(e, "SELECT acknowledged_by FROM alerts WHERE id = ?", e.ids.bob_alert)
     assert count == 1 and by == CALLERS[caller].username
+
+
+def _request_state(e: Estate) -> tuple:
+    return e.ctx.db.query(
+        "SELECT state, granted, decided_by FROM quantity_requests WHERE id = ?",
+        [e.ids.bob_request],
+    )[0]
+
+
+def _check_request_created(e: Estate, caller: str, request_id: int) -> None:
+    row = e.ctx.db.query(
+        "SELECT pool_id, requested_by, state FROM quantity_requests WHERE id = ?", [request_id]
+    )
+    assert row == [(e.ids.bob_pool, CALLERS[caller].username, "open")]
+
+
+def _check_request_approved(e: Estate, caller: str, result: requests.Decision) -> None:
+    assert _request_state(e) == ("approved", 1, CALLERS[caller].username)
+    assert _pool_quantity(e, e.ids.bob_pool) == 7
+
+
+def _check_request_withdrawn(e: Estate, caller: str, result: None) -> None:
+    assert _request_state(e) == ("withdrawn", None, CALLERS[caller].username)
+
+
+def _check_destinations_set(e: Estate, caller: str, labels: list[str]) -> None:
+    stored = _scalar(
+        e,
+        "SELECT notify_destination_labels FROM users WHERE username = ?",
+        CALLERS[caller].username,
+    )
+    assert labels and stored == "\n".join(labels)
 
 
 def _allocation_row(e: Estate, host_id: str) -> tuple | None:
@@ -880,6 +918,71 @@ MATRIX: dict[str, Case] = {
         lambda e, a: alerts.list_deliveries(e.ctx, a),
         SCOPED_READ,
         check=_deliveries_of_own_rules,
+    ),
+    # ---- quantity requests: managers their own pools', admins decide, analysts read ----------
+    "requests.create_request": Case(
+        lambda e, a: requests.create_request(e.ctx, a, e.ids.bob_pool, CAD, 3, "new team"),
+        POOL_WRITE,
+        writes=True,
+        check=_check_request_created,
+    ),
+    "requests.decide": Case(
+        lambda e, a: requests.decide(e.ctx, a, e.ids.bob_request, "approve"),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_request_approved,
+        notes="the pool grows through pools.update_pool_in in the same write",
+    ),
+    "requests.withdraw": Case(
+        lambda e, a: requests.withdraw(e.ctx, a, e.ids.bob_request),
+        {
+            "admin": DENY,
+            "own_manager": ALLOW,
+            "other_manager": HIDDEN,
+            "analyst": DENY,
+            **REFUSED_STORED,
+            "demoted": HIDDEN,
+        },
+        writes=True,
+        check=_check_request_withdrawn,
+        notes="only the requester; an admin declines instead",
+    ),
+    "requests.list_requests": Case(
+        lambda e, a: requests.list_requests(e.ctx, a),
+        SCOPED_READ,
+        check=only_visible_pools(_column("pool_id")),
+        notes="analysts read every request (and change none)",
+    ),
+    "requests.open_request_count": Case(
+        lambda e, a: requests.open_request_count(e.ctx, a),
+        ADMIN_READ,
+        check=lambda e, c, count: _assert_equal(count, 2),
+    ),
+    "requests.requestable_features": Case(
+        lambda e, a: requests.requestable_features(e.ctx, a, e.ids.bob_pool),
+        POOL_READ,
+        check=lambda e, c, frame: _assert_equal(frame["feature_name"].tolist(), ["cad"]),
+    ),
+    "notifications.set_own_destinations": Case(
+        lambda e, a: notifications.set_own_destinations(e.ctx, a, "json://127.0.0.1:9/me"),
+        OWN_TOKEN_WRITE,
+        writes=True,
+        check=_check_destinations_set,
+        notes="anyone active sets their own destinations",
+    ),
+    "notifications.own_destinations": Case(
+        lambda e, a: notifications.own_destinations(e.ctx, a),
+        {**OWN_ACCOUNT, "disabled_admin": STALE_ALLOW, "unknown": STALE_ALLOW},
+        check=lambda e, c, labels: _assert_equal(labels, []),
+    ),
+    "pools.update_pool_in": Case(
+        lambda e, a: e.ctx.db.write(
+            lambda cur: pools.update_pool_in(cur, a, e.ids.bob_pool, quantities={CAD: 8})
+        ),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_pool_resized,
+        notes="the checks of update_pool, inside the caller's write",
     ),
     "tokens.create_token": Case(
         lambda e, a: tokens.create_token(e.ctx, a, "ci job", read_only=True),
