@@ -31,6 +31,7 @@ TAGS = (
     ("allocations", "Licenses of a pool given to device or user ids, and their states."),
     ("exports", "Whole datasets as CSV or JSON."),
     ("alerts", "Alerts raised by alert rules, their acknowledgement, and the rules."),
+    ("requests", "Managers ask for more of a feature for a pool; admins decide."),
     ("audit", "Who changed what."),
     ("meta", "This document, its reference page and a health check."),
 )
