@@ -14,7 +14,7 @@ from vlm.ui.navigation import PAGES, pages_for
 EXPECTED = {
     Role.ADMIN: [
         "Dashboard", "Alerts", "My Pools", "Allocations", "Physical LMs", "Virtual LMs",
-        "Virtual Pools", "Users", "Audit", "Export", "Profile",
+        "Virtual Pools", "Requests", "Users", "Audit", "Export", "Profile",
     ],
     Role.MANAGER: ["Dashboard", "Alerts", "My Pools", "Allocations", "Export", "Profile"],
     Role.ANALYST: ["Dashboard", "Alerts", "Export", "Profile"],
