@@ -57,7 +57,13 @@ def requests_frame(db: Database, scope: Scope, *, open_only: bool) -> pd.DataFra
 
 
 def open_count(db: Database) -> int:
-    return int(db.scalar(f"SELECT count(*) FROM quantity_requests WHERE state = '{OPEN}'"))
+    """Open requests about pools that still exist."""
+    return int(
+        db.scalar(
+            f"""SELECT count(*) FROM quantity_requests r JOIN pools p ON p.id = r.pool_id
+            WHERE r.state = '{OPEN}'"""
+        )
+    )
 
 
 def vlm_carries(cur: duckdb.DuckDBPyConnection, pool_id: int, name: str, version: str) -> bool:
