@@ -218,3 +218,14 @@ def test_the_open_count_is_for_admins(ctx, estate) -> None:
     assert requests.open_request_count(ctx, ADMIN) == 2
     with pytest.raises(PermissionDenied):
         requests.open_request_count(ctx, MANAGER)
+
+
+def test_a_deleted_pools_requests_leave_the_lists_and_cannot_be_decided(ctx, estate) -> None:
+    request_id = ask(ctx, estate)
+    pools.delete_pool(ctx, ADMIN, estate["design"], confirmed_allocations=0)
+
+    assert requests.open_request_count(ctx, ADMIN) == 0
+    assert requests.list_requests(ctx, ADMIN).empty
+    with pytest.raises(NotFound):
+        requests.decide(ctx, ADMIN, request_id, "approve")
+    assert every_row(ctx.db, "quantity_requests")[0][8] == "open", "the row itself is kept"
