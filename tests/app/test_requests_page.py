@@ -119,3 +119,7 @@ def test_a_user_sets_their_own_destinations_shown_masked(app) -> None:
     [label] = notifications.own_destinations(service_context(), MIA)
     assert "s3cret" not in label
     assert label in " ".join(c.value for c in at.code)
+
+    at.button(key="own_destinations_test").click()
+    at.run()
+    assert any(e.value.startswith("Not delivered: ") for e in at.error), "port 9 refuses"

@@ -188,6 +188,8 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
             "SELECT id FROM alerts WHERE rule_id = ? AND pool_id = ?", [admin_rule, bob_pool]
         )
     )
+    for person in (ADMIN, MANAGER, OTHER_MANAGER, ANALYST, DEMOTED):
+        notifications.set_own_destinations(ctx, person, hook)
     bob_request = requests.create_request(ctx, MANAGER, bob_pool, CAD, 1, "a new hire")
     requests.create_request(ctx, OTHER_MANAGER, carol_pool, CAD, 2, "two contractors")
     return EstateIds(
@@ -328,10 +330,18 @@ def _open_alerts_counted(e: Estate, caller: str, count: int) -> None:
 
 
 def _deliveries_of_own_rules(e: Estate, caller: str, frame: pd.DataFrame) -> None:
+    """A manager sees their rules' messages and those sent to them personally; admins and
+    analysts every message."""
     expected = {"own_manager": {e.ids.bob_rule}, "other_manager": set()}.get(
         caller, {e.ids.admin_rule, e.ids.bob_rule}
     )
-    assert set(frame["rule_id"]) == expected, f"{caller} saw {set(frame['rule_id'])}"
+    rules = set(frame["rule_id"].dropna())
+    assert rules == expected, f"{caller} saw {rules}"
+    personal = set(frame["username"].dropna())
+    if caller in MANAGERS:
+        assert personal <= {CALLERS[caller].username}, f"{caller} saw messages to {personal}"
+    else:
+        assert ADMIN.username in personal, "the admin's notice of the new requests is listed"
 
 
 def _check_rule_created(e: Estate, caller: str, rule_id: int) -> None:
@@ -387,6 +397,15 @@ def _check_destinations_set(e: Estate, caller: str, labels: list[str]) -> None:
         CALLERS[caller].username,
     )
     assert labels and stored == "\n".join(labels)
+
+
+def _check_own_test_sent(e: Estate, caller: str, result: DeliveryPass) -> None:
+    sent = _scalar(
+        e,
+        "SELECT count(*) FROM alert_deliveries WHERE username = ? AND event = 'test'",
+        CALLERS[caller].username,
+    )
+    assert sent == 1 and result.failed == 1, (sent, result)
 
 
 def _allocation_row(e: Estate, host_id: str) -> tuple | None:
@@ -970,10 +989,26 @@ MATRIX: dict[str, Case] = {
         check=_check_destinations_set,
         notes="anyone active sets their own destinations",
     ),
+    "notifications.send_own_test": Case(
+        lambda e, a: notifications.send_own_test(e.ctx, a),
+        {
+            "admin": ALLOW,
+            "own_manager": ALLOW,
+            "other_manager": ALLOW,
+            "analyst": ALLOW,
+            **REFUSED_STORED,
+            "demoted": ALLOW,
+        },
+        writes=True,
+        check=_check_own_test_sent,
+        notes="anyone active tests their own destinations (the estate gives each one)",
+    ),
     "notifications.own_destinations": Case(
         lambda e, a: notifications.own_destinations(e.ctx, a),
         {**OWN_ACCOUNT, "disabled_admin": STALE_ALLOW, "unknown": STALE_ALLOW},
-        check=lambda e, c, labels: _assert_equal(labels, []),
+        check=lambda e, c, labels: _assert_equal(
+            labels, [] if c in ("disabled_admin", "unknown") else ["json://127.0.0.1:9/hook"]
+        ),
     ),
     "pools.update_pool_in": Case(
         lambda e, a: e.ctx.db.write(

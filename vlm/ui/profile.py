@@ -66,6 +66,14 @@ def notification_destinations(page: PageContext) -> None:
             flash(f"{len(outcome.value or [])} destination(s) saved.")
             st.rerun()
     if current:
+        if st.button("Send test", key="own_destinations_test", icon=":material/send:"):
+            with st.spinner("Sending a test message to each destination…"):
+                outcome = attempt(notifications.send_own_test, page.ctx, page.actor)
+            if outcome.ok and outcome.value is not None:
+                if outcome.value.delivered:
+                    st.success(f"Delivered to {outcome.value.delivered} destination(s).")
+                for error in outcome.value.errors:
+                    st.error(f"Not delivered: {error}", icon=":material/error:")
         confirmed_action(
             "Remove all destinations…",
             key="clear_destinations",

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.conftest import ADMIN, MANAGER, OTHER_MANAGER
 from tests.unit.alerting.conftest import CAD, Estate
 from tests.unit.alerting.endpoints import free_port
 from vlm.alerting.delivery import deliver_due, retry_wait
 from vlm.alerting.notify import notify_user
 from vlm.context import ServiceContext
+from vlm.domain import ValidationError
 from vlm.services import notifications, requests, users
 
 
@@ -80,3 +83,19 @@ def test_nothing_is_queued_for_a_user_without_destinations_or_disabled(ctx, esta
     assert ctx.db.write(lambda cur: notify_user(cur, "bob", "t", "b")) == []
     assert ctx.db.write(lambda cur: notify_user(cur, "nobody", "t", "b")) == []
     assert queued(ctx) == []
+
+
+def test_a_test_message_reaches_the_users_own_webhook_at_once(ctx, estate: Estate, webhook) -> None:
+    port, calls = webhook
+    with pytest.raises(ValidationError) as refused:
+        notifications.send_own_test(ctx, MANAGER)
+    assert refused.value.field == "destinations"
+    notifications.set_own_destinations(
+        ctx, MANAGER, f"json://127.0.0.1:{port}/me\njson://127.0.0.1:{free_port()}/down"
+    )
+
+    sent = notifications.send_own_test(ctx, MANAGER)
+
+    assert (sent.delivered, sent.failed, sent.gave_up) == (1, 1, 1), "a failed test is not retried"
+    assert [c["title"] for c in calls] == ["VLM test message"]
+    assert queued(ctx)[0][:3] == (None, "bob", "test")
