@@ -218,12 +218,13 @@ def decide(
             _audited(request),
             after,
         )
-        outcome = f"granted {amount} of {request['quantity']}" if amount else "declined"
+        outcome = f"granted {amount} of {request['quantity']}" if amount else "declined it"
+        where = f" for pool {request['pool_label']}"
         notify_user(
             cur,
             str(request["requested_by"]),
             f"VLM: your request for {request['quantity']} {_feature_label(request)} was {state}",
-            f"{actor.username} {outcome}." + (f"\nReason: {text}" if text else ""),
+            f"{actor.username} {outcome}{where}." + (f"\nReason: {text}" if text else ""),
         )
         return Decision(state, amount, text)
 

@@ -115,10 +115,12 @@ def insert_request(cur: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> int:
 
 
 def request_in(cur: duckdb.DuckDBPyConnection, request_id: int) -> dict[str, Any] | None:
-    """One request as stored now (inside a write), with its pool's manager now."""
+    """One request as stored now (inside a write), with its pool's manager and name now."""
     cur.execute(
-        f"""SELECT r.{REQUEST_COLUMNS.replace(", ", ", r.")}, p.manager
-        FROM quantity_requests r JOIN pools p ON p.id = r.pool_id WHERE r.id = ?""",
+        f"""SELECT r.{REQUEST_COLUMNS.replace(", ", ", r.")}, p.manager,
+            v.name || ' / ' || p.name AS pool_label
+        FROM quantity_requests r JOIN pools p ON p.id = r.pool_id JOIN vlms v ON v.id = p.vlm_id
+        WHERE r.id = ?""",
         [request_id],
     )
     row = cur.fetchone()

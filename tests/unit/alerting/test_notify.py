@@ -46,6 +46,7 @@ def test_a_decision_reaches_the_requesters_mailbox_through_the_queue(
     assert (sent.delivered, sent.failed) == (1, 0)
     assert len(mailbox.messages) == 1
     assert "your request for 3 cad 1.0 was partly approved" in mailbox.messages[0]
+    assert "alice granted 2 of 3 for pool Engineering / Design." in mailbox.messages[0]
     assert "Reason: 2 for now" in mailbox.messages[0]
     assert deliver_due(ctx).delivered == 0, "each message is sent once"
 
