@@ -8,6 +8,7 @@ from vlm.domain import VlmError
 from vlm.ui.alert_center import sidebar_badge
 from vlm.ui.auth import authenticate
 from vlm.ui.navigation import LOGIN, SET_PASSWORD, role_navigation, single_page_navigation
+from vlm.ui.requests import sidebar_count
 from vlm.ui.runtime import get_runtime
 from vlm.ui.session import PageContext, entrypoint_run
 
@@ -26,6 +27,7 @@ elif signed_in.must_change_password:
 else:
     page = role_navigation(signed_in.actor.role)
     sidebar_badge(PageContext(runtime, signed_in.actor))
+    sidebar_count(PageContext(runtime, signed_in.actor))
 
 with entrypoint_run(signed_in.actor if signed_in else None):
     try:

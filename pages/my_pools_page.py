@@ -1,4 +1,5 @@
-"""My Pools (managers: their pools; admins: all): figures per pool and per feature."""
+"""My Pools (managers: their pools; admins: all): figures per pool and per feature, requests
+for more licenses."""
 
 import streamlit as st
 
@@ -7,8 +8,9 @@ from vlm.services import pools
 from vlm.ui.memo import per_generation
 from vlm.ui.navigation import page_path_of
 from vlm.ui.pool_forms import POOL_COLUMNS, pool_table_config, with_grid_links
+from vlm.ui.requests import own_requests, request_form
 from vlm.ui.session import page_context
-from vlm.ui.widgets import choose_columns, table_with_download
+from vlm.ui.widgets import choose_columns, show_flashes, table_with_download
 
 FEATURE_COLUMNS = [
     "pool_name",
@@ -30,6 +32,7 @@ POOL_DEFAULT = [c for c in POOL_COLUMNS if c not in ("description", "created_at"
 
 page = page_context(Role.ADMIN, Role.MANAGER)
 st.title("All Pools" if page.actor.is_admin else "My Pools")
+show_flashes()
 search = st.text_input(
     "Search", placeholder="pool, VLM or manager name", key="my_pools_search"
 ).strip()
@@ -85,3 +88,13 @@ st.page_link(
     icon=":material/assignment:",
     query_params={"pool": str(target)},
 )
+
+st.subheader("Requests for more licenses")
+st.caption(
+    "A pool is full? Ask the admins for more of a feature, saying why. They see what the VLM "
+    "still has, and approve, approve partly or decline; you are told either way (set where on "
+    "your Profile page)."
+)
+with st.expander("Ask for more", icon=":material/move_up:"):
+    request_form(page, labels)
+own_requests(page)

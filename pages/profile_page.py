@@ -1,4 +1,5 @@
-"""Profile (every role): the signed-in account and its personal API tokens; admins see all."""
+"""Profile (every role): the signed-in account, its notification destinations and its personal
+API tokens; admins see all tokens."""
 
 import streamlit as st
 
@@ -10,6 +11,13 @@ page = page_context()
 st.title("Profile")
 show_flashes()
 profile.show_account(page)
+
+st.subheader("Notifications")
+st.caption(
+    "Where VLM tells you about what concerns you: a decision on your request for more "
+    "licenses, or (admins) a new request."
+)
+profile.notification_destinations(page)
 
 st.subheader("API tokens")
 st.caption(

@@ -10,7 +10,7 @@ from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.secret_box import SecretBox
-from vlm.services import alerts, allocations, harvesting, pools, servers, users, vlms
+from vlm.services import alerts, allocations, harvesting, pools, requests, servers, users, vlms
 from vlm.store import open_database
 from vlm.store.demo import backdate_allocations, insert_synthetic_history
 from vlm.store.hourly import rebuild_hourly
@@ -184,6 +184,19 @@ def _seed_harvesting(ctx: ServiceContext) -> None:
     ctx.db.write(lambda cur: backdate_allocations(cur, IDLE_DEMO_HOST, IDLE_DEMO_DAYS))
 
 
+DEMO_REQUEST_REASON = "Two designers join the CAD team in January"
+
+
+def _seed_request(ctx: ServiceContext) -> None:
+    """Mia asks for two more of the CAD team's first feature: an open request for admins."""
+    mia = Actor("mia", Role.MANAGER)
+    listed = pools.list_pools(ctx, mia)
+    cad_pool = int(listed[listed["name"] == "CAD team"]["id"].iloc[0])
+    held = pools.pool_features(ctx, mia, cad_pool).iloc[0]
+    feature = (str(held["feature_name"]), str(held["feature_version"]))
+    requests.create_request(ctx, mia, cad_pool, feature, 2, DEMO_REQUEST_REASON)
+
+
 def _seed_history(ctx: ServiceContext, days: int = 21) -> None:
     """Synthetic working-hours usage for the trend charts, older than the first real pull (the
     hourly summary is rebuilt: this history comes after the pull's snapshots were summed)."""
@@ -206,6 +219,7 @@ def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
         _seed_history(ctx)
         _seed_catalog(ctx)
         _seed_alert_rules(ctx)
+        _seed_request(ctx)
         sync_all(ctx)
         _seed_harvesting(ctx)
         harvesting.apply_harvest_policy(ctx)

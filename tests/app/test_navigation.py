@@ -14,7 +14,7 @@ from vlm.ui.navigation import PAGES, pages_for
 EXPECTED = {
     Role.ADMIN: [
         "Dashboard", "Alerts", "My Pools", "Allocations", "Idle licenses", "Physical LMs",
-        "Virtual LMs", "Virtual Pools", "Users", "Audit", "Export", "Profile",
+        "Virtual LMs", "Virtual Pools", "Requests", "Users", "Audit", "Export", "Profile",
     ],
     Role.MANAGER: [
         "Dashboard", "Alerts", "My Pools", "Allocations", "Idle licenses", "Export", "Profile",

@@ -1,4 +1,4 @@
-"""Screenshots of the dashboard and the allocation grid for the README.
+"""Screenshots of the dashboard, the allocation grid, alerts and quantity requests for the README.
 
 They are written to docs/screenshots/ when VLM_UPDATE_SCREENSHOTS=1 (otherwise to a temporary
 folder, so a test run never changes tracked files):
@@ -77,4 +77,20 @@ def test_alerts_screenshot(browser: Browser, app_server, shots):
     wait_for_app(page)
     page.screenshot(path=shots / "alerts.png")
     assert (shots / "alerts.png").stat().st_size > 20_000
+    page.context.close()
+
+
+def test_requests_screenshot(browser: Browser, app_server, shots):
+    admin = demo(Role.ADMIN)
+    page = sign_in(browser, app_server.url, admin.username, admin.password)
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    open_page(page, "Requests")
+    expect(page.get_by_text("Open requests", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+    page.get_by_text("Approve partly", exact=True).click()
+    expect(page.get_by_text("Grant (1 to 1)")).to_be_visible()
+    wait_for_app(page)
+    page.mouse.move(5, 5)
+    page.screenshot(path=shots / "requests.png")
+    assert (shots / "requests.png").stat().st_size > 20_000
     page.context.close()

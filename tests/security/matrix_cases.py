@@ -17,6 +17,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -34,9 +35,12 @@ from vlm.services import (
     bulk,
     drift_history,
     exports,
+    harvesting,
+    notifications,
     permissions,
     pools,
     reports,
+    requests,
     servers,
     tokens,
     users,
@@ -45,6 +49,8 @@ from vlm.services import (
 from vlm.services.allocations import AllocationChange
 from vlm.services.servers import ServerInput
 from vlm.store import reservations as store_queries
+from vlm.store.frames import frame
+from vlm.store.reservations import OUTCOME_DTYPES
 
 ALLOW, DENY, HIDDEN = "allow", "deny", "hidden"
 STALE_ALLOW = ALLOW  # a read by an Actor the session would no longer build (see the docstring)
@@ -89,6 +95,8 @@ class EstateIds:
     admin_rule: int
     bob_rule: int
     bob_alert: int
+    bob_request: int
+    bob_idle: int
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,18 @@ def _refused_by_server(ctx: ServiceContext, allocation_id: int, count: int) -> N
         {"id": [allocation_id], "count": [count], "state": ["pending"], "message": ["refused"]}
     )
     assert ctx.db.write(lambda cur: store_queries.mark_failed(cur, rows)) == 1
+
+
+def _held_unused_for_days(ctx: ServiceContext, allocation_id: int, days: int) -> None:
+    """The server has held the allocation for `days` days and nobody used it (idle)."""
+    rows = frame([(allocation_id, 1, "pending", None)], OUTCOME_DTYPES)
+    assert ctx.db.write(lambda cur: store_queries.mark_applied(cur, rows)) == 1
+    since = datetime.now() - timedelta(days=days)
+    ctx.db.write(
+        lambda cur: cur.execute(
+            "UPDATE allocations SET applied_at = ? WHERE id = ?", [since, allocation_id]
+        )
+    )
 
 
 def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
@@ -185,6 +205,14 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
             "SELECT id FROM alerts WHERE rule_id = ? AND pool_id = ?", [admin_rule, bob_pool]
         )
     )
+    for person in (ADMIN, MANAGER, OTHER_MANAGER, ANALYST, DEMOTED):
+        notifications.set_own_destinations(ctx, person, hook)
+    bob_request = requests.create_request(ctx, MANAGER, bob_pool, CAD, 1, "a new hire")
+    bob_idle = allocations.allocate(ctx, ADMIN, bob_pool, CAD, "USER", "b-idle", 1)
+    carol_idle = allocations.allocate(ctx, ADMIN, carol_pool, CAD, "USER", "c-idle", 1)
+    for idle in (bob_idle, carol_idle):
+        _held_unused_for_days(ctx, idle, 90)
+    requests.create_request(ctx, OTHER_MANAGER, carol_pool, CAD, 2, "two contractors")
     return EstateIds(
         server_id=server_id,
         spare_server_id=spare_server_id,
@@ -203,6 +231,8 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
         admin_rule=admin_rule,
         bob_rule=bob_rule,
         bob_alert=bob_alert,
+        bob_request=bob_request,
+        bob_idle=bob_idle,
     )
 
 
@@ -287,7 +317,7 @@ def _csv_column(name: str) -> Callable[[Estate, Any], Iterable[Any]]:
 
 
 def _allocation_pools(e: Estate, frame: pd.DataFrame) -> list[int]:
-    pool_of = {e.ids.bob_alloc: e.ids.bob_pool, e.ids.carol_alloc: e.ids.carol_pool}
+    pool_of = dict(e.ctx.db.query("SELECT id, pool_id FROM allocations"))
     return [pool_of[int(i)] for i in frame["id"]]
 
 
@@ -322,10 +352,18 @@ def _open_alerts_counted(e: Estate, caller: str, count: int) -> None:
 
 
 def _deliveries_of_own_rules(e: Estate, caller: str, frame: pd.DataFrame) -> None:
+    """A manager sees their rules' messages and those sent to them personally; admins and
+    analysts every message."""
     expected = {"own_manager": {e.ids.bob_rule}, "other_manager": set()}.get(
         caller, {e.ids.admin_rule, e.ids.bob_rule}
     )
-    assert set(frame["rule_id"]) == expected, f"{caller} saw {set(frame['rule_id'])}"
+    rules = set(frame["rule_id"].dropna())
+    assert rules == expected, f"{caller} saw {rules}"
+    personal = set(frame["username"].dropna())
+    if caller in MANAGERS:
+        assert personal <= {CALLERS[caller].username}, f"{caller} saw messages to {personal}"
+    else:
+        assert ADMIN.username in personal, "the admin's notice of the new requests is listed"
 
 
 def _check_rule_created(e: Estate, caller: str, rule_id: int) -> None:
@@ -346,9 +384,67 @@ def _check_test_sent(e: Estate, caller: str, result: DeliveryPass) -> None:
     assert events == 1 and result.failed == 1
 
 
+def _idle_seats_scoped(e: Estate, caller: str, seats: int) -> None:
+    _assert_equal(seats, len(_visible_pools(e, caller)))
+
+
+def _check_idle_released(e: Estate, caller: str, results: list) -> None:
+    _assert_true(all(r.ok for r in results))
+    _assert_equal(_state(e, e.ids.bob_idle), "removing")
+
+
+def _check_price_set(e: Estate, caller: str, result: None) -> None:
+    _assert_equal(_scalar(e, "SELECT seat_price FROM feature_prices"), 250.0)
+
+
+def _check_policy_set(e: Estate, caller: str, result: None) -> None:
+    _assert_equal(_scalar(e, "SELECT release_after_days FROM harvest_policy"), 60)
+
+
 def _check_acknowledged(e: Estate, caller: str, count: int) -> None:
     by = _scalar(e, "SELECT acknowledged_by FROM alerts WHERE id = ?", e.ids.bob_alert)
     assert count == 1 and by == CALLERS[caller].username
+
+
+def _request_state(e: Estate) -> tuple:
+    return e.ctx.db.query(
+        "SELECT state, granted, decided_by FROM quantity_requests WHERE id = ?",
+        [e.ids.bob_request],
+    )[0]
+
+
+def _check_request_created(e: Estate, caller: str, request_id: int) -> None:
+    row = e.ctx.db.query(
+        "SELECT pool_id, requested_by, state FROM quantity_requests WHERE id = ?", [request_id]
+    )
+    assert row == [(e.ids.bob_pool, CALLERS[caller].username, "open")]
+
+
+def _check_request_approved(e: Estate, caller: str, result: requests.Decision) -> None:
+    assert _request_state(e) == ("approved", 1, CALLERS[caller].username)
+    assert _pool_quantity(e, e.ids.bob_pool) == 7
+
+
+def _check_request_withdrawn(e: Estate, caller: str, result: None) -> None:
+    assert _request_state(e) == ("withdrawn", None, CALLERS[caller].username)
+
+
+def _check_destinations_set(e: Estate, caller: str, labels: list[str]) -> None:
+    stored = _scalar(
+        e,
+        "SELECT notify_destination_labels FROM users WHERE username = ?",
+        CALLERS[caller].username,
+    )
+    assert labels and stored == "\n".join(labels)
+
+
+def _check_own_test_sent(e: Estate, caller: str, result: DeliveryPass) -> None:
+    sent = _scalar(
+        e,
+        "SELECT count(*) FROM alert_deliveries WHERE username = ? AND event = 'test'",
+        CALLERS[caller].username,
+    )
+    assert sent == 1 and result.failed == 1, (sent, result)
 
 
 def _allocation_row(e: Estate, host_id: str) -> tuple | None:
@@ -530,11 +626,11 @@ def _check_audit(e: Estate, caller: str, frame: pd.DataFrame) -> None:
 
 
 def _check_impact(e: Estate, caller: str, impact: dict[str, int]) -> None:
-    assert impact["allocations"] == 2
+    assert impact["allocations"] == 3  # b-host, b-refused and the idle b-idle
 
 
 def _check_bounds(e: Estate, caller: str, frame: pd.DataFrame) -> None:
-    assert frame[["quantity", "minimum"]].values.tolist() == [[6, 3]]
+    assert frame[["quantity", "minimum"]].values.tolist() == [[6, 4]]
 
 
 def _check_roles(expected: dict[str, Role]) -> Check:
@@ -667,7 +763,7 @@ MATRIX: dict[str, Case] = {
         notes="a manager may not resize their own pool (issue #14's missed bug)",
     ),
     "pools.delete_pool": Case(
-        lambda e, a: pools.delete_pool(e.ctx, a, e.ids.bob_pool, confirmed_allocations=2),
+        lambda e, a: pools.delete_pool(e.ctx, a, e.ids.bob_pool, confirmed_allocations=3),
         ADMIN_WRITE,
         writes=True,
         check=_check_pool_deleted,
@@ -881,6 +977,120 @@ MATRIX: dict[str, Case] = {
         SCOPED_READ,
         check=_deliveries_of_own_rules,
     ),
+    # ---- quantity requests: managers their own pools', admins decide, analysts read ----------
+    "requests.create_request": Case(
+        lambda e, a: requests.create_request(e.ctx, a, e.ids.bob_pool, CAD, 3, "new team"),
+        POOL_WRITE,
+        writes=True,
+        check=_check_request_created,
+    ),
+    "requests.decide": Case(
+        lambda e, a: requests.decide(e.ctx, a, e.ids.bob_request, "approve"),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_request_approved,
+        notes="the pool grows through pools.update_pool_in in the same write",
+    ),
+    "requests.withdraw": Case(
+        lambda e, a: requests.withdraw(e.ctx, a, e.ids.bob_request),
+        {
+            "admin": DENY,
+            "own_manager": ALLOW,
+            "other_manager": HIDDEN,
+            "analyst": DENY,
+            **REFUSED_STORED,
+            "demoted": HIDDEN,
+        },
+        writes=True,
+        check=_check_request_withdrawn,
+        notes="only the requester; an admin declines instead",
+    ),
+    "requests.list_requests": Case(
+        lambda e, a: requests.list_requests(e.ctx, a),
+        SCOPED_READ,
+        check=only_visible_pools(_column("pool_id")),
+        notes="analysts read every request (and change none)",
+    ),
+    "requests.open_request_count": Case(
+        lambda e, a: requests.open_request_count(e.ctx, a),
+        ADMIN_READ,
+        check=lambda e, c, count: _assert_equal(count, 2),
+    ),
+    "requests.requestable_features": Case(
+        lambda e, a: requests.requestable_features(e.ctx, a, e.ids.bob_pool),
+        POOL_READ,
+        check=lambda e, c, frame: _assert_equal(frame["feature_name"].tolist(), ["cad"]),
+    ),
+    "notifications.set_own_destinations": Case(
+        lambda e, a: notifications.set_own_destinations(e.ctx, a, "json://127.0.0.1:9/me"),
+        OWN_TOKEN_WRITE,
+        writes=True,
+        check=_check_destinations_set,
+        notes="anyone active sets their own destinations",
+    ),
+    "notifications.send_own_test": Case(
+        lambda e, a: notifications.send_own_test(e.ctx, a),
+        {
+            "admin": ALLOW,
+            "own_manager": ALLOW,
+            "other_manager": ALLOW,
+            "analyst": ALLOW,
+            **REFUSED_STORED,
+            "demoted": ALLOW,
+        },
+        writes=True,
+        check=_check_own_test_sent,
+        notes="anyone active tests their own destinations (the estate gives each one)",
+    ),
+    "notifications.own_destinations": Case(
+        lambda e, a: notifications.own_destinations(e.ctx, a),
+        {**OWN_ACCOUNT, "disabled_admin": STALE_ALLOW, "unknown": STALE_ALLOW},
+        check=lambda e, c, labels: _assert_equal(
+            labels, [] if c in ("disabled_admin", "unknown") else ["json://127.0.0.1:9/hook"]
+        ),
+    ),
+    "pools.update_pool_in": Case(
+        lambda e, a: e.ctx.db.write(
+            lambda cur: pools.update_pool_in(cur, a, e.ids.bob_pool, quantities={CAD: 8})
+        ),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_pool_resized,
+        notes="the checks of update_pool, inside the caller's write",
+    ),
+    # ---- harvesting: everyone reads (managers their pools), managers release their own -------
+    "harvesting.idle_report": Case(
+        lambda e, a: harvesting.idle_report(e.ctx, a, 30),
+        SCOPED_READ,
+        check=only_visible_pools(lambda e, report: report.allocations["pool_id"]),
+    ),
+    "harvesting.idle_seats": Case(
+        lambda e, a: harvesting.idle_seats(e.ctx, a, 30), SCOPED_READ, check=_idle_seats_scoped
+    ),
+    "harvesting.release_idle": Case(
+        lambda e, a: harvesting.release_idle(e.ctx, a, e.ids.bob_pool, [e.ids.bob_idle], 30),
+        POOL_WRITE,
+        writes=True,
+        check=_check_idle_released,
+    ),
+    "harvesting.list_prices": Case(lambda e, a: harvesting.list_prices(e.ctx, a), SCOPED_READ),
+    "harvesting.set_price": Case(
+        lambda e, a: harvesting.set_price(e.ctx, a, CAD, 250),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_price_set,
+    ),
+    "harvesting.harvest_policy": Case(
+        lambda e, a: harvesting.harvest_policy(e.ctx, a), SCOPED_READ
+    ),
+    "harvesting.set_harvest_policy": Case(
+        lambda e, a: harvesting.set_harvest_policy(
+            e.ctx, a, enabled=True, warn_after_days=30, release_after_days=60
+        ),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_policy_set,
+    ),
     "tokens.create_token": Case(
         lambda e, a: tokens.create_token(e.ctx, a, "ci job", read_only=True),
         OWN_TOKEN_WRITE,
@@ -1045,6 +1255,9 @@ NOT_ACTOR_SCOPED: dict[str, str] = {
     "idempotency.request_fingerprint": "pure: a digest of a request's method, path and body",
     "idempotency.validate_key": "pure: checks an Idempotency-Key's text",
     "bulk.parse_bulk_allocations": "parses pasted text; reads and writes nothing",
+    "harvesting.apply_harvest_policy": "the scheduler's policy pass: acts as the system",
+    "harvesting.idle_days_shown": "the default age pages show: the policy's, no pool data",
+    "harvesting.validate_idle_days": "pure: input rule",
     "exports.query_count": "counts a query an actor-scoped *_query function built",
     "exports.query_csv": "writes CSV of a query an actor-scoped *_query function built",
     "exports.query_preview": "previews a query an actor-scoped *_query function built",

@@ -33,7 +33,18 @@ from tests.unit.services.estate import add_people, add_server, feature_ids
 from tests.unit.services.test_bad_input import database_dump
 from vlm.context import ServiceContext
 from vlm.domain import SYSTEM_ACTOR, VlmError
-from vlm.services import allocations, bulk, exports, pools, reports, servers, users, vlms
+from vlm.services import (
+    allocations,
+    bulk,
+    exports,
+    notifications,
+    pools,
+    reports,
+    requests,
+    servers,
+    users,
+    vlms,
+)
 
 FUZZ = settings(
     max_examples=30,
@@ -397,6 +408,36 @@ def test_users_add_change_disable_reset(
 )
 def test_users_set_own_password(estate, current, new):
     estate.guard(lambda: users.set_own_password(estate.ctx, MANAGER, current, new))
+
+
+# --- quantity requests and notification destinations ---------------------------------------
+
+
+@FUZZ
+@given(
+    feature=FEATURE_KEYS,
+    quantity=st.one_of(st.just(2), HOSTILE_NUMBERS, HOSTILE_TEXT),
+    reason=st.one_of(st.just("new hires"), ANYTHING),
+    pool_id=st.one_of(st.just(1), ANYTHING),
+    decision=st.one_of(st.sampled_from(["approve", "partial", "decline"]), ANYTHING),
+    granted=st.one_of(st.just(1), HOSTILE_NUMBERS, HOSTILE_TEXT),
+    destinations=st.one_of(st.just("json://127.0.0.1:9/me"), ANYTHING),
+)
+def test_requests_and_destinations(
+    estate, feature, quantity, reason, pool_id, decision, granted, destinations
+):
+    ctx, guard = estate.ctx, estate.guard
+    created: list[int] = []
+    guard(
+        lambda: created.append(
+            requests.create_request(ctx, MANAGER, pool_id, feature, quantity, reason)
+        )
+    )
+    target = created[0] if created else pool_id
+    guard(lambda: requests.decide(ctx, ADMIN, target, decision, granted=granted, reason=reason))
+    guard(lambda: requests.withdraw(ctx, MANAGER, target))
+    guard(lambda: requests.requestable_features(ctx, MANAGER, pool_id))
+    guard(lambda: notifications.set_own_destinations(ctx, MANAGER, destinations))
 
 
 # --- reports with a period -----------------------------------------------------------------

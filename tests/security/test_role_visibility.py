@@ -115,6 +115,8 @@ def test_a_managers_trend_kpis_and_exports_carry_only_their_pools_figures(
         "pending": 0,
         "failed": 0,
         "over_committed_pool_features": 0,
+        "idle_days": 30,
+        "idle_seats": 0,
     }
     stack = reports.pool_stack(ctx, manager)
     assert stack[["pool_id", "quantity", "allocated", "available"]].values.tolist() == [

@@ -26,6 +26,9 @@ def test_demo_seed_is_idempotent_and_applied(tmp_path):
             features = db.scalar("SELECT COUNT(*) FROM server_features")
             assert history > 1000 and history <= later <= history + features
             assert db.scalar("SELECT COUNT(*) FROM pools") == 2
+            assert db.query("SELECT requested_by, quantity, state FROM quantity_requests") == [
+                ("mia", 2, "open")
+            ], "one open request, seeded once"
         finally:
             db.close()
         groups = {g.name for g in emulators["lls-west"].state.groups.values()}

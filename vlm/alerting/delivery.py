@@ -1,6 +1,6 @@
-"""Messages to a rule's destinations through apprise (e-mail, Slack, Teams, webhooks…): each is
-tried when due and retried with a growing wait until delivered; one that keeps failing is given
-up after MAX_ATTEMPTS and stays listed with its last error."""
+"""Messages to a rule's destinations, or to a user's own, through apprise (e-mail, Slack, Teams,
+webhooks…): each is tried when due and retried with a growing wait until delivered; one that
+keeps failing is given up after MAX_ATTEMPTS and stays listed with its last error."""
 
 from __future__ import annotations
 
@@ -109,17 +109,18 @@ def deliver_due(
     now = now or datetime.now()
     delivered = failed = gave_up = 0
     errors: list[str] = []
-    opened: dict[int, list[str]] = {}
+    opened: dict[tuple[object, object], list[str]] = {}
     for row in store.due_deliveries(ctx.db, now, ids):
-        rule_id = row["rule_id"]
-        if rule_id not in opened:
-            opened[rule_id] = open_destinations(ctx.secrets, row["destinations_encrypted"])
-        urls = opened[rule_id]
+        target = (row["rule_id"], row["username"])
+        if target not in opened:
+            opened[target] = open_destinations(ctx.secrets, row["destinations_encrypted"])
+        urls = opened[target]
         index = int(row["destination"])
         if index < len(urls):
             error = send(urls[index], str(row["title"]), str(row["body"]))
         else:
-            error = "the rule no longer has this destination"
+            owner = "the rule" if row["rule_id"] is not None else f"user {row['username']}"
+            error = f"{owner} no longer has this destination"
         attempts = int(row["attempts"]) + 1
         if error is None:
             ctx.db.write(lambda cur, d=row["id"]: store.mark_delivered(cur, d, now))

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount
 
-from vlm.api import alerts, estate, exports, harvesting, pools
+from vlm.api import alerts, estate, exports, harvesting, pools, requests
 from vlm.api.dispatch import METHODS, path_route
 from vlm.api.framework import Call, Operation, Success
 from vlm.api.openapi import API_PREFIX, openapi_document, reference_page
@@ -26,6 +26,7 @@ _RESOURCE_OPERATIONS: tuple[Operation, ...] = (
     *exports.OPERATIONS,
     *alerts.OPERATIONS,
     *harvesting.OPERATIONS,
+    *requests.OPERATIONS,
 )
 
 

@@ -32,6 +32,7 @@ TAGS = (
     ("exports", "Whole datasets as CSV or JSON."),
     ("alerts", "Alerts raised by alert rules, their acknowledgement, and the rules."),
     ("harvesting", "Reserved seats nobody uses: the idle report, their release, prices, policy."),
+    ("requests", "Managers ask for more of a feature for a pool; admins decide."),
     ("audit", "Who changed what."),
     ("meta", "This document, its reference page and a health check."),
 )

@@ -38,6 +38,7 @@ FIELD_NAMES = {
     "vlm": "vlm_id",
     "server": "server_id",
     "allocation": "allocation_id",
+    "request": "request_id",
     "token": "token_id",
     "features": "server_feature_ids",
     "feature": "feature_name",
@@ -94,10 +95,11 @@ def api_field(name: str | None) -> str | None:
     return None if name is None else FIELD_NAMES.get(name, name)
 
 
-def problem_for(error: VlmError) -> Reply:
-    """The problem document of a service error: its status by kind, its field and message."""
+def problem_for(error: VlmError, fields: Mapping[str, str] | None = None) -> Reply:
+    """The problem document of a service error: its status by kind, its field and message
+    (`fields` names service fields where an endpoint's body differs from FIELD_NAMES)."""
     status = status_of(error)
-    name = api_field(error.field)
+    name = (fields or {}).get(error.field or "") or api_field(error.field)
     errors = [(name, error.message)] if name else []
     headers = {"WWW-Authenticate": 'Bearer realm="vlm"'} if status == 401 else None
     return problem(status, error.message, errors, headers)

@@ -478,6 +478,59 @@ BULK_RESULT = obj(
     }
 )
 
+REQUEST_STATE: Schema = {
+    "type": "string",
+    "enum": ["open", "approved", "partly approved", "declined", "withdrawn"],
+}
+QUANTITY_REQUEST = obj(
+    {
+        "id": INT,
+        "pool_id": INT,
+        "pool_name": TEXT,
+        "vlm_name": TEXT,
+        "manager": TEXT,
+        "feature_name": TEXT,
+        "feature_version": TEXT,
+        "quantity": INT,
+        "reason": TEXT,
+        "requested_by": TEXT,
+        "requested_at": TIME,
+        "state": REQUEST_STATE,
+        "granted": NULL_INT,
+        "decided_by": NULL_TEXT,
+        "decided_at": NULL_TIME,
+        "decision_reason": NULL_TEXT,
+        "pool_quantity": {**INT, "description": "the pool's quantity of the feature now"},
+        "vlm_available": {
+            **INT,
+            "description": "what the pool's VLM could still pool of the feature now",
+        },
+    }
+)
+NEW_QUANTITY_REQUEST = obj(
+    {
+        "pool_id": ID,
+        "feature_name": FEATURE_NAME,
+        "feature_version": FEATURE_VERSION,
+        "quantity": {"type": "integer", "minimum": 1, "maximum": QUANTITY_MAX},
+        "reason": text(DESCRIPTION_MAX_LENGTH, minLength=1),
+    },
+    required=["pool_id", "feature_name", "quantity", "reason"],
+)
+QUANTITY_DECISION = obj(
+    {
+        "decision": {"type": "string", "enum": ["approve", "partial", "decline"]},
+        "granted": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": QUANTITY_MAX,
+            "description": "for partial: how many to grant, fewer than asked",
+        },
+        "reason": text(DESCRIPTION_MAX_LENGTH, description="required to decline"),
+    },
+    required=["decision"],
+)
+
 COMPONENTS: dict[str, Schema] = {
     "FieldError": FIELD_ERROR,
     "Problem": PROBLEM,
@@ -528,6 +581,10 @@ COMPONENTS: dict[str, Schema] = {
     "SeatPrice": SEAT_PRICE,
     "SeatPricePage": page_of("SeatPrice"),
     "SeatPriceChange": SEAT_PRICE_CHANGE,
+    "QuantityRequest": QUANTITY_REQUEST,
+    "QuantityRequestPage": page_of("QuantityRequest"),
+    "NewQuantityRequest": NEW_QUANTITY_REQUEST,
+    "QuantityDecision": QUANTITY_DECISION,
     "AuditEntry": AUDIT_ENTRY,
     "AuditEntryPage": page_of("AuditEntry"),
     "ExportRows": EXPORT_ROWS,

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from vlm.alerting.notify import notify_user
 from vlm.context import ServiceContext
 from vlm.domain import (
     DAYS_MAX,
@@ -38,6 +39,7 @@ from vlm.services.permissions import (
     require_admin_in,
     require_can_write,
     require_pool_write,
+    require_pool_write_in,
 )
 from vlm.services.tokens import require_writable
 from vlm.store import usage as store
@@ -139,6 +141,7 @@ def release_idle(
         raise ValidationError("choose at least one idle allocation", field="allocations")
     days = validate_idle_days(days)
     require_pool_write(ctx.db, actor, pool_id)
+    ctx.db.write(lambda cur: require_pool_write_in(cur, actor, pool_id))  # as stored now
     idle_before = (now or datetime.now()) - timedelta(days=days)
     return _release(ctx, actor, pool_id, ids, days, idle_before, by_policy=False)
 
@@ -262,9 +265,21 @@ def set_harvest_policy(
     ctx.db.write(write)
 
 
+def _warning(count: int, warn: int, release: int) -> tuple[str, str]:
+    """The message a manager gets when allocations of their pools become due for release."""
+    title = f"VLM: {count} reserved seat(s) of your pools unused for {warn} days"
+    body = (
+        f"{count} allocation(s) in your pools have not been used for {warn} days. Unless their "
+        f"hosts use them, the release policy frees them when they reach {release} days idle "
+        f"({release - warn} days from now). See Idle licenses in VLM to release or keep them."
+    )
+    return title, body
+
+
 def apply_harvest_policy(ctx: ServiceContext, now: datetime | None = None) -> HarvestPass:
     """Run the policy once (the scheduler's leader, after each full pass): mark and audit the
-    allocations idle for warn_after_days (once per idle spell), then release, through the same
+    allocations idle for warn_after_days (once per idle spell) and tell each pool's manager on
+    their own destinations, then release, through the same
     path as a manager's release, those still idle for release_after_days and warned at least
     release − warn days ago. A pass with nothing due writes nothing."""
     done = HarvestPass()
@@ -287,14 +302,17 @@ def apply_harvest_policy(ctx: ServiceContext, now: datetime | None = None) -> Ha
             for allocation_id, pool_id, _ in due
         ]
 
-        def mark(cur) -> None:
-            store.mark_warned(cur, ids, now)
-            audit.record_many(cur, SYSTEM_ACTOR, rows)
-
-        ctx.db.write(mark)
         by_manager: dict[str, list[int]] = defaultdict(list)
         for allocation_id, _, manager in due:
             by_manager[manager].append(allocation_id)
+
+        def mark(cur) -> None:
+            store.mark_warned(cur, ids, now)
+            audit.record_many(cur, SYSTEM_ACTOR, rows)
+            for manager, warned in by_manager.items():
+                notify_user(cur, manager, *_warning(len(warned), warn, release))
+
+        ctx.db.write(mark)
         done.warned = dict(by_manager)
     idle_before = now - timedelta(days=release)
     warned_before = now - timedelta(days=release - warn)

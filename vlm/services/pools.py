@@ -182,38 +182,57 @@ def update_pool(
     manager = None if manager is None else clean_text(manager, "manager", max_len=NAME_MAX_LENGTH)
     description = None if description is None else validate_description(description)
     quantities = None if quantities is None else validate_quantities(quantities)
+    ctx.db.write(
+        lambda cur: update_pool_in(
+            cur,
+            actor,
+            pool_id,
+            name=name,
+            manager=manager,
+            description=description,
+            quantities=quantities,
+        )
+    )
 
-    def write(cur):
-        require_admin_in(cur, actor)
-        row = store.pool_row(cur, pool_id)
-        if row is None:
-            raise NotFound(f"pool {pool_id} does not exist", field="pool")
-        vlm_id, old_name, old_manager, old_description = row
-        new_name = name if name is not None else old_name
-        if new_name != old_name and store.pool_name_taken(
-            cur, vlm_id, new_name, other_than=pool_id
-        ):
-            raise Conflict(f"this VLM has a pool named '{new_name}' already", field="name")
-        new_manager = _check_manager(cur, manager) if manager is not None else old_manager
-        new_description = (description if description is not None else old_description).strip()
-        before = {
-            "name": old_name,
-            "manager": old_manager,
-            "description": old_description,
-            "quantities": _feature_quantities(cur, pool_id),
-        }
-        if quantities:
-            store.replace_portions(cur, pool_id, _plan_portions(cur, vlm_id, pool_id, quantities))
-        store.update_pool(cur, pool_id, new_name, new_manager, new_description)
-        after = {
-            "name": new_name,
-            "manager": new_manager,
-            "description": new_description,
-            "quantities": _feature_quantities(cur, pool_id),
-        }
-        audit.record(cur, actor, "pool.update", "pool", pool_id, before, after)
 
-    ctx.db.write(write)
+def update_pool_in(
+    cur,
+    actor: Actor,
+    pool_id: int,
+    *,
+    name: str | None = None,
+    manager: str | None = None,
+    description: str | None = None,
+    quantities: Mapping[FeatureKey, int] | None = None,
+) -> None:
+    """Inside a write: update_pool with validated values (the one path that changes a pool's
+    portions after it is made; an approved quantity request grows a pool through it)."""
+    require_admin_in(cur, actor)
+    row = store.pool_row(cur, pool_id)
+    if row is None:
+        raise NotFound(f"pool {pool_id} does not exist", field="pool")
+    vlm_id, old_name, old_manager, old_description = row
+    new_name = name if name is not None else old_name
+    if new_name != old_name and store.pool_name_taken(cur, vlm_id, new_name, other_than=pool_id):
+        raise Conflict(f"this VLM has a pool named '{new_name}' already", field="name")
+    new_manager = _check_manager(cur, manager) if manager is not None else old_manager
+    new_description = (description if description is not None else old_description).strip()
+    before = {
+        "name": old_name,
+        "manager": old_manager,
+        "description": old_description,
+        "quantities": _feature_quantities(cur, pool_id),
+    }
+    if quantities:
+        store.replace_portions(cur, pool_id, _plan_portions(cur, vlm_id, pool_id, quantities))
+    store.update_pool(cur, pool_id, new_name, new_manager, new_description)
+    after = {
+        "name": new_name,
+        "manager": new_manager,
+        "description": new_description,
+        "quantities": _feature_quantities(cur, pool_id),
+    }
+    audit.record(cur, actor, "pool.update", "pool", pool_id, before, after)
 
 
 def deletion_impact(ctx: ServiceContext, actor: Actor, pool_id: int) -> dict[str, int]:

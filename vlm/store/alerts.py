@@ -3,7 +3,8 @@
 An alert is one episode of a rule's condition holding for one subject (a pool, a server, a server
 feature): its row is written when the condition starts and closed (cleared_at) when it stops, so
 the history is change-only. A delivery is one message (fired, cleared or test) to one destination
-of a rule, retried until delivered or given up, never dropped without a trace.
+of a rule, or one message to one of a user's own destinations (username set, rule_id NULL),
+retried until delivered or given up, never dropped without a trace.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ ALERT_COLUMNS = (
     "a.opened_at, a.cleared_at, a.acknowledged_by, a.acknowledged_at"
 )
 DELIVERY_COLUMNS = (
-    "d.id, d.rule_id, r.name AS rule_name, d.alert_id, d.event, d.destination_label, d.title, "
+    "d.id, d.rule_id, r.name AS rule_name, d.username, d.alert_id, d.event, d.destination_label, "
+    "d.title, "
     "d.attempts, d.created_at, d.next_attempt_at, d.delivered_at, d.gave_up_at, d.last_error"
 )
 
@@ -329,6 +331,22 @@ def insert_deliveries(cur: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> 
     return ids
 
 
+def insert_user_deliveries(
+    cur: duckdb.DuckDBPyConnection, username: str, event: str, rows: Sequence[tuple[str, str, str]]
+) -> list[int]:
+    """Messages to a user's own destinations: rows of (label, title, body) in destination
+    order; their ids."""
+    ids = []
+    for index, (label, title, body) in enumerate(rows):
+        found = cur.execute(
+            """INSERT INTO alert_deliveries (username, event, destination, destination_label,
+                title, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING id""",
+            [username, event, index, label, title, body],
+        ).fetchone()
+        ids.append(int(found[0]))
+    return ids
+
+
 def due_deliveries(db: Database, now: datetime, ids: Sequence[int] | None = None) -> list[dict]:
     """Undelivered messages whose next attempt is due (or exactly these ids, due or not), oldest
     first."""
@@ -337,9 +355,12 @@ def due_deliveries(db: Database, now: datetime, ids: Sequence[int] | None = None
     else:
         when, params = "d.next_attempt_at <= ?", [now]
     return db.query_dicts(
-        f"""SELECT d.id, d.rule_id, d.event, d.destination, d.destination_label, d.title, d.body,
-               d.attempts, r.destinations_encrypted
+        f"""SELECT d.id, d.rule_id, d.username, d.event, d.destination, d.destination_label,
+               d.title, d.body, d.attempts,
+               CASE WHEN d.rule_id IS NULL THEN u.notify_destinations_encrypted
+                    ELSE r.destinations_encrypted END AS destinations_encrypted
         FROM alert_deliveries d LEFT JOIN alert_rules r ON r.id = d.rule_id
+        LEFT JOIN users u ON u.username = d.username
         WHERE d.delivered_at IS NULL AND d.gave_up_at IS NULL AND {when}
         ORDER BY d.id""",
         params,
@@ -369,8 +390,11 @@ def mark_failed(
 
 
 def deliveries_frame(db: Database, owner: str | None = None, limit: int = 500) -> pd.DataFrame:
-    """The latest deliveries (of every rule, or of the rules `owner` made), newest first."""
-    where, params = ("WHERE r.owner = ?", [owner]) if owner is not None else ("", [])
+    """The latest deliveries (every one, or those of the rules `owner` made and those sent to
+    `owner` personally), newest first."""
+    where, params = (
+        ("WHERE r.owner = ? OR d.username = ?", [owner, owner]) if owner is not None else ("", [])
+    )
     return db.query_df(
         f"""SELECT {DELIVERY_COLUMNS} FROM alert_deliveries d
         LEFT JOIN alert_rules r ON r.id = d.rule_id {where}

@@ -501,6 +501,37 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
         """,
     ),
     (
+        15,
+        "quantity requests; per-user notification destinations; deliveries to a user",
+        # A delivery targets a rule's destinations (rule_id) or a user's own (username). DuckDB
+        # refuses to alter a column of an indexed table, so the index is rebuilt around it.
+        """
+        CREATE SEQUENCE IF NOT EXISTS seq_quantity_request START 1;
+        CREATE TABLE quantity_requests (
+            id BIGINT PRIMARY KEY DEFAULT nextval('seq_quantity_request'),
+            pool_id BIGINT NOT NULL,
+            feature_name VARCHAR NOT NULL,
+            feature_version VARCHAR NOT NULL,
+            quantity INTEGER NOT NULL,
+            reason VARCHAR NOT NULL,
+            requested_by VARCHAR NOT NULL,
+            requested_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            state VARCHAR NOT NULL DEFAULT 'open',
+            granted INTEGER,
+            decided_by VARCHAR,
+            decided_at TIMESTAMP,
+            decision_reason VARCHAR
+        );
+        CREATE INDEX idx_quantity_request_pool ON quantity_requests (pool_id, state);
+        ALTER TABLE users ADD COLUMN notify_destinations_encrypted VARCHAR;
+        ALTER TABLE users ADD COLUMN notify_destination_labels VARCHAR DEFAULT '';
+        DROP INDEX idx_alert_delivery_due;
+        ALTER TABLE alert_deliveries ALTER COLUMN rule_id DROP NOT NULL;
+        ALTER TABLE alert_deliveries ADD COLUMN username VARCHAR;
+        CREATE INDEX idx_alert_delivery_due ON alert_deliveries (delivered_at, next_attempt_at);
+        """,
+    ),
+    (
         17,
         "who the license servers saw using each feature, seat prices and the idle-release policy",
         # One row per episode of a host holding a feature on a server: opened on the pull that

@@ -168,3 +168,31 @@ def failures_since(db: Database, since: float) -> list[tuple[str, int]]:
 
 def clear_failures(cur: duckdb.DuckDBPyConnection, username: str) -> None:
     cur.execute("""DELETE FROM login_failures WHERE username = ?""", [username])
+
+
+def notification_labels(db: Database, username: str) -> list[str]:
+    """A user's own notification destinations, masked (none when there is no such user)."""
+    found = db.scalar("SELECT notify_destination_labels FROM users WHERE username = ?", [username])
+    return [label for label in str(found or "").split("\n") if label]
+
+
+def set_notification_destinations(
+    cur: duckdb.DuckDBPyConnection, username: str, sealed: str | None, labels: str
+) -> None:
+    cur.execute(
+        """UPDATE users SET notify_destinations_encrypted = ?, notify_destination_labels = ?
+        WHERE username = ?""",
+        [sealed, labels, username],
+    )
+
+
+def notification_target(cur: duckdb.DuckDBPyConnection, username: str) -> list[str] | None:
+    """Inside a write: an enabled user's masked destination labels (None: no such enabled
+    user)."""
+    row = cur.execute(
+        "SELECT notify_destination_labels FROM users WHERE username = ? AND NOT disabled",
+        [username],
+    ).fetchone()
+    if row is None:
+        return None
+    return [label for label in str(row[0] or "").split("\n") if label]

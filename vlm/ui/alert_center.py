@@ -20,6 +20,7 @@ RULE_COLUMNS = ["id", "name", "kind", "threshold", "pool_name", "owner", "enable
 DELIVERY_COLUMNS = [
     "id",
     "rule_name",
+    "username",
     "event",
     "destination_label",
     "title",
@@ -229,5 +230,9 @@ def deliveries(page: PageContext) -> None:
             icon=":material/warning:",
         )
     table_with_download(
-        shown, "alert messages", key="alert_messages", column_order=DELIVERY_COLUMNS
+        shown,
+        "alert messages",
+        key="alert_messages",
+        column_order=DELIVERY_COLUMNS,
+        column_config={"username": "To user"},
     )

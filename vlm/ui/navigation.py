@@ -73,6 +73,7 @@ PAGES: tuple[PageSpec, ...] = (
     _spec("servers", "Physical LMs", "servers", "dns", ADMINISTRATION, ADMIN_ONLY),
     _spec("vlms", "Virtual LMs", "vlms", "hub", ADMINISTRATION, ADMIN_ONLY),
     _spec("pools", "Virtual Pools", "pools", "workspaces", ADMINISTRATION, ADMIN_ONLY),
+    _spec("requests", "Requests", "requests", "move_up", ADMINISTRATION, ADMIN_ONLY),
     _spec("users", "Users", "users", "group", ADMINISTRATION, ADMIN_ONLY),
     _spec("audit", "Audit", "audit", "history", ADMINISTRATION, ADMIN_ONLY),
     _spec("export", "Export", "export", "download", OVERVIEW, EVERYONE),

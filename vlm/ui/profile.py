@@ -1,5 +1,6 @@
-"""The Profile page's parts: the signed-in account, a form that creates a personal API token
-(shown once), the user's tokens with their last use, revoking one; admins see and revoke all."""
+"""The Profile page's parts: the signed-in account, where VLM sends the user's own messages, a
+form that creates a personal API token (shown once), the user's tokens with their last use,
+revoking one; admins see and revoke all."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
-from vlm.services import tokens
+from vlm.services import notifications, tokens
 from vlm.ui.confirm import Question, confirmed_action
 from vlm.ui.memo import per_generation
 from vlm.ui.session import PageContext
-from vlm.ui.widgets import attempt, field_slots, table_with_download
+from vlm.ui.widgets import attempt, field_slots, flash, table_with_download
 
 NEW_TOKEN_KEY = "_vlm_new_token"
 SHOWN_COLUMNS = ["name", "hint", "read_only", "status", "created_at", "expires_at", "last_used_at"]
@@ -30,6 +31,61 @@ TOKEN_LABELS = {
 
 def show_account(page: PageContext) -> None:
     st.caption(f"Signed in as **{page.actor.username}** ({page.actor.role.value}).")
+
+
+DESTINATION_HELP = (
+    "One apprise URL per line: mailtos://user:password@smtp.example.com?to=me@example.com, "
+    "slack://TokenA/TokenB/TokenC, msteams://…, json://hooks.example.com/me (a webhook). "
+    "They are stored encrypted and shown masked. Saving replaces the ones you have."
+)
+
+
+def notification_destinations(page: PageContext) -> None:
+    """The user's own destinations (masked), a form that replaces them and a way to clear them."""
+    current = per_generation(
+        page,
+        "profile: destinations",
+        lambda: notifications.own_destinations(page.ctx, page.actor),
+    )
+    if current:
+        st.markdown("Messages for you go to:")
+        st.code("\n".join(current), language=None)
+    else:
+        st.caption("You have no destination yet: VLM's messages for you are not sent anywhere.")
+    saved = st.session_state.get("_profile_destinations_saved", 0)
+    with st.form(f"own_destinations_{saved}"):
+        text = st.text_area("Send my messages to", help=DESTINATION_HELP, height=100)
+        fields = field_slots(destinations=st)
+        save = st.form_submit_button("Save destinations", icon=":material/save:")
+    if save:
+        outcome = attempt(
+            notifications.set_own_destinations, page.ctx, page.actor, text, fields=fields
+        )
+        if outcome.ok:
+            st.session_state["_profile_destinations_saved"] = saved + 1
+            flash(f"{len(outcome.value or [])} destination(s) saved.")
+            st.rerun()
+    if current:
+        if st.button("Send test", key="own_destinations_test", icon=":material/send:"):
+            with st.spinner("Sending a test message to each destination…"):
+                outcome = attempt(notifications.send_own_test, page.ctx, page.actor)
+            if outcome.ok and outcome.value is not None:
+                if outcome.value.delivered:
+                    st.success(f"Delivered to {outcome.value.delivered} destination(s).")
+                for error in outcome.value.errors:
+                    st.error(f"Not delivered: {error}", icon=":material/error:")
+        confirmed_action(
+            "Remove all destinations…",
+            key="clear_destinations",
+            question=Question(
+                "clear_destinations",
+                f"Remove your {len(current)} destination(s)? VLM's messages for you are then "
+                "not sent anywhere.",
+                "Remove all",
+            ),
+            act=lambda: notifications.set_own_destinations(page.ctx, page.actor, ""),
+            done="Your destinations are removed.",
+        )
 
 
 def show_new_token() -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import ADMIN, BACKENDS, MANAGER, OTHER_MANAGER, both_backends
+from tests.unit.alerting.endpoints import smtp, webhook  # noqa: F401 - fixtures of this suite
 from tests.unit.services.estate import add_people, add_server, feature_ids
 from vlm.context import ServiceContext
 from vlm.services import pools, vlms

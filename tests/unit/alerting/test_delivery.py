@@ -4,75 +4,20 @@ kept with its error, given up only after MAX_ATTEMPTS; destinations are stored e
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.conftest import ADMIN, MANAGER
 from tests.unit.alerting.conftest import CAD, Estate
+from tests.unit.alerting.endpoints import Hook, free_port
 from vlm.alerting.delivery import MAX_ATTEMPTS, deliver_due, retry_wait
 from vlm.alerting.evaluate import evaluate_alerts
 from vlm.context import ServiceContext
 from vlm.domain import ValidationError
 from vlm.services import alerts, allocations
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook
-        self.messages.append(envelope.content.decode("utf-8", "replace"))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Mailbox]]:
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port, mailbox
-    finally:
-        controller.stop()
-
-
-class Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's hook
-        length = int(self.headers.get("Content-Length", 0))
-        type(self).received.append(json.loads(self.rfile.read(length)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[int, list[dict]]]:
-    handler = type("Received", (Hook,), {"received": []})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port, handler.received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def full_pool_rule(ctx: ServiceContext, destinations: str) -> int:
