@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 import re
@@ -34,6 +35,17 @@ class AllocationState(StrEnum):
     FAILED = "failed"
     REMOVING = "removing"
     DISABLED = "disabled"  # on the server, but the server disabled the entry (e.g. a shrink)
+    SCHEDULED = "scheduled"  # its start day has not come: counted in the pool, not on a server
+    EXPIRING = "expiring"  # its end day has passed: being taken off the server, then expired
+    EXPIRED = "expired"  # its end day has passed and it is off the server: history only
+
+
+# Allocation states that no longer hold a license of their pool (not counted, not editable).
+ENDED_STATES = (
+    AllocationState.REMOVING.value,
+    AllocationState.EXPIRING.value,
+    AllocationState.EXPIRED.value,
+)
 
 
 class VlmError(Exception):
@@ -100,6 +112,7 @@ _REFUSED_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}  # control, lone surrogate, line/
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _MULTILINE_ALLOWED = {"\n", "\t"}
 _SHOWN_LENGTH = 40
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.+\-Z]{0,20})?$")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s'\"<>]*@")
 
 
@@ -345,6 +358,41 @@ def validate_quantity(value: object) -> int:
 def _missing(value: object) -> bool:
     """None or a grid's NaN marker for an empty cell."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def parse_day(value: object, field: str) -> dt.date | None:
+    """A calendar day from a date, a datetime (its day) or 'YYYY-MM-DD' text (a time after it
+    is ignored); None when empty (None, blank, NaN, NaT)."""
+    if _missing(value) or _is_nat(value):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if _ISO_DAY.match(text):
+            try:
+                return dt.date.fromisoformat(text[:10])
+            except ValueError:
+                pass
+    raise ValidationError(
+        f"{field.replace('_', ' ')} must be a date as YYYY-MM-DD, got {shown(value)}", field=field
+    )
+
+
+def _is_nat(value: object) -> bool:
+    """A missing-time marker (pandas NaT, a date that is unequal to itself)."""
+    return isinstance(value, dt.date) and value != value
+
+
+def validate_duration_days(value: object, field: str) -> int | None:
+    """A pool's default or maximum allocation duration: whole days 1 – DAYS_MAX, or None."""
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return None
+    return bounded_int(value, field, minimum=1, maximum=DAYS_MAX)
 
 
 def validate_description(value: object) -> str:

@@ -24,6 +24,7 @@ from vlm.domain import (
     reduce_portions,
     split_into_portions,
     validate_description,
+    validate_duration_days,
     validate_name,
     validate_quantities,
 )
@@ -284,3 +285,47 @@ def pool_quantity_bounds(
     vlm_id = record_id(vlm_id, "VLM")
     pool_id = None if pool_id is None else record_id(pool_id, "pool")
     return store.quantity_bounds(ctx.db, vlm_id, pool_id)
+
+
+def set_pool_durations(
+    ctx: ServiceContext,
+    actor: Actor,
+    pool_id: int,
+    *,
+    default_days: object = None,
+    max_days: object = None,
+) -> None:
+    """Set (None: clear) a pool's default and maximum allocation duration in days.
+
+    The default fills the end of a new allocation given none; the maximum caps every
+    allocation's days from its start through its end. Existing allocations keep their dates.
+    """
+    require_admin(actor)
+    pool_id = record_id(pool_id, "pool")
+    default = validate_duration_days(default_days, "default_duration_days")
+    maximum = validate_duration_days(max_days, "max_duration_days")
+    if default is not None and maximum is not None and default > maximum:
+        raise ValidationError(
+            f"the default duration ({default} days) is longer than the maximum ({maximum} days)",
+            field="default_duration_days",
+        )
+
+    def write(cur):
+        require_admin_in(cur, actor)
+        if store.pool_row(cur, pool_id) is None:
+            raise NotFound(f"pool {pool_id} does not exist", field="pool")
+        old_default, old_max = store.pool_durations(cur, pool_id)
+        if (old_default, old_max) == (default, maximum):
+            return
+        store.set_pool_durations(cur, pool_id, default, maximum)
+        audit.record(
+            cur,
+            actor,
+            "pool.durations",
+            "pool",
+            pool_id,
+            {"default_duration_days": old_default, "max_duration_days": old_max},
+            {"default_duration_days": default, "max_duration_days": maximum},
+        )
+
+    ctx.db.write(write)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -24,15 +25,15 @@ WHERE pp.pool_id = ?
 
 LIVE_ALLOCATIONS = """
 SELECT id, server_feature_id, feature_name, feature_version, host_type, host_id,
-    count, description, state
+    count, description, state, starts_on, ends_on, CAST(created_at AS DATE) AS created_on
 FROM allocations WHERE pool_id = ? AND state <> 'removing'
 """
 
 INSERT_ALLOCATIONS = """
 INSERT INTO allocations (pool_id, server_feature_id, feature_name, feature_version, host_type,
-    host_id, count, description, state, created_by)
+    host_id, count, description, state, created_by, starts_on, ends_on)
 SELECT pool_id, server_feature_id, feature_name, feature_version, host_type, host_id, count,
-    description, state, created_by
+    description, state, created_by, CAST(starts_on AS DATE), CAST(ends_on AS DATE)
 FROM new_allocations
 RETURNING id
 """
@@ -47,14 +48,23 @@ NEW_ALLOCATION_COLUMNS = (
     "description",
     "state",
     "created_by",
+    "starts_on",
+    "ends_on",
 )
+DAY_COLUMNS = ("starts_on", "ends_on")
 
-UPDATABLE_COLUMNS = frozenset({"count", "description", "state"})
+UPDATABLE_COLUMNS = frozenset({"count", "description", "state", "ends_on"})
 
-ALLOCATION_COLUMNS = """
+# An allocation's phase, from its state: scheduled (its start has not come), expired (its end
+# has passed: being taken off its server, or history) or active.
+PHASE = """CASE WHEN a.state = 'scheduled' THEN 'scheduled'
+    WHEN a.state IN ('expiring', 'expired') THEN 'expired' ELSE 'active' END AS phase"""
+
+ALLOCATION_COLUMNS = f"""
     a.id, a.pool_id, p.name AS pool_name, a.feature_name, a.feature_version, a.host_type,
     a.host_id, a.count, a.description, a.state, a.last_error, s.name AS server_name,
-    a.created_at, a.created_by, a.updated_at, a.applied_at
+    a.created_at, a.created_by, a.updated_at, a.applied_at, a.starts_on, a.ends_on,
+    {PHASE}
 """
 
 POOL_ALLOCATIONS = f"""
@@ -74,6 +84,11 @@ VISIBLE_ALLOCATIONS = f"""SELECT v.name AS vlm_name, {ALLOCATION_COLUMNS} FROM a
     JOIN server_features sf ON sf.id = a.server_feature_id
     JOIN license_servers s ON s.id = sf.server_id
     WHERE a.state <> 'removing' AND {{scope}} ORDER BY a.pool_id, a.id"""
+
+
+def _day_text(day: date | None) -> str | None:
+    """A day as ISO text for a registered frame (cast back to DATE in SQL on both engines)."""
+    return None if day is None else day.isoformat()
 
 
 def _marks(ids: Collection[object]) -> str:
@@ -101,7 +116,10 @@ def insert_allocations(
     if not rows:
         return []
     columns = list(NEW_ALLOCATION_COLUMNS)
-    frame = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
+    frame = pd.DataFrame(
+        [{c: _day_text(row[c]) if c in DAY_COLUMNS else row[c] for c in columns} for row in rows],
+        columns=columns,
+    )
     frame.insert(0, "pool_id", pool_id)
     cur.register("new_allocations", frame)
     try:
@@ -117,7 +135,7 @@ def update_allocation(
     *,
     reset_attempts: bool = False,
 ) -> None:
-    """Set the given columns (count, description, state) of an allocation and its updated_at;
+    """Set the given columns (count, description, state, ends_on) of an allocation and its updated_at;
     reset_attempts also clears its retry bookkeeping (attempts, next attempt, last error)."""
     unknown = set(changes) - UPDATABLE_COLUMNS
     if unknown:

@@ -500,6 +500,20 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
         CREATE INDEX idx_alert_delivery_due ON alert_deliveries (delivered_at, next_attempt_at);
         """,
     ),
+    (
+        16,
+        "time-boxed allocations: start and end days; a pool's default and maximum duration",
+        # Days, not times: an allocation holds its license from the start of starts_on through
+        # the whole of ends_on (inclusive, in the server's local calendar). NULL: from its
+        # creation / without end. A new state 'scheduled' waits for its start, 'expiring' is
+        # being taken off its server, 'expired' is history (never deleted).
+        """
+        ALTER TABLE allocations ADD COLUMN starts_on DATE;
+        ALTER TABLE allocations ADD COLUMN ends_on DATE;
+        ALTER TABLE pools ADD COLUMN default_duration_days INTEGER;
+        ALTER TABLE pools ADD COLUMN max_duration_days INTEGER;
+        """,
+    ),
 ]
 
 
