@@ -43,7 +43,8 @@ JOIN vlms v ON v.id = p.vlm_id
 JOIN (SELECT pool_id, sum(quantity) AS quantity FROM pool_portions GROUP BY pool_id) q
   ON q.pool_id = p.id
 LEFT JOIN (SELECT pool_id, sum(count) AS allocated FROM allocations
-           WHERE state NOT IN ('removing', 'expiring', 'expired') GROUP BY pool_id) a ON a.pool_id = p.id
+           WHERE state NOT IN ('removing', 'expiring', 'expired')
+           GROUP BY pool_id) a ON a.pool_id = p.id
 WHERE q.quantity > 0 AND 100.0 * coalesce(a.allocated, 0) / q.quantity >= ?
 """
 FEATURE_EXHAUSTED_SQL = """

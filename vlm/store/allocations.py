@@ -135,8 +135,9 @@ def update_allocation(
     *,
     reset_attempts: bool = False,
 ) -> None:
-    """Set the given columns (count, description, state, ends_on) of an allocation and its updated_at;
-    reset_attempts also clears its retry bookkeeping (attempts, next attempt, last error)."""
+    """Set the given columns (count, description, state, ends_on) of an allocation and its
+    updated_at; reset_attempts also clears its retry bookkeeping (attempts, next attempt, last
+    error)."""
     unknown = set(changes) - UPDATABLE_COLUMNS
     if unknown:
         raise ValueError(f"allocation columns that cannot be set: {sorted(unknown)}")

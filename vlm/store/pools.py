@@ -91,7 +91,8 @@ def pool_portions(cur: duckdb.DuckDBPyConnection, pool_id: int) -> dict[int, int
 
 
 def allocated_per_server_feature(cur: duckdb.DuckDBPyConnection, pool_id: int) -> dict[int, int]:
-    """The sum of the pool's counted (not removing, expiring or expired) allocation counts per server feature id."""
+    """The sum of the pool's counted allocation counts (not removing, expiring or expired) per
+    server feature id."""
     return dict(
         cur.execute(
             """SELECT server_feature_id, SUM(count)::INTEGER FROM allocations
