@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date, timedelta
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,7 @@ ALLOW, DENY, HIDDEN = "allow", "deny", "hidden"
 STALE_ALLOW = ALLOW  # a read by an Actor the session would no longer build (see the docstring)
 
 PASSWORD = "password-123"
+EXTENDED_TO = date.today() + timedelta(days=30)
 CAD, VIZ, SIM = ("cad", "1.0"), ("viz", "1.0"), ("sim", "1.0")
 EMULATOR_PASSWORD = "admin"
 
@@ -387,6 +389,20 @@ def _check_edited(e: Estate, caller: str, result: None) -> None:
     assert rows == [(3, "grown", "pending")]
 
 
+def _check_extended(e: Estate, caller: str, results: list) -> None:
+    _check_rows_ok(e, caller, results)
+    ends_on = _scalar(e, "SELECT ends_on FROM allocations WHERE id = ?", e.ids.bob_alloc)
+    assert ends_on == EXTENDED_TO
+
+
+def _check_durations(e: Estate, caller: str, result: None) -> None:
+    rows = e.ctx.db.query(
+        "SELECT default_duration_days, max_duration_days FROM pools WHERE id = ?",
+        [e.ids.bob_pool],
+    )
+    assert rows == [(30, 90)]
+
+
 def _check_removed(e: Estate, caller: str, result: None) -> None:
     assert _state(e, e.ids.bob_alloc) == "removing"
 
@@ -595,6 +611,14 @@ MATRIX: dict[str, Case] = {
         writes=True,
         check=_check_edited,
     ),
+    "allocations.extend_allocations": Case(
+        lambda e, a: allocations.extend_allocations(
+            e.ctx, a, e.ids.bob_pool, [e.ids.bob_alloc], EXTENDED_TO
+        ),
+        POOL_WRITE,
+        writes=True,
+        check=_check_extended,
+    ),
     "allocations.remove_allocation": Case(
         lambda e, a: allocations.remove_allocation(e.ctx, a, e.ids.bob_pool, e.ids.bob_alloc),
         POOL_WRITE,
@@ -665,6 +689,14 @@ MATRIX: dict[str, Case] = {
         writes=True,
         check=_check_pool_resized,
         notes="a manager may not resize their own pool (issue #14's missed bug)",
+    ),
+    "pools.set_pool_durations": Case(
+        lambda e, a: pools.set_pool_durations(
+            e.ctx, a, e.ids.bob_pool, default_days=30, max_days=90
+        ),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_durations,
     ),
     "pools.delete_pool": Case(
         lambda e, a: pools.delete_pool(e.ctx, a, e.ids.bob_pool, confirmed_allocations=2),
