@@ -211,12 +211,12 @@ class PoolLedger:
                     field="ends_on",
                 )
             return
+        if end < self.today:
+            raise ValidationError(f"the end date {end} has already passed", field="ends_on")
         if end < first_day:
             raise ValidationError(
                 f"the end date {end} is before the start date {first_day}", field="ends_on"
             )
-        if end < self.today:
-            raise ValidationError(f"the end date {end} has already passed", field="ends_on")
         if self.max_days is not None and (end - first_day).days + 1 > self.max_days:
             latest = first_day + timedelta(days=self.max_days - 1)
             raise ValidationError(
