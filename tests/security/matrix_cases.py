@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd

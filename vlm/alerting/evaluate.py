@@ -19,6 +19,7 @@ from vlm.store import alerts as store
 
 K = TypeVar("K", bound=Hashable)
 MINUTE_KINDS = {"server_unreachable", "allocations_failing"}
+DAY_KINDS = {"allocation_ending"}  # measured against the day N days ahead
 FIRED, CLEARED = "fired", "cleared"
 
 
@@ -71,6 +72,8 @@ def _title(kind: str, name: str, value: float, threshold: float) -> str:
         return f"{name} is over-committed by {value:.0f}"
     if kind == "drift":
         return f"{name}: {value:.0f} drift finding(s)"
+    if kind == "allocation_ending":
+        return f"Pool {name}: {value:.0f} allocation(s)"
     return f"{name}: {value:.0f} allocation(s) refused for over {threshold:g} minute(s)"
 
 
@@ -88,9 +91,11 @@ class PassReads:
         """(subject, pool_id, name, value, figures) where a rule of kind and threshold holds."""
         key = (kind, threshold)
         if key not in self._rows:
-            parameter: object = (
-                self.now - timedelta(minutes=threshold) if kind in MINUTE_KINDS else threshold
-            )
+            parameter: object = threshold
+            if kind in MINUTE_KINDS:
+                parameter = self.now - timedelta(minutes=threshold)
+            elif kind in DAY_KINDS:
+                parameter = self.now.date() + timedelta(days=int(threshold))
             self._rows[key] = store.holding(self.ctx.db, kind, parameter)
         return self._rows[key]
 
