@@ -301,7 +301,7 @@ def visible_allocations_query(actor: Actor) -> tuple[str, list[object]]:
 
 def visible_allocations(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Every allocation the actor may see (managers: their pools), for export."""
-    return ctx.db.query_df(*visible_allocations_query(actor))
+    return store.days_as_dates(ctx.db.query_df(*visible_allocations_query(actor)))
 
 
 def retry_allocations(

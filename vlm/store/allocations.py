@@ -181,7 +181,18 @@ def pool_allocations(
         params.extend(feature)
     if not include_removing:
         clauses.append("a.state <> 'removing'")
-    return db.query_df(POOL_ALLOCATIONS.format(where=" AND ".join(clauses)), params)
+    frame = db.query_df(POOL_ALLOCATIONS.format(where=" AND ".join(clauses)), params)
+    return days_as_dates(frame)
+
+
+def days_as_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """The start and end columns as dates (None when empty) on both engines (DuckDB's frames
+    give DATE columns as timestamps)."""
+    for column in DAY_COLUMNS:
+        if column in frame.columns:
+            values = pd.to_datetime(frame[column])
+            frame[column] = values.dt.date.astype(object).where(values.notna(), None)
+    return frame
 
 
 def allocation_states(db: Database, ids: Sequence[int], scope: Scope) -> pd.DataFrame:
