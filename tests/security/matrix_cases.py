@@ -1077,6 +1077,7 @@ NOT_ACTOR_SCOPED: dict[str, str] = {
     "idempotency.request_fingerprint": "pure: a digest of a request's method, path and body",
     "idempotency.validate_key": "pure: checks an Idempotency-Key's text",
     "bulk.parse_bulk_allocations": "parses pasted text; reads and writes nothing",
+    "pools.check_durations": "pure: checks a default and maximum duration in days",
     "exports.query_count": "counts a query an actor-scoped *_query function built",
     "exports.query_csv": "writes CSV of a query an actor-scoped *_query function built",
     "exports.query_preview": "previews a query an actor-scoped *_query function built",
