@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import open_page, service_context
@@ -85,3 +86,35 @@ def test_extend_confirms_then_extends_and_reports_a_refused_row(app):
     refused = [r for r in report if not r["ok"]]
     assert [r["host"] for r in refused] == ["ETHERNET 0050569A0010"]
     assert "at most 35 day(s)" in refused[0]["result"]
+
+
+def test_an_admin_sets_a_pools_time_limits_and_a_bad_pair_is_refused_under_its_field(app):
+    at = open_page(app("admin"), "pools")
+    pool_id = int(at.selectbox(key="edit_pool").value)
+
+    def submit(default_days: int, max_days: int) -> None:
+        [default_box] = [n for n in at.number_input if n.label == "Default duration (days)"]
+        [max_box] = [n for n in at.number_input if n.label == "Maximum duration (days)"]
+        default_box.set_value(default_days)
+        max_box.set_value(max_days)
+        [save] = [b for b in at.button if b.label == "Save time limits"]
+        save.click().run()
+        assert not at.exception, at.exception
+
+    submit(40, 30)
+    assert any("longer than the maximum" in e.value for e in at.error)
+    stored = pools.list_pools(service_context(), ADMIN).set_index("id")
+    assert (
+        stored.loc[pool_id, "max_duration_days"] is None
+        or stored.isna().loc[pool_id, "max_duration_days"]
+    )
+
+    submit(14, 90)
+    stored = pools.list_pools(service_context(), ADMIN).set_index("id")
+    assert (
+        stored.loc[pool_id, "default_duration_days"],
+        stored.loc[pool_id, "max_duration_days"],
+    ) == (
+        14,
+        90,
+    )
