@@ -57,7 +57,7 @@ def test_grid_edits_are_previewed_applied_and_refused_rows_kept(app):
     source: pd.DataFrame = editor.value
     assert editor.editing_mode == "dynamic"
     assert list(source.index) == list(range(len(source)))
-    assert len(source) == 3
+    assert len(source) == 6  # the demo's three plain and three time-boxed allocations
     key = editor.key
     tag = key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
     first_id, deleted_id = int(source["id"].iloc[0]), int(source["id"].iloc[2])

@@ -63,7 +63,8 @@ PHASE = """CASE WHEN a.state = 'scheduled' THEN 'scheduled'
 ALLOCATION_COLUMNS = f"""
     a.id, a.pool_id, p.name AS pool_name, a.feature_name, a.feature_version, a.host_type,
     a.host_id, a.count, a.description, a.state, a.last_error, s.name AS server_name,
-    a.created_at, a.created_by, a.updated_at, a.applied_at, a.starts_on, a.ends_on,
+    a.created_at, a.created_by, a.updated_at, a.applied_at,
+    CAST(a.starts_on AS VARCHAR) AS starts_on, CAST(a.ends_on AS VARCHAR) AS ends_on,
     {PHASE}
 """
 
@@ -186,8 +187,8 @@ def pool_allocations(
 
 
 def days_as_dates(frame: pd.DataFrame) -> pd.DataFrame:
-    """The start and end columns as dates (None when empty) on both engines (DuckDB's frames
-    give DATE columns as timestamps)."""
+    """The start and end columns (read as ISO text: a day has no time zone, and exports must
+    not label it with one) as dates, None when empty."""
     for column in DAY_COLUMNS:
         if column in frame.columns:
             values = pd.to_datetime(frame[column])
