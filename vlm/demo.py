@@ -59,7 +59,7 @@ DEMO_ALLOCATIONS = [
 # three days fires Mia's allocation_ending rule.
 DEMO_TIMEBOXED = [
     ("USER", "intern-kim", 1, "Intern (Kim), starts next week", 7, 97),
-    ("ETHERNET", "0050569A0010", 1, "Contractor laptop (Lee), until Friday", None, 3),
+    ("ETHERNET", "0050569A0010", 1, "Contractor laptop (Lee), ends in three days", None, 3),
     ("USER", "trainee-ola", 1, "Training course (Ola), over", -30, -3),
 ]
 

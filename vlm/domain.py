@@ -104,6 +104,8 @@ QUANTITY_MAX = 1_000_000
 TIMEOUT_MIN_SECONDS = 0.1
 TIMEOUT_MAX_SECONDS = 300.0
 DAYS_MAX = 3_650
+DAY_FIRST = dt.date(2000, 1, 1)  # allocation start and end days lie in this range
+DAY_LAST = dt.date(2999, 12, 31)
 ID_MAX = 2**63 - 1
 
 _ETHERNET = re.compile(r"^[0-9A-F]{12}$")
@@ -366,21 +368,36 @@ def parse_day(value: object, field: str) -> dt.date | None:
     if _missing(value) or _is_nat(value):
         return None
     if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
+        value = value.date()
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
         if _ISO_DAY.match(text):
-            try:
-                return dt.date.fromisoformat(text[:10])
-            except ValueError:
-                pass
+            value = _iso_day(text[:10])
+    if isinstance(value, dt.date):
+        return _day_in_range(value, field)
     raise ValidationError(
         f"{field.replace('_', ' ')} must be a date as YYYY-MM-DD, got {shown(value)}", field=field
     )
+
+
+def _iso_day(text: str) -> dt.date | str:
+    """The day 'YYYY-MM-DD' names, or the text itself when there is no such day."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def _day_in_range(day: dt.date, field: str) -> dt.date:
+    """A day between DAY_FIRST and DAY_LAST (so that adding a duration cannot overflow)."""
+    if not DAY_FIRST <= day <= DAY_LAST:
+        raise ValidationError(
+            f"{field.replace('_', ' ')} must be between {DAY_FIRST} and {DAY_LAST}, got {day}",
+            field=field,
+        )
+    return day
 
 
 def _is_nat(value: object) -> bool:

@@ -63,6 +63,7 @@ def test_dates_are_stored_and_a_future_start_is_scheduled(ctx, pool):
         ({"ends_on": "2026-12-01"}, "has already passed"),
         ({"ends_on": "31/12/2026"}, "must be a date as YYYY-MM-DD"),
         ({"starts_on": "2026-02-30"}, "must be a date as YYYY-MM-DD"),
+        ({"starts_on": "9999-12-31"}, "must be between 2000-01-01 and 2999-12-31"),
     ],
 )
 def test_bad_dates_are_refused_with_the_field_and_nothing_is_written(ctx, pool, days, message):
