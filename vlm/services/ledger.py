@@ -25,6 +25,7 @@ from vlm.store import allocations as store
 from vlm.store.pools import pool_durations
 
 SCHEDULED = AllocationState.SCHEDULED.value
+PENDING = AllocationState.PENDING.value
 
 
 @dataclass
@@ -176,7 +177,8 @@ class PoolLedger:
         filled = self.default_days or self.max_days
         if end is None and filled is not None:
             end = first_day + timedelta(days=filled - 1)
-        self._check_window(first_day, end)
+        if end is not None:
+            self._check_window(first_day, end)
         key = (feature[0], feature[1], htype.value, hid)
         if key in self.hosts:
             raise Conflict(
@@ -193,7 +195,7 @@ class PoolLedger:
             "host_id": hid,
             "count": number,
             "description": text,
-            "state": SCHEDULED if start is not None and start > self.today else "pending",
+            "state": SCHEDULED if start is not None and start > self.today else PENDING,
             "created_by": actor,
             "starts_on": start,
             "ends_on": end,
@@ -202,15 +204,8 @@ class PoolLedger:
         self.inserts.append(alloc)
         return alloc
 
-    def _check_window(self, first_day: date, end: date | None) -> None:
-        """An end day: not before the first day nor already past, within the pool's maximum."""
-        if end is None:
-            if self.max_days is not None:
-                raise ValidationError(
-                    f"this pool allows at most {self.max_days} day(s): give an end date",
-                    field="ends_on",
-                )
-            return
+    def _check_window(self, first_day: date, end: date) -> None:
+        """An end day: not already past nor before the first day, within the pool's maximum."""
         if end < self.today:
             raise ValidationError(f"the end date {end} has already passed", field="ends_on")
         if end < first_day:
