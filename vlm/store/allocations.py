@@ -113,12 +113,16 @@ def live_allocations(cur: duckdb.DuckDBPyConnection, pool_id: int) -> list[dict[
 def insert_allocations(
     cur: duckdb.DuckDBPyConnection, pool_id: int, rows: Sequence[Mapping[str, Any]]
 ) -> list[int]:
-    """Add allocations to a pool in one statement; returns their new ids in the rows' order."""
+    """Add allocations to a pool in one statement; returns their new ids in the rows' order
+    (starts_on / ends_on are optional: no day given is none)."""
     if not rows:
         return []
     columns = list(NEW_ALLOCATION_COLUMNS)
     frame = pd.DataFrame(
-        [{c: _day_text(row[c]) if c in DAY_COLUMNS else row[c] for c in columns} for row in rows],
+        [
+            {c: _day_text(row.get(c)) if c in DAY_COLUMNS else row[c] for c in columns}
+            for row in rows
+        ],
         columns=columns,
     )
     frame.insert(0, "pool_id", pool_id)
