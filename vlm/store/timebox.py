@@ -11,9 +11,10 @@ from datetime import date
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from vlm.store.database import Database
-from vlm.store.frames import NOW, affected
+from vlm.store.frames import NOW, affected, registered
 
 # Rows of one server ($sid) whose start day has come or whose end day has passed ($today).
 DUE_WHERE = """
@@ -76,11 +77,11 @@ def finish_expiring(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> int:
     """Expiring allocations whose reservation is gone from the server become expired."""
     if not ids:
         return 0
-    ordered = sorted(ids)
-    marks = ", ".join("?" for _ in ordered)
-    result = cur.execute(
-        f"""UPDATE allocations SET state = 'expired', updated_at = {NOW}
-        WHERE state = 'expiring' AND id IN ({marks})""",
-        ordered,
-    )
-    return affected(result)
+    frame = pd.DataFrame({"id": pd.Series(ids, dtype="int64")})
+    with registered(cur, "sync_expired", frame):
+        return affected(
+            cur.execute(
+                f"""UPDATE allocations SET state = 'expired', updated_at = {NOW}
+                WHERE state = 'expiring' AND id IN (SELECT id FROM sync_expired)"""
+            )
+        )
