@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
+from uuid import uuid4
 
 import httpx
 import pytest
 
-from tests.api.conftest import CAD_POOL, RunningApi, assert_problem
+from tests.api.conftest import ADMIN, CAD_POOL, RunningApi, assert_problem
 from tests.api.test_allocations import FEATURE, _audited, _reserved
+from vlm.services import pools, vlms
 
 TODAY = date.today()
+ROOM = 6
 
 
 def _day(days: int) -> str:
@@ -21,12 +24,21 @@ def _day(days: int) -> str:
 
 
 @pytest.fixture
-def pool(api: RunningApi, admin: httpx.Client) -> Iterator[int]:
-    """The CAD team pool; its durations are cleared again after the test (the API is shared)."""
-    pool_id = api.pool_id(CAD_POOL)
+def pool(api: RunningApi) -> Iterator[int]:
+    """A pool of Mia's with room for the test (the API and its estate are shared by the whole
+    package), made through the services beside the CAD team pool and deleted afterwards."""
+    ctx = api.ctx
+    vlm_id = int(pools.list_pools(ctx, ADMIN).set_index("name").loc[CAD_POOL, "vlm_id"])
+    features = vlms.vlm_features(ctx, ADMIN, vlm_id)
+    key = (FEATURE["feature_name"], FEATURE["feature_version"])
+    room = features[(features["feature_name"] == key[0]) & (features["feature_version"] == key[1])]
+    assert int(room["available"].iloc[0]) >= ROOM, "the demo VLM has no room for the test pool"
+    pool_id = pools.create_pool(
+        ctx, ADMIN, vlm_id, f"timebox {uuid4().hex[:8]}", "mia", {key: ROOM}
+    )
     yield pool_id
-    cleared = {"default_duration_days": None, "max_duration_days": None}
-    assert admin.patch(f"/pools/{pool_id}", json=cleared).status_code == 200
+    left = int(pools.list_pools(ctx, ADMIN).set_index("id").loc[pool_id, "allocations"])
+    pools.delete_pool(ctx, ADMIN, pool_id, confirmed_allocations=left)
 
 
 def test_a_scheduled_allocation_answers_its_dates_and_stays_off_the_server(

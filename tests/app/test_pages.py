@@ -149,8 +149,10 @@ def test_export_preview_on_demand(app):
     at.toggle(key="preview_allocations").set_value(True)
     at.run()
     preview = at.dataframe[0].value
-    assert {"host_id", "state", "pool_name"} <= set(preview.columns)
-    assert len(preview) == 3
+    assert {"host_id", "state", "pool_name", "starts_on", "ends_on", "phase"} <= set(
+        preview.columns
+    )
+    assert len(preview) == 6  # the demo's three plain and three time-boxed allocations
 
 
 def test_the_dashboard_reuses_its_figures_until_a_write_and_then_shows_it(app, monkeypatch):

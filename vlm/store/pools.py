@@ -68,7 +68,7 @@ SELECT COUNT(*)::INTEGER,
     COUNT(*) FILTER (WHERE state IN ('applied', 'pending', 'disabled'))::INTEGER,
     COUNT(DISTINCT (a.host_type, a.host_id, sf.server_id))::INTEGER
 FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-WHERE a.pool_id = ? AND a.state <> 'removing'
+WHERE a.pool_id = ? AND a.state NOT IN ('removing', 'expiring', 'expired')
 """
 
 
@@ -189,9 +189,11 @@ def deletion_counts(db: Database, pool_id: int) -> tuple[int, int, int]:
 
 
 def live_allocation_count(cur: duckdb.DuckDBPyConnection, pool_id: int) -> int:
-    """How many of the pool's allocations are not being removed."""
+    """How many of the pool's allocations count (not removing, expiring or expired: the
+    expired ones go with the pool as history, their audit rows stay)."""
     return cur.execute(
-        """SELECT COUNT(*) FROM allocations WHERE pool_id = ? AND state <> 'removing'""",
+        """SELECT COUNT(*) FROM allocations WHERE pool_id = ?
+        AND state NOT IN ('removing', 'expiring', 'expired')""",
         [pool_id],
     ).fetchone()[0]
 

@@ -240,6 +240,7 @@ def duration_form(ctx: ServiceContext, actor: Actor, pool: Mapping[str, Any]) ->
             max_value=DAYS_MAX,
             value=_stored_days(pool.get("default_duration_days")),
             step=1,
+            key=f"pool_default_days_{pool_id}",
             help="fills the end of a new allocation given none",
         )
         max_days = max_col.number_input(
@@ -248,6 +249,7 @@ def duration_form(ctx: ServiceContext, actor: Actor, pool: Mapping[str, Any]) ->
             max_value=DAYS_MAX,
             value=_stored_days(pool.get("max_duration_days")),
             step=1,
+            key=f"pool_max_days_{pool_id}",
             help="the most days one allocation may hold its license; extensions included",
         )
         fields = field_slots(default_duration_days=default_col, max_duration_days=max_col)

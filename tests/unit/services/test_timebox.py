@@ -178,3 +178,15 @@ def test_the_grid_edit_changes_the_end_but_not_the_start(ctx, pool):
     assert [r.ok for r in results] == [True, False]
     assert results[1].field == "starts_on"
     assert _row(ctx, a) == ("scheduled", date(2026, 12, 5), date(2026, 12, 12))
+
+
+def test_a_pool_with_expired_history_is_deleted_with_the_count_it_shows(ctx, pool):
+    gone = _add(ctx, pool, "gone", 1, ends_on="2026-12-03")
+    _add(ctx, pool, "kept", 1)
+    ctx.db.write(
+        lambda cur: cur.execute("UPDATE allocations SET state = 'expired' WHERE id = ?", [gone])
+    )
+    shown = int(pools.list_pools(ctx, ADMIN).set_index("id").loc[pool, "allocations"])
+    assert shown == pools.deletion_impact(ctx, ADMIN, pool)["allocations"] == 1
+    pools.delete_pool(ctx, ADMIN, pool, confirmed_allocations=shown)
+    assert ctx.db.scalar("SELECT COUNT(*) FROM pools WHERE id = ?", [pool]) == 0
