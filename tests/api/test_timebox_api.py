@@ -133,3 +133,24 @@ def test_bulk_rows_and_csv_take_dates_with_a_message_per_bad_row(
     listed = manager.get(f"/pools/{pool}/allocations", params={"state": "scheduled"}).json()
     dated = [item for item in listed["items"] if item["host_id"] == "csv-dated"]
     assert [(d["starts_on"], d["ends_on"]) for d in dated] == [(_day(3), _day(8))]
+
+
+def test_extend_answers_a_result_per_id_and_audits_each(
+    api: RunningApi, manager: httpx.Client, other_manager: httpx.Client, pool: int
+) -> None:
+    admin_pool = api.pool_id(CAD_POOL)
+    body = {**FEATURE, "host_type": "USER", "host_id": "api-batch", "ends_on": _day(2)}
+    mine = manager.post(f"/pools/{pool}/allocations", json=body).json()["id"]
+    elsewhere = manager.get(f"/pools/{admin_pool}/allocations").json()["items"][0]["id"]
+    url = f"/pools/{pool}/allocations/extend"
+
+    answer = manager.post(url, json={"ids": [mine, elsewhere], "ends_on": _day(12)})
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["extended"], answer.json()["refused"]) == (1, 1)
+    assert [r["ok"] for r in answer.json()["results"]] == [True, False]
+    assert _audited(api, "allocation.extend", mine) == ["mia"]
+    assert manager.get(f"/pools/{pool}/allocations/{mine}").json()["ends_on"] == _day(12)
+    assert_problem(manager.post(url, json={"ids": ["x"], "ends_on": _day(12)}), 422, "ids")
+    assert_problem(manager.post(url, json={"ids": [mine]}), 422, "ends_on")
+    assert_problem(other_manager.post(url, json={"ids": [mine], "ends_on": _day(20)}), 403)

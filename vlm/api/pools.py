@@ -348,6 +348,25 @@ def bulk_allocate(call: Call) -> Reply:
     return Reply(200, {"created": created, "refused": len(results) - created, "results": results})
 
 
+def extend_allocations(call: Call) -> Reply:
+    pool_id = call.path_id("pool_id", "pool")
+    body = body_fields(call, ("ids", "ends_on"), required=("ids", "ends_on"))
+    if not isinstance(body["ids"], list) or not body["ids"]:
+        raise ValidationError("ids: give the allocation ids to extend as a list", field="ids")
+    if len(body["ids"]) > bulk.MAX_ROWS:
+        raise ValidationError(f"ids: give at most {bulk.MAX_ROWS:,} ids", field="ids")
+    try:
+        ids = record_ids(body["ids"], "allocation")
+    except ValidationError as exc:
+        raise ValidationError(f"ids: {exc.message}", field="ids") from None
+    outcome = allocations.extend_allocations(call.ctx, call.actor, pool_id, ids, body["ends_on"])
+    results = [_result(i, None, r) for i, r in enumerate(outcome)]
+    extended = sum(1 for r in results if r["ok"])
+    return Reply(
+        200, {"extended": extended, "refused": len(results) - extended, "results": results}
+    )
+
+
 def allocation_states(call: Call) -> Reply:
     raw = call.query_text("ids") or ""
     parts = [p.strip() for p in raw.split(",") if p.strip()]
@@ -515,6 +534,19 @@ OPERATIONS = (
         description=POOL_WRITERS,
         params=(POOL_ID,),
         body=ref("BulkAllocations"),
+        problems=_WRITE_PROBLEMS,
+    ),
+    Operation(
+        "POST",
+        "/pools/{pool_id}/allocations/extend",
+        "extendAllocations",
+        "Give allocations a new last day, with a result per allocation",
+        "allocations",
+        extend_allocations,
+        Success(200, "One result per id; the good ones are written together.", ref("ExtendResult")),
+        description=POOL_WRITERS,
+        params=(POOL_ID,),
+        body=ref("ExtendAllocations"),
         problems=_WRITE_PROBLEMS,
     ),
     Operation(

@@ -444,6 +444,32 @@ BULK_RESULT = obj(
         "results": {"type": "array", "items": ref("BulkRowResult")},
     }
 )
+EXTEND_ALLOCATIONS = obj(
+    {
+        "ids": {
+            "type": "array",
+            "items": ID,
+            "minItems": 1,
+            "maxItems": 10_000,
+            "description": "the allocations of this pool to give the new last day",
+        },
+        "ends_on": {
+            "type": "string",
+            "format": "date",
+            "description": "YYYY-MM-DD, the new last day (inclusive), within the pool's maximum "
+            "duration from each allocation's first day",
+        },
+    },
+    description="Each allocation is extended (or shortened) and audited as allocation.extend, "
+    "or refused with its reason (expired, not in the pool, beyond the maximum duration).",
+)
+EXTEND_RESULT = obj(
+    {
+        "extended": INT,
+        "refused": INT,
+        "results": {"type": "array", "items": ref("BulkRowResult")},
+    }
+)
 
 COMPONENTS: dict[str, Schema] = {
     "FieldError": FIELD_ERROR,
@@ -481,6 +507,8 @@ COMPONENTS: dict[str, Schema] = {
     "BulkAllocations": BULK_ALLOCATIONS,
     "BulkRowResult": BULK_ROW_RESULT,
     "BulkResult": BULK_RESULT,
+    "ExtendAllocations": EXTEND_ALLOCATIONS,
+    "ExtendResult": EXTEND_RESULT,
     "Alert": ALERT,
     "AlertPage": page_of("Alert"),
     "AlertRule": ALERT_RULE,
