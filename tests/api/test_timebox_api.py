@@ -154,3 +154,10 @@ def test_extend_answers_a_result_per_id_and_audits_each(
     assert_problem(manager.post(url, json={"ids": ["x"], "ends_on": _day(12)}), 422, "ids")
     assert_problem(manager.post(url, json={"ids": [mine]}), 422, "ends_on")
     assert_problem(other_manager.post(url, json={"ids": [mine], "ends_on": _day(20)}), 403)
+
+
+def test_a_path_holding_a_line_break_gets_a_problem_answer(manager: httpx.Client) -> None:
+    for path in ("/pools/x%0Ay/allocations/extend", "/no%0Asuch"):
+        response = manager.post(path, json={"ids": [1], "ends_on": _day(3)})
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
