@@ -9,6 +9,7 @@ from vlm.ui.memo import per_generation
 from vlm.ui.pickers import pick_row, pool_labels
 from vlm.ui.pool_forms import (
     POOL_COLUMNS,
+    duration_form,
     pool_table_config,
     quantities_fit,
     quantity_inputs,
@@ -140,6 +141,8 @@ if save and quantities_fit(typed, fields["quantity"], "Not saved", require_one=F
     recheck_quantities(
         outcome, typed, lambda: pools.pool_quantity_bounds(ctx, actor, int(pool["vlm_id"]), pool_id)
     )
+
+duration_form(ctx, actor, pool)
 
 impact = per_generation(
     page,

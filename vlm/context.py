@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, TypeVar
 
 from vlm.config import Settings
@@ -28,6 +29,8 @@ class ServiceContext:
     settings: Settings
     secrets: SecretBox
     on_allocations_changed: Callable[[Iterable[int]], None] = field(default=_ignore_change)
+    # The calendar day allocations' start and end days are compared with (tests move it on).
+    today: Callable[[], date] = field(default=date.today, repr=False, compare=False)
     _owned: dict[type, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _owned_lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from vlm.alerting.kinds import KINDS
@@ -59,6 +60,14 @@ DEMO_ALLOCATIONS = [
 # (warn after 30 days, release after 60) show it; the ws hosts check the feature out.
 IDLE_DEMO_HOST, IDLE_DEMO_DAYS = "jsmith", 45
 DEMO_SEAT_PRICE = 2400.0
+# Time-boxed: (host type, host id, count, description, start, end in days from today). The
+# expired one is allocated as of 30 days ago and expires on the first sync; the one ending in
+# three days fires Mia's allocation_ending rule.
+DEMO_TIMEBOXED = [
+    ("USER", "intern-kim", 1, "Intern (Kim), starts next week", 7, 97),
+    ("ETHERNET", "0050569A0010", 1, "Contractor laptop (Lee), ends in three days", None, 3),
+    ("USER", "trainee-ola", 1, "Training course (Ola), over", -30, -3),
+]
 
 
 def start_demo_emulators(base_port: int | None = None) -> dict:
@@ -138,9 +147,33 @@ def _seed_catalog(ctx: ServiceContext) -> None:
         for i, (t, h, c, d) in enumerate(DEMO_ALLOCATIONS)
     ]
     allocations.apply_allocation_changes(ctx, manager, cad_pool, changes)
+    _seed_timeboxed(ctx, manager, cad_pool, feature)
 
 
-# (owner, kind, threshold, pool name or None): a rule of every kind, and Mia's subscription
+def _seed_timeboxed(ctx: ServiceContext, manager: Actor, pool_id: int, feature) -> None:
+    """DEMO_TIMEBOXED through the allocation service; a row that starts in the past is
+    allocated as of its start day (a context whose calendar is set back)."""
+    today = ctx.today()
+    for i, (host_type, host_id, count, description, start, end) in enumerate(DEMO_TIMEBOXED):
+        first = today + timedelta(days=start or 0)
+        as_of = replace(ctx, today=lambda first=first: min(first, today))
+        change = allocations.AllocationChange(
+            "add",
+            i,
+            None,
+            feature[0],
+            feature[1],
+            host_type,
+            host_id,
+            count,
+            description,
+            None if start is None else first,
+            today + timedelta(days=end),
+        )
+        allocations.apply_allocation_changes(as_of, manager, pool_id, [change])
+
+
+# (owner, kind, threshold, pool name or None): a rule of every kind, and Mia's subscriptions
 DEMO_ALERT_RULES = (
     ("admin", "pool_nearly_full", 50, None),
     ("admin", "feature_nearly_exhausted", 50, None),
@@ -152,6 +185,7 @@ DEMO_ALERT_RULES = (
     ("admin", "allocations_idle", 30, None),
     ("mia", "pool_nearly_full", 25, "CAD team"),
     ("mia", "allocations_idle", 30, "CAD team"),
+    ("mia", "allocation_ending", 7, "CAD team"),
 )
 
 

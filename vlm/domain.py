@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 import re
@@ -34,6 +35,17 @@ class AllocationState(StrEnum):
     FAILED = "failed"
     REMOVING = "removing"
     DISABLED = "disabled"  # on the server, but the server disabled the entry (e.g. a shrink)
+    SCHEDULED = "scheduled"  # its start day has not come: counted in the pool, not on a server
+    EXPIRING = "expiring"  # its end day has passed: being taken off the server, then expired
+    EXPIRED = "expired"  # its end day has passed and it is off the server: history only
+
+
+# Allocation states that no longer hold a license of their pool (not counted, not editable).
+ENDED_STATES = (
+    AllocationState.REMOVING.value,
+    AllocationState.EXPIRING.value,
+    AllocationState.EXPIRED.value,
+)
 
 
 class VlmError(Exception):
@@ -92,6 +104,8 @@ QUANTITY_MAX = 1_000_000
 TIMEOUT_MIN_SECONDS = 0.1
 TIMEOUT_MAX_SECONDS = 300.0
 DAYS_MAX = 3_650
+DAY_FIRST = dt.date(2000, 1, 1)  # allocation start and end days lie in this range
+DAY_LAST = dt.date(2999, 12, 31)
 ID_MAX = 2**63 - 1
 
 _ETHERNET = re.compile(r"^[0-9A-F]{12}$")
@@ -100,6 +114,7 @@ _REFUSED_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}  # control, lone surrogate, line/
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _MULTILINE_ALLOWED = {"\n", "\t"}
 _SHOWN_LENGTH = 40
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.+\-Z]{0,20})?$")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s'\"<>]*@")
 
 
@@ -345,6 +360,56 @@ def validate_quantity(value: object) -> int:
 def _missing(value: object) -> bool:
     """None or a grid's NaN marker for an empty cell."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def parse_day(value: object, field: str) -> dt.date | None:
+    """A calendar day from a date, a datetime (its day) or 'YYYY-MM-DD' text (a time after it
+    is ignored); None when empty (None, blank, NaN, NaT)."""
+    if _missing(value) or _is_nat(value):
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if _ISO_DAY.match(text):
+            value = _iso_day(text[:10])
+    if isinstance(value, dt.date):
+        return _day_in_range(value, field)
+    raise ValidationError(
+        f"{field.replace('_', ' ')} must be a date as YYYY-MM-DD, got {shown(value)}", field=field
+    )
+
+
+def _iso_day(text: str) -> dt.date | str:
+    """The day 'YYYY-MM-DD' names, or the text itself when there is no such day."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def _day_in_range(day: dt.date, field: str) -> dt.date:
+    """A day between DAY_FIRST and DAY_LAST (so that adding a duration cannot overflow)."""
+    if not DAY_FIRST <= day <= DAY_LAST:
+        raise ValidationError(
+            f"{field.replace('_', ' ')} must be between {DAY_FIRST} and {DAY_LAST}, got {day}",
+            field=field,
+        )
+    return day
+
+
+def _is_nat(value: object) -> bool:
+    """A missing-time marker (pandas NaT, a date that is unequal to itself)."""
+    return isinstance(value, dt.date) and value != value
+
+
+def validate_duration_days(value: object, field: str) -> int | None:
+    """A pool's default or maximum allocation duration: whole days 1 – DAYS_MAX, or None."""
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return None
+    return bounded_int(value, field, minimum=1, maximum=DAYS_MAX)
 
 
 def validate_description(value: object) -> str:

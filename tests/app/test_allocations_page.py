@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import InitialValue, Selectbox
 
 from tests.app.conftest import open_page, service_context, wait_for
-from vlm.demo import DEMO_ALLOCATIONS
+from vlm.demo import DEMO_ALLOCATIONS, DEMO_TIMEBOXED
 from vlm.domain import DESCRIPTION_MAX_LENGTH, Actor, Role
 from vlm.flexnet import FlexNetClient, HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.services import allocations, pools
@@ -58,7 +58,7 @@ def test_grid_edits_are_previewed_applied_and_refused_rows_kept(app):
     source: pd.DataFrame = editor.value
     assert editor.editing_mode == "dynamic"
     assert list(source.index) == list(range(len(source)))
-    assert len(source) == len(DEMO_ALLOCATIONS)
+    assert len(source) == len(DEMO_ALLOCATIONS) + len(DEMO_TIMEBOXED)
     key = editor.key
     tag = key.removeprefix("alloc_grid_").rsplit("_", 1)[0]
     first_id, deleted_id = int(source["id"].iloc[0]), int(source["id"].iloc[2])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.app.conftest import open_page
-from vlm.demo import DEMO_ALLOCATIONS
+from vlm.demo import DEMO_ALLOCATIONS, DEMO_TIMEBOXED
 from vlm.domain import Role
 
 DOWNLOADS = {
@@ -150,8 +150,10 @@ def test_export_preview_on_demand(app):
     at.toggle(key="preview_allocations").set_value(True)
     at.run()
     preview = at.dataframe[0].value
-    assert {"host_id", "state", "pool_name"} <= set(preview.columns)
-    assert len(preview) == len(DEMO_ALLOCATIONS)
+    assert {"host_id", "state", "pool_name", "starts_on", "ends_on", "phase"} <= set(
+        preview.columns
+    )
+    assert len(preview) == len(DEMO_ALLOCATIONS) + len(DEMO_TIMEBOXED)
 
 
 def test_the_dashboard_reuses_its_figures_until_a_write_and_then_shows_it(app, monkeypatch):

@@ -17,7 +17,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -56,6 +56,7 @@ ALLOW, DENY, HIDDEN = "allow", "deny", "hidden"
 STALE_ALLOW = ALLOW  # a read by an Actor the session would no longer build (see the docstring)
 
 PASSWORD = "password-123"
+EXTENDED_TO = date.today() + timedelta(days=30)
 CAD, VIZ, SIM = ("cad", "1.0"), ("viz", "1.0"), ("sim", "1.0")
 EMULATOR_PASSWORD = "admin"
 
@@ -483,6 +484,20 @@ def _check_edited(e: Estate, caller: str, result: None) -> None:
     assert rows == [(3, "grown", "pending")]
 
 
+def _check_extended(e: Estate, caller: str, results: list) -> None:
+    _check_rows_ok(e, caller, results)
+    ends_on = _scalar(e, "SELECT ends_on FROM allocations WHERE id = ?", e.ids.bob_alloc)
+    assert ends_on == EXTENDED_TO
+
+
+def _check_durations(e: Estate, caller: str, result: None) -> None:
+    rows = e.ctx.db.query(
+        "SELECT default_duration_days, max_duration_days FROM pools WHERE id = ?",
+        [e.ids.bob_pool],
+    )
+    assert rows == [(30, 90)]
+
+
 def _check_removed(e: Estate, caller: str, result: None) -> None:
     assert _state(e, e.ids.bob_alloc) == "removing"
 
@@ -691,6 +706,14 @@ MATRIX: dict[str, Case] = {
         writes=True,
         check=_check_edited,
     ),
+    "allocations.extend_allocations": Case(
+        lambda e, a: allocations.extend_allocations(
+            e.ctx, a, e.ids.bob_pool, [e.ids.bob_alloc], EXTENDED_TO
+        ),
+        POOL_WRITE,
+        writes=True,
+        check=_check_extended,
+    ),
     "allocations.remove_allocation": Case(
         lambda e, a: allocations.remove_allocation(e.ctx, a, e.ids.bob_pool, e.ids.bob_alloc),
         POOL_WRITE,
@@ -761,6 +784,14 @@ MATRIX: dict[str, Case] = {
         writes=True,
         check=_check_pool_resized,
         notes="a manager may not resize their own pool (issue #14's missed bug)",
+    ),
+    "pools.set_pool_durations": Case(
+        lambda e, a: pools.set_pool_durations(
+            e.ctx, a, e.ids.bob_pool, default_days=30, max_days=90
+        ),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_durations,
     ),
     "pools.delete_pool": Case(
         lambda e, a: pools.delete_pool(e.ctx, a, e.ids.bob_pool, confirmed_allocations=3),
@@ -1258,6 +1289,7 @@ NOT_ACTOR_SCOPED: dict[str, str] = {
     "harvesting.apply_harvest_policy": "the scheduler's policy pass: acts as the system",
     "harvesting.idle_days_shown": "the default age pages show: the policy's, no pool data",
     "harvesting.validate_idle_days": "pure: input rule",
+    "pools.check_durations": "pure: checks a default and maximum duration in days",
     "exports.query_count": "counts a query an actor-scoped *_query function built",
     "exports.query_csv": "writes CSV of a query an actor-scoped *_query function built",
     "exports.query_preview": "previews a query an actor-scoped *_query function built",

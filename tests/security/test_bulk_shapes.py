@@ -20,7 +20,8 @@ CAD = ("cad", "1.0")
 NO_HEADER = (
     "no header row found: the first line must name the columns, for example "
     '"host_id,host_type,count,description" (host_id is required; host_type, count, '
-    "description, feature and feature_version are optional). The first line reads "
+    "description, feature, feature_version, starts_on and ends_on are optional). The first line "
+    "reads "
 )
 EMPTY = "nothing to import: the text is empty"
 HEADER_ONLY = "nothing to import: the file has a header but no data rows"

@@ -305,10 +305,46 @@ def test_allocations_allocate_update_remove(
     guard(lambda: allocations.remove_allocation(ctx, MANAGER, pool_id, allocation_id))
 
 
+DAYS = st.one_of(
+    st.none(),
+    st.dates(),
+    st.datetimes(),
+    st.sampled_from(["2099-12-31", "2026-02-30", "9999-12-31", "0001-01-01", "31/12/2030"]),
+    ANYTHING,
+)
+
+
+@FUZZ
+@given(
+    starts_on=DAYS,
+    ends_on=DAYS,
+    default_days=st.one_of(st.none(), HOSTILE_NUMBERS, HOSTILE_TEXT),
+    max_days=st.one_of(st.none(), HOSTILE_NUMBERS, HOSTILE_TEXT),
+)
+def test_time_boxes_dates_extend_and_durations(estate, starts_on, ends_on, default_days, max_days):
+    ctx, guard = estate.ctx, estate.guard
+    guard(
+        lambda: pools.set_pool_durations(
+            ctx, ADMIN, estate.pool_id, default_days=default_days, max_days=max_days
+        )
+    )
+    guard(
+        lambda: allocations.allocate(
+            ctx, MANAGER, estate.pool_id, ("cad", "1.0"), "USER", "u3", 1, "",
+            starts_on=starts_on, ends_on=ends_on,
+        )
+    )  # fmt: skip
+    guard(
+        lambda: allocations.extend_allocations(
+            ctx, MANAGER, estate.pool_id, [estate.allocation_id], ends_on
+        )
+    )
+
+
 CHANGES = st.lists(
     st.builds(
         allocations.AllocationChange,
-        op=st.sampled_from(["add", "edit", "delete", "retry"]),
+        op=st.sampled_from(["add", "edit", "delete", "retry", "extend"]),
         row=st.integers(1, 50),
         allocation_id=st.one_of(st.just(1), ANYTHING),
         feature_name=st.one_of(st.none(), st.just("cad"), ANYTHING),
@@ -317,6 +353,8 @@ CHANGES = st.lists(
         host_id=HOST_IDS,
         count=st.one_of(st.just(1), HOSTILE_NUMBERS, HOSTILE_TEXT),
         description=st.one_of(st.none(), ANYTHING),
+        starts_on=DAYS,
+        ends_on=DAYS,
     ),
     max_size=5,
 )

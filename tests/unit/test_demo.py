@@ -18,7 +18,21 @@ def test_demo_seed_is_idempotent_and_applied(tmp_path):
         db = open_database(path)
         try:
             assert db.query("SELECT id, host_id, state FROM allocations ORDER BY id") == first
-            assert {s for _, _, s in first} == {"applied"}
+            by_host = {h: s for _, h, s in first}
+            assert by_host.pop("intern-kim") == "scheduled"
+            assert by_host.pop("trainee-ola") == "expired"
+            assert set(by_host.values()) == {"applied"}
+            expiry = db.query(
+                "SELECT actor FROM audit_log WHERE action = 'allocation.expire' "
+                "AND target_id = (SELECT CAST(id AS VARCHAR) FROM allocations "
+                "WHERE host_id = 'trainee-ola')"
+            )
+            assert expiry == [("system",)]
+            ending = db.query(
+                "SELECT a.title FROM alerts a JOIN alert_rules r ON r.id = a.rule_id "
+                "WHERE r.kind = 'allocation_ending' AND a.cleared_at IS NULL"
+            )
+            assert len(ending) == 1 and "1 allocation(s)" in ending[0][0]
             assert sorted(r[0] for r in db.query("SELECT username FROM users")) == sorted(
                 u.username for u in DEMO_USERS
             )
@@ -34,7 +48,8 @@ def test_demo_seed_is_idempotent_and_applied(tmp_path):
         groups = {g.name for g in emulators["lls-west"].state.groups.values()}
         assert "cad-team-manual" in groups
         placed = {g.name for e in emulators.values() for g in e.state.groups.values()}
-        assert {f"vlm-{'USER' if h == 'jsmith' else 'ETHERNET'}-{h}" for _, h, _ in first} <= placed
+        held = {f"vlm-{'ETHERNET' if h.startswith('0050') else 'USER'}-{h}" for _, h, _ in first}
+        assert held - placed == {"vlm-USER-intern-kim", "vlm-USER-trainee-ola"}
     finally:
         for running in emulators.values():
             running.stop()

@@ -19,7 +19,8 @@ from vlm.store import alerts as store
 
 K = TypeVar("K", bound=Hashable)
 MINUTE_KINDS = {"server_unreachable", "allocations_failing"}
-DAY_KINDS = {"allocations_idle"}
+AGE_DAY_KINDS = {"allocations_idle"}  # measured against the moment N days ago
+AHEAD_DAY_KINDS = {"allocation_ending"}  # measured against the day N days ahead
 FIRED, CLEARED = "fired", "cleared"
 
 
@@ -74,6 +75,8 @@ def _title(kind: str, name: str, value: float, threshold: float) -> str:
         return f"{name}: {value:.0f} drift finding(s)"
     if kind == "allocations_idle":
         return f"{name}: {value:.0f} allocation(s) not used for {threshold:g} day(s)"
+    if kind == "allocation_ending":
+        return f"Pool {name}: {value:.0f} allocation(s)"
     return f"{name}: {value:.0f} allocation(s) refused for over {threshold:g} minute(s)"
 
 
@@ -94,8 +97,10 @@ class PassReads:
             parameter: object = threshold
             if kind in MINUTE_KINDS:
                 parameter = self.now - timedelta(minutes=threshold)
-            elif kind in DAY_KINDS:
+            elif kind in AGE_DAY_KINDS:
                 parameter = self.now - timedelta(days=threshold)
+            elif kind in AHEAD_DAY_KINDS:
+                parameter = self.now.date() + timedelta(days=int(threshold))
             self._rows[key] = store.holding(self.ctx.db, kind, parameter)
         return self._rows[key]
 

@@ -45,6 +45,7 @@ KINDS: dict[str, AlertKind] = {
             "over_committed", "Feature over-committed", "licenses short at least", 1, 1e6, 1, False
         ),
         AlertKind("drift", "Drift or conflicts on a server", "findings at least", 1, 1e6, 1, False),
+        AlertKind("allocation_ending", "Allocations ending", "days ahead", 1, 3_650, 7, True),
         AlertKind(
             "allocations_failing",
             "Allocations failing",

@@ -7,6 +7,7 @@ runtime with `vlm.runtime.current_runtime()` and call the same services as the p
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,10 +102,19 @@ def _routes(operations: Sequence[Operation]) -> list[BaseRoute]:
     fallback = Operation(
         "GET", "/{rest:path}", "notFound", "", "meta", _not_found, Success(404, ""), public=True
     )
-    routes.append(path_route("/{rest:path}", {m: fallback for m in METHODS}))
+    routes.append(_across_lines(path_route("/{rest:path}", {m: fallback for m in METHODS})))
     return routes
+
+
+def _across_lines(route: BaseRoute) -> BaseRoute:
+    """The route's `path` parts match line breaks too (Starlette's `.*` stops at one), so a
+    path holding an encoded newline still reaches the API and its problem answers."""
+    pattern = getattr(route, "path_regex", None)
+    if pattern is not None:
+        route.path_regex = re.compile(pattern.pattern, re.DOTALL)  # type: ignore[attr-defined]
+    return route
 
 
 def api_routes() -> list[BaseRoute]:
     """The API mounted at /api/v1, for st.App(routes=…) or any Starlette app."""
-    return [Mount(API_PREFIX, routes=_routes(OPERATIONS))]
+    return [_across_lines(Mount(API_PREFIX, routes=_routes(OPERATIONS)))]

@@ -29,7 +29,16 @@ from vlm.services.allocations import AllocationChange, RowResult
 
 POOL_ID = Param("pool_id", "path", ID, "The pool's id.", required=True)
 ALLOCATION_ID = Param("allocation_id", "path", ID, "The allocation's id.", required=True)
-POOL_FIELDS = ("vlm_id", "name", "manager", "quantities", "description")
+POOL_FIELDS = (
+    "vlm_id",
+    "name",
+    "manager",
+    "quantities",
+    "description",
+    "default_duration_days",
+    "max_duration_days",
+)
+DURATION_FIELDS = ("default_duration_days", "max_duration_days")
 ALLOCATION_FIELDS = (
     "feature_name",
     "feature_version",
@@ -37,6 +46,8 @@ ALLOCATION_FIELDS = (
     "host_id",
     "count",
     "description",
+    "starts_on",
+    "ends_on",
 )
 BULK_FIELDS = (
     "allocations",
@@ -102,6 +113,8 @@ def create_pool(call: Call) -> Reply:
         body["manager"],
         _quantities(body["quantities"]),
         description=body.get("description", ""),
+        default_duration_days=body.get("default_duration_days"),
+        max_duration_days=body.get("max_duration_days"),
     )
     headers = {"Location": f"{call.url}/{pool_id}"}
     return Reply(201, _pool_row(call, pool_id), headers=headers)
@@ -111,6 +124,9 @@ def update_pool(call: Call) -> Reply:
     pool_id = call.path_id("pool_id", "pool")
     body = body_fields(call, POOL_FIELDS[1:])
     quantities = body.get("quantities")
+    durations = None
+    if any(name in body for name in DURATION_FIELDS):
+        durations = pools.check_durations(*(body.get(name) for name in DURATION_FIELDS))
     pools.update_pool(
         call.ctx,
         call.actor,
@@ -120,6 +136,11 @@ def update_pool(call: Call) -> Reply:
         description=body.get("description"),
         quantities=None if quantities is None else _quantities(quantities),
     )
+    if durations is not None:
+        default_days, max_days = durations
+        pools.set_pool_durations(
+            call.ctx, call.actor, pool_id, default_days=default_days, max_days=max_days
+        )
     return Reply(200, _pool_row(call, pool_id))
 
 
@@ -192,6 +213,8 @@ def allocate(call: Call) -> Reply:
         body["host_id"],
         body.get("count", 1),
         body.get("description", ""),
+        starts_on=body.get("starts_on"),
+        ends_on=body.get("ends_on"),
     )
     headers = {"Location": f"{call.url}/{allocation_id}"}
     return Reply(201, _allocation_row(call, pool_id, allocation_id), headers=headers)
@@ -200,7 +223,9 @@ def allocate(call: Call) -> Reply:
 def update_allocation(call: Call) -> Reply:
     pool_id = call.path_id("pool_id", "pool")
     allocation_id = call.path_id("allocation_id", "allocation")
-    body = body_fields(call, ("count", "description"))
+    body = body_fields(call, ("count", "description", "ends_on"))
+    if "ends_on" in body and body["ends_on"] is None:
+        raise ValidationError("ends_on: give the new last day as YYYY-MM-DD", field="ends_on")
     allocations.update_allocation(
         call.ctx,
         call.actor,
@@ -208,6 +233,7 @@ def update_allocation(call: Call) -> Reply:
         allocation_id,
         description=body.get("description"),
         count=body.get("count"),
+        ends_on=body.get("ends_on"),
     )
     return Reply(200, _allocation_row(call, pool_id, allocation_id))
 
@@ -244,6 +270,8 @@ def _row_change(index: int, item: object) -> AllocationChange:
         host_id=item.get("host_id"),
         count=item.get("count", 1),
         description=item.get("description", ""),
+        starts_on=item.get("starts_on"),
+        ends_on=item.get("ends_on"),
     )
 
 
@@ -318,6 +346,25 @@ def bulk_allocate(call: Call) -> Reply:
         results = _bulk_rows(call, pool_id, body["allocations"], feature)
     created = sum(1 for r in results if r["ok"])
     return Reply(200, {"created": created, "refused": len(results) - created, "results": results})
+
+
+def extend_allocations(call: Call) -> Reply:
+    pool_id = call.path_id("pool_id", "pool")
+    body = body_fields(call, ("ids", "ends_on"), required=("ids", "ends_on"))
+    if not isinstance(body["ids"], list) or not body["ids"]:
+        raise ValidationError("ids: give the allocation ids to extend as a list", field="ids")
+    if len(body["ids"]) > bulk.MAX_ROWS:
+        raise ValidationError(f"ids: give at most {bulk.MAX_ROWS:,} ids", field="ids")
+    try:
+        ids = record_ids(body["ids"], "allocation")
+    except ValidationError as exc:
+        raise ValidationError(f"ids: {exc.message}", field="ids") from None
+    outcome = allocations.extend_allocations(call.ctx, call.actor, pool_id, ids, body["ends_on"])
+    results = [_result(i, None, r) for i, r in enumerate(outcome)]
+    extended = sum(1 for r in results if r["ok"])
+    return Reply(
+        200, {"extended": extended, "refused": len(results) - extended, "results": results}
+    )
 
 
 def allocation_states(call: Call) -> Reply:
@@ -490,6 +537,19 @@ OPERATIONS = (
         problems=_WRITE_PROBLEMS,
     ),
     Operation(
+        "POST",
+        "/pools/{pool_id}/allocations/extend",
+        "extendAllocations",
+        "Give allocations a new last day, with a result per allocation",
+        "allocations",
+        extend_allocations,
+        Success(200, "One result per id; the good ones are written together.", ref("ExtendResult")),
+        description=POOL_WRITERS,
+        params=(POOL_ID,),
+        body=ref("ExtendAllocations"),
+        problems=_WRITE_PROBLEMS,
+    ),
+    Operation(
         "GET",
         "/pools/{pool_id}/allocations/{allocation_id}",
         "getAllocation",
@@ -505,7 +565,7 @@ OPERATIONS = (
         "PATCH",
         "/pools/{pool_id}/allocations/{allocation_id}",
         "updateAllocation",
-        "Change an allocation's count or description",
+        "Change an allocation's count, description or end day (extend it)",
         "allocations",
         update_allocation,
         Success(200, "The allocation as changed.", ref("Allocation")),

@@ -29,6 +29,8 @@ NULL_TEXT: Schema = {"type": ["string", "null"]}
 BOOL: Schema = {"type": "boolean"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 NULL_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+NULL_DAY: Schema = {"type": ["string", "null"], "format": "date"}
+DURATION_DAYS: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": DAYS_MAX}
 ID: Schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
 
 
@@ -198,6 +200,15 @@ POOL = obj(
         "failed": INT,
         "over_committed": BOOL,
         "created_at": TIME,
+        "default_duration_days": {
+            **DURATION_DAYS,
+            "description": "fills the end of a new allocation given none (null: no default)",
+        },
+        "max_duration_days": {
+            **DURATION_DAYS,
+            "description": "the most days an allocation may hold its license, start and end "
+            "days included (null: no maximum)",
+        },
     }
 )
 POOL_FEATURE = obj(
@@ -220,7 +231,10 @@ STATE: Schema = {
     "enum": [s.value for s in AllocationState],
     "description": "pending: not on the license server yet; applied: reserved there; failed: "
     "the server refused it (last_error says why; retry it); removing: deleted in VLM, "
-    "still on the server; disabled: on the server, but the server disabled the entry.",
+    "still on the server; disabled: on the server, but the server disabled the entry; "
+    "scheduled: its start day has not come (counted in the pool, not on the server yet); "
+    "expiring: its end day has passed, being taken off the server; expired: off the server, "
+    "kept as history.",
 }
 ALLOCATION = obj(
     {
@@ -240,6 +254,9 @@ ALLOCATION = obj(
         "created_by": TEXT,
         "updated_at": TIME,
         "applied_at": NULL_TIME,
+        "starts_on": {**NULL_DAY, "description": "first day it holds its license (null: now)"},
+        "ends_on": {**NULL_DAY, "description": "last day it holds its license (null: no end)"},
+        "phase": {"type": "string", "enum": ["scheduled", "active", "expired"]},
     }
 )
 ALLOCATION_STATE = obj({"id": INT, "state": STATE, "last_error": NULL_TEXT})
@@ -413,6 +430,8 @@ NEW_POOL = obj(
         "manager": text(NAME_MAX_LENGTH, minLength=1),
         "quantities": QUANTITIES,
         "description": text(DESCRIPTION_MAX_LENGTH),
+        "default_duration_days": DURATION_DAYS,
+        "max_duration_days": DURATION_DAYS,
     },
     required=["vlm_id", "name", "manager", "quantities"],
 )
@@ -422,9 +441,12 @@ POOL_CHANGE = obj(
         "manager": text(NAME_MAX_LENGTH, minLength=1),
         "quantities": QUANTITIES,
         "description": text(DESCRIPTION_MAX_LENGTH),
+        "default_duration_days": DURATION_DAYS,
+        "max_duration_days": DURATION_DAYS,
     },
     required=[],
-    description="Only the fields given change; a quantity never goes below what is allocated.",
+    description="Only the fields given change; a quantity never goes below what is allocated. "
+    "Give both durations together (null clears one); existing allocations keep their dates.",
 )
 ALLOCATION_FIELDS: dict[str, Schema] = {
     "feature_name": FEATURE_NAME,
@@ -433,12 +455,27 @@ ALLOCATION_FIELDS: dict[str, Schema] = {
     "host_id": text(HOST_ID_MAX_LENGTH, minLength=1),
     "count": {"type": "integer", "minimum": 1, "maximum": COUNT_MAX, "default": 1},
     "description": text(DESCRIPTION_MAX_LENGTH),
+    "starts_on": {
+        **NULL_DAY,
+        "description": "YYYY-MM-DD, the first day it holds its license; a later day than today "
+        "makes it scheduled (null: now)",
+    },
+    "ends_on": {
+        **NULL_DAY,
+        "description": "YYYY-MM-DD, the last day it holds its license (null: the pool's default "
+        "duration, else its maximum, else no end)",
+    },
 }
 NEW_ALLOCATION = obj(ALLOCATION_FIELDS, required=["feature_name", "host_type", "host_id"])
 ALLOCATION_CHANGE = obj(
     {
         "count": ALLOCATION_FIELDS["count"],
         "description": ALLOCATION_FIELDS["description"],
+        "ends_on": {
+            **NULL_DAY,
+            "description": "a new last day (extend or shorten), within the pool's maximum "
+            "duration from the allocation's first day",
+        },
     },
     required=[],
 )
@@ -449,7 +486,8 @@ BULK_ALLOCATIONS = obj(
         "csv": {
             "type": "string",
             "description": "CSV text with a header (host_id, host_type, count, description, "
-            "feature_name, feature_version), as the Allocations page's bulk add reads it.",
+            "feature_name, feature_version, starts_on, ends_on), as the Allocations page's bulk "
+            "add reads it.",
         },
         "feature_name": FEATURE_NAME,
         "feature_version": FEATURE_VERSION,
@@ -473,6 +511,32 @@ BULK_ROW_RESULT = obj(
 BULK_RESULT = obj(
     {
         "created": INT,
+        "refused": INT,
+        "results": {"type": "array", "items": ref("BulkRowResult")},
+    }
+)
+EXTEND_ALLOCATIONS = obj(
+    {
+        "ids": {
+            "type": "array",
+            "items": ID,
+            "minItems": 1,
+            "maxItems": 10_000,
+            "description": "the allocations of this pool to give the new last day",
+        },
+        "ends_on": {
+            "type": "string",
+            "format": "date",
+            "description": "YYYY-MM-DD, the new last day (inclusive), within the pool's maximum "
+            "duration from each allocation's first day",
+        },
+    },
+    description="Each allocation is extended (or shortened) and audited as allocation.extend, "
+    "or refused with its reason (expired, not in the pool, beyond the maximum duration).",
+)
+EXTEND_RESULT = obj(
+    {
+        "extended": INT,
         "refused": INT,
         "results": {"type": "array", "items": ref("BulkRowResult")},
     }
@@ -567,6 +631,8 @@ COMPONENTS: dict[str, Schema] = {
     "BulkAllocations": BULK_ALLOCATIONS,
     "BulkRowResult": BULK_ROW_RESULT,
     "BulkResult": BULK_RESULT,
+    "ExtendAllocations": EXTEND_ALLOCATIONS,
+    "ExtendResult": EXTEND_RESULT,
     "Alert": ALERT,
     "AlertPage": page_of("Alert"),
     "AlertRule": ALERT_RULE,

@@ -20,8 +20,8 @@ from vlm.services.permissions import (
 )
 from vlm.store import allocations as store
 
-Operation = Literal["add", "edit", "delete", "retry"]
-_ORDER = {"delete": 0, "retry": 1, "edit": 2, "add": 3}
+Operation = Literal["add", "edit", "delete", "retry", "extend"]
+_ORDER = {"delete": 0, "retry": 1, "edit": 2, "extend": 2, "add": 3}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class AllocationChange:
     host_id: object = None
     count: object = None
     description: object = None
+    starts_on: object = None
+    ends_on: object = None
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,32 @@ def _apply_one(
             change.count,
             change.description,
             actor.username,
+            change.starts_on,
+            change.ends_on,
         )
         label = f"{alloc['host_type']} {alloc['host_id']} × {alloc['count']}"
         return RowResult(change, True, f"allocated {label}"), ("allocation.add", alloc)
     if change.op == "edit":
         before, after = ledger.edit(
-            change.allocation_id, count=change.count, description=change.description
+            change.allocation_id,
+            count=change.count,
+            description=change.description,
+            ends_on=change.ends_on,
+            starts_on=change.starts_on,
         )
         if before == after:
             return RowResult(change, True, "unchanged", change.allocation_id), None
         return (
             RowResult(change, True, "updated", change.allocation_id),
             ("allocation.edit", before, after),
+        )
+    if change.op == "extend":
+        before, after = ledger.extend(change.allocation_id, change.ends_on)
+        if before == after:
+            return RowResult(change, True, "unchanged", change.allocation_id), None
+        return (
+            RowResult(change, True, f"now ends on {after['ends_on']}", change.allocation_id),
+            ("allocation.extend", before, after),
         )
     if change.op == "retry":
         before, after = ledger.retry(change.allocation_id)
@@ -130,7 +146,7 @@ def apply_allocation_changes(
 
     def write(cur):
         require_pool_write_in(cur, actor, pool_id)
-        ledger = PoolLedger.load(cur, pool_id)
+        ledger = PoolLedger.load(cur, pool_id, ctx.today())
         results: dict[int, RowResult] = {}
         audit_rows: list[tuple] = []
         adds: list[tuple[int, RowResult]] = []
@@ -195,11 +211,25 @@ def allocate(
     host_id: object,
     count: object = 1,
     description: object = "",
+    *,
+    starts_on: object = None,
+    ends_on: object = None,
 ) -> int:
-    """Allocate count licenses of a pool feature to one host id; returns the allocation id."""
+    """Allocate count licenses of a pool feature to one host id, from starts_on (None: now)
+    through ends_on (None: the pool's default, else no end); returns the allocation id."""
     feature = validate_feature(feature)
     change = AllocationChange(
-        "add", None, None, feature[0], feature[1], host_type, host_id, count, description
+        "add",
+        None,
+        None,
+        feature[0],
+        feature[1],
+        host_type,
+        host_id,
+        count,
+        description,
+        starts_on,
+        ends_on,
     )
     result = _single(apply_allocation_changes(ctx, actor, pool_id, [change]))
     assert result.allocation_id is not None
@@ -214,9 +244,12 @@ def update_allocation(
     *,
     description: object = None,
     count: object = None,
+    ends_on: object = None,
 ) -> None:
-    """Edit an allocation's description and/or count."""
-    change = AllocationChange("edit", None, allocation_id, count=count, description=description)
+    """Edit an allocation's description, count and/or end day."""
+    change = AllocationChange(
+        "edit", None, allocation_id, count=count, description=description, ends_on=ends_on
+    )
     _single(apply_allocation_changes(ctx, actor, pool_id, [change]))
 
 
@@ -268,7 +301,7 @@ def visible_allocations_query(actor: Actor) -> tuple[str, list[object]]:
 
 def visible_allocations(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Every allocation the actor may see (managers: their pools), for export."""
-    return ctx.db.query_df(*visible_allocations_query(actor))
+    return store.days_as_dates(ctx.db.query_df(*visible_allocations_query(actor)))
 
 
 def retry_allocations(
@@ -282,4 +315,19 @@ def retry_allocations(
     if isinstance(allocation_ids, str | bytes) or not isinstance(allocation_ids, Sequence):
         raise VlmError("give the allocation ids to retry as a list", field="allocation")
     changes = [AllocationChange("retry", allocation_id=i) for i in allocation_ids]
+    return apply_allocation_changes(ctx, actor, pool_id, changes)
+
+
+def extend_allocations(
+    ctx: ServiceContext,
+    actor: Actor,
+    pool_id: int,
+    allocation_ids: Sequence[int],
+    ends_on: object,
+) -> list[RowResult]:
+    """Give allocations of a pool a new end day, in one transaction; each is audited, and a row
+    beyond the pool's maximum duration (or expired, or not in the pool) comes back refused."""
+    if isinstance(allocation_ids, str | bytes) or not isinstance(allocation_ids, Sequence):
+        raise VlmError("give the allocation ids to extend as a list", field="allocation")
+    changes = [AllocationChange("extend", allocation_id=i, ends_on=ends_on) for i in allocation_ids]
     return apply_allocation_changes(ctx, actor, pool_id, changes)

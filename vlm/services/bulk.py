@@ -12,7 +12,8 @@ How a file is read (issue #7 item 12):
   expected header line. A header is never data.
 - Every data record is checked on its own and its problems name the line it starts on: host
   type, host id for its type, count (whole number, at least 1; `NaN`, `inf`, `1e400`, `0`, `-1`,
-  `2.5` are refused), description, more fields than the header (a short row leaves its last
+  `2.5` are refused), description, start and end day (YYYY-MM-DD, optional), more fields than
+  the header (a short row leaves its last
   columns empty, so they take the defaults), a host listed twice. U+2028, U+2029 and
   control characters are refused in every field (not normalised: what is stored is what the
   user typed); a quoted description may hold newlines (CRLF and CR read as LF) and tabs.
@@ -37,6 +38,7 @@ from vlm.domain import (
     ValidationError,
     VlmError,
     normalize_host_id,
+    parse_day,
     parse_host_type,
     validate_count,
     validate_description,
@@ -59,6 +61,8 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "description": ("description", "desc", "comment"),
     "feature_name": ("feature", "feature name", "feature_name"),
     "feature_version": ("feature version", "feature_version", "version"),
+    "starts_on": ("starts on", "start", "start date", "from"),
+    "ends_on": ("ends on", "end", "end date", "until"),
 }
 COLUMNS = tuple(COLUMN_ALIASES)
 _WHOLE_NUMBER = re.compile(r"^\+?[0-9]{1,15}(\.0*)?$")
@@ -161,7 +165,7 @@ def _no_header_message(text: str) -> str:
     return (
         "no header row found: the first line must name the columns, for example "
         f'"{EXPECTED_HEADER}" (host_id is required; host_type, count, description, '
-        "feature and feature_version are optional). "
+        "feature, feature_version, starts_on and ends_on are optional). "
         f'The first line reads "{_shown(first.strip())}".'
     )
 
@@ -258,6 +262,8 @@ def _check_row(
     count = _attempt(problems, _count, cells.get("count", ""), default_count)
     description = _attempt(problems, validate_description, cells.get("description", ""))
     feature = _attempt(problems, _feature, cells)
+    starts_on = _attempt(problems, parse_day, cells.get("starts_on", ""), "starts_on")
+    ends_on = _attempt(problems, parse_day, cells.get("ends_on", ""), "ends_on")
     if problems or host_type is None or feature is None:
         return None, problems
     change = AllocationChange(
@@ -269,6 +275,8 @@ def _check_row(
         host_id=host_id,
         count=count,
         description=description,
+        starts_on=starts_on,
+        ends_on=ends_on,
     )
     return change, []
 

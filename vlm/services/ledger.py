@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from vlm.domain import (
+    ENDED_STATES,
     AllocationState,
     Conflict,
     FeatureKey,
     NotFound,
     ValidationError,
     normalize_host_id,
+    parse_day,
     parse_host_type,
     record_id,
     shown,
@@ -19,6 +22,10 @@ from vlm.domain import (
     validate_description,
 )
 from vlm.store import allocations as store
+from vlm.store.pools import pool_durations
+
+SCHEDULED = AllocationState.SCHEDULED.value
+PENDING = AllocationState.PENDING.value
 
 
 @dataclass
@@ -38,11 +45,22 @@ class Portion:
 
 @dataclass
 class PoolLedger:
-    """The pool's portions and live allocations, updated as each change is accepted."""
+    """The pool's portions and live allocations, updated as each change is accepted.
+
+    Time boxes (docs/architecture.md, "Time-boxed allocations"): an allocation holds its license
+    from its start day (none: from its creation) through its end day, inclusive; its duration is
+    end - start + 1 days, at most the pool's maximum; the pool's default (else its maximum) fills
+    a new allocation's missing end. Scheduled allocations count against the pool like active
+    ones; ended ones (expiring, expired) do not and cannot be changed.
+    """
 
     pool_id: int
     portions: dict[int, Portion]
     allocations: dict[int, dict[str, Any]]
+    today: date = field(default_factory=date.today)
+    default_days: int | None = None
+    max_days: int | None = None
+    ended: set[int] = field(default_factory=set)
     hosts: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     inserts: list[dict[str, Any]] = field(default_factory=list)
     updates: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -50,7 +68,7 @@ class PoolLedger:
     removals: set[int] = field(default_factory=set)
 
     @classmethod
-    def load(cls, cur, pool_id: int) -> PoolLedger:
+    def load(cls, cur, pool_id: int, today: date | None = None) -> PoolLedger:
         """The pool as stored now; a portion is over-committed when all pools' portions of its
         server feature exceed what that server has for VLM (total less reserved outside VLM)."""
         portions = {
@@ -59,8 +77,11 @@ class PoolLedger:
                 store.ledger_portions(cur, pool_id)
             )
         }
-        allocations = {a["id"]: a for a in store.live_allocations(cur, pool_id)}
-        ledger = cls(pool_id, portions, allocations)
+        rows = store.live_allocations(cur, pool_id)
+        allocations = {a["id"]: a for a in rows if a["state"] not in ENDED_STATES}
+        default_days, max_days = pool_durations(cur, pool_id)
+        ledger = cls(pool_id, portions, allocations, today or date.today(), default_days, max_days)
+        ledger.ended = {a["id"] for a in rows if a["state"] in ENDED_STATES}
         for alloc in allocations.values():
             ledger._occupy(alloc)
         return ledger
@@ -94,6 +115,12 @@ class PoolLedger:
             key = record_id(allocation_id, "allocation")
         except ValidationError:
             raise NotFound(f"allocation '{shown(allocation_id)}' does not exist") from None
+        if key in self.ended:
+            raise Conflict(
+                f"allocation {key} has expired: it stays as history and cannot be changed "
+                "(allocate the host again instead)",
+                field="ends_on",
+            )
         alloc = self.allocations.get(key)
         if alloc is None or key in self.deletes or key in self.removals:
             raise NotFound(f"allocation {allocation_id} is not in this pool")
@@ -137,11 +164,21 @@ class PoolLedger:
         count: object,
         description: object,
         actor: str,
+        starts_on: object = None,
+        ends_on: object = None,
     ) -> dict[str, Any]:
         htype = parse_host_type(host_type)
         hid = normalize_host_id(htype, host_id)
         number = validate_count(count)
         text = validate_description(description)
+        start = parse_day(starts_on, "starts_on")
+        end = parse_day(ends_on, "ends_on")
+        first_day = start or self.today
+        filled = self.default_days or self.max_days
+        if end is None and filled is not None:
+            end = first_day + timedelta(days=filled - 1)
+        if end is not None:
+            self._check_window(first_day, end)
         key = (feature[0], feature[1], htype.value, hid)
         if key in self.hosts:
             raise Conflict(
@@ -158,19 +195,59 @@ class PoolLedger:
             "host_id": hid,
             "count": number,
             "description": text,
-            "state": AllocationState.PENDING.value,
+            "state": SCHEDULED if start is not None and start > self.today else PENDING,
             "created_by": actor,
+            "starts_on": start,
+            "ends_on": end,
         }
         self._occupy(alloc)
         self.inserts.append(alloc)
         return alloc
 
+    def _check_window(self, first_day: date, end: date) -> None:
+        """An end day: not already past nor before the first day, within the pool's maximum."""
+        if end < self.today:
+            raise ValidationError(f"the end date {end} has already passed", field="ends_on")
+        if end < first_day:
+            raise ValidationError(
+                f"the end date {end} is before the start date {first_day}", field="ends_on"
+            )
+        if self.max_days is not None and (end - first_day).days + 1 > self.max_days:
+            latest = first_day + timedelta(days=self.max_days - 1)
+            raise ValidationError(
+                f"this pool allows at most {self.max_days} day(s) per allocation: "
+                f"end on {latest} at the latest",
+                field="ends_on",
+            )
+
+    @staticmethod
+    def first_day(alloc: dict[str, Any]) -> date:
+        """The day an allocation holds its license from: its start, else its creation day."""
+        return alloc["starts_on"] or alloc["created_on"]
+
     def edit(
-        self, allocation_id: object, *, count: object = None, description: object = None
+        self,
+        allocation_id: object,
+        *,
+        count: object = None,
+        description: object = None,
+        ends_on: object = None,
+        starts_on: object = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         alloc = self._get(allocation_id)
         before = dict(alloc)
         changes: dict[str, Any] = {}
+        start = parse_day(starts_on, "starts_on")
+        if start is not None and start != alloc["starts_on"]:
+            raise ValidationError(
+                "the start date cannot be changed once allocated (remove the row and allocate "
+                "again)",
+                field="starts_on",
+            )
+        end = parse_day(ends_on, "ends_on")
+        if end is not None and end != alloc["ends_on"]:
+            self._check_window(self.first_day(alloc), end)
+            changes["ends_on"] = end
         if description is not None:
             text = validate_description(description)
             if text != alloc["description"]:
@@ -196,11 +273,28 @@ class PoolLedger:
                     )
                 portion.allocated += growth
                 changes["count"] = number
-                changes["state"] = AllocationState.PENDING.value
+                if alloc["state"] != SCHEDULED:
+                    changes["state"] = AllocationState.PENDING.value
         if not changes:
             return before, before
         alloc.update(changes)
         self.updates.setdefault(alloc["id"], {}).update(changes)
+        return before, dict(alloc)
+
+    def extend(
+        self, allocation_id: object, ends_on: object
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Give an allocation a new end day (within the pool's maximum from its first day)."""
+        alloc = self._get(allocation_id)
+        end = parse_day(ends_on, "ends_on")
+        if end is None:
+            raise ValidationError("give the new end date", field="ends_on")
+        self._check_window(self.first_day(alloc), end)
+        before = dict(alloc)
+        if end == alloc["ends_on"]:
+            return before, before
+        alloc["ends_on"] = end
+        self.updates.setdefault(alloc["id"], {})["ends_on"] = end
         return before, dict(alloc)
 
     def retry(self, allocation_id: object) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -215,7 +309,7 @@ class PoolLedger:
     def remove(self, allocation_id: object) -> dict[str, Any]:
         alloc = self._get(allocation_id)
         self._release(alloc)
-        if alloc["state"] == AllocationState.FAILED.value:
+        if alloc["state"] in (AllocationState.FAILED.value, SCHEDULED):
             self.deletes.add(alloc["id"])
         else:
             self.removals.add(alloc["id"])

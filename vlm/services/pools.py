@@ -24,6 +24,7 @@ from vlm.domain import (
     reduce_portions,
     split_into_portions,
     validate_description,
+    validate_duration_days,
     validate_name,
     validate_quantities,
 )
@@ -123,9 +124,13 @@ def create_pool(
     quantities: Mapping[FeatureKey, object],
     *,
     description: str = "",
+    default_duration_days: object = None,
+    max_duration_days: object = None,
 ) -> int:
-    """Carve a pool out of a VLM with a quantity per feature, split into per-server portions."""
+    """Carve a pool out of a VLM with a quantity per feature, split into per-server portions;
+    optionally with a default and maximum allocation duration (see set_pool_durations)."""
     require_admin(actor)
+    durations = check_durations(default_duration_days, max_duration_days)
     vlm_id = record_id(vlm_id, "VLM")
     name = validate_name(name, "pool name")
     manager = clean_text(manager, "manager", max_len=NAME_MAX_LENGTH)
@@ -146,6 +151,8 @@ def create_pool(
             cur, vlm_id, name, manager_name, (description or "").strip(), actor.username
         )
         store.replace_portions(cur, pool_id, portions)
+        if durations != (None, None):
+            store.set_pool_durations(cur, pool_id, *durations)
         audit.record(
             cur,
             actor,
@@ -158,6 +165,7 @@ def create_pool(
                 "vlm_id": vlm_id,
                 "manager": manager_name,
                 "quantities": _feature_quantities(cur, pool_id),
+                **_durations_audited(*durations),
             },
         )
         return pool_id
@@ -303,3 +311,60 @@ def pool_quantity_bounds(
     vlm_id = record_id(vlm_id, "VLM")
     pool_id = None if pool_id is None else record_id(pool_id, "pool")
     return store.quantity_bounds(ctx.db, vlm_id, pool_id)
+
+
+def _durations_audited(default: int | None, maximum: int | None) -> dict[str, int]:
+    """The durations a new pool was given, for its audit row (none when unset)."""
+    named = {"default_duration_days": default, "max_duration_days": maximum}
+    return {key: value for key, value in named.items() if value is not None}
+
+
+def check_durations(default_days: object, max_days: object) -> tuple[int | None, int | None]:
+    """A pool's default and maximum duration in whole days (None: unset); the default may not
+    exceed the maximum."""
+    default = validate_duration_days(default_days, "default_duration_days")
+    maximum = validate_duration_days(max_days, "max_duration_days")
+    if default is not None and maximum is not None and default > maximum:
+        raise ValidationError(
+            f"the default duration ({default} days) is longer than the maximum ({maximum} days)",
+            field="default_duration_days",
+        )
+    return default, maximum
+
+
+def set_pool_durations(
+    ctx: ServiceContext,
+    actor: Actor,
+    pool_id: int,
+    *,
+    default_days: object = None,
+    max_days: object = None,
+) -> None:
+    """Set (None: clear) a pool's default and maximum allocation duration in days.
+
+    The default fills the end of a new allocation given none; the maximum caps every
+    allocation's days from its start through its end. Existing allocations keep their dates.
+    """
+    require_admin(actor)
+    pool_id = record_id(pool_id, "pool")
+    default, maximum = check_durations(default_days, max_days)
+
+    def write(cur):
+        require_admin_in(cur, actor)
+        if store.pool_row(cur, pool_id) is None:
+            raise NotFound(f"pool {pool_id} does not exist", field="pool")
+        old_default, old_max = store.pool_durations(cur, pool_id)
+        if (old_default, old_max) == (default, maximum):
+            return
+        store.set_pool_durations(cur, pool_id, default, maximum)
+        audit.record(
+            cur,
+            actor,
+            "pool.durations",
+            "pool",
+            pool_id,
+            {"default_duration_days": old_default, "max_duration_days": old_max},
+            {"default_duration_days": default, "max_duration_days": maximum},
+        )
+
+    ctx.db.write(write)

@@ -46,7 +46,8 @@ JOIN vlms v ON v.id = p.vlm_id
 JOIN (SELECT pool_id, sum(quantity) AS quantity FROM pool_portions GROUP BY pool_id) q
   ON q.pool_id = p.id
 LEFT JOIN (SELECT pool_id, sum(count) AS allocated FROM allocations
-           WHERE state <> 'removing' GROUP BY pool_id) a ON a.pool_id = p.id
+           WHERE state NOT IN ('removing', 'expiring', 'expired')
+           GROUP BY pool_id) a ON a.pool_id = p.id
 WHERE q.quantity > 0 AND 100.0 * coalesce(a.allocated, 0) / q.quantity >= ?
 """
 FEATURE_EXHAUSTED_SQL = """
@@ -97,6 +98,21 @@ FROM allocations a JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_
 WHERE a.state = 'failed' AND a.updated_at <= ?
 GROUP BY p.id, v.name, p.name
 """
+# One subject per pool and end day: allocations still holding (or waiting for) their license
+# whose end day is on or before `?` (today + N days); extended or expired ones leave it.
+ENDING_SQL = """
+SELECT 'ending:' || CAST(p.id AS VARCHAR) || ':' || CAST(a.ends_on AS VARCHAR) AS subject,
+       p.id AS pool_id,
+       v.name || ' / ' || p.name || ' ending on ' || CAST(a.ends_on AS VARCHAR) AS name,
+       CAST(count(*) AS DOUBLE PRECISION) AS value,
+       CAST(count(*) AS VARCHAR) || ' allocation(s) end on ' || CAST(a.ends_on AS VARCHAR)
+           || ', e.g. ' || min(a.host_type || ' ' || a.host_id || ' (' || a.feature_name || ')')
+           || '; extend them on the Allocations page to keep them' AS figures
+FROM allocations a JOIN pools p ON p.id = a.pool_id JOIN vlms v ON v.id = p.vlm_id
+WHERE a.state IN ('scheduled', 'pending', 'applied', 'failed', 'disabled')
+  AND a.ends_on IS NOT NULL AND a.ends_on <= ?
+GROUP BY p.id, v.name, p.name, a.ends_on
+"""
 EXPIRING_SQL = """
 SELECT sf.id, s.name || ': ' || sf.feature_name || ' ' || sf.feature_version AS name, sf.expiry
 FROM server_features sf JOIN license_servers s ON s.id = sf.server_id
@@ -115,6 +131,7 @@ POOL_KINDS_SQL = {
     "pool_nearly_full": POOL_FULL_SQL,
     "allocations_failing": FAILING_SQL,
     "allocations_idle": IDLE_SQL,
+    "allocation_ending": ENDING_SQL,
 }
 CONDITION_SQL = {
     **POOL_KINDS_SQL,

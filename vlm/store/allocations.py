@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -24,15 +25,15 @@ WHERE pp.pool_id = ?
 
 LIVE_ALLOCATIONS = """
 SELECT id, server_feature_id, feature_name, feature_version, host_type, host_id,
-    count, description, state
+    count, description, state, starts_on, ends_on, CAST(created_at AS DATE) AS created_on
 FROM allocations WHERE pool_id = ? AND state <> 'removing'
 """
 
 INSERT_ALLOCATIONS = """
 INSERT INTO allocations (pool_id, server_feature_id, feature_name, feature_version, host_type,
-    host_id, count, description, state, created_by)
+    host_id, count, description, state, created_by, starts_on, ends_on)
 SELECT pool_id, server_feature_id, feature_name, feature_version, host_type, host_id, count,
-    description, state, created_by
+    description, state, created_by, CAST(starts_on AS DATE), CAST(ends_on AS DATE)
 FROM new_allocations
 RETURNING id
 """
@@ -47,14 +48,24 @@ NEW_ALLOCATION_COLUMNS = (
     "description",
     "state",
     "created_by",
+    "starts_on",
+    "ends_on",
 )
+DAY_COLUMNS = ("starts_on", "ends_on")
 
-UPDATABLE_COLUMNS = frozenset({"count", "description", "state"})
+UPDATABLE_COLUMNS = frozenset({"count", "description", "state", "ends_on"})
 
-ALLOCATION_COLUMNS = """
+# An allocation's phase, from its state: scheduled (its start has not come), expired (its end
+# has passed: being taken off its server, or history) or active.
+PHASE = """CASE WHEN a.state = 'scheduled' THEN 'scheduled'
+    WHEN a.state IN ('expiring', 'expired') THEN 'expired' ELSE 'active' END AS phase"""
+
+ALLOCATION_COLUMNS = f"""
     a.id, a.pool_id, p.name AS pool_name, a.feature_name, a.feature_version, a.host_type,
     a.host_id, a.count, a.description, a.state, a.last_error, s.name AS server_name,
-    a.created_at, a.created_by, a.updated_at, a.applied_at
+    a.created_at, a.created_by, a.updated_at, a.applied_at,
+    CAST(a.starts_on AS VARCHAR) AS starts_on, CAST(a.ends_on AS VARCHAR) AS ends_on,
+    {PHASE}
 """
 
 POOL_ALLOCATIONS = f"""
@@ -74,6 +85,11 @@ VISIBLE_ALLOCATIONS = f"""SELECT v.name AS vlm_name, {ALLOCATION_COLUMNS} FROM a
     JOIN server_features sf ON sf.id = a.server_feature_id
     JOIN license_servers s ON s.id = sf.server_id
     WHERE a.state <> 'removing' AND {{scope}} ORDER BY a.pool_id, a.id"""
+
+
+def _day_text(day: date | None) -> str | None:
+    """A day as ISO text for a registered frame (cast back to DATE in SQL on both engines)."""
+    return None if day is None else day.isoformat()
 
 
 def _marks(ids: Collection[object]) -> str:
@@ -97,11 +113,18 @@ def live_allocations(cur: duckdb.DuckDBPyConnection, pool_id: int) -> list[dict[
 def insert_allocations(
     cur: duckdb.DuckDBPyConnection, pool_id: int, rows: Sequence[Mapping[str, Any]]
 ) -> list[int]:
-    """Add allocations to a pool in one statement; returns their new ids in the rows' order."""
+    """Add allocations to a pool in one statement; returns their new ids in the rows' order
+    (starts_on / ends_on are optional: no day given is none)."""
     if not rows:
         return []
     columns = list(NEW_ALLOCATION_COLUMNS)
-    frame = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
+    frame = pd.DataFrame(
+        [
+            {c: _day_text(row.get(c)) if c in DAY_COLUMNS else row[c] for c in columns}
+            for row in rows
+        ],
+        columns=columns,
+    )
     frame.insert(0, "pool_id", pool_id)
     cur.register("new_allocations", frame)
     try:
@@ -117,8 +140,9 @@ def update_allocation(
     *,
     reset_attempts: bool = False,
 ) -> None:
-    """Set the given columns (count, description, state) of an allocation and its updated_at;
-    reset_attempts also clears its retry bookkeeping (attempts, next attempt, last error)."""
+    """Set the given columns (count, description, state, ends_on) of an allocation and its
+    updated_at; reset_attempts also clears its retry bookkeeping (attempts, next attempt, last
+    error)."""
     unknown = set(changes) - UPDATABLE_COLUMNS
     if unknown:
         raise ValueError(f"allocation columns that cannot be set: {sorted(unknown)}")
@@ -162,7 +186,18 @@ def pool_allocations(
         params.extend(feature)
     if not include_removing:
         clauses.append("a.state <> 'removing'")
-    return db.query_df(POOL_ALLOCATIONS.format(where=" AND ".join(clauses)), params)
+    frame = db.query_df(POOL_ALLOCATIONS.format(where=" AND ".join(clauses)), params)
+    return days_as_dates(frame)
+
+
+def days_as_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """The start and end columns (read as ISO text: a day has no time zone, and exports must
+    not label it with one) as dates, None when empty."""
+    for column in DAY_COLUMNS:
+        if column in frame.columns:
+            values = pd.to_datetime(frame[column])
+            frame[column] = values.dt.date.astype(object).where(values.notna(), None)
+    return frame
 
 
 def allocation_states(db: Database, ids: Sequence[int], scope: Scope) -> pd.DataFrame:

@@ -39,7 +39,7 @@ WITH pooled AS (
     SELECT server_feature_id, SUM(quantity) AS pooled FROM pool_portions GROUP BY 1
 ), allocated AS (
     SELECT server_feature_id, SUM(count) AS allocated
-    FROM allocations WHERE state <> 'removing' GROUP BY 1
+    FROM allocations WHERE state NOT IN ('removing', 'expiring', 'expired') GROUP BY 1
 )
 SELECT
     sf.id AS server_feature_id, sf.server_id, s.name AS server_name,
@@ -102,7 +102,7 @@ WITH pooled AS (
         COUNT(*) AS allocations,
         COUNT(*) FILTER (WHERE state = 'failed') AS failed,
         COUNT(*) FILTER (WHERE state = 'pending') AS pending
-    FROM allocations WHERE state <> 'removing' GROUP BY 1, 2, 3
+    FROM allocations WHERE state NOT IN ('removing', 'expiring', 'expired') GROUP BY 1, 2, 3
 )
 SELECT p.id AS pool_id, p.name AS pool_name, p.vlm_id, v.name AS vlm_name, p.manager,
     pt.feature_name, pt.feature_version, pt.quantity::INTEGER AS quantity,

@@ -532,6 +532,20 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
         """,
     ),
     (
+        16,
+        "time-boxed allocations: start and end days; a pool's default and maximum duration",
+        # Days, not times: an allocation holds its license from the start of starts_on through
+        # the whole of ends_on (inclusive, in the server's local calendar). NULL: from its
+        # creation / without end. A new state 'scheduled' waits for its start, 'expiring' is
+        # being taken off its server, 'expired' is history (never deleted).
+        """
+        ALTER TABLE allocations ADD COLUMN starts_on DATE;
+        ALTER TABLE allocations ADD COLUMN ends_on DATE;
+        ALTER TABLE pools ADD COLUMN default_duration_days INTEGER;
+        ALTER TABLE pools ADD COLUMN max_duration_days INTEGER;
+        """,
+    ),
+    (
         17,
         "who the license servers saw using each feature, seat prices and the idle-release policy",
         # One row per episode of a host holding a feature on a server: opened on the pull that

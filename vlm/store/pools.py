@@ -24,10 +24,11 @@ SELECT p.id, p.name, v.name AS vlm_name, p.vlm_id, p.manager, p.description,
     COALESCE(SUM(f.allocations), 0)::INTEGER AS allocations,
     COALESCE(SUM(f.failed), 0)::INTEGER AS failed,
     COALESCE(BOOL_OR(f.over_committed), FALSE) AS over_committed,
-    p.created_at
+    p.created_at, p.default_duration_days, p.max_duration_days
 FROM pools p JOIN vlms v ON v.id = p.vlm_id LEFT JOIN f ON f.pool_id = p.id
 WHERE {{scope}}
-GROUP BY p.id, p.name, v.name, p.vlm_id, p.manager, p.description, p.created_at
+GROUP BY p.id, p.name, v.name, p.vlm_id, p.manager, p.description, p.created_at,
+    p.default_duration_days, p.max_duration_days
 ORDER BY v.name, p.name
 """
 
@@ -44,7 +45,7 @@ mine AS (
     SELECT server_feature_id, quantity FROM pool_portions WHERE pool_id = ?
 ), used AS (
     SELECT server_feature_id, SUM(count) AS allocated FROM allocations
-    WHERE pool_id = ? AND state <> 'removing' GROUP BY 1
+    WHERE pool_id = ? AND state NOT IN ('removing', 'expiring', 'expired') GROUP BY 1
 )
 SELECT sff.feature_name, sff.feature_version,
     SUM(sff.total)::INTEGER AS total,
@@ -67,7 +68,7 @@ SELECT COUNT(*)::INTEGER,
     COUNT(*) FILTER (WHERE state IN ('applied', 'pending', 'disabled'))::INTEGER,
     COUNT(DISTINCT (a.host_type, a.host_id, sf.server_id))::INTEGER
 FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-WHERE a.pool_id = ? AND a.state <> 'removing'
+WHERE a.pool_id = ? AND a.state NOT IN ('removing', 'expiring', 'expired')
 """
 
 
@@ -90,11 +91,12 @@ def pool_portions(cur: duckdb.DuckDBPyConnection, pool_id: int) -> dict[int, int
 
 
 def allocated_per_server_feature(cur: duckdb.DuckDBPyConnection, pool_id: int) -> dict[int, int]:
-    """The sum of the pool's live (not removing) allocation counts per server feature id."""
+    """The sum of the pool's counted allocation counts (not removing, expiring or expired) per
+    server feature id."""
     return dict(
         cur.execute(
             """SELECT server_feature_id, SUM(count)::INTEGER FROM allocations
-            WHERE pool_id = ? AND state <> 'removing' GROUP BY 1""",
+            WHERE pool_id = ? AND state NOT IN ('removing', 'expiring', 'expired') GROUP BY 1""",
             [pool_id],
         ).fetchall()
     )
@@ -187,9 +189,11 @@ def deletion_counts(db: Database, pool_id: int) -> tuple[int, int, int]:
 
 
 def live_allocation_count(cur: duckdb.DuckDBPyConnection, pool_id: int) -> int:
-    """How many of the pool's allocations are not being removed."""
+    """How many of the pool's allocations count (not removing, expiring or expired: the
+    expired ones go with the pool as history, their audit rows stay)."""
     return cur.execute(
-        """SELECT COUNT(*) FROM allocations WHERE pool_id = ? AND state <> 'removing'""",
+        """SELECT COUNT(*) FROM allocations WHERE pool_id = ?
+        AND state NOT IN ('removing', 'expiring', 'expired')""",
         [pool_id],
     ).fetchone()[0]
 
@@ -244,3 +248,20 @@ def quantity_bounds(db: Database, vlm_id: int, pool_id: int | None) -> pd.DataFr
     (quantity plus the poolable room of server features that are not over-committed)."""
     pool = pool_id or -1
     return db.query_df(QUANTITY_BOUNDS, [pool, pool, vlm_id])
+
+
+def pool_durations(cur: duckdb.DuckDBPyConnection, pool_id: int) -> tuple[int | None, int | None]:
+    """The pool's default and maximum allocation duration in days (None: not set)."""
+    rows = cur.execute(
+        """SELECT default_duration_days, max_duration_days FROM pools WHERE id = ?""", [pool_id]
+    ).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+
+def set_pool_durations(
+    cur: duckdb.DuckDBPyConnection, pool_id: int, default_days: int | None, max_days: int | None
+) -> None:
+    cur.execute(
+        """UPDATE pools SET default_duration_days = ?, max_duration_days = ? WHERE id = ?""",
+        [default_days, max_days, pool_id],
+    )

@@ -121,7 +121,7 @@ POOL_NOW_SQL = """
 SELECT p.created_at,
     (SELECT COALESCE(SUM(quantity), 0) FROM pool_portions WHERE pool_id = p.id)::INTEGER,
     (SELECT COALESCE(SUM(count), 0) FROM allocations
-     WHERE pool_id = p.id AND state <> 'removing')::INTEGER
+     WHERE pool_id = p.id AND state NOT IN ('removing', 'expiring', 'expired'))::INTEGER
 FROM pools p WHERE p.id = ?
 """
 

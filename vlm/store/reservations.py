@@ -121,7 +121,8 @@ WITH wanted AS (
     SELECT a.host_type, a.host_id, a.feature_name, a.feature_version, SUM(a.count) AS want,
            BOOL_AND(a.state = 'applied') AS settled
     FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-    WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'disabled', 'removing')
+    WHERE sf.server_id = $sid
+      AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')
     GROUP BY a.host_type, a.host_id, a.feature_name, a.feature_version),
 hosts AS (
     SELECT host_type, host_id, BOOL_AND(settled) AS settled, COUNT(*) AS keys,
@@ -172,7 +173,8 @@ SELECT 'allocation' AS kind, a.id, NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT, a.
        a.host_type AS t1, a.host_id AS t2, a.feature_name AS t3, a.feature_version AS t4,
        NULL::BIGINT AS n1, a.id AS n2
 FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-WHERE sf.server_id = $sid AND a.state IN ('pending', 'applied', 'disabled', 'removing')
+WHERE sf.server_id = $sid
+  AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')
   AND NOT EXISTS (SELECT 1 FROM settled s
                   WHERE s.host_type = a.host_type AND s.host_id = a.host_id)
 UNION ALL

@@ -22,6 +22,7 @@ Key = tuple[str, str]
 PENDING = AllocationState.PENDING.value
 APPLIED = AllocationState.APPLIED.value
 REMOVING = AllocationState.REMOVING.value
+EXPIRING = AllocationState.EXPIRING.value  # taken off like a removal, then kept as expired
 DISABLED = AllocationState.DISABLED.value
 HELD = (APPLIED, DISABLED)
 
@@ -167,7 +168,7 @@ class Verdicts:
         refusal = outcome.refused.get(key)
         for row in rows:
             item = (row.id, row.count, row.state, refusal)
-            if row.state == REMOVING:
+            if row.state in (REMOVING, EXPIRING):
                 if have is not None and have <= want:
                     self.removed.append(row.id)
             elif refusal is not None:

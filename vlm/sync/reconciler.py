@@ -4,6 +4,7 @@ VLM owns one group per host id per server, named `reservation_group_name(prefix,
 holding one reservation (that host id) with one entry per feature+version whose count is the
 sum of the host's pending and applied allocations on that server. A pass:
 
+0. starts and ends the server's time-boxed allocations due today (vlm.sync.timebox);
 1. plans every host from DuckDB alone (allocations + the owned mirror rows);
 2. sends the HTTP writes of different hosts concurrently, without holding the DB write lock:
    first hosts that only free licenses (deletions, decreases), then the others;
@@ -40,6 +41,7 @@ from vlm.store.reservations import (
     retry_pending_of_server,
 )
 from vlm.store.servers import load_servers, set_mirror_digest
+from vlm.store.timebox import finish_expiring
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
 from vlm.sync.host_task import Breaker, HostTask
 from vlm.sync.inventory import forget_stored_inventory, read_reservations
@@ -47,6 +49,7 @@ from vlm.sync.mirror import groups_mirror_table
 from vlm.sync.observed import MISSING
 from vlm.sync.ownership import HostOutcome, HostPlan, Verdicts, frees_only
 from vlm.sync.plan import in_sync, plan_unsettled
+from vlm.sync.timebox import advance_time_boxes
 
 SERVERS_AT_ONCE = 8  # servers a pass over the estate works on at the same time
 
@@ -138,7 +141,7 @@ def _record(
             mark_applied(cur, applied),
             mark_failed(cur, failed),
             mark_retry(cur, retry),
-            delete_removed(cur, verdicts.removed),
+            delete_removed(cur, verdicts.removed) + finish_expiring(cur, verdicts.removed),
         )
 
     return ctx.db.write(store)
@@ -186,6 +189,7 @@ def reconcile_server(
     """
     started = time.perf_counter()
     with server_lock(ctx, server_id):
+        advance_time_boxes(ctx, server_id)
         try:
             with borrowed_client(ctx, server_id, client) as api:
                 if read_first and not groups_just_read:

@@ -14,10 +14,12 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from vlm.domain import FeatureKey
+from vlm.context import ServiceContext
+from vlm.domain import DAYS_MAX, Actor, FeatureKey
+from vlm.services import pools
 from vlm.ui.grid.selection import FEATURE_PARAM, POOL_PARAM, feature_param
 from vlm.ui.messages import FeatureBounds, quantity_problems
-from vlm.ui.widgets import Outcome, clear_banners
+from vlm.ui.widgets import Outcome, attempt, clear_banners, field_slots, flash
 
 COLUMNS_PER_ROW = 3
 # The columns of a pool list, in display order (also the column choices on My Pools).
@@ -34,6 +36,8 @@ POOL_COLUMNS = [
     "allocations",
     "failed",
     "over_committed",
+    "default_duration_days",
+    "max_duration_days",
     "created_at",
     "description",
 ]
@@ -95,6 +99,8 @@ def pool_table_config() -> dict[str, Any]:
             width="small",
         ),
         "description": cc.TextColumn("Description", width="medium"),
+        "default_duration_days": cc.NumberColumn("Default days", format="%d", width="small"),
+        "max_duration_days": cc.NumberColumn("Max days", format="%d", width="small"),
     }
 
 
@@ -213,3 +219,56 @@ def recheck_quantities(
     if outcome.ok or outcome.error is None or outcome.error.field != "quantity":
         return
     typed.show(typed.recheck(fresh_bounds()))
+
+
+def _days_or_none(value: float | int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def duration_form(ctx: ServiceContext, actor: Actor, pool: Mapping[str, Any]) -> None:
+    """The admin's form for a pool's default and maximum allocation duration (blank: none)."""
+    pool_id = int(pool["id"])
+    with st.form(f"pool_durations_{pool_id}"):
+        st.markdown(
+            "**Time limits of allocations** — an allocation holds its license from its start "
+            "day through its end day; leave blank for none. Existing allocations keep their dates."
+        )
+        default_col, max_col = st.columns(2)
+        default_days = default_col.number_input(
+            "Default duration (days)",
+            min_value=1,
+            max_value=DAYS_MAX,
+            value=_stored_days(pool.get("default_duration_days")),
+            step=1,
+            key=f"pool_default_days_{pool_id}",
+            help="fills the end of a new allocation given none",
+        )
+        max_days = max_col.number_input(
+            "Maximum duration (days)",
+            min_value=1,
+            max_value=DAYS_MAX,
+            value=_stored_days(pool.get("max_duration_days")),
+            step=1,
+            key=f"pool_max_days_{pool_id}",
+            help="the most days one allocation may hold its license; extensions included",
+        )
+        fields = field_slots(default_duration_days=default_col, max_duration_days=max_col)
+        save = st.form_submit_button("Save time limits")
+    if save:
+        outcome = attempt(
+            pools.set_pool_durations,
+            ctx,
+            actor,
+            pool_id,
+            default_days=_days_or_none(default_days),
+            max_days=_days_or_none(max_days),
+            fields=fields,
+        )
+        if outcome.ok:
+            flash(f"Time limits of pool '{pool['name']}' saved.")
+            st.rerun()
+
+
+def _stored_days(value: object) -> int | None:
+    """A stored duration for a number input (None, NaN and NA: blank)."""
+    return None if value is None or pd.isna(value) else int(value)

@@ -70,6 +70,10 @@ def test_a_pool_alert_fires_once_while_full_and_clears_once_when_it_empties(ctx,
     assert messages(ctx, rule_id) == ["fired", "cleared"]
 
 
+def _in_days(days: int) -> date:
+    return date.today() + timedelta(days=days)
+
+
 def _minutes_ago(minutes: int) -> datetime:
     return datetime.now() - timedelta(minutes=minutes)
 
@@ -127,6 +131,13 @@ CONDITIONS = {
             )
         ),
         "east: 1 drift finding(s)",
+    ),
+    "allocation_ending": (
+        7,
+        lambda ctx, estate: allocations.allocate(
+            ctx, MANAGER, estate.design, CAD, "USER", "contractor", 1, ends_on=_in_days(5)
+        ),
+        f"Pool Engineering / Design ending on {_in_days(5)}: 1 allocation(s)",
     ),
     "allocations_failing": (
         10,
@@ -230,3 +241,26 @@ def test_a_pass_that_fires_and_clears_nothing_writes_nothing(ctx, estate: Estate
 
     assert (again.fired, again.cleared, again.open) == (0, 0, 1)
     assert ctx.db.generation == generation, "an idle pass must not move the pages' caches on"
+
+
+def test_allocations_ending_fire_per_pool_and_day_and_clear_when_extended(ctx, estate: Estate):
+    rule_id = rule(ctx, "allocation_ending", 7, MANAGER, pool_id=estate.design)
+    near = allocations.allocate(
+        ctx, MANAGER, estate.design, CAD, "USER", "near", 1, ends_on=_in_days(3)
+    )
+    allocations.allocate(ctx, MANAGER, estate.design, CAD, "USER", "far", 1, ends_on=_in_days(30))
+    allocations.allocate(
+        ctx, OTHER_MANAGER, estate.sim, SIM, "USER", "carol's", 1, ends_on=_in_days(1)
+    )
+    evaluate_alerts(ctx)
+    assert episodes(ctx, rule_id) == [(f"ending:{estate.design}:{_in_days(3)}", False)]
+
+    allocations.extend_allocations(ctx, MANAGER, estate.design, [near], _in_days(20))
+    evaluate_alerts(ctx)
+    assert episodes(ctx, rule_id) == [(f"ending:{estate.design}:{_in_days(3)}", True)]
+    assert messages(ctx, rule_id) == ["fired", "cleared"]
+
+    evaluate_alerts(ctx, datetime.now() + timedelta(days=14))
+    assert open_titles(ctx, rule_id) == [
+        f"Pool Engineering / Design ending on {_in_days(20)}: 1 allocation(s)"
+    ]

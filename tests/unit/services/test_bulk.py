@@ -1,5 +1,7 @@
 """The bulk CSV reader: header aliases, delimiters, line numbers, defaults and per-row problems."""
 
+from datetime import date
+
 import pytest
 
 from vlm.domain import DESCRIPTION_MAX_LENGTH, HOST_ID_MAX_LENGTH
@@ -130,3 +132,15 @@ def test_text_too_long_is_a_problem_of_its_row():
     assert (line_2, line_3) == (2, 3)
     assert len(problems_2) == 1 and "host id is longer than" in problems_2[0]
     assert len(problems_3) == 1 and problems_3[0].startswith("description is longer than")
+
+
+def test_start_and_end_columns_are_read_by_their_aliases_and_a_bad_day_names_its_line():
+    parsed = parse_bulk_allocations(
+        "host id;start;until\njdoe;2027-01-04;2027-03-31\nann;;2027-02-30\nbob;;\n",
+        default_host_type="USER",
+    )
+    assert [row.ok for row in parsed.rows] == [True, False, True]
+    first, _, third = (row.change for row in parsed.rows)
+    assert (first.starts_on, first.ends_on) == (date(2027, 1, 4), date(2027, 3, 31))
+    assert (third.starts_on, third.ends_on) == (None, None)
+    assert parsed.rows[1].problems == ("ends on must be a date as YYYY-MM-DD, got 2027-02-30",)

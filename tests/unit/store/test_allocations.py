@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 
@@ -74,6 +75,9 @@ def test_live_allocations_leave_removing_rows_out(db: Database) -> None:
         "count",
         "description",
         "state",
+        "starts_on",
+        "ends_on",
+        "created_on",
     }
 
 
@@ -92,6 +96,10 @@ def test_insert_allocations_returns_new_ids_in_the_rows_order(db: Database) -> N
         ]
     )
     assert in_write(db, store.insert_allocations, 1, []) == []
+    dated = {**new_row("n3", 1), "starts_on": date(2027, 1, 4), "ends_on": date(2027, 3, 31)}
+    [dated_id] = in_write(db, store.insert_allocations, 1, [dated])
+    days = db.query("SELECT starts_on, ends_on FROM allocations WHERE id = ?", [dated_id])
+    assert days == [(date(2027, 1, 4), date(2027, 3, 31))]
 
 
 def test_update_allocation_sets_columns_and_resets_retries_on_request(db: Database) -> None:

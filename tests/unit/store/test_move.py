@@ -225,7 +225,8 @@ def test_a_source_at_an_older_schema_is_refused_and_nothing_is_copied(source, em
     with duckdb.connect(source) as con:
         newest = con.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
         con.execute("DELETE FROM schema_migrations WHERE version = ?", [newest])
-    with pytest.raises(move.MoveRefusedError, match=f"schema version {newest - 1}"):
+        older = con.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+    with pytest.raises(move.MoveRefusedError, match=f"schema version {older}"):
         _move(source, empty_target)
     assert sum(_target_counts(empty_target).values()) == 0
 

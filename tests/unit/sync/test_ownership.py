@@ -464,3 +464,11 @@ def test_verdict_frames_of_an_empty_pass_are_typed_and_empty():
     for frame in Verdicts().frames():
         assert frame.empty
         assert [str(t) for t in frame.dtypes] == ["int64", "int64", "object", "object"]
+
+
+def test_an_expiring_row_is_wanted_no_more_and_removed_like_a_removing_one():
+    plan = plan_of(row(11, 1, "applied"), row(12, 2, "expiring"))
+    assert plan.want == {CAD: 1}
+    assert verdict_lists(judged(plan, HostOutcome(held(entry(CAD, 1, 5))))) == only(removed=[12])
+    kept = plan_of(row(11, 1, "applied"), row(12, 2, "expiring"))
+    assert verdict_lists(judged(kept, HostOutcome(held(entry(CAD, 3, 5))))) == only()

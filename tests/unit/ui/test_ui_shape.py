@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 UI = ROOT / "vlm" / "ui"
-GRID_PARTS = {"diff", "drafts", "state", "selection", "view", "report", "bulk"}
+GRID_PARTS = {"diff", "drafts", "state", "selection", "view", "report", "bulk", "extend"}
 CONFIRM_PRIMITIVES = {"ask_confirmation", "confirmation"}
 
 

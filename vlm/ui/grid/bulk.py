@@ -41,12 +41,15 @@ def _row_values(row: BulkRow) -> dict[str, str]:
         "description": str(change.description or ""),
         "feature_name": change.feature_name or "",
         "feature_version": change.feature_version or "",
+        "starts_on": "" if change.starts_on is None else str(change.starts_on),
+        "ends_on": "" if change.ends_on is None else str(change.ends_on),
     }
 
 
 def preview_frame(parsed: ParsedBulk) -> pd.DataFrame:
     """One line per data row: its file line, its values, and ready or its problems."""
-    features = [c for c in ("feature_name", "feature_version") if c in parsed.columns]
+    optional = ("feature_name", "feature_version", "starts_on", "ends_on")
+    features = [c for c in optional if c in parsed.columns]
     columns = ["line", "host_type", "host_id", "count", "description", *features]
     records = [
         {
@@ -253,7 +256,8 @@ def render_bulk_import(page: PageContext, scope: GridScope) -> None:
     with st.expander("Bulk add from CSV (paste or upload)", icon=":material/upload_file:"):
         st.caption(
             "A CSV whose first line names the columns: host_id, and optionally host_type, "
-            "count, description (comma, semicolon or tab separated). Preview checks every row; "
+            "count, description, starts_on and ends_on (YYYY-MM-DD; the end is the last day) "
+            "(comma, semicolon or tab separated). Preview checks every row; "
             "nothing is allocated until you confirm, and only the rows without problems are."
         )
         pasted = st.text_area("Paste", placeholder=EXAMPLE, key=f"bulk_text_{scope.tag}")

@@ -9,8 +9,10 @@ Row numbers in messages are 1-based positions in the grid (added rows follow the
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -19,9 +21,10 @@ import pandas as pd
 from vlm.services.allocations import AllocationChange
 
 DEFAULT_HOST_TYPE = "ETHERNET"
-EDITABLE = ("count", "description")
+EDITABLE = ("count", "description", "ends_on")
 FIXED = ("host_type", "host_id")
-INPUT_COLUMNS = ("host_type", "host_id", "count", "description")
+INPUT_COLUMNS = ("host_type", "host_id", "count", "description", "starts_on", "ends_on")
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,17 @@ def clean(value: Any) -> Any:
     return value
 
 
+def _day_or_value(value: Any) -> Any:
+    """A day (date, timestamp, ISO text with or without a time) as 'YYYY-MM-DD'; else value."""
+    if isinstance(value, date):
+        return value.isoformat()[:10]
+    if isinstance(value, str) and _ISO_DAY.match(value):
+        return value[:10]
+    return value
+
+
 def _same(a: Any, b: Any) -> bool:
-    a, b = clean(a), clean(b)
+    a, b = _day_or_value(clean(a)), _day_or_value(clean(b))
     if a is None or b is None:
         return (a in (None, "")) and (b in (None, ""))
     try:
@@ -100,6 +112,8 @@ def _add(row: int, values: Mapping[str, Any]) -> AllocationChange | None:
         host_id=host_id,
         count=1 if count is None else count,
         description=description or "",
+        starts_on=clean(values.get("starts_on")),
+        ends_on=clean(values.get("ends_on")),
     )
 
 
@@ -118,7 +132,15 @@ def _existing(
             typed,
         )
     changed = {c: edits[c] for c in EDITABLE if c in edits and not _same(edits[c], source.get(c))}
-    if not changed and not bool(source.get("pending_edit")):
+    if "ends_on" in changed and clean(changed["ends_on"]) is None:
+        return RowProblem(
+            row,
+            "the end date cannot be cleared; pick a new last day",
+            allocation_id,
+            {"ends_on": None},
+        )
+    moved_start = "starts_on" in edits and not _same(edits["starts_on"], source.get("starts_on"))
+    if not changed and not moved_start and not bool(source.get("pending_edit")):
         return None
     merged = {c: changed.get(c, source.get(c)) for c in EDITABLE}
     description = clean(merged["description"])
@@ -128,6 +150,8 @@ def _existing(
         allocation_id=allocation_id,
         count=clean(merged["count"]),
         description="" if description is None else description,
+        starts_on=clean(edits["starts_on"]) if moved_start else None,
+        ends_on=clean(merged["ends_on"]),
     )
 
 

@@ -22,6 +22,9 @@ GRID_COLUMNS = [
     "host_id",
     "count",
     "description",
+    "starts_on",
+    "ends_on",
+    "phase",
     "status",
     "server_name",
     "problem",
@@ -39,7 +42,12 @@ STATUS_TEXT = {
     AllocationState.FAILED.value: "failed",
     AllocationState.REMOVING.value: "removing",
     AllocationState.DISABLED.value: "disabled by server",
+    AllocationState.SCHEDULED.value: "waiting for start",
+    AllocationState.EXPIRING.value: "removing (ended)",
+    AllocationState.EXPIRED.value: "off the server",
 }
+DAY_COLUMNS = ("starts_on", "ends_on")
+TYPED_COLUMNS = ("host_type", "host_id", "count", "description", *DAY_COLUMNS)
 WITH_SERVER_REASON = {
     AllocationState.FAILED.value,
     AllocationState.PENDING.value,
@@ -64,6 +72,8 @@ def _typed(change: AllocationChange) -> dict[str, Any]:
         "host_id": clean(change.host_id),
         "count": clean(change.count),
         "description": clean(change.description) or "",
+        "starts_on": clean(change.starts_on),
+        "ends_on": clean(change.ends_on),
     }
 
 
@@ -80,7 +90,11 @@ def drafts_after_apply(diff: GridDiff, results: Sequence[RowResult]) -> Drafts:
         if change.op == "add":
             drafts.adds.append({**_typed(change), "problem": result.message})
         elif change.op == "edit" and change.allocation_id is not None:
-            typed = {"count": clean(change.count), "description": clean(change.description)}
+            typed = {
+                "count": clean(change.count),
+                "description": clean(change.description),
+                "ends_on": clean(change.ends_on),
+            }
             drafts.edits[change.allocation_id] = {**typed, "problem": result.message}
     return drafts
 
@@ -107,6 +121,18 @@ def problem_text(problem: str, state: str, last_error: str) -> str:
     return "; ".join(part for part in (problem, reason) if part)
 
 
+def _as_days(column: pd.Series) -> pd.Series:
+    """A column of days (dates, timestamps or ISO text) as dates; blanks and non-dates None."""
+    values = pd.to_datetime(column.astype(object).map(_day_text), errors="coerce")
+    return values.dt.date.astype(object).where(values.notna(), None)
+
+
+def _day_text(value: Any) -> Any:
+    """A cell as text pandas reads as a day (its first ten characters when it is ISO text)."""
+    value = clean(value)
+    return value[:10] if isinstance(value, str) else value
+
+
 def _as_text(column: pd.Series) -> pd.Series:
     """A column as the grid's text: missing values blank, anything else as its text."""
     return column.astype(object).where(column.notna(), "").astype(str)
@@ -122,8 +148,10 @@ def build_source(allocations: pd.DataFrame, drafts: Drafts | None = None) -> pd.
     out = _with_drafts(frame, drafts) if drafts else frame
     out["id"] = pd.array([clean(v) for v in out["id"]], dtype="Int64")
     out["count"] = _as_counts(out["count"])
+    for column in DAY_COLUMNS:
+        out[column] = _as_days(out[column])
     text_columns = ("host_type", "host_id", "description", "state", "problem", "last_error")
-    for column in (*text_columns, "server_name"):
+    for column in (*text_columns, "server_name", "phase"):
         out[column] = _as_text(out[column])
     out["status"] = out["state"].map(status_text).astype(str)
     out["problem"] = pd.Series(
@@ -150,7 +178,7 @@ def _with_drafts(frame: pd.DataFrame, drafts: Drafts) -> pd.DataFrame:
         if row is None:
             continue
         row["problem"] = edit.get("problem", "")
-        typed = {k: edit[k] for k in ("count", "description") if k in edit}
+        typed = {k: edit[k] for k in ("count", "description", "ends_on") if k in edit}
         if typed:
             row.update(typed)
             row["pending_edit"] = True
@@ -158,7 +186,7 @@ def _with_drafts(frame: pd.DataFrame, drafts: Drafts) -> pd.DataFrame:
         rows.append(
             {
                 **{c: None for c in GRID_COLUMNS},
-                **{k: add.get(k) for k in ("host_type", "host_id", "count", "description")},
+                **{k: add.get(k) for k in TYPED_COLUMNS},
                 "state": NOT_SAVED,
                 "problem": add.get("problem", ""),
                 "pending_edit": False,

@@ -19,7 +19,13 @@ from vlm.ui.session import PageContext, recheck
 from vlm.ui.widgets import download_csv, people_table
 
 LIVE = {AllocationState.PENDING.value, AllocationState.REMOVING.value}
-ACTION_LABEL = {"add": "add", "edit": "edit", "delete": "remove", "retry": "retry"}
+ACTION_LABEL = {
+    "add": "add",
+    "edit": "edit",
+    "delete": "remove",
+    "retry": "retry",
+    "extend": "extend",
+}
 STATE_LABEL = {
     "pending": "pending…",
     "applied": "applied ✓",

@@ -10,8 +10,10 @@ import streamlit as st
 
 from vlm.domain import DESCRIPTION_MAX_LENGTH, HostType, host_id_help
 from vlm.services import allocations
-from vlm.ui.grid.diff import GridDiff, diff_grid
+from vlm.services.allocations import AllocationChange
+from vlm.ui.grid.diff import GridDiff, clean, diff_grid
 from vlm.ui.grid.drafts import GRID_COLUMNS, HIDDEN_COLUMNS, drafts_after_apply
+from vlm.ui.grid.extend import render_extend
 from vlm.ui.grid.report import (
     ACTION_LABEL,
     change_host,
@@ -26,7 +28,7 @@ from vlm.ui.session import PageContext
 from vlm.ui.widgets import attempt, download_csv, in_user_time, people_table
 
 DISPLAY_COLUMNS = [c for c in GRID_COLUMNS if c not in HIDDEN_COLUMNS]
-READ_ONLY = ["status", "server_name", "problem", "created_at", "id"]
+READ_ONLY = ["phase", "status", "server_name", "problem", "created_at", "id"]
 UNSAVED_MARKER = "vlm-unsaved-grid-edits"
 LEAVE_QUESTION = (
     "The allocation grid has edits you have not applied. Leave this page and lose them?"
@@ -68,6 +70,22 @@ def column_config() -> dict[str, Any]:
         "host_id": cc.TextColumn("Host id", help=host_id_help(), width=170),
         "count": cc.NumberColumn("Count", min_value=1, step=1, default=1, format="%d", width=70),
         "description": cc.TextColumn("Description", max_chars=DESCRIPTION_MAX_LENGTH, width=260),
+        "starts_on": cc.DateColumn(
+            "Start",
+            help="first day the host holds the license (blank: now); set when adding a row",
+            format="YYYY-MM-DD",
+            width=110,
+        ),
+        "ends_on": cc.DateColumn(
+            "End (last day)",
+            help="last day the host holds the license, inclusive (blank: the pool's default "
+            "duration, else none); the reservation goes the day after",
+            format="YYYY-MM-DD",
+            width=120,
+        ),
+        "phase": cc.TextColumn(
+            "Phase", help="scheduled (start not reached), active or expired", width=90
+        ),
         "status": cc.TextColumn("State", width=110),
         "server_name": cc.TextColumn(
             "Server",
@@ -84,6 +102,14 @@ def column_config() -> dict[str, Any]:
     }
 
 
+def _days(change: AllocationChange) -> str:
+    """', from … through …' of a change that gives a start or end day."""
+    start, end = clean(change.starts_on), clean(change.ends_on)
+    return (f", from {str(start)[:10]}" if start else "") + (
+        f", through {str(end)[:10]}" if end else ""
+    )
+
+
 def preview_frame(diff: GridDiff, source: pd.DataFrame) -> pd.DataFrame:
     """One line per change (and per refused row) for the review step."""
     hosts = saved_hosts(source)
@@ -91,7 +117,7 @@ def preview_frame(diff: GridDiff, source: pd.DataFrame) -> pd.DataFrame:
     for change in diff.changes:
         host = change_host(change) or hosts.get(change.allocation_id or -1, "")
         detail = (
-            f"count {change.count}, description '{change.description}'"
+            f"count {change.count}, description '{change.description}'{_days(change)}"
             if change.op != "delete"
             else "reservation removed from the license server"
         )
@@ -213,6 +239,7 @@ def render_grid(page: PageContext, scope: GridScope) -> None:
     elif diff.empty:
         memory.preview = False
     retry_failed(page, scope, source)
+    render_extend(page, scope, source)
     live_report(page, scope, source)
     shown = [c for c in DISPLAY_COLUMNS if c != "id"]
     download_csv(
