@@ -23,7 +23,7 @@ from bench.measure import Row
 from bench.postgres import BenchPostgres
 from bench.sizes import EstateSize
 
-IN_PROCESS = ("inventory", "apply", "reconcile", "dashboard", "export", "alerts")
+IN_PROCESS = ("inventory", "apply", "reconcile", "dashboard", "export", "alerts", "harvesting")
 ISOLATED = ("pages",)
 SCENARIOS = IN_PROCESS + ISOLATED
 BACKENDS = ("duckdb", "postgres")

@@ -1,4 +1,5 @@
-"""Screenshots of the dashboard, the allocation grid, alerts and quantity requests for the README.
+"""Screenshots of the dashboard, the allocation grid, alerts, quantity requests and idle licenses
+for the README.
 
 They are written to docs/screenshots/ when VLM_UPDATE_SCREENSHOTS=1 (otherwise to a temporary
 folder, so a test run never changes tracked files):
@@ -22,7 +23,7 @@ from tests.e2e.helpers import (
     type_in_cell,
     wait_for_app,
 )
-from vlm.demo import DEMO_USERS
+from vlm.demo import DEMO_ALLOCATIONS, DEMO_TIMEBOXED, DEMO_USERS
 from vlm.domain import Role
 
 pytestmark = pytest.mark.e2e
@@ -55,8 +56,9 @@ def test_allocations_screenshot(browser: Browser, app_server, shots):
     manager = demo(Role.MANAGER)
     page = sign_in(browser, app_server.url, manager.username, manager.password)
     open_page(page, "Allocations")
-    type_in_cell(page, "host_id", 3, "0050569A0004", new_row=True)
-    type_in_cell(page, "description", 3, "CAD workstation 04 (Dana)")
+    new_row = len(DEMO_ALLOCATIONS) + len(DEMO_TIMEBOXED)
+    type_in_cell(page, "host_id", new_row, "0050569A0004", new_row=True)
+    type_in_cell(page, "description", new_row, "CAD workstation 04 (Dana)")
     expect_pending(page, add=1, edit=0, remove=0)
     click_button(page, "Review changes")
     expect(page.get_by_text("1 to add, 0 to edit, 0 to remove").first).to_be_visible()
@@ -93,4 +95,18 @@ def test_requests_screenshot(browser: Browser, app_server, shots):
     page.mouse.move(5, 5)
     page.screenshot(path=shots / "requests.png")
     assert (shots / "requests.png").stat().st_size > 20_000
+    page.context.close()
+
+
+def test_idle_licenses_screenshot(browser: Browser, app_server, shots):
+    manager = demo(Role.MANAGER)
+    page = sign_in(browser, app_server.url, manager.username, manager.password)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_page(page, "Idle licenses")
+    expect(page.get_by_text("Idle allocations", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame").nth(1)).to_be_visible()
+    wait_for_app(page)
+    page.mouse.move(5, 5)
+    page.screenshot(path=shots / "idle.png")
+    assert (shots / "idle.png").stat().st_size > 20_000
     page.context.close()

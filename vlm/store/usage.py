@@ -127,21 +127,6 @@ def idle_allocations(
     )
 
 
-def idle_totals(
-    db: Database, idle_before: datetime, by: str, pool_ids: list[int] | None = None
-) -> pd.DataFrame:
-    """Idle allocations, seats and their cost summed per pool (by="pool") or per manager."""
-    keys = {"pool": "vlm, pool, manager", "manager": "manager"}[by]
-    scope, params = _scope(pool_ids)
-    return db.query_df(
-        f"SELECT {keys}, count(*) AS idle_allocations, sum(count) AS idle_seats, "
-        "sum(seat_cost) AS seat_cost "
-        f"FROM ({HELD_USAGE_SQL}) AS held WHERE idle_since <= ?{scope} "
-        f"GROUP BY {keys} ORDER BY seat_cost DESC NULLS LAST, idle_seats DESC, {keys}",
-        [idle_before, *params],
-    )
-
-
 def idle_seat_count(db: Database, idle_before: datetime, pool_ids: list[int] | None = None) -> int:
     """Seats reserved by allocations idle since before idle_before (the dashboard's figure)."""
     scope, params = _scope(pool_ids)
