@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
+
 from vlm.alerting.kinds import KINDS
 from vlm.config import Settings
 from vlm.context import ServiceContext
@@ -13,7 +15,12 @@ from vlm.domain import SYSTEM_ACTOR, Actor, Role
 from vlm.secret_box import SecretBox
 from vlm.services import alerts, allocations, harvesting, pools, requests, servers, users, vlms
 from vlm.store import open_database
-from vlm.store.demo import backdate_allocations, insert_synthetic_history
+from vlm.store.demo import (
+    backdate_allocations,
+    backdate_failures,
+    backdate_server,
+    insert_synthetic_history,
+)
 from vlm.store.hourly import rebuild_hourly
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -68,6 +75,24 @@ DEMO_TIMEBOXED = [
     ("ETHERNET", "0050569A0010", 1, "Contractor laptop (Lee), ends in three days", None, 3),
     ("USER", "trainee-ola", 1, "Training course (Ola), over", -30, -3),
 ]
+
+
+# The Simulation team's story, for an alert of every kind: a node holds fea_solver, then the
+# east server's fea_solver count drops to 1 (its entry turns DISABLED: drift; the pool holds more
+# than the server has: over-committed), and a second node's reservation is refused (failing).
+# A lab server has been unreachable since yesterday.
+SIM_FEATURE = ("fea_solver", "2024.1")
+SIM_COUNT_ON_EAST = 1
+SIM_HELD = ("ETHERNET", "00155D0A0203", 2, "Simulation node 03")
+SIM_REFUSED = ("ETHERNET", "00155D0A0204", 2, "Simulation node 04 (refused: count dropped)")
+OFFLINE_SERVER = servers.ServerInput(
+    name="lls-lab",
+    base_url="http://127.0.0.1:9",
+    username="admin",
+    password=EMULATOR_ADMIN_PASSWORD,
+    description="Test lab license server, switched off since yesterday",
+    timeout_seconds=2,
+)
 
 
 def start_demo_emulators(base_port: int | None = None) -> dict:
@@ -221,6 +246,39 @@ def _seed_harvesting(ctx: ServiceContext) -> None:
 DEMO_REQUEST_REASON = "Two designers join the CAD team in January"
 
 
+def _lower_sim_count(urls: dict[str, str]) -> None:
+    """The east server's fea_solver count drops (on every start: an emulator starts from its
+    fixture)."""
+    if "lls-east" not in urls:
+        return
+    name, version = SIM_FEATURE
+    body = {"featureName": name, "featureVersion": version, "count": SIM_COUNT_ON_EAST}
+    httpx.post(f"{urls['lls-east']}/_emulator/features/count", json=body, timeout=10)
+
+
+def _allocate_sim(ctx: ServiceContext, allocation: tuple[str, str, int, str]) -> None:
+    listed = pools.list_pools(ctx, SYSTEM_ACTOR)
+    pool_id = int(listed.loc[listed["name"] == "Simulation team", "id"].iloc[0])
+    host_type, host_id, count, description = allocation
+    change = allocations.AllocationChange(
+        "add", 0, None, *SIM_FEATURE, host_type, host_id, count, description
+    )
+    allocations.apply_allocation_changes(ctx, Actor("max", Role.MANAGER), pool_id, [change])
+
+
+def _seed_trouble(ctx: ServiceContext, urls: dict[str, str]) -> None:
+    """After the first sync (the held node applied): the count drops, the second node is
+    refused for a quarter of an hour already, and the lab server is added, unreachable."""
+    from vlm.sync.scheduler import sync_all
+
+    _lower_sim_count(urls)
+    _allocate_sim(ctx, SIM_REFUSED)
+    servers.add_server(ctx, SYSTEM_ACTOR, OFFLINE_SERVER)
+    ctx.db.write(lambda cur: backdate_server(cur, OFFLINE_SERVER.name, 1))
+    sync_all(ctx)
+    ctx.db.write(lambda cur: backdate_failures(cur, SIM_REFUSED[1], 15))
+
+
 def _seed_request(ctx: ServiceContext) -> None:
     """Mia asks for two more of the CAD team's first feature: an open request for admins."""
     mia = Actor("mia", Role.MANAGER)
@@ -248,13 +306,17 @@ def seed_demo(ctx: ServiceContext, urls: dict[str, str]) -> None:
     from vlm.sync.scheduler import sync_all
 
     _point_servers(ctx, urls)
+    if users.has_users(ctx):
+        _lower_sim_count(urls)
     sync_all(ctx)
     if not users.has_users(ctx):
         _seed_history(ctx)
         _seed_catalog(ctx)
         _seed_alert_rules(ctx)
         _seed_request(ctx)
+        _allocate_sim(ctx, SIM_HELD)
         sync_all(ctx)
+        _seed_trouble(ctx, urls)
         _seed_harvesting(ctx)
         harvesting.apply_harvest_policy(ctx)
         evaluate_alerts(ctx)

@@ -141,7 +141,8 @@ def test_servers_page_syncs_tests_and_refuses_removal_with_reason(app):
     at.button(key="sync_now").click()
     at.run()
     status = at.status[0]
-    assert status.label.startswith("Sync finished: 3 ok") and status.state == "complete"
+    # the demo's lab server is switched off: its failure is reported, the others synced
+    assert status.label == "Sync finished: 3 ok, 1 with errors" and status.state == "error"
     assert at.progress[0].value == 100
     frame = servers.list_servers(service_context(), SYSTEM_ACTOR)
     east = int(frame[frame["name"] == "lls-east"]["id"].iloc[0])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import PAGES_DIR, demo_user, open_page
+from tests.app.conftest import PAGES_DIR, demo_user, open_page, unexpected_errors
 from vlm.domain import Role
 from vlm.ui.navigation import PAGES, pages_for
 
@@ -54,7 +54,7 @@ def test_every_allowed_page_renders_and_others_cannot_be_opened(app, role):
         if spec.script in allowed:
             open_page(at, name)
             assert at.title[0].value, name
-            assert not at.error, (name, [e.value for e in at.error])
+            assert not unexpected_errors(at), (name, unexpected_errors(at))
             assert any("Signed in as" in m.value for m in at.sidebar.markdown)
         else:
             with pytest.raises(ValueError):

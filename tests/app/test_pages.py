@@ -28,7 +28,9 @@ def test_estate_dashboard(app, username):
     labels = [m.label for m in at.metric]
     assert labels[:3] == ["License servers", "Licenses (total)", "In use"]
     assert charts(at) == 4  # servers, VLMs, pools stacks + trend
-    assert any("No server feature is over-committed" in s.value for s in at.success)
+    # the demo's east fea_solver count dropped under what the Simulation team holds
+    over = next(d.value for d in at.dataframe if "deficit" in d.value.columns)
+    assert over[["server_name", "feature_name"]].values.tolist() == [["lls-east", "fea_solver"]]
 
 
 def test_manager_dashboard_is_scoped_to_own_pools(app):
@@ -153,7 +155,7 @@ def test_export_preview_on_demand(app):
     assert {"host_id", "state", "pool_name", "starts_on", "ends_on", "phase"} <= set(
         preview.columns
     )
-    assert len(preview) == len(DEMO_ALLOCATIONS) + len(DEMO_TIMEBOXED)
+    assert len(preview) == len(DEMO_ALLOCATIONS) + len(DEMO_TIMEBOXED) + 2  # and the Sim nodes
 
 
 def test_the_dashboard_reuses_its_figures_until_a_write_and_then_shows_it(app, monkeypatch):

@@ -26,7 +26,7 @@ from tests.sync.conftest import (
 from vlm.cli import fresh_keys
 from vlm.config import Settings
 from vlm.context import ServiceContext
-from vlm.demo import DEMO_SERVERS, DEMO_USERS
+from vlm.demo import DEMO_SERVERS, DEMO_USERS, OFFLINE_SERVER
 from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
 from vlm.store import open_database
@@ -145,9 +145,17 @@ def test_demo_mode_runs_its_emulators_and_seeds_inside_the_lifespan(serve, tmp_p
         servers = servers.fetchall()
         states = con.execute("SELECT DISTINCT state FROM allocations").fetchall()
     assert users == {user.username for user in DEMO_USERS}
-    assert {name for name, _, _ in servers} == {server.name for server in DEMO_SERVERS}
+    demo_servers = {server.name for server in DEMO_SERVERS} | {OFFLINE_SERVER.name}
+    assert {name for name, _, _ in servers} == demo_servers
     assert all(synced is not None for _, _, synced in servers)
-    assert states == [("applied",)]
+    # applied, and the demo's time-boxed and refused rows (vlm.demo's stories)
+    assert {state for (state,) in states} == {
+        "applied",
+        "scheduled",
+        "expired",
+        "disabled",
+        "failed",
+    }
     for _, url, _ in servers:  # the emulators stopped with the server
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/api/1.0/health", timeout=2)

@@ -1,6 +1,16 @@
 """Demo mode seeds every role and converges on the emulators; a second start keeps the data."""
 
-from vlm.demo import DEMO_USERS, prepare_demo_database, start_demo_emulators
+from vlm.alerting.kinds import KINDS
+from vlm.demo import (
+    DEMO_ALLOCATIONS,
+    DEMO_TIMEBOXED,
+    DEMO_USERS,
+    OFFLINE_SERVER,
+    SIM_HELD,
+    SIM_REFUSED,
+    prepare_demo_database,
+    start_demo_emulators,
+)
 from vlm.store import open_database
 
 
@@ -17,11 +27,22 @@ def test_demo_seed_is_idempotent_and_applied(tmp_path):
         prepare_demo_database(path, urls)
         db = open_database(path)
         try:
-            assert db.query("SELECT id, host_id, state FROM allocations ORDER BY id") == first
+            again = db.query("SELECT id, host_id, state FROM allocations ORDER BY id")
+            assert [(i, h) for i, h, _ in again] == [(i, h) for i, h, _ in first]
             by_host = {h: s for _, h, s in first}
             assert by_host.pop("intern-kim") == "scheduled"
             assert by_host.pop("trainee-ola") == "expired"
+            # the Simulation team's story: east's fea_solver count dropped under what is held
+            assert by_host.pop(SIM_HELD[1]) == "disabled"
+            assert by_host.pop(SIM_REFUSED[1]) == "failed"
             assert set(by_host.values()) == {"applied"}
+            unreachable = db.query("SELECT name FROM license_servers WHERE last_error IS NOT NULL")
+            assert unreachable == [(OFFLINE_SERVER.name,)]
+            kinds = db.query(
+                "SELECT DISTINCT r.kind FROM alerts a JOIN alert_rules r ON r.id = a.rule_id "
+                "WHERE a.cleared_at IS NULL"
+            )
+            assert {k for (k,) in kinds} == set(KINDS), "an open alert of every kind"
             expiry = db.query(
                 "SELECT actor FROM audit_log WHERE action = 'allocation.expire' "
                 "AND target_id = (SELECT CAST(id AS VARCHAR) FROM allocations "
@@ -48,8 +69,15 @@ def test_demo_seed_is_idempotent_and_applied(tmp_path):
         groups = {g.name for g in emulators["lls-west"].state.groups.values()}
         assert "cad-team-manual" in groups
         placed = {g.name for e in emulators.values() for g in e.state.groups.values()}
-        held = {f"vlm-{'ETHERNET' if h.startswith('0050') else 'USER'}-{h}" for _, h, _ in first}
-        assert held - placed == {"vlm-USER-intern-kim", "vlm-USER-trainee-ola"}
+        kinds_of = {
+            h: t for t, h, *_ in (*DEMO_ALLOCATIONS, *DEMO_TIMEBOXED, SIM_HELD, SIM_REFUSED)
+        }
+        held = {f"vlm-{kinds_of[h]}-{h}" for _, h, _ in first}
+        assert held - placed == {
+            "vlm-USER-intern-kim",
+            "vlm-USER-trainee-ola",
+            f"vlm-ETHERNET-{SIM_REFUSED[1]}",
+        }
     finally:
         for running in emulators.values():
             running.stop()

@@ -31,6 +31,23 @@ def backdate_allocations(cur: duckdb.DuckDBPyConnection, host_id: str, days: int
     )
 
 
+def backdate_failures(cur: duckdb.DuckDBPyConnection, host_id: str, minutes: int) -> None:
+    """Demo only: the server has been refusing the host's allocations for `minutes`."""
+    cur.execute(
+        "UPDATE allocations SET updated_at = updated_at - ? * INTERVAL '1 minute' "
+        "WHERE host_id = ? AND state = 'failed'",
+        [minutes, host_id],
+    )
+
+
+def backdate_server(cur: duckdb.DuckDBPyConnection, name: str, days: int) -> None:
+    """Demo only: the server was connected `days` ago."""
+    cur.execute(
+        "UPDATE license_servers SET created_at = created_at - ? * INTERVAL '1 day' WHERE name = ?",
+        [days, name],
+    )
+
+
 def insert_synthetic_history(cur: duckdb.DuckDBPyConnection, days: int) -> None:
     """Working-hours usage every 3 hours of the last days for each present feature with licenses
     (busier on weekdays around 14:00), ending an hour before now."""
