@@ -12,7 +12,7 @@ import streamlit as st
 from vlm.services import allocations
 from vlm.services.allocations import RowResult
 from vlm.ui.confirm import Question, confirmed_action
-from vlm.ui.grid.report import ACTION_LABEL, saved_hosts
+from vlm.ui.grid.report import saved_row_results
 from vlm.ui.grid.state import GridScope
 from vlm.ui.local_time import now_for_user
 from vlm.ui.session import PageContext
@@ -73,19 +73,7 @@ def _after_extend(
     page: PageContext, scope: GridScope, source: pd.DataFrame, results: Sequence[RowResult]
 ) -> None:
     """Each row's outcome in the grid's report (the page reruns next)."""
-    hosts = saved_hosts(source)
-    positions = {int(i): n + 1 for n, i in enumerate(source["id"]) if not pd.isna(i)}
-    rows = [
-        {
-            "row": positions.get(int(r.change.allocation_id)),
-            "action": ACTION_LABEL["extend"],
-            "host": hosts.get(int(r.change.allocation_id), ""),
-            "result": ("✓ " if r.ok else "✗ ") + r.message,
-            "id": None,
-            "ok": r.ok,
-        }
-        for r in results
-    ]
+    rows = saved_row_results(source, results, "extend", track=False)
     memory = scope.memory
     memory.results = rows
     memory.tracked = {}

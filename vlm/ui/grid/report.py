@@ -130,19 +130,7 @@ def _after_retry(
     page: PageContext, scope: GridScope, source: pd.DataFrame, results: Sequence[RowResult]
 ) -> None:
     """Track the retried rows in the report (the page reruns next)."""
-    hosts = saved_hosts(source)
-    positions = {int(i): n + 1 for n, i in enumerate(source["id"]) if not pd.isna(i)}
-    rows = [
-        {
-            "row": positions.get(int(r.change.allocation_id)),
-            "action": ACTION_LABEL["retry"],
-            "host": hosts.get(int(r.change.allocation_id), ""),
-            "result": ("✓ " if r.ok else "✗ ") + r.message,
-            "id": int(r.change.allocation_id) if r.ok else None,
-            "ok": r.ok,
-        }
-        for r in results
-    ]
+    rows = saved_row_results(source, results, "retry", track=True)
     memory = scope.memory
     memory.results = rows
     memory.tracked = {r["id"]: r for r in rows if r["ok"]}
@@ -151,6 +139,27 @@ def _after_retry(
     memory.retry_round += 1
     if not scope.editing():
         scope.refresh(page.ctx, page.actor)
+
+
+def saved_row_results(
+    source: pd.DataFrame, results: Sequence[RowResult], action: str, *, track: bool
+) -> list[dict]:
+    """The report's rows for an action on saved rows (retry, extend): each row's position in
+    the grid, its host and outcome; `track` keeps the id of the rows sent to the server, so
+    the report follows them until applied."""
+    hosts = saved_hosts(source)
+    positions = {int(i): n + 1 for n, i in enumerate(source["id"]) if not pd.isna(i)}
+    return [
+        {
+            "row": positions.get(int(r.change.allocation_id)),
+            "action": ACTION_LABEL[action],
+            "host": hosts.get(int(r.change.allocation_id), ""),
+            "result": ("✓ " if r.ok else "✗ ") + r.message,
+            "id": int(r.change.allocation_id) if track and r.ok else None,
+            "ok": r.ok,
+        }
+        for r in results
+    ]
 
 
 def _live_rows(source: pd.DataFrame) -> dict[int, str]:
