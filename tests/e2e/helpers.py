@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pandas as pd
 from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 # Allocation grid geometry (fixed column widths in vlm/ui/grid/view.py).
 HEADER, ROW, MARKER = 35, 35, 33
@@ -140,12 +141,29 @@ def fill_text(page: Page, box: Locator, text: str) -> None:
     expect(box).to_have_value(text)
 
 
+def _shows(locator: Locator, timeout_ms: int = 2_000) -> bool:
+    try:
+        locator.wait_for(state="visible", timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        return False
+    return True
+
+
+def pick_in_list(page: Page, box: Locator, option: str) -> None:
+    """Open a selectbox's list and click an option (a second click when the first only
+    scrolled the box into view and the list closed again)."""
+    choice = page.get_by_role("option", name=option, exact=True)
+    box.locator("input").click()
+    if not _shows(choice):
+        box.locator("input").click()
+    act(page, choice.click)
+
+
 def choose(page: Page, label: str, option: str, scope: Page | Locator | None = None) -> None:
     """Pick an option of a selectbox by its label; the box then shows it."""
     box = (scope or page).get_by_test_id("stSelectbox").filter(has_text=label)
     wait_for_app(page)
-    box.locator("input").click()
-    act(page, page.get_by_role("option", name=option, exact=True).click)
+    pick_in_list(page, box, option)
     expect(box.locator("input")).to_have_value(option)
 
 

@@ -115,6 +115,7 @@ def test_admin_sets_up_a_pool_and_the_manager_allocates_edits_and_removes(
         "Export",
         "My Pools",
         "Allocations",
+        "Idle licenses",
         "Profile",
     ]
 
@@ -210,7 +211,7 @@ def test_a_manager_cannot_reach_an_admin_page_by_url(browser: Browser, app_serve
 def test_analyst_downloads_a_pool_csv_that_matches_the_database(browser: Browser, app_server):
     analyst = demo(Role.ANALYST)
     page = sign_in(browser, app_server.url, analyst.username, analyst.password)
-    assert sidebar_links(page) == ["Dashboard", "Alerts", "Export", "Profile"]
+    assert sidebar_links(page) == ["Dashboard", "Alerts", "Export", "Idle licenses", "Profile"]
     open_page(page, "Export")
     exported = download_csv(page, "Download Pools, raw (CSV)")  # machine column names
     page.context.close()
@@ -224,7 +225,8 @@ def test_analyst_downloads_a_pool_csv_that_matches_the_database(browser: Browser
                 COALESCE((SELECT SUM(a.count) FROM allocations a WHERE a.pool_id = p.id
                     AND a.feature_name = sf.feature_name
                     AND a.feature_version = sf.feature_version
-                    AND a.state <> 'removing'), 0)::INTEGER AS allocated
+                    AND a.state NOT IN ('removing', 'expiring', 'expired')), 0)::INTEGER
+                    AS allocated
             FROM pools p JOIN pool_portions pp ON pp.pool_id = p.id
             JOIN server_features sf ON sf.id = pp.server_feature_id
             GROUP BY p.id, p.name, sf.feature_name, sf.feature_version

@@ -137,7 +137,7 @@ def role_navigation(role: Role) -> st.Page:
     refused = [_no_access_page(spec, pages[0]) for spec in PAGES if spec not in allowed]
     if refused:
         sections.setdefault(allowed[0].section, []).extend(refused)
-    chosen = st.navigation(sections)
+    chosen = st.navigation(sections, expanded=True)  # an admin has 13 pages: show them all
     st.html(FULL_WIDTH_CSS)
     _show_no_access_notice(chosen, pages[0])
     return chosen
