@@ -103,12 +103,12 @@ def idle_report(
         days,
         idle_before,
         found,
-        idle_totals(found, ["vlm", "pool", "manager"]),
-        idle_totals(found, ["manager"]),
+        _idle_totals(found, ["vlm", "pool", "manager"]),
+        _idle_totals(found, ["manager"]),
     )
 
 
-def idle_totals(idle: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def _idle_totals(idle: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Idle allocations, seats and their cost summed per keys, costliest first (from the one
     read of the idle allocations, not a second scan of the estate)."""
     totals = (
