@@ -203,7 +203,7 @@ def _cell(column: str, row: int) -> dict[str, float]:
 def point_at_grid(page: Page, position: dict[str, float]) -> Locator:
     """Move the pointer onto the grid and wait until its toolbar shows: a click made as the
     pointer enters the grid is swallowed while the toolbar appears. Returns the grid."""
-    grid = page.get_by_test_id("stDataFrame")
+    grid = page.get_by_test_id("stDataFrame").first  # the grid; an apply's report comes below
     wait_for_app(page)
     grid.hover(position=position)
     expect(grid.get_by_test_id("stElementToolbar")).to_have_css("opacity", "1")

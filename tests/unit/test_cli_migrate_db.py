@@ -17,7 +17,13 @@ from tests.unit.test_cli import _environment, _vlm
 from vlm import cli
 from vlm.config import Settings
 from vlm.context import ServiceContext
-from vlm.demo import DEMO_USERS, prepare_demo_database, start_demo_emulators
+from vlm.demo import (
+    DEMO_ALLOCATIONS,
+    DEMO_TIMEBOXED,
+    DEMO_USERS,
+    prepare_demo_database,
+    start_demo_emulators,
+)
 from vlm.domain import SYSTEM_ACTOR, Role
 from vlm.secret_box import SecretBox
 from vlm.services import allocations, pools, users
@@ -89,11 +95,12 @@ def test_moves_the_demo_installation_verifies_it_and_never_shows_the_password(de
     assert {"users", "pools", "allocations", "audit_log", "utilization_snapshots"} <= set(table)
     assert all(cells[0] == cells[1] and cells[3] == "ok" for cells in table.values())
     assert table["users"][:2] == [str(len(DEMO_USERS))] * 2
-    assert table["allocations"][:2] == ["3", "3"]
+    seeded = len(DEMO_ALLOCATIONS) + len(DEMO_TIMEBOXED) + 2  # and the two Simulation nodes
+    assert table["allocations"][:2] == [str(seeded)] * 2
     snapshots = int(table["utilization_snapshots"][0].replace(",", ""))
     assert snapshots > 1000
     assert f"utilization_snapshots: {snapshots:,} rows copied" in done.stderr
-    assert "seq_allocation 3" in done.stdout and "moved and verified" in done.stdout
+    assert f"seq_allocation {seeded}" in done.stdout and "moved and verified" in done.stdout
     settings = Settings(db_url=target, secret_key=SecretBox.generate_key())
     ctx = ServiceContext(open_database(target), settings, SecretBox(settings.secret_key))
     try:
@@ -103,7 +110,11 @@ def test_moves_the_demo_installation_verifies_it_and_never_shows_the_password(de
     finally:
         ctx.db.close()
     assert names == sorted(u.username for u in DEMO_USERS)
-    assert states == ["applied"] * 3
+    # Mia's rows came across with their states: the plain ones applied, the time-boxed ones
+    # scheduled, applied and expired
+    assert sorted(states) == sorted(
+        ["applied"] * (len(DEMO_ALLOCATIONS) + 1) + ["expired", "scheduled"]
+    )
 
 
 def test_a_second_move_into_the_filled_target_is_refused_and_changes_nothing(tmp_path, target):
@@ -184,7 +195,8 @@ def test_a_copy_that_differs_exits_1_and_keeps_nothing(tmp_path, target, monkeyp
     monkeypatch.setattr(move, "copy_table", corrupting_copy)
     assert cli.main(["migrate-db", "--to", target, "--db", source]) == 1
     out, err = capsys.readouterr()
-    assert _table_lines(out)["users"] == ["1", "1", "24", "DIFFERS"]
+    # 30 figures: the checksums of the users table's columns (notification columns included)
+    assert _table_lines(out)["users"] == ["1", "1", "30", "DIFFERS"]
     assert "difference: users role characters: source 5, target 7" in out
     assert "nothing was kept" in err and PASSWORD not in out + err
     assert _rows(target, "SELECT COUNT(*) FROM users") == [(0,)]
