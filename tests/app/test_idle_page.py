@@ -79,3 +79,15 @@ def test_the_admin_sets_a_seat_price(app) -> None:
     prices = harvesting.list_prices(service_context(), SYSTEM_ACTOR)
     priced = prices.set_index(["feature_name", "feature_version"])["seat_price"]
     assert priced[(name, version)] == 125.5
+
+
+def test_a_long_list_is_cut_for_the_browser_and_downloadable_whole(app, monkeypatch) -> None:
+    from vlm.ui import idle_report
+
+    monkeypatch.setattr(idle_report, "SHOWN_MAX", 0)
+    at = open_page(app("admin"), "idle")
+    assert not at.exception
+    assert any("The 0 idle longest of 1 are listed" in c.value for c in at.caption)
+    assert idle_hosts(at) == []
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download all idle allocations (CSV)" in labels

@@ -13,6 +13,7 @@ from vlm.ui.memo import per_generation
 from vlm.ui.session import PageContext
 from vlm.ui.widgets import (
     attempt,
+    download_csv,
     field_slots,
     flash,
     lazy_expander,
@@ -20,6 +21,7 @@ from vlm.ui.widgets import (
     table_with_selection,
 )
 
+SHOWN_MAX = 5_000  # rows sent to the browser; a larger table costs the app its memory
 IDLE_COLUMNS = [
     "vlm",
     "pool",
@@ -109,10 +111,16 @@ def totals(page: PageContext, found: harvesting.IdleReport) -> None:
 
 def allocations(page: PageContext, found: harvesting.IdleReport) -> None:
     st.subheader("Idle allocations")
-    frame = found.allocations
-    if frame.empty:
+    every = found.allocations
+    if every.empty:
         st.success(f"No seat has been idle for {found.days} days.", icon=":material/check_circle:")
         return
+    frame = every.head(SHOWN_MAX)  # idle longest first
+    if len(every) > SHOWN_MAX:
+        st.caption(
+            f"The {SHOWN_MAX:,} idle longest of {len(every):,} are listed (the sums above count "
+            "them all); the CSV below the table has every one."
+        )
     if page.actor.role is Role.ANALYST:
         table_with_download(
             frame,
@@ -121,17 +129,23 @@ def allocations(page: PageContext, found: harvesting.IdleReport) -> None:
             column_order=IDLE_COLUMNS,
             column_config=IDLE_CONFIG,
         )
-        return
-    st.caption("Tick the allocations to release: each reservation leaves its license server.")
-    rows = table_with_selection(
-        frame,
-        "idle allocations",
-        key="idle_allocations",
-        column_order=IDLE_COLUMNS,
-        column_config=IDLE_CONFIG,
-    )
-    chosen = frame.iloc[rows]
-    _release_button(page, chosen, found.days)
+    else:
+        st.caption("Tick the allocations to release: each reservation leaves its license server.")
+        rows = table_with_selection(
+            frame,
+            "idle allocations",
+            key="idle_allocations",
+            column_order=IDLE_COLUMNS,
+            column_config=IDLE_CONFIG,
+        )
+        _release_button(page, frame.iloc[rows], found.days)
+    if len(every) > SHOWN_MAX:
+        download_csv(
+            every[IDLE_COLUMNS],
+            "all idle allocations",
+            key="download_all_idle",
+            column_config=IDLE_CONFIG,
+        )
 
 
 def _release_all(page: PageContext, chosen: pd.DataFrame, days: int) -> tuple[int, list[str]]:
