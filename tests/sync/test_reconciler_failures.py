@@ -248,8 +248,8 @@ class VanishingClient(FlexNetClient):
         super().__init__(*args, **kwargs)
         self.vanish = vanish
 
-    def fingerprinted_reservation_groups(self, unless: str | None = None) -> tuple:
-        answer = super().fingerprinted_reservation_groups(unless)
+    def fingerprinted_group_answer(self, unless: str | None = None) -> tuple:
+        answer = super().fingerprinted_group_answer(unless)
         for group in super().reservation_groups(self.vanish):
             self.delete_group(group.id)
         return answer
@@ -370,8 +370,8 @@ class FailingAfterReadClient(FlexNetClient):
         self.emu = emu
         self.requests_at_failure = 0
 
-    def fingerprinted_reservation_groups(self, unless: str | None = None) -> tuple:
-        answer = super().fingerprinted_reservation_groups(unless)
+    def fingerprinted_group_answer(self, unless: str | None = None) -> tuple:
+        answer = super().fingerprinted_group_answer(unless)
         control(self.emu, "POST", "faults", {"error_rate": 1.0, "error_statuses": [503]})
         self.requests_at_failure = _api_requests(self.emu)
         return answer

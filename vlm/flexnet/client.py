@@ -31,6 +31,7 @@ from vlm.flexnet.errors import (
     RefusedError,
     TransientError,
 )
+from vlm.flexnet.group_answer import GroupsAnswer, decode_inline_groups
 from vlm.flexnet.models import (
     FeatureSlice,
     FeatureTotal,
@@ -165,6 +166,28 @@ class FlexNetClient:
         body, fingerprint = self._fingerprinted_list("/reservationgroups", None, unless)
         if body is None:
             return None, fingerprint
+        return self._with_reservations(body, fingerprint)
+
+    def fingerprinted_group_answer(
+        self, unless: str | None = None
+    ) -> tuple[GroupsAnswer | None, str | None]:
+        """fingerprinted_reservation_groups, decoded into typed records where the answer allows
+        (vlm.flexnet.group_answer), else as JSON objects."""
+        response, fingerprint = self._fingerprinted_response("/reservationgroups", None, unless)
+        if response is None:
+            return None, fingerprint
+        docs = decode_inline_groups(response.content)
+        if docs is not None:
+            return GroupsAnswer(docs=docs), fingerprint
+        body = _expect_list(_json_body(response), "/reservationgroups")
+        groups, inline = self._with_reservations(body, fingerprint)
+        return GroupsAnswer(raw=groups), inline
+
+    def _with_reservations(
+        self, body: list[Any], fingerprint: str
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The groups of an answer, each with its reservations (asked for group by group where
+        not listed inline, and the fingerprint is then None)."""
         groups = [row for row in body if isinstance(row, dict)]
         inline: str | None = fingerprint
         for raw in groups:
@@ -240,11 +263,21 @@ class FlexNetClient:
     ) -> tuple[list[Any] | None, str]:
         """GET a JSON array and the blake2b fingerprint of its bytes; None for the array when
         the fingerprint equals `unless`."""
+        response, fingerprint = self._fingerprinted_response(path, params, unless)
+        if response is None:
+            return None, fingerprint
+        return _expect_list(_json_body(response), path), fingerprint
+
+    def _fingerprinted_response(
+        self, path: str, params: Params, unless: str | None
+    ) -> tuple[httpx.Response | None, str]:
+        """GET path and the blake2b fingerprint of the answer's bytes; None for the response
+        when the fingerprint equals `unless`."""
         response = self._request("GET", path, params=params)
         fingerprint = hashlib.blake2b(response.content, digest_size=16).hexdigest()
         if unless is not None and fingerprint == unless:
             return None, fingerprint
-        return _expect_list(_json_body(response), path), fingerprint
+        return response, fingerprint
 
     def _get_list(self, path: str, params: Params = None) -> list[Any]:
         return _expect_list(self._get_json(path, params), path)

@@ -94,6 +94,14 @@ def stored_owned_group_ids(cur: duckdb.DuckDBPyConnection, server_id: int) -> li
     ).fetchall()
 
 
+def stored_mirror_rows(cur: duckdb.DuckDBPyConnection, server_id: int) -> list[tuple]:
+    """Every mirrored row of one server (MIRROR_COLUMNS order, in no particular order)."""
+    return cur.execute(
+        f"""SELECT {", ".join(MIRROR_COLUMNS)} FROM reservation_mirror WHERE server_id = ?""",
+        [server_id],
+    ).fetchall()
+
+
 def mirror_summary(db: Database, server_id: int) -> tuple[dict[tuple[str, str], int], int, int]:
     """What the stored mirror of one server says: the counts groups VLM does not own reserve per
     (feature name, version), how many groups there are and how many of them are VLM's."""

@@ -6,13 +6,13 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 import duckdb
 import pandas as pd
 
 from vlm.context import ServiceContext
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError
+from vlm.flexnet.group_answer import GroupsAnswer
 from vlm.flexnet.usage import Sighting
 from vlm.store.features import (
     FEATURE_DTYPES,
@@ -34,8 +34,8 @@ from vlm.store.servers import (
 from vlm.store.usage import record_sightings
 from vlm.sync import drift
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
-from vlm.sync.mirror import mirror_table, raw_mirror_rows
-from vlm.sync.observed import Observation, record_observation
+from vlm.sync.mirror import answer_mirror_rows, mirror_table
+from vlm.sync.observed import Observation, proves_nothing_new, record_observation
 
 
 @dataclass(frozen=True)
@@ -197,11 +197,11 @@ def _read_groups(
     api: FlexNetClient,
     last: _StoredInventory | None,
     instance_id: str | None,
-) -> tuple[list[dict[str, Any]] | None, str | None, _StoredInventory | None]:
+) -> tuple[GroupsAnswer | None, str | None, _StoredInventory | None]:
     """The groups answer (None when it is the one the last pull stored, or after a restart the
     one the kept mirror came from), its fingerprint, and the last pull it is compared with."""
     kept = None if last else kept_digest(ctx, server_id, instance_id)
-    raw, fingerprint = api.fingerprinted_reservation_groups(
+    raw, fingerprint = api.fingerprinted_group_answer(
         unless=last.groups_fingerprint if last else kept
     )
     if raw is None and kept is not None:
@@ -215,7 +215,7 @@ class _Answers:
 
     totals: list[FeatureTotal] | None
     features_fingerprint: str
-    groups: list[dict[str, Any]] | None
+    groups: GroupsAnswer | None
     groups_fingerprint: str | None
     latency_ms: float
     instance_id: str | None
@@ -272,12 +272,13 @@ def _read_usage(
 
 
 def _groups_seen(
-    raw: list[dict[str, Any]], rows: list[tuple], prefix: str
+    answer: GroupsAnswer, rows: list[tuple], prefix: str
 ) -> tuple[dict[tuple[str, str], int], int, int]:
     """What a groups answer says: the counts others reserve per feature, how many groups there
     are and how many of them are VLM's."""
-    owned = sum(1 for g in raw if str(g.get("name", "")).startswith(prefix))
-    return foreign_counts(rows), len(raw), owned
+    names = answer.names()
+    owned = sum(1 for name in names if name.startswith(prefix))
+    return foreign_counts(rows), len(names), owned
 
 
 def _inventory_seen(
@@ -289,9 +290,9 @@ def _inventory_seen(
     if answers.groups is None and last is not None:
         others, groups, owned = last.others, last.groups, last.owned
     else:
-        raw = answers.groups or []
-        rows = raw_mirror_rows(server_id, raw, prefix)
-        others, groups, owned = _groups_seen(raw, rows, prefix)
+        answer = answers.groups or GroupsAnswer(raw=[])
+        rows = answer_mirror_rows(server_id, answer, prefix)
+        others, groups, owned = _groups_seen(answer, rows, prefix)
     totals = answers.totals if answers.totals is not None else (last.totals if last else [])
     usage_fingerprint = answers.usage_fingerprint
     if answers.usage is None and answers.usage_error is None and last is not None:
@@ -306,6 +307,22 @@ def _inventory_seen(
         usage_fingerprint,
     )
     return seen, rows
+
+
+def _store_read(
+    cur: duckdb.DuckDBPyConnection,
+    server_id: int,
+    prefix: str,
+    rows: list[tuple],
+    instance_id: str | None,
+) -> Observation | None:
+    """Store what a full read of the groups proves and its mirror; None (nothing written) when
+    it equals the stored mirror (vlm.sync.observed.proves_nothing_new)."""
+    if proves_nothing_new(cur, server_id, rows, instance_id):
+        return None
+    observation = record_observation(cur, server_id, prefix, rows, instance_id)
+    replace_mirror(cur, server_id, mirror_table(rows))
+    return observation
 
 
 def pull_inventory(
@@ -334,10 +351,9 @@ def pull_inventory(
             added = 0
             observation = None
             if mirror_rows_seen is not None:
-                observation = record_observation(
+                observation = _store_read(
                     cur, server_id, prefix, mirror_rows_seen, answers.instance_id
                 )
-                replace_mirror(cur, server_id, mirror_table(mirror_rows_seen))
                 set_mirror_digest(cur, server_id, answers.groups_fingerprint, prefix)
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
@@ -368,8 +384,8 @@ def read_reservations(
     ctx: ServiceContext, server_id: int, client: FlexNetClient
 ) -> Observation | None:
     """Read every reservation group of one server and store what the read proves (see
-    vlm.sync.observed); None when the answer is byte-identical to the last pull's, whose
-    mirror is then still the server's state. The reconciler plans from this read; what it stored
+    vlm.sync.observed); None when the answer is byte-identical to the last pull's, or equals
+    the stored mirror row for row: that mirror is then still the server's state. The reconciler plans from this read; what it stored
     becomes the last pull's groups, so an unchanged server is not parsed again next pass."""
     last = _last_stored(ctx, server_id)
     instance_id = instance_id_of(client)
@@ -377,13 +393,13 @@ def read_reservations(
     if raw is None:
         return None
     prefix = ctx.settings.group_prefix
-    rows = raw_mirror_rows(server_id, raw, prefix)
+    rows = answer_mirror_rows(server_id, raw, prefix)
 
-    def store(cur: duckdb.DuckDBPyConnection) -> Observation:
-        observation = record_observation(cur, server_id, prefix, rows, instance_id)
-        replace_mirror(cur, server_id, mirror_table(rows))
+    def store(cur: duckdb.DuckDBPyConnection) -> Observation | None:
+        observation = _store_read(cur, server_id, prefix, rows, instance_id)
         set_mirror_digest(cur, server_id, fingerprint, prefix)
-        update_reserved_by_others(cur, server_id)
+        if observation is not None:
+            update_reserved_by_others(cur, server_id)
         return observation
 
     observation = ctx.db.write(store)

@@ -1,7 +1,8 @@
 """Reservation groups to and from reservation_mirror rows (MIRROR_COLUMNS order).
 
-A pull turns the server's answer into rows (raw_mirror_rows straight from the JSON, mirror_rows
-from parsed groups) and an Arrow table for the store; the reconciler turns the owned rows back
+A pull turns the server's answer into rows (doc_mirror_rows from the typed decode,
+raw_mirror_rows straight from the JSON where that decode does not apply, mirror_rows from parsed
+groups) and an Arrow table for the store; the reconciler turns the owned rows back
 into groups (groups_from_mirror) to plan from, and its results into rows again.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from vlm.flexnet import HostId, Reservation, ReservationEntry, ReservationGroup
+from vlm.flexnet.group_answer import GroupDoc, GroupsAnswer
 from vlm.flexnet.models import int_or_none
 from vlm.store.reservations import MIRROR_TYPES
 
@@ -71,6 +73,33 @@ def raw_mirror_rows(
                     )
                 )
     return rows
+
+
+def doc_mirror_rows(server_id: int, groups: Iterable[GroupDoc], prefix: str) -> list[tuple]:
+    """raw_mirror_rows of an answer the typed fast path decoded (every group lists its
+    reservations, each with its entries: see decode_inline_groups)."""
+    rows: list[tuple] = []
+    append = rows.append
+    for group in groups:
+        head = (server_id, group.id, group.name, group.name.startswith(prefix))
+        for res in group.reservations or ():
+            host = res.host()
+            kind, value = ("", "") if host is None else (host.kind(), host.text())
+            reservation = (*head, res.id, kind, value)
+            entries = res.reservationEntries or ()
+            if not entries:
+                append((*reservation, None, "", "", 0, None))
+            for e in entries:
+                count = e.featureCount or 0
+                append((*reservation, e.id, e.featureName, e.featureVersion, count, e.state))
+    return rows
+
+
+def answer_mirror_rows(server_id: int, answer: GroupsAnswer, prefix: str) -> list[tuple]:
+    """Mirror rows of a groups answer, whichever path read it."""
+    if answer.docs is not None:
+        return doc_mirror_rows(server_id, answer.docs, prefix)
+    return raw_mirror_rows(server_id, answer.raw or [], prefix)
 
 
 def mirror_table(rows: list[tuple]) -> pa.Table:

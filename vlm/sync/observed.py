@@ -12,7 +12,7 @@ A read of every reservation group is the only evidence VLM accepts about a serve
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,7 +26,7 @@ from vlm.store.drift import (
     set_observed_states,
 )
 from vlm.store.frames import frame
-from vlm.store.reservations import stored_owned_group_ids
+from vlm.store.reservations import stored_mirror_rows, stored_owned_group_ids
 from vlm.store.servers import server_identity, set_instance_id
 
 MISSING = "missing on the license server (deleted outside VLM or lost); VLM re-creates it"
@@ -136,6 +136,21 @@ def judge_held_allocations(
         detail = message or "the license server enabled the reservation entry again"
         events.append((server_id, kind, name, host_type, host_id, key[0], key[1], needed, detail))
     return changes, events
+
+
+def proves_nothing_new(
+    cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple], instance_id: str | None
+) -> bool:
+    """True when a fresh read (mirror rows) equals the stored mirror row for row, comes from the
+    server instance the stored mirror came from, and the server was read before. Such a read
+    proves nothing the stored mirror did not, as with a byte-identical answer: no allocation is
+    judged again and the mirror is not rewritten. This is the read after the reconciler wrote
+    its groups (the digest of the answer is then unknown) when the server holds what it wrote."""
+    stored_instance, ever_read = server_identity(cur, server_id)
+    if not ever_read or stored_instance != instance_id:
+        return False
+    stored = stored_mirror_rows(cur, server_id)
+    return len(stored) == len(rows) and Counter(stored) == Counter(rows)
 
 
 def record_observation(
