@@ -26,6 +26,7 @@ from vlm.flexnet import (
 )
 from vlm.flexnet.emulator import RunningEmulator, start_emulator
 from vlm.flexnet.models import earliest_expiry, parse_count, sum_raw_feature_slices
+from vlm.sync.mirror import answer_mirror_rows, raw_mirror_rows
 
 from .conftest import SMALL_FIXTURE
 
@@ -226,6 +227,10 @@ def test_an_unchanged_answer_is_not_parsed_again(
     groups, groups_fp = client.fingerprinted_reservation_groups()
     assert groups is not None and groups_fp is not None
     assert client.fingerprinted_reservation_groups(unless=groups_fp) == (None, groups_fp)
+    answer, answer_fp = client.fingerprinted_group_answer()
+    assert answer is not None and answer.docs is not None and answer_fp == groups_fp
+    assert answer_mirror_rows(1, answer, "vlm-") == raw_mirror_rows(1, groups, "vlm-")
+    assert client.fingerprinted_group_answer(unless=groups_fp) == (None, groups_fp)
 
     set_count = {"featureName": "solver", "featureVersion": "1.0", "count": 3}
     httpx.post(f"{emulator.url}/_emulator/features/count", json=set_count, timeout=5)

@@ -33,6 +33,7 @@ from vlm.flexnet import (
 from vlm.flexnet.client import TOKEN_REFRESH_MARGIN
 from vlm.flexnet.emulator import RunningEmulator
 from vlm.flexnet.emulator.server import _bind, _config
+from vlm.sync.mirror import raw_mirror_rows
 
 GROUPS_PATH = "/api/1.0/instances/~/reservationgroups"
 Rewrite = Callable[[httpx.Request, Any], Any]
@@ -202,13 +203,16 @@ def test_groups_listed_without_reservations_are_completed_group_by_group(
     with _client_with(emulator, rewrite) as flex:
         completed = flex.reservation_groups_with_reservations()
         raw, fingerprint = flex.fingerprinted_reservation_groups()
+        answer, answer_fingerprint = flex.fingerprinted_group_answer()
 
     assert [_ids_of(g) for g in completed] == [_ids_of(g) for g in inline]
     assert raw is not None and fingerprint is None
+    assert answer is not None and answer.docs is None and answer_fingerprint is None
+    assert raw_mirror_rows(1, answer.raw or [], "team-") == raw_mirror_rows(1, raw, "team-")
     per_group = Counter(
         {k: n for k, n in emulator.state.request_counts.items() if k.endswith("/reservations")}
     )
-    assert per_group == {f"GET /api/1.0/reservationgroups/{gid}/reservations": 2 for gid in ids}
+    assert per_group == {f"GET /api/1.0/reservationgroups/{gid}/reservations": 3 for gid in ids}
 
 
 # -- token expiry --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from tests.sync.conftest import (
 )
 from vlm.context import ServiceContext
 from vlm.flexnet.emulator.server import start_emulator
-from vlm.sync import pull_inventory, read_reservations
+from vlm.sync import inventory, pull_inventory, read_reservations
 from vlm.sync.inventory import StoredInventories
 from vlm.sync.reconciler import reconcile_server
 
@@ -149,3 +149,59 @@ def test_the_reconcilers_read_after_a_restart_keeps_an_unchanged_mirror(ctx, emu
 
     pulled = pull_inventory(later, server_id)
     assert pulled.ok and pulled.features == 2 and ctx.db.scalar(MARKED_SQL) == 1
+
+
+def _reconciled(ctx: ServiceContext, url: str) -> int:
+    """A server whose mirror the reconciler has just written (its answer's digest unknown)."""
+    server_id = add_server(ctx, url)
+    assert pull_inventory(ctx, server_id).ok
+    cad = feature_id(ctx, server_id, "cad")
+    allocate(ctx, add_pool(ctx, {cad: 5}), cad, "CCCCCCCCCCCC", 2)
+    with new_client(ctx, server_id) as client:
+        report = reconcile_server(ctx, server_id, client, read_first=False)
+    assert report.error is None and report.applied == 1
+    assert ctx.db.scalar(DIGEST_SQL, [server_id]) is None
+    return server_id
+
+
+DIGEST_SQL = "SELECT mirror_digest FROM license_servers WHERE id = ?"
+
+
+def test_a_read_equal_to_what_the_reconciler_wrote_is_neither_judged_nor_rewritten(
+    ctx, emu, monkeypatch
+) -> None:
+    server_id = _reconciled(ctx, emu.url)
+    rewrites: list[int] = []
+    monkeypatch.setattr(inventory, "replace_mirror", lambda cur, sid, rows: rewrites.append(sid))
+    monkeypatch.setattr(inventory, "record_observation", lambda *args: rewrites.append(-1))
+
+    again = pull_inventory(restarted(ctx), server_id)
+
+    assert again.ok and again.observation is None and rewrites == []
+    assert (again.groups, again.owned_groups) == (2, 1)
+    assert ctx.db.scalar(DIGEST_SQL, [server_id]) is not None, "the answer's digest is kept"
+    groups = {row[0] for row in ctx.db.query(MIRROR_SQL)}
+    assert groups == {"ops-team", f"{PREFIX}ETHERNET-CCCCCCCCCCCC"}
+    assert ctx.db.scalar(OTHERS_SQL) == 3
+
+
+def test_an_equal_read_from_another_server_instance_is_judged(ctx, emu) -> None:
+    server_id = _reconciled(ctx, emu.url)
+    control(emu, "POST", "restart", {"new_instance_id": True, "keep_reservations": True})
+
+    again = pull_inventory(restarted(ctx), server_id)
+
+    assert again.ok and again.observation is not None
+    assert "instance id changed" in (again.observation.restarted or "")
+
+
+def test_a_read_that_differs_from_what_the_reconciler_wrote_is_judged(ctx, emu) -> None:
+    server_id = _reconciled(ctx, emu.url)
+    with new_client(ctx, server_id) as client:
+        (ours,) = client.reservation_groups(name=f"{PREFIX}ETHERNET-CCCCCCCCCCCC")
+        client.delete_group(ours.id)
+
+    again = pull_inventory(restarted(ctx), server_id)
+
+    assert again.ok and again.observation is not None and again.observation.missing == 1
+    assert ctx.db.scalar("SELECT state FROM allocations") == "pending"
