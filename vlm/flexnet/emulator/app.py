@@ -23,6 +23,8 @@ form `/api/1.0/...`. Test-only controls live under `/_emulator/` (no auth, never
                                       drop_rate, error_statuses, seed, lose_write_responses,
                                       lose_write_rate, expire_tokens}; answers the settings
 * DELETE /_emulator/faults
+* GET    /_emulator/cpu              {"process_cpu_s"}: CPU time the emulator's process has used
+                                     (user + system; the benchmark's measure of the server side)
 * GET    /_emulator/state            full state dump: instanceId, startedAt, features, every
                                      group with its reservations and entries (id, feature,
                                      version, count, state), clients, faults, stats
@@ -391,6 +393,7 @@ class ControlApi:
         base = "/_emulator"
         return [
             Route(f"{base}/state", self.dump, methods=["GET"]),
+            Route(f"{base}/cpu", self.cpu, methods=["GET"]),
             Route(f"{base}/reset", self.reset, methods=["POST"]),
             Route(f"{base}/restart", self.restart, methods=["POST"]),
             Route(f"{base}/fixture", self.fixture, methods=["POST"]),
@@ -403,6 +406,9 @@ class ControlApi:
 
     async def dump(self, request: Request) -> Response:
         return JSONResponse(self.state.dump())
+
+    async def cpu(self, request: Request) -> Response:
+        return JSONResponse({"process_cpu_s": time.process_time()})
 
     async def reset(self, request: Request) -> Response:
         self.state.reset()
