@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
+
 from bench.estate import Estate
 from bench.sizes import EstateSize
 from vlm.context import ServiceContext
@@ -54,3 +56,11 @@ class BenchContext:
             [pool_id],
         )
         return [(str(n), str(v)) for n, v in rows]
+
+    def emulator_cpu(self) -> float:
+        """CPU seconds (user + system) the emulators' process has used: one process serves
+        every server of the estate (bench.fleet)."""
+        url = next(iter(self.urls.values()))
+        answer = httpx.get(f"{url}/_emulator/cpu", timeout=30)
+        answer.raise_for_status()
+        return float(answer.json()["process_cpu_s"])

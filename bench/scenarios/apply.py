@@ -132,14 +132,6 @@ def _process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _server_cpu(bench: BenchContext, servers: list[str]) -> float:
-    """CPU seconds the emulators' process has used (one process serves every server)."""
-    url = next(str(s["base_url"]) for s in load_servers(bench.ctx.db) if str(s["name"]) in servers)
-    answer = httpx.get(f"{url}/_emulator/cpu", timeout=30)
-    answer.raise_for_status()
-    return float(answer.json()["process_cpu_s"])
-
-
 def _sequential_baseline(bench: BenchContext, round_: _Round, servers: list[str]) -> float:
     """One POST per allocation, one after the other, split over the same servers."""
     cache = ClientCache(bench.ctx)
@@ -235,9 +227,9 @@ def run(bench: BenchContext) -> list[Row]:
     server_cpu: list[float] = []
 
     def measured_baseline() -> float:
-        before = _server_cpu(bench, servers)
+        before = bench.emulator_cpu()
         elapsed = _sequential_baseline(bench, round_, servers)
-        server_cpu.append(_server_cpu(bench, servers) - before)
+        server_cpu.append(bench.emulator_cpu() - before)
         return elapsed
 
     on_loopback = tuple(measured_baseline() for _ in range(bench.repeats))

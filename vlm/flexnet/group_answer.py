@@ -17,7 +17,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 
-class HostDoc(msgspec.Struct):
+class HostDoc(msgspec.Struct, gc=False):
     """A reservation's host id: {type, value}, or the client records' {hostidType, hostidValue}."""
 
     type: str | UnsetType = UNSET
@@ -44,7 +44,7 @@ class HostDoc(msgspec.Struct):
         return "" if self.hostidValue is UNSET else self.hostidValue
 
 
-class EntryDoc(msgspec.Struct):
+class EntryDoc(msgspec.Struct, gc=False):
     id: int | None = None
     featureName: str = ""  # noqa: N815
     featureVersion: str = ""  # noqa: N815
@@ -52,7 +52,7 @@ class EntryDoc(msgspec.Struct):
     state: str | None = None
 
 
-class ReservationDoc(msgspec.Struct):
+class ReservationDoc(msgspec.Struct, gc=False):
     id: int | None = None
     hostId: HostDoc | None = None  # noqa: N815
     hostid: HostDoc | None = None
@@ -67,7 +67,7 @@ class ReservationDoc(msgspec.Struct):
         return None
 
 
-class GroupDoc(msgspec.Struct):
+class GroupDoc(msgspec.Struct, gc=False):
     id: int | None = None
     name: str = ""
     reservations: list[ReservationDoc] | UnsetType = UNSET

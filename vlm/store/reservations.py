@@ -7,6 +7,8 @@ are reads. Bulk rows travel as registered frames (see vlm.store.frames).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -94,12 +96,29 @@ def stored_owned_group_ids(cur: duckdb.DuckDBPyConnection, server_id: int) -> li
     ).fetchall()
 
 
-def stored_mirror_rows(cur: duckdb.DuckDBPyConnection, server_id: int) -> list[tuple]:
-    """Every mirrored row of one server (MIRROR_COLUMNS order, in no particular order)."""
-    return cur.execute(
+MIRROR_DIGEST_SQL = f"""SELECT count(*), sum(hash({", ".join(MIRROR_COLUMNS)})::HUGEINT) FROM"""
+
+
+def mirror_holds_exactly(
+    cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple], table: pa.Table
+) -> bool:
+    """Whether the stored mirror of one server holds exactly these rows (MIRROR_COLUMNS order;
+    `table` is the same rows as mirror_table makes them), each as many times.
+
+    DuckDB compares a count and a sum of row hashes on both sides, in SQL; PostgreSQL reads the
+    stored rows and compares them in Python."""
+    if getattr(cur, "dialect", "duckdb") == "duckdb":
+        stored = cur.execute(
+            f"{MIRROR_DIGEST_SQL} reservation_mirror WHERE server_id = ?", [server_id]
+        ).fetchall()
+        with registered(cur, "sync_mirror_fresh", table):
+            fresh = cur.execute(f"{MIRROR_DIGEST_SQL} sync_mirror_fresh").fetchall()
+        return stored == fresh
+    held = cur.execute(
         f"""SELECT {", ".join(MIRROR_COLUMNS)} FROM reservation_mirror WHERE server_id = ?""",
         [server_id],
     ).fetchall()
+    return len(held) == len(rows) and Counter(held) == Counter(rows)
 
 
 def mirror_summary(db: Database, server_id: int) -> tuple[dict[tuple[str, str], int], int, int]:

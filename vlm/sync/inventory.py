@@ -318,10 +318,11 @@ def _store_read(
 ) -> Observation | None:
     """Store what a full read of the groups proves and its mirror; None (nothing written) when
     it equals the stored mirror (vlm.sync.observed.proves_nothing_new)."""
-    if proves_nothing_new(cur, server_id, rows, instance_id):
+    table = mirror_table(rows)
+    if proves_nothing_new(cur, server_id, rows, table, instance_id):
         return None
     observation = record_observation(cur, server_id, prefix, rows, instance_id)
-    replace_mirror(cur, server_id, mirror_table(rows))
+    replace_mirror(cur, server_id, table)
     return observation
 
 
@@ -385,8 +386,9 @@ def read_reservations(
 ) -> Observation | None:
     """Read every reservation group of one server and store what the read proves (see
     vlm.sync.observed); None when the answer is byte-identical to the last pull's, or equals
-    the stored mirror row for row: that mirror is then still the server's state. The reconciler plans from this read; what it stored
-    becomes the last pull's groups, so an unchanged server is not parsed again next pass."""
+    the stored mirror row for row: that mirror is then still the server's state. The reconciler
+    plans from this read; what it stored becomes the last pull's groups, so an unchanged server
+    is not parsed again next pass."""
     last = _last_stored(ctx, server_id)
     instance_id = instance_id_of(client)
     raw, fingerprint, last = _read_groups(ctx, server_id, client, last, instance_id)

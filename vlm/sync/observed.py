@@ -12,11 +12,12 @@ A read of every reservation group is the only evidence VLM accepts about a serve
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 
 from vlm.domain import AllocationState, reservation_group_name
 from vlm.store.drift import (
@@ -26,7 +27,7 @@ from vlm.store.drift import (
     set_observed_states,
 )
 from vlm.store.frames import frame
-from vlm.store.reservations import stored_mirror_rows, stored_owned_group_ids
+from vlm.store.reservations import mirror_holds_exactly, stored_owned_group_ids
 from vlm.store.servers import server_identity, set_instance_id
 
 MISSING = "missing on the license server (deleted outside VLM or lost); VLM re-creates it"
@@ -139,18 +140,22 @@ def judge_held_allocations(
 
 
 def proves_nothing_new(
-    cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple], instance_id: str | None
+    cur: duckdb.DuckDBPyConnection,
+    server_id: int,
+    rows: list[tuple],
+    table: pa.Table,
+    instance_id: str | None,
 ) -> bool:
-    """True when a fresh read (mirror rows) equals the stored mirror row for row, comes from the
-    server instance the stored mirror came from, and the server was read before. Such a read
-    proves nothing the stored mirror did not, as with a byte-identical answer: no allocation is
-    judged again and the mirror is not rewritten. This is the read after the reconciler wrote
-    its groups (the digest of the answer is then unknown) when the server holds what it wrote."""
+    """True when a fresh read (mirror rows, and the same rows as mirror_table makes them) equals
+    the stored mirror row for row, comes from the server instance the stored mirror came from,
+    and the server was read before. Such a read proves nothing the stored mirror did not, as
+    with a byte-identical answer: no allocation is judged again and the mirror is not rewritten.
+    This is the read after the reconciler wrote its groups (the digest of the answer is then
+    unknown) when the server holds what it wrote."""
     stored_instance, ever_read = server_identity(cur, server_id)
     if not ever_read or stored_instance != instance_id:
         return False
-    stored = stored_mirror_rows(cur, server_id)
-    return len(stored) == len(rows) and Counter(stored) == Counter(rows)
+    return mirror_holds_exactly(cur, server_id, rows, table)
 
 
 def record_observation(
