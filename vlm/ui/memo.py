@@ -10,11 +10,12 @@ database generation and every entry is computed again on its next use.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import streamlit as st
 
-from vlm.ui.session import PageContext
+if TYPE_CHECKING:
+    from vlm.ui.session import PageContext
 
 T = TypeVar("T")
 MEMO_KEY = "_vlm_memo"

@@ -14,6 +14,7 @@ from vlm.config import Settings
 from vlm.context import ServiceContext
 from vlm.domain import Actor, Role, VlmError
 from vlm.services import users
+from vlm.ui.memo import remembered
 from vlm.ui.runtime import Runtime, get_runtime
 
 _entry = threading.local()
@@ -80,10 +81,16 @@ def page_context(*roles: Role) -> PageContext:
 
 
 def recheck(page: PageContext) -> None:
-    """For fragment reruns: if the user was disabled or changed role since, rerun the app."""
-    try:
-        current = users.actor_for(page.ctx, page.actor.username)
-    except VlmError:
-        current = None
+    """For fragment reruns: if the user was disabled or changed role since, rerun the app.
+    Read again after any write only (a role change or a disabled account is one)."""
+
+    def current_actor() -> Actor | None:
+        try:
+            return users.actor_for(page.ctx, page.actor.username)
+        except VlmError:
+            return None
+
+    key = ("session: current actor", page.actor.username)
+    current = remembered(page.ctx.db, key, current_actor)
     if current != page.actor:
         st.rerun()
