@@ -59,6 +59,9 @@ class SsoProvider:
     role_map: tuple[tuple[str, str], ...] = ()
     match_email: bool = True
     max_age_hours: float = DEFAULT_MAX_AGE_HOURS
+    # [auth.<name>] client_id: an ID token whose aud does not name it is refused (Authlib lets
+    # one through when its azp names this client)
+    client_id: str = ""
 
     def values_for(self, role: str) -> list[str]:
         return [value for value, mapped in self.role_map if mapped == role]
@@ -104,7 +107,9 @@ def _values(value: object, where: str, problems: list[str]) -> list[str]:
     return [v.strip() for v in items]
 
 
-def _vlm_provider(name: str, options: Mapping[str, Any], problems: list[str]) -> SsoProvider:
+def _vlm_provider(
+    name: str, options: Mapping[str, Any], problems: list[str], client_id: str = ""
+) -> SsoProvider:
     where = f"[vlm.sso.{name}]"
     unknown = sorted(set(options) - VLM_SSO_KEYS)
     if unknown:
@@ -135,6 +140,7 @@ def _vlm_provider(name: str, options: Mapping[str, Any], problems: list[str]) ->
         role_map=role_map,
         match_email=_as_bool(options.get("match_email", True), f"{where} match_email", problems),
         max_age_hours=float(hours),
+        client_id=client_id,
     )
 
 
@@ -173,7 +179,10 @@ def read_sso_settings(secrets: Mapping[str, Any]) -> SsoSettings:
         if not isinstance(options, Mapping):
             problems.append(f"[vlm.sso.{name}] must be a table")
             options = {}
-        providers.append(_vlm_provider(name, options, problems))
+        client_id = section.get("client_id")
+        providers.append(
+            _vlm_provider(name, options, problems, client_id if isinstance(client_id, str) else "")
+        )
     return SsoSettings(tuple(providers), secret, tuple(problems))
 
 
@@ -187,6 +196,14 @@ def claim_values(claims: Mapping[str, Any], claim: str) -> list[str]:
     else:
         return []
     return [str(v)[:MAX_CLAIM_VALUE_LENGTH] for v in items if isinstance(v, str | int)]
+
+
+def audiences(claims: Mapping[str, Any]) -> list[str]:
+    """The aud claim as a list (one string or a list of them)."""
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
 
 
 def mapped_role(

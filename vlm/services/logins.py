@@ -23,7 +23,7 @@ import bcrypt
 from vlm.context import ServiceContext
 from vlm.domain import Actor, Role, VlmError
 from vlm.services import audit, sso, users
-from vlm.sso_config import mapped_role
+from vlm.sso_config import audiences, mapped_role
 from vlm.store import sso as sso_store
 from vlm.store import users as store
 
@@ -174,6 +174,7 @@ def sign_in(
 class OidcOutcome(StrEnum):
     SIGNED_IN = "signed in"
     UNKNOWN_PROVIDER = "provider not configured"
+    WRONG_AUDIENCE = "token not issued for VLM"
     NO_SUBJECT = "no subject claim"
     STALE = "identity too old"
     UNKNOWN_USER = "no such VLM user"
@@ -287,7 +288,8 @@ def sign_in_oidc(
     is linked to, else (when the provider allows) the one user with the verified e-mail, else a
     new one when the provider creates users. The role mapping is applied again (no mapped role:
     refused; a mapping that is empty leaves roles to VLM's admins); a disabled account is
-    refused. Every outcome is audited with method oidc:<provider>."""
+    refused, and so is a token whose aud does not name this client (Authlib accepts one whose
+    azp does). Every outcome is audited with method oidc:<provider>."""
     view = sso.effective_provider(ctx, provider)
     if view is None:
         return OidcSignIn(OidcOutcome.UNKNOWN_PROVIDER, provider, reason="not configured")
@@ -306,6 +308,9 @@ def sign_in_oidc(
 
     def write(cur) -> OidcSignIn:
         who = f"{config.name}:{subject or '?'}"
+        if config.client_id and config.client_id not in audiences(claims):
+            reason = f"the ID token's audience does not name client {config.client_id}"
+            return _refuse(cur, OidcOutcome.WRONG_AUDIENCE, config.name, who, reason, method)
         if not subject or len(subject) > MAX_SUBJECT_LENGTH:
             return _refuse(cur, OidcOutcome.NO_SUBJECT, config.name, who, "no usable sub", method)
         if stale:

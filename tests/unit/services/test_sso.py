@@ -248,3 +248,15 @@ def test_only_admins_change_sign_in_settings(sso_ctx, actor):
         )
     with pytest.raises(PermissionDenied):
         sso.sign_in_methods(sso_ctx, actor)
+
+
+def test_a_token_for_another_audience_is_refused(sso_ctx):
+    okta = replace(OKTA, client_id="vlm-client")
+    sso_ctx.settings = replace(sso_ctx.settings, sso=SsoSettings((okta,), "s" * 40))
+    token = claims("aud-1", groups=["staff"], aud="other-client", azp="vlm-client")
+    refused = logins.sign_in_oidc(sso_ctx, "okta", token)
+    assert (
+        refused.outcome is OidcOutcome.WRONG_AUDIENCE and users.get_user(sso_ctx, "aud-1") is None
+    )
+    for aud in ("vlm-client", ["other", "vlm-client"]):
+        assert logins.sign_in_oidc(sso_ctx, "okta", {**token, "aud": aud}).ok
