@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import new_app, service_context, unexpected_errors
+from tests.app.conftest import new_app, open_page, service_context, unexpected_errors
 from vlm.domain import SYSTEM_ACTOR
 from vlm.services import audit, sso, users
 from vlm.sso_config import read_sso_settings
@@ -137,3 +137,40 @@ def test_a_refusal_in_the_url_is_shown_once_on_the_login_page(demo_db):
     assert "sso_notice" not in at.query_params
     unknown = sso_app(query={"sso_notice": "<script>", "provider": "okta"})
     assert not unknown.error
+
+
+def test_users_page_shows_sign_in_methods_and_edits_a_mapping(demo_db):
+    at = new_app("admin")
+    at.secrets["auth"] = SECRETS["auth"]
+    at.secrets["vlm"] = SECRETS["vlm"]
+    at.run()
+    open_page(at, "users")
+    methods = next(d.value for d in at.dataframe if "sign_in_methods" in d.value.columns)
+    assert set(methods["sign_in_methods"]) == {"password"}
+    assert [e.label for e in at.expander][-2:] == [
+        "Keycloak (keycloak): role mapping from secrets.toml",
+        "Okta (okta): role mapping from secrets.toml",
+    ]
+    okta = at.expander[-1]
+    assert [t.value for t in okta.text_input] == ["groups", "", "vlm-managers", "vlm-analysts"]
+    okta.text_input[0].input("roles")
+    okta.text_input[2].input("leads, ops-team")
+    okta.button[0].click()
+    at.run()
+    assert not at.exception
+    view = sso.effective_provider(sso_ctx(), "okta")
+    assert view.source == "Users page" and view.provider.role_claim == "roles"
+    assert view.provider.values_for("manager") == ["leads", "ops-team"]
+    # a claim value given for two roles is refused next to the field, nothing stored
+    at.expander[-1].text_input[3].input("leads")
+    at.expander[-1].button[0].click()
+    at.run()
+    assert any("given for both manager and analyst" in e.value for e in at.expander[-1].error)
+    assert sso.effective_provider(sso_ctx(), "okta").provider.values_for("analyst") == [
+        "vlm-analysts"
+    ]
+
+
+def sso_ctx():
+    ctx = service_context()
+    return replace(ctx, settings=replace(ctx.settings, sso=read_sso_settings(SECRETS)))
