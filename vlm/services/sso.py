@@ -271,11 +271,7 @@ def set_break_glass(ctx: ServiceContext, actor: Actor, username: str, flag: obje
         user = user_store.user_for_update(cur, name)
         if user is None:
             raise NotFound(f"user '{name}' does not exist", field="username")
-        before = bool(
-            cur.execute(
-                "SELECT COALESCE(break_glass, FALSE) FROM users WHERE username = ?", [name]
-            ).fetchone()[0]
-        )
+        before = store.break_glass_in(cur, name)
         if before == marked:
             return
         if not marked:

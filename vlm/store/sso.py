@@ -99,6 +99,13 @@ def break_glass(db: Database, username: str) -> bool:
     )
 
 
+def break_glass_in(cur: duckdb.DuckDBPyConnection, username: str) -> bool:
+    row = cur.execute(
+        """SELECT COALESCE(break_glass, FALSE) FROM users WHERE username = ?""", [username]
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def set_break_glass(cur: duckdb.DuckDBPyConnection, username: str, flag: bool) -> None:
     cur.execute(
         """UPDATE users SET break_glass = ?, updated_at = current_timestamp WHERE username = ?""",
