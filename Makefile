@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv chromium postgresql run test test-fast lint format bench clean-db coverage mutate
+.PHONY: venv chromium postgresql run run-sso test test-fast lint format bench clean-db coverage mutate
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ run: venv
 		VLM_SYNC_INTERVAL=$${VLM_SYNC_INTERVAL:-30} \
 		$(PY) -m streamlit run server.py --server.port=8501 --server.headless=true \
 		--browser.gatherUsageStats=false
+
+# The demo with single sign-on: a mock OpenID provider (oidc-provider-mock) on 127.0.0.1:9400
+# offers the identities sam (admin group), kim (managers), lee (analysts) and noah (no VLM group);
+# "Sign in with Demo IdP" on http://localhost:8501. The demo's password accounts still work.
+run-sso: venv
+	VLM_SYNC_INTERVAL=$${VLM_SYNC_INTERVAL:-30} $(PY) -m vlm sso-demo --port 8501 --provider-port 9400
 
 test: venv chromium postgresql
 	$(PY) -m ruff check .

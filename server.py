@@ -1,5 +1,7 @@
-"""VLM's one ASGI server: the Streamlit UI (app.py) and the REST API (/api/v1) on one port, over
-one runtime that the lifespan opens before the first request and closes on shutdown.
+"""VLM's one ASGI server: the Streamlit UI (app.py; with single sign-on also Streamlit's own
+/auth/login, /auth/logout and /oauth2callback, and VLM's /sso/refused) and the REST API (/api/v1)
+on one port, over one runtime that the lifespan opens before the first request and closes on
+shutdown.
 
 Start it with `streamlit run server.py` (Streamlit finds `app` and serves it with uvicorn).
 """
@@ -15,6 +17,7 @@ from streamlit import config
 
 from vlm.api import api_routes
 from vlm.lifespan import serve_runtime
+from vlm.ui.sso import sso_routes
 
 
 def secret_files() -> list[Path]:
@@ -29,4 +32,4 @@ async def lifespan(app: st.App) -> AsyncIterator[None]:
         yield
 
 
-app = st.App("app.py", routes=api_routes(), lifespan=lifespan)
+app = st.App("app.py", routes=[*api_routes(), *sso_routes()], lifespan=lifespan)

@@ -1,9 +1,10 @@
-"""Users (admin): add with a role and a one-time password, change role, disable, reset password."""
+"""Users (admin): add with a role and a one-time password, change role, disable, reset password;
+sign-in: break-glass accounts, the local sign-in switch, each provider's role mapping."""
 
 import streamlit as st
 
 from vlm.domain import Role
-from vlm.services import users
+from vlm.services import sso, users
 from vlm.ui import one_time
 from vlm.ui.confirm import Question, confirmed_action
 from vlm.ui.memo import per_generation
@@ -115,3 +116,92 @@ if chosen:
     ):
         flash(f"{chosen} is enabled again.")
         st.rerun()
+    flag = bool(user["break_glass"])
+    if (
+        action_col.button(
+            "Clear break-glass" if flag else "Mark break-glass",
+            key="users_break_glass",
+            help="A break-glass account signs in with its password while local sign-in is off.",
+        )
+        and attempt(sso.set_break_glass, ctx, actor, chosen, not flag).ok
+    ):
+        flash(f"{chosen} is {'no longer' if flag else 'now'} a break-glass account.")
+        st.rerun()
+
+st.subheader("Sign-in")
+methods = per_generation(page, "users: sign-in methods", lambda: sso.sign_in_methods(ctx, actor))
+table_with_download(methods, "sign-in-methods", key="users_sign_in_methods")
+providers = sso.provider_settings(ctx, actor)
+local_on = sso.local_sign_in_enabled(ctx)
+if local_on:
+    st.caption("Local password sign-in is **on** for every account.")
+    confirmed_action(
+        "Switch local sign-in off…",
+        key="users_local_off",
+        icon=":material/password:",
+        enabled=bool(providers),
+        question=Question(
+            "local_sign_in_off",
+            "Switch local password sign-in off? Only accounts marked break-glass can then sign "
+            "in with a password; everyone else signs in through the identity provider. Password "
+            "sessions of other accounts end at their next click.",
+            "Switch local sign-in off",
+        ),
+        act=lambda: sso.set_local_sign_in(ctx, actor, False),
+        done="Local sign-in is off (break-glass accounts excepted).",
+    )
+    if not providers:
+        st.caption("Configure an identity provider in secrets.toml [auth] to switch it off.")
+else:
+    st.caption("Local password sign-in is **off**: only break-glass accounts use a password.")
+    if (
+        st.button("Switch local sign-in on", key="users_local_on")
+        and attempt(sso.set_local_sign_in, ctx, actor, True).ok
+    ):
+        flash("Local sign-in is on for every account.")
+        st.rerun()
+
+for view in providers:
+    provider = view.provider
+    with st.expander(
+        f"{provider.display_name} ({provider.name}): role mapping from {view.source}",
+        icon=":material/badge:",
+    ):
+        with st.form(f"sso_provider_{provider.name}"):
+            left, right = st.columns(2)
+            auto = left.checkbox(
+                "Create unknown users at first sign-in (with the mapped role)",
+                value=provider.auto_create,
+            )
+            claim = right.text_input("Role claim", value=provider.role_claim)
+            slots = field_slots(auto_create=left, role_claim=right)
+            texts = {}
+            for role in ROLES:
+                texts[role] = st.text_input(
+                    f"Claim values that make an {role}" if role[0] in "aeiou"
+                    else f"Claim values that make a {role}",
+                    value=", ".join(provider.values_for(role)),
+                    help="Comma-separated, as the IdP sends them (group names or ids).",
+                )  # fmt: skip
+                slots |= field_slots(**{role: st.container()})
+            saved = st.form_submit_button("Save mapping", type="primary")
+        if saved and attempt(
+            sso.set_provider_settings, ctx, actor, provider.name,
+            auto_create=auto, role_claim=claim, role_map=texts, fields=slots,
+        ).ok:  # fmt: skip
+            flash(f"The {provider.display_name} mapping applies from the next sign-in.")
+            st.rerun()
+        if view.source == "Users page":
+            confirmed_action(
+                "Use secrets.toml…",
+                key=f"sso_clear_{provider.name}",
+                icon=":material/undo:",
+                question=Question(
+                    f"sso_clear_{provider.name}",
+                    f"Drop the mapping set here for {provider.display_name}? From the next "
+                    "sign-in on, [vlm.sso] in secrets.toml applies again.",
+                    "Use secrets.toml",
+                ),
+                act=lambda name=provider.name: sso.clear_provider_settings(ctx, actor, name),
+                done=f"{provider.display_name} uses secrets.toml again.",
+            )

@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--emulator-port", type=int, default=7071, help="first emulator port")
     demo.add_argument("--db", default=str(ROOT / "data" / "vlm.duckdb"))
 
+    sso = sub.add_parser(
+        "sso-demo", help="serve the demo with single sign-on through a local mock OpenID provider"
+    )
+    sso.add_argument("--port", type=int, default=8501, help="app port (default 8501)")
+    sso.add_argument("--provider-port", type=int, default=9400, help="mock provider port")
+    sso.add_argument("--emulator-port", type=int, default=7071, help="first emulator port")
+    sso.add_argument("--db", default=str(ROOT / "data" / "vlm.duckdb"))
+
     sync = sub.add_parser("sync", help="pull inventory and reconcile reservations once")
     sync.add_argument("--db", default=None, help=DB_HELP)
 
@@ -114,8 +122,48 @@ def secrets_toml(cookie_key: str, secret_key: str) -> str:
         f'cookie_key = "{cookie_key}"\n\n'
         "[vlm]\n"
         "# Encrypts license-server passwords; another key cannot read what this one stored.\n"
-        f'secret_key = "{secret_key}"\n'
+        f'secret_key = "{secret_key}"\n' + SSO_TEMPLATE
     )
+
+
+# Commented out: single sign-on stays off until [auth] names a provider (README "Single sign-on").
+SSO_TEMPLATE = """
+# ---- Single sign-on (OpenID Connect through Streamlit's st.login) ------------------------------
+# Uncomment [auth] redirect_uri/cookie_secret and one [auth.<provider>] table per identity
+# provider (names without '_'); register the redirect URI with the provider. VLM's own settings
+# for a provider go in [vlm.sso.<provider>] (the Users page can replace the mapping).
+#
+# [auth]
+# redirect_uri = "https://vlm.example.com/oauth2callback"
+# cookie_secret = "<at least 32 random characters, e.g. python -c 'import secrets;
+#                   print(secrets.token_urlsafe(48))'>"
+#
+# [auth.microsoft]
+# client_id = "<application (client) ID>"
+# client_secret = "<client secret value>"
+# server_metadata_url = "https://login.microsoftonline.com/<tenant-id>/v2.0/.well-known/openid-configuration"
+#
+# [auth.okta]
+# client_id = "<client ID>"
+# client_secret = "<client secret>"
+# server_metadata_url = "https://<your-okta-domain>/oauth2/default/.well-known/openid-configuration"
+# client_kwargs = { scope = "openid email profile groups" }
+#
+# [auth.keycloak]
+# client_id = "vlm"
+# client_secret = "<client secret>"
+# server_metadata_url = "https://<keycloak-host>/realms/<realm>/.well-known/openid-configuration"
+#
+# [vlm.sso.okta]
+# display_name = "Okta"           # the button reads "Sign in with Okta"
+# auto_create = false             # true: unknown users are created with the mapped role
+# role_claim = "groups"           # the ID-token claim whose values map to VLM roles
+# admin = ["vlm-admins"]
+# manager = ["vlm-managers"]
+# analyst = ["vlm-analysts"]
+# match_email = true              # link a first sign-in to the VLM user with that e-mail
+# max_age_hours = 12              # an IdP sign-in older than this is asked again
+"""
 
 
 def _write_private(path: Path, text: str, *, replace: bool) -> None:
@@ -227,7 +275,7 @@ def run_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, streamlit_args: tuple[str, ...] = ()) -> int:
     from vlm.demo import prepare_demo_database, start_demo_emulators
 
     print("Starting emulated license servers …")
@@ -253,6 +301,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"--server.port={args.port}",
             "--server.headless=true",
             "--browser.gatherUsageStats=false",
+            *streamlit_args,
         ]
         print(f"Serving VLM on http://localhost:{args.port} (Ctrl+C to stop)")
         app = subprocess.Popen(command, cwd=ROOT, env=env)
@@ -264,6 +313,25 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         for running in emulators.values():
             running.stop()
+
+
+def run_sso_demo(args: argparse.Namespace) -> int:
+    """The demo with single sign-on: a mock OpenID provider on loopback, a secrets.toml naming it
+    (data/sso-demo/secrets.toml, a fresh cookie secret each start), then `demo`."""
+    from vlm.sso_demo import DEMO_IDENTITIES, sso_secrets_toml, start_mock_provider
+
+    provider = start_mock_provider(args.provider_port)
+    print(f"Mock OpenID provider: {provider.url} (identities: {', '.join(DEMO_IDENTITIES)})")
+    path = ROOT / "data" / "sso-demo" / "secrets.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = sso_secrets_toml(
+        f"http://localhost:{args.port}", provider.url, cookie_secret=secrets.token_urlsafe(48)
+    )
+    _write_private(path, text, replace=path.exists())
+    try:
+        return run_demo(args, (f"--secrets.files={path}",))
+    finally:
+        provider.stop()
 
 
 def _duckdb_source(db: str | None) -> tuple[str | None, str | None]:
@@ -311,6 +379,7 @@ def run_migrate_db(args: argparse.Namespace) -> int:
 COMMANDS = {
     "init": run_init,
     "demo": run_demo,
+    "sso-demo": run_sso_demo,
     "sync": run_sync,
     "emulator": run_emulator,
     "migrate-db": run_migrate_db,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vlm.dburl import is_postgres_url
+from vlm.sso_config import SsoSettings, read_sso_settings
 
 DEMO_COOKIE_KEY = "vlm-demo-cookie-key-not-for-production-use-0001"
 DEMO_SECRET_KEY = "dmxtLWRlbW8tZmVybmV0LWtleS1ub3QtZm9yLXByb2Q="
@@ -38,6 +39,7 @@ PLACEHOLDER_MARKERS = (
 )
 
 COOKIE_KEY_SETTING = "the cookie key (VLM_COOKIE_KEY or [auth] cookie_key in secrets.toml)"
+SSO_SECRET_SETTING = "the single sign-on cookie secret ([auth] cookie_secret in secrets.toml)"
 SECRET_KEY_SETTING = "the Fernet key (VLM_SECRET_KEY or [vlm] secret_key in secrets.toml)"
 GROUP_PREFIX_SETTING = "the group prefix (VLM_GROUP_PREFIX or [vlm] group_prefix in secrets.toml)"
 INIT_HINT = "python -m vlm init writes fresh keys"
@@ -116,6 +118,9 @@ def secrets_overrides(secrets: Mapping[str, Any]) -> dict[str, object]:
         for key, name in fields.items():
             if key in values and values[key] is not None:
                 overrides[name] = values[key]
+    sso = read_sso_settings(secrets)
+    if sso.providers or sso.problems:
+        overrides["sso"] = sso
     return overrides
 
 
@@ -239,6 +244,8 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     max_login_attempts: int = 5
     demo_dir: Path = field(default_factory=lambda: Path("data/demo"))
+    # single sign-on (vlm/sso_config.py): no providers, no "Sign in with …"
+    sso: SsoSettings = field(default_factory=SsoSettings)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -280,4 +287,10 @@ class Settings:
             )
         if self.max_login_attempts < 1:
             found.append("max_login_attempts (VLM_MAX_LOGIN_ATTEMPTS) must be at least 1")
+        if needs_cookie_key:  # the app's sign-in (the command line signs nobody in)
+            found.extend(self.sso.problems)
+        if needs_cookie_key and self.sso.cookie_secret:
+            problem = cookie_key_problem(self.sso.cookie_secret, demo=self.demo)
+            if problem:
+                found.append(problem.replace(COOKIE_KEY_SETTING, SSO_SECRET_SETTING))
         return [problem for problem in found if problem]

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.sso import SsoProvider, sso_secrets
 from vlm.demo import prepare_demo_database, start_demo_emulators
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,10 +45,11 @@ class AppServer:
     port over a given database; restartable. A .streamlit/secrets.toml of the checkout is not
     read: its keys or settings would not match the seeded database."""
 
-    def __init__(self, db_path: Path, log_path: Path) -> None:
+    def __init__(self, db_path: Path, log_path: Path, secrets_file: Path | None = None) -> None:
         self.db_path = db_path
         self.log_path = log_path
         self.port = free_port()
+        self.secrets_file = secrets_file or log_path.parent / "no-secrets.toml"
         self._proc: subprocess.Popen | None = None
 
     @property
@@ -69,7 +71,7 @@ class AppServer:
             "--server.headless=true", f"--server.port={self.port}",
             "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
             "--server.fileWatcherType=none",
-            f"--secrets.files={self.log_path.parent / 'no-secrets.toml'}",
+            f"--secrets.files={self.secrets_file}",
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
@@ -130,6 +132,29 @@ def app_server(tmp_path_factory, emulators) -> Iterator[AppServer]:
 
 
 @pytest.fixture(scope="session")
+def sso_provider() -> Iterator[SsoProvider]:
+    """The mock OpenID provider on loopback (its identities are set by each test)."""
+    provider = SsoProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def sso_server(tmp_path_factory, emulators, sso_provider) -> Iterator[AppServer]:
+    """The demo app with single sign-on through the mock provider (two providers: one creates
+    unknown users, one refuses them), on its own database."""
+    folder = tmp_path_factory.mktemp("e2e-sso")
+    db_path = folder / "vlm.duckdb"
+    prepare_demo_database(str(db_path), {n: e.url for n, e in emulators.items()})
+    secrets_file = folder / "secrets.toml"
+    server = AppServer(db_path, folder / "streamlit.log", secrets_file)
+    secrets_file.write_text(sso_secrets(f"http://127.0.0.1:{server.port}", sso_provider.url))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
 
@@ -167,7 +192,7 @@ def save_failure_artifacts(item: pytest.Item) -> None:
                     page.screenshot(path=str(folder / f"context{c}_page{p}.png"), full_page=True)
                 except Exception as error:  # a closed or crashed page must not hide the failure
                     (folder / f"context{c}_page{p}.txt").write_text(repr(error))
-    server = item.funcargs.get("app_server")
+    server = item.funcargs.get("app_server") or item.funcargs.get("sso_server")
     if server is not None and server.log_path.exists():
         tail = server.log_path.read_text(errors="replace").splitlines()[-200:]
         (folder / "streamlit.log").write_text("\n".join(tail))

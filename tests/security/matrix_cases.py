@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -42,12 +42,14 @@ from vlm.services import (
     reports,
     requests,
     servers,
+    sso,
     tokens,
     users,
     vlms,
 )
 from vlm.services.allocations import AllocationChange
 from vlm.services.servers import ServerInput
+from vlm.sso_config import SsoProvider, SsoSettings
 from vlm.store import reservations as store_queries
 from vlm.store.frames import frame
 from vlm.store.reservations import OUTCOME_DTYPES
@@ -158,6 +160,14 @@ def _held_unused_for_days(ctx: ServiceContext, allocation_id: int, days: int) ->
     )
 
 
+SSO = SsoSettings((SsoProvider("okta", "Okta", role_map=(("staff", "analyst"),)),), "s" * 40)
+
+
+def with_sso(ctx: ServiceContext) -> ServiceContext:
+    """The context with an identity provider configured (secrets.toml's [auth.okta])."""
+    return replace(ctx, settings=replace(ctx.settings, sso=SSO))
+
+
 def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
     """Users of every kind, three servers, two VLMs, Bob's and Carol's pools with allocations."""
     add_people(ctx)
@@ -165,6 +175,10 @@ def build_estate(ctx: ServiceContext, emulator_url: str) -> EstateIds:
         users.add_user(ctx, SYSTEM_ACTOR, actor.username, Role.ADMIN, password=PASSWORD)
     users.set_disabled(ctx, ADMIN, DISABLED_ADMIN.username, True)
     users.change_role(ctx, ADMIN, DEMOTED.username, Role.MANAGER)
+    sso.set_break_glass(ctx, ADMIN, ADMIN.username, True)
+    sso.set_provider_settings(
+        with_sso(ctx), ADMIN, "okta", auto_create=True, role_claim="roles", role_map={}
+    )
 
     server_id = add_server(ctx, "lls-main", {CAD: 20, VIZ: 10, SIM: 10})
     spare_server_id = add_server(ctx, "lls-spare", {CAD: 5})
@@ -582,6 +596,31 @@ def _check_user_added(e: Estate, caller: str, result: str) -> None:
     assert (_user(e, "newbie") or {}).get("role") == "analyst"
 
 
+def _check_provider_settings(e: Estate, caller: str, result: None) -> None:
+    stored = sso.effective_provider(with_sso(e.ctx), "okta")
+    assert stored.provider.role_claim == "groups" and stored.provider.role_map == (
+        ("ops", "admin"),
+    )
+
+
+def _check_provider_cleared(e: Estate, caller: str, cleared: bool) -> None:
+    assert cleared and sso.effective_provider(with_sso(e.ctx), "okta").source == "secrets.toml"
+
+
+def _check_local_off(e: Estate, caller: str, result: None) -> None:
+    assert not sso.local_sign_in_enabled(e.ctx)
+
+
+def _check_break_glass(e: Estate, caller: str, result: None) -> None:
+    assert _scalar(e, "SELECT break_glass FROM users WHERE username = ?", ANALYST.username)
+
+
+def _check_methods(e: Estate, caller: str, frame: pd.DataFrame) -> None:
+    by_user = frame.set_index("username")["sign_in_methods"]
+    assert by_user[ADMIN.username] == "password (break-glass)"
+    assert by_user[ANALYST.username] == "password"
+
+
 def _check_role_changed(e: Estate, caller: str, result: None) -> None:
     assert (_user(e, ANALYST.username) or {}).get("role") == "manager"
 
@@ -956,6 +995,46 @@ MATRIX: dict[str, Case] = {
         check=_check_own_password,
         notes="a disabled or unknown account is refused as NotFound (no enabled user by that name)",
     ),
+    # ---- single sign-on: admins change the sign-in settings and read who signs in how --------
+    "sso.set_provider_settings": Case(
+        lambda e, a: sso.set_provider_settings(
+            with_sso(e.ctx),
+            a,
+            "okta",
+            auto_create=False,
+            role_claim="groups",
+            role_map={"admin": ["ops"]},
+        ),  # fmt: skip
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_provider_settings,
+    ),
+    "sso.clear_provider_settings": Case(
+        lambda e, a: sso.clear_provider_settings(with_sso(e.ctx), a, "okta"),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_provider_cleared,
+    ),
+    "sso.set_local_sign_in": Case(
+        lambda e, a: sso.set_local_sign_in(with_sso(e.ctx), a, False),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_local_off,
+    ),
+    "sso.set_break_glass": Case(
+        lambda e, a: sso.set_break_glass(e.ctx, a, ANALYST.username, True),
+        ADMIN_WRITE,
+        writes=True,
+        check=_check_break_glass,
+    ),
+    "sso.provider_settings": Case(
+        lambda e, a: sso.provider_settings(with_sso(e.ctx), a),
+        ADMIN_READ,
+        check=lambda e, c, views: _assert_equal([v.source for v in views], ["Users page"]),
+    ),
+    "sso.sign_in_methods": Case(
+        lambda e, a: sso.sign_in_methods(e.ctx, a), ADMIN_READ, check=_check_methods
+    ),
     # ---- alerts: admins any rule, managers their own pools', analysts read ---------------------
     "alerts.create_rule": Case(
         lambda e, a: alerts.create_rule(
@@ -1301,6 +1380,14 @@ NOT_ACTOR_SCOPED: dict[str, str] = {
     "logins.failed_attempts": "sign-in bookkeeping: there is no actor before sign-in",
     "logins.register_login_attempt": "sign-in bookkeeping: there is no actor before sign-in",
     "logins.sign_in": "the sign-in itself: it makes the actor",
+    "logins.sign_in_oidc": "the OIDC sign-in itself: it makes the actor from the IdP's claims",
+    "logins.local_sign_in_allowed": "asked by the sign-in and each run of a password session",
+    "logins.oidc_method": "pure: the audited method name of a provider",
+    "sso.configured": "the providers of secrets.toml, for the sign-in page",
+    "sso.effective_provider": "the provider as sign-in applies it: before there is an actor",
+    "sso.local_sign_in_enabled": "the sign-in page's switch: before there is an actor",
+    "sso.keeps_break_glass_admin": "runs inside an admin's write, after that write's own check",
+    "sso.validate_role_map": "pure: input rule",
     "permissions.pool_manager": "reads a pool's manager for the checks that take the actor",
     "reports.clear_caches": "forgets cached frames; no data",
     "reports.trend_window": "pure: the time grid of a trend",

@@ -195,8 +195,9 @@ def test_a_copy_that_differs_exits_1_and_keeps_nothing(tmp_path, target, monkeyp
     monkeypatch.setattr(move, "copy_table", corrupting_copy)
     assert cli.main(["migrate-db", "--to", target, "--db", source]) == 1
     out, err = capsys.readouterr()
-    # 30 figures: the checksums of the users table's columns (notification columns included)
-    assert _table_lines(out)["users"] == ["1", "1", "30", "DIFFERS"]
+    # 32 figures: the checksums of the users table's columns (notification columns and the
+    # break-glass flag included)
+    assert _table_lines(out)["users"] == ["1", "1", "32", "DIFFERS"]
     assert "difference: users role characters: source 5, target 7" in out
     assert "nothing was kept" in err and PASSWORD not in out + err
     assert _rows(target, "SELECT COUNT(*) FROM users") == [(0,)]

@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "vlm"
 
 # What each layer may import from vlm; a layer always may import itself. Base modules first.
-BASE = ("vlm.domain", "vlm.dburl", "vlm.config", "vlm.secret_box")
+BASE = ("vlm.domain", "vlm.dburl", "vlm.sso_config", "vlm.config", "vlm.secret_box")
 ALLOWED: dict[str, tuple[str, ...]] = {
     "vlm.domain": (),
     "vlm.dburl": (),
-    "vlm.config": ("vlm.dburl",),
+    # single sign-on settings read from secrets.toml (pure: part of the configuration)
+    "vlm.sso_config": (),
+    "vlm.config": ("vlm.dburl", "vlm.sso_config"),
     "vlm.secret_box": (),
     "vlm.store": ("vlm.domain", "vlm.dburl"),
     "vlm.flexnet": ("vlm.domain",),

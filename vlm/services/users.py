@@ -24,7 +24,7 @@ from vlm.domain import (
     secret_text,
     validate_flag,
 )
-from vlm.services import audit, logins
+from vlm.services import audit, logins, sso
 from vlm.services.permissions import require_active_user_in, require_admin, require_admin_in
 from vlm.store import users as store
 
@@ -159,6 +159,8 @@ def change_role(ctx: ServiceContext, actor: Actor, username: str, role: object) 
             return
         if user["role"] == "admin" and not user["disabled"] and store.active_admin_count(cur) <= 1:
             raise Conflict("the last active admin cannot lose the admin role", field="role")
+        if user["role"] == "admin" and not user["disabled"]:
+            sso.keeps_break_glass_admin(cur, username, "taking the admin role")
         pools = store.managed_pool_count(cur, username)
         if user["role"] == "manager" and pools:
             raise Conflict(
@@ -192,6 +194,8 @@ def set_disabled(ctx: ServiceContext, actor: Actor, username: str, disabled: boo
             raise Conflict("you cannot disable yourself", field="username")
         if disabled and user["role"] == "admin" and store.active_admin_count(cur) <= 1:
             raise Conflict("the last active admin cannot be disabled", field="username")
+        if disabled and user["role"] == "admin":
+            sso.keeps_break_glass_admin(cur, username, "disabling them")
         store.set_disabled(cur, username, disabled)
         audit.record(
             cur,

@@ -582,6 +582,42 @@ MIGRATIONS: list[tuple[int, str, MigrationSql]] = [
         ALTER TABLE allocations ADD COLUMN idle_warned_at TIMESTAMP;
         """,
     ),
+    (
+        18,
+        "single sign-on: break-glass accounts, linked IdP identities, the local sign-in switch "
+        "and per-provider role mappings",
+        # user_identities links an OIDC subject of a provider to a VLM user (one user may have
+        # several); sign_in_policy holds one row (id 1) once an admin set it (no row: local
+        # sign-in on); sso_provider_settings holds what an admin set on the Users page for a
+        # provider, replacing that provider's [vlm.sso.<provider>] mapping in secrets.toml.
+        """
+        ALTER TABLE users ADD COLUMN break_glass BOOLEAN DEFAULT FALSE;
+        CREATE TABLE user_identities (
+            provider VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            username VARCHAR NOT NULL,
+            email VARCHAR NOT NULL DEFAULT '',
+            linked_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            last_sign_in_at TIMESTAMP,
+            PRIMARY KEY (provider, subject)
+        );
+        CREATE INDEX idx_user_identity_user ON user_identities (username);
+        CREATE TABLE sign_in_policy (
+            id INTEGER PRIMARY KEY,
+            local_sign_in BOOLEAN NOT NULL,
+            updated_by VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE sso_provider_settings (
+            provider VARCHAR PRIMARY KEY,
+            auto_create BOOLEAN NOT NULL,
+            role_claim VARCHAR NOT NULL,
+            role_map VARCHAR NOT NULL,
+            updated_by VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        """,
+    ),
 ]
 
 

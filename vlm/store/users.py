@@ -107,6 +107,7 @@ def users_with_pool_counts(db: Database) -> pd.DataFrame:
     return db.query_df(
         """
         SELECT u.username, u.display_name, u.email, u.role, u.disabled, u.must_change_password,
+            COALESCE(u.break_glass, FALSE) AS break_glass,
             (SELECT COUNT(*) FROM pools p WHERE p.manager = u.username)::INTEGER AS pools,
             u.created_at, u.updated_at
         FROM users u ORDER BY u.username

@@ -1,5 +1,7 @@
-"""Sign-in: the form asks vlm.services.logins.sign_in (lockout, password, disabled flag);
-streamlit-authenticator keeps the signed cookie and the session keys (docs/architecture.md §10)."""
+"""Sign-in: the form asks vlm.services.logins.sign_in (lockout, password, disabled flag, the local
+sign-in switch); streamlit-authenticator keeps the signed cookie and the session keys
+(docs/architecture.md §10). With identity providers in secrets.toml, an OIDC identity from
+Streamlit's st.login signs the session in through vlm.ui.sso instead."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import streamlit as st
 import streamlit_authenticator as stauth
 
 from vlm.domain import Actor, VlmError
-from vlm.services import logins, users
+from vlm.services import logins, sso, users
 from vlm.services.logins import SignInOutcome
+from vlm.ui import sso as ui_sso
 from vlm.ui.memo import remembered
 from vlm.ui.runtime import Runtime, get_runtime
 
@@ -36,7 +39,14 @@ SIGN_IN_PROBLEMS = {
     SignInOutcome.WRONG: "Wrong user name or password.",
     SignInOutcome.LOCKED: LOCKED_MESSAGE,
     SignInOutcome.DISABLED: "Your account is disabled. Ask an admin to enable it.",
+    SignInOutcome.LOCAL_OFF: (
+        "Password sign-in is switched off for this account. Sign in with your company account "
+        "above."
+    ),
 }
+LOCAL_OFF_NOTICE = (
+    "Password sign-in was switched off for your account. Sign in with your company account."
+)
 GONE_NOTICE = "Your account is disabled or no longer exists. Sign in as someone else."
 
 
@@ -204,15 +214,110 @@ def _show_signed_out(heading: st.delta_generator.DeltaGenerator, problem: str | 
         heading.error(st.session_state[NOTICE_KEY])
 
 
+def _password_allowed(runtime: Runtime, username: str) -> bool:
+    """Whether a password session may go on (local sign-in on, or a break-glass account); read
+    again after any write."""
+    return remembered(
+        runtime.ctx.db,
+        ("sign-in: password allowed", username),
+        lambda: logins.local_sign_in_allowed(runtime.ctx, username),
+    )
+
+
+def _url_notice(runtime: Runtime) -> None:
+    """A refusal /sso/refused put in the URL becomes the login page's notice (once)."""
+    code = st.query_params.get(ui_sso.NOTICE_PARAM)
+    if code is None:
+        return
+    provider = st.query_params.get(ui_sso.PROVIDER_PARAM, "")
+    text = ui_sso.notice_text(code, provider, runtime.settings.sso.providers)
+    if text:
+        st.session_state[NOTICE_KEY] = text
+    del st.query_params[ui_sso.NOTICE_PARAM]
+    if ui_sso.PROVIDER_PARAM in st.query_params:
+        del st.query_params[ui_sso.PROVIDER_PARAM]
+
+
+def _sso_sign_out_button() -> None:
+    if st.sidebar.button(
+        "Log out", key="vlm_sso_logout", icon=":material/logout:", width="stretch"
+    ):
+        forget_session()
+        ui_sso.sign_out()
+        st.stop()
+
+
+def _sso_signed_in(runtime: Runtime, claims: dict) -> SignedIn | None:
+    """The session of an OIDC identity: signed in through logins.sign_in_oidc on its first run
+    (or when the identity changed), re-read from the database on every later one. A refusal,
+    then or later (account disabled), leaves through /sso/refused with its reason."""
+    provider = str(claims.get("provider") or "default")
+    subject = str(claims.get("sub") or "")
+    mapped = st.session_state.get(ui_sso.SSO_SESSION_KEY)
+    if not mapped or tuple(mapped[:2]) != (provider, subject):
+        result = logins.sign_in_oidc(runtime.ctx, provider, claims)
+        if not result.ok:
+            _show_refusal(runtime, ui_sso.refusal_code(result), provider)
+            return None
+        forget_session()
+        st.session_state[ui_sso.SSO_SESSION_KEY] = (provider, subject, result.username)
+        st.session_state.pop(NOTICE_KEY, None)
+    username = st.session_state[ui_sso.SSO_SESSION_KEY][2]
+    try:
+        signed_in = _resolve(runtime, username)
+    except VlmError:
+        forget_session()
+        _show_refusal(runtime, ui_sso.GONE, provider)
+        return None
+    # the password is the IdP's business: no "set your password" page for an OIDC session
+    signed_in = SignedIn(signed_in.actor, signed_in.display_name, False)
+    identity = st.sidebar.container()
+    _sso_sign_out_button()
+    _show_identity(identity, signed_in)
+    identity.caption(f"via {_display_name(runtime, provider)}")
+    return signed_in
+
+
+def _show_refusal(runtime: Runtime, code: str, provider: str) -> None:
+    """The reason, while the browser leaves through /sso/refused (which shows it again)."""
+    st.title("VLM — Virtual License Manager")
+    text = ui_sso.notice_text(code, provider, runtime.settings.sso.providers)
+    st.error(text or "Sign-in refused.")
+    ui_sso.refuse(code, provider)
+
+
+def _display_name(runtime: Runtime, provider: str) -> str:
+    found = runtime.settings.sso.provider(provider)
+    return found.display_name if found else provider
+
+
+def sso_providers(runtime: Runtime) -> tuple:
+    return sso.configured(runtime.ctx)
+
+
+def local_form_open(runtime: Runtime) -> bool:
+    """Whether the login page shows the password form for everyone (else only for break-glass
+    accounts, folded away under the provider buttons)."""
+    return sso.local_sign_in_enabled(runtime.ctx)
+
+
 def authenticate(runtime: Runtime) -> SignedIn | None:
     """Who is signed in (with the account box in the sidebar), or None: then the heading and any
     sign-in problem are shown and the login page draws the form.
+
+    An OIDC identity (st.user, only with providers configured) goes first; else the local path.
 
     The cookie component reruns the app once it has loaded and whenever the cookies change; a
     rerun that lands while a submit is being handled replaces that run and the submit is lost.
     So a signed-out session without a cookie to check does not draw it: nothing reruns the
     login page under the user's typing or submit."""
     _hide_cookie_component()
+    if runtime.settings.sso.providers:
+        claims = ui_sso.oidc_claims()
+        if claims is not None:
+            return _sso_signed_in(runtime, claims)
+        st.session_state.pop(ui_sso.SSO_SESSION_KEY, None)
+        _url_notice(runtime)
     was_signed_in = bool(st.session_state.get("authentication_status"))
     auth = _authenticator(runtime) if was_signed_in or _has_sign_in_cookie(runtime) else None
     # the sidebar is drawn only for a signed-in session: the sign-in page has none
@@ -232,6 +337,11 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
     except VlmError as exc:
         auth.logout(location="unrendered")
         heading.error(f"{exc.message}. Ask an admin to enable your account.")
+        return None
+    if not _password_allowed(runtime, signed_in.actor.username):
+        auth.logout(location="unrendered")
+        forget_session()
+        heading.error(LOCAL_OFF_NOTICE)
         return None
     st.session_state.pop(NOTICE_KEY, None)
     if st.session_state.get(WRITE_COOKIE_KEY):
