@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -213,10 +214,13 @@ def ensure_estate(size: EstateSize, cache_root: Path = CACHE_ROOT, log: Log = pr
 
 
 def working_copy(estate: Estate, work_dir: Path) -> Path:
-    """A private copy of the estate database that scenarios may change."""
+    """A private copy of the estate database that scenarios may change, written out to disk
+    before it is used: otherwise the kernel writes the copy's gigabytes back while the first
+    scenario is timed."""
     work_dir.mkdir(parents=True, exist_ok=True)
     target = work_dir / "estate.duckdb"
     for stale in (target, target.with_name(target.name + ".wal")):
         stale.unlink(missing_ok=True)
     shutil.copyfile(estate.db_path, target)
+    os.sync()
     return target
