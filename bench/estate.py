@@ -15,8 +15,8 @@ a real inventory pull of every emulated server.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
