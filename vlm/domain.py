@@ -504,6 +504,23 @@ def reservation_group_name(prefix: str, host_type: str, host_id: str) -> str:
     return f"{prefix}{readable[:room]}~{digest}"
 
 
+BATCH_GROUP_MARK = "~batch-"
+
+
+def batch_group_name(prefix: str, reservations: list[tuple[str, str, tuple]]) -> str:
+    """Name of a group VLM creates for several new hosts of one server at once:
+    deterministic in what it holds (host type, host id, entries), so a create retried after an
+    uncertain answer finds the group it made ("name taken") instead of making a second one.
+    The '~' right after the prefix never starts a per-host name."""
+    text = "\x00".join(f"{t}\x01{h}\x01{entries!r}" for t, h, entries in sorted(reservations))
+    return f"{prefix}{BATCH_GROUP_MARK}{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
+def is_batch_group(prefix: str, name: str) -> bool:
+    """True for a group name batch_group_name makes (with this prefix)."""
+    return name.startswith(f"{prefix}{BATCH_GROUP_MARK}")
+
+
 @dataclass(frozen=True)
 class PortionRoom:
     """How much of one feature a server can still give to a pool."""

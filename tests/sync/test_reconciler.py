@@ -26,7 +26,7 @@ from tests.sync.conftest import (
     set_feature_count,
     states,
 )
-from vlm.domain import reservation_group_name
+from vlm.domain import is_batch_group, reservation_group_name
 from vlm.flexnet import (
     FlexNetClient,
     HostId,
@@ -37,6 +37,7 @@ from vlm.flexnet import (
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.store.drift import drift_report
 from vlm.sync import pull_inventory, reconcile_all, reconcile_server, sync_all
+from vlm.sync.batch import BATCH_HOSTS
 
 H1, H2, H3, H4, H5 = (f"0050569A000{i}" for i in range(1, 6))
 
@@ -496,17 +497,25 @@ def test_unreachable_server_is_not_hammered(ctx) -> None:
 
 
 def test_thousand_new_allocations_are_applied_in_one_pass(ctx) -> None:
-    """A grid of 1,000 new allocations becomes exactly 1,000 groups (timing: `make bench`)."""
+    """A grid of 1,000 new allocations goes to the server in batch groups of BATCH_HOSTS hosts,
+    one request each, every host reserved exactly once (timing: `make bench`)."""
     fixture = {"features": [{"featureName": "cad", "featureVersion": "1.0", "featureCount": 5000}]}
+    hosts = [f"00505E{i:06X}" for i in range(1000)]
     with start_emulator(fixture) as emu:
         server = add_synced_server(ctx, emu.url)
         cad = feature_id(ctx, server, "cad")
         pool = add_pool(ctx, {cad: 5000})
-        allocate_many(ctx, pool, cad, [f"00505E{i:06X}" for i in range(1000)])
+        allocate_many(ctx, pool, cad, hosts)
 
         report = reconcile_server(ctx, server)
 
-        assert report.applied == 1000 and report.operations == 1000
-        assert len(server_state(emu)) == 1000
+        assert report.applied == 1000 and report.operations == -(-1000 // BATCH_HOSTS)
+        groups = server_state(emu)
+        assert len(groups) == report.operations
+        assert all(is_batch_group(PREFIX, name) for name in groups)
+        held = [(host, features) for group in groups.values() for host, features in group.items()]
+        assert sorted(host for host, _ in held) == [("ETHERNET", h) for h in hosts]
+        assert all(features == {("cad", "1.0"): 1} for _, features in held)
         assert states(ctx) == {"applied": 1000}
         assert reconcile_server(ctx, server).operations == 0
+        assert reconcile_server(ctx, server, read_first=False).operations == 0

@@ -32,6 +32,7 @@ from vlm.flexnet.emulator.server import RunningEmulator, start_emulator
 from vlm.secret_box import SecretBox
 from vlm.store.drift import drift_report
 from vlm.sync import ClientCache, pull_inventory, reconcile_all, reconcile_server
+from vlm.sync import batch as batch_module
 from vlm.sync.host_task import BREAKER_THRESHOLD, MAX_ROUNDS
 
 H1, H2, H6 = "0050569A0001", "0050569A0002", "0050569A0006"
@@ -378,8 +379,15 @@ class FailingAfterReadClient(FlexNetClient):
 
 
 def test_the_breaker_stops_a_pass_after_threshold_failures_and_rows_stay_pending(
-    ctx: ServiceContext, emulator: RunningEmulator, server: int, pool: int
+    ctx: ServiceContext,
+    emulator: RunningEmulator,
+    server: int,
+    pool: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Hosts placed one group each (no batch: each sends its own request) stop sending once
+    the breaker opens."""
+    monkeypatch.setattr(batch_module, "BATCH_MIN_HOSTS", 10**6)
     hosts = [f"0050569E{i:04X}" for i in range(3 * BREAKER_THRESHOLD)]
     ids = [_alloc(ctx, server, pool, "cad" if i % 2 else "viz", h, 1) for i, h in enumerate(hosts)]
 

@@ -64,17 +64,49 @@ def replace_mirror_groups(
     cur: duckdb.DuckDBPyConnection, server_id: int, group_names: list[str], rows: pa.Table
 ) -> None:
     """Replace the mirrored rows of the named groups of one server."""
-    if not group_names:
+    replace_mirror_parts(cur, server_id, group_names, [], rows)
+
+
+def replace_mirror_parts(
+    cur: duckdb.DuckDBPyConnection,
+    server_id: int,
+    group_names: list[str],
+    reservations: list[tuple[str, str, str]],
+    rows: pa.Table,
+) -> None:
+    """Replace the mirrored rows of whole groups (by name) and of single reservations
+    ((group name, host type, host id), the type in any case) of one server with rows; nothing
+    happens when neither is named."""
+    if not group_names and not reservations:
         return
-    names = pd.DataFrame({"group_name": pd.Series(group_names, dtype="object")})
-    with registered(cur, "sync_touched_groups", names):
-        cur.execute(
-            """
-            DELETE FROM reservation_mirror WHERE server_id = ?
-            AND group_name IN (SELECT group_name FROM sync_touched_groups)
-            """,
-            [server_id],
+    if group_names:
+        names = pd.DataFrame({"group_name": pd.Series(group_names, dtype="object")})
+        with registered(cur, "sync_touched_groups", names):
+            cur.execute(
+                """
+                DELETE FROM reservation_mirror WHERE server_id = ?
+                AND group_name IN (SELECT group_name FROM sync_touched_groups)
+                """,
+                [server_id],
+            )
+    if reservations:
+        names, types, hosts = zip(*reservations, strict=True)
+        keys = pd.DataFrame(
+            {
+                "group_name": pd.Series(names, dtype="object"),
+                "host_type": pd.Series([t.upper() for t in types], dtype="object"),
+                "host_id": pd.Series(hosts, dtype="object"),
+            }
         )
+        with registered(cur, "sync_touched_reservations", keys):
+            cur.execute(
+                """
+                DELETE FROM reservation_mirror WHERE server_id = ?
+                AND (group_name, upper(host_type), host_id) IN
+                    (SELECT group_name, host_type, host_id FROM sync_touched_reservations)
+                """,
+                [server_id],
+            )
     _insert_mirror(cur, rows)
 
 

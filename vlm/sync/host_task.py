@@ -31,12 +31,32 @@ from vlm.sync.ownership import (
     Key,
     entries_by_key,
     is_sane,
+    same_host,
     with_entries,
 )
 
 T = TypeVar("T")
 MAX_ROUNDS = 4
 BREAKER_THRESHOLD = 10
+
+
+def group_named(
+    client: FlexNetClient, name: str, read: Callable[..., T] | None = None
+) -> ReservationGroup | None:
+    """The group carrying exactly this name on the server now, with its reservations (None
+    when there is none); read(fn, *args) sends each request (default: directly)."""
+    send = read or (lambda fn, *args: fn(*args))
+    for group in send(client.reservation_groups, name):
+        if group.name != name or group.id is None:
+            continue
+        if not group.reservations:
+            try:
+                fresh = send(client.reservations, group.id)
+            except NotFoundError:
+                return None
+            group = replace(group, reservations=tuple(fresh))
+        return group
+    return None
 
 
 class Breaker:
@@ -80,6 +100,7 @@ class HostTask:
         self.plan = plan
         self.breaker = breaker
         self.group = plan.actual
+        self.batch_name = plan.batch_name  # the group holding self.group is a batch group
         self.check_absent = not mirror_read
         self.want = dict(plan.want)
         self.refused: dict[Key, str] = {}
@@ -230,28 +251,39 @@ class HostTask:
         self.group = with_entries(self.group, drop=entry.id)
 
     def _delete_group(self) -> None:
+        """Take the host's group off the server; in a batch group, only the host's reservation
+        (an emptied batch group is deleted by a later pass, after a read shows it empty)."""
         if self.group is None:
             return
         if self.group.id is not None:
             with contextlib.suppress(NotFoundError):
-                self._write(self.client.delete_group, self.group.id)
+                if self.batch_name is not None and self.group.reservations:
+                    rid = self.group.reservations[0].id
+                    self._write(self.client.delete_reservation, self.group.id, rid)
+                else:
+                    self._write(self.client.delete_group, self.group.id)
         self.group = None
+        self.batch_name = None
 
     def _read_by_name(self) -> ReservationGroup | None:
-        """The group that carries exactly this host's VLM name now, with its reservations.
+        """The group that carries exactly this host's VLM name now, with its reservations; for
+        a host held in a batch group, that group seen with the host's reservation alone (None,
+        and the batch forgotten, once the batch no longer holds the host).
 
         This read is the proof of ownership: every id written to afterwards comes from it."""
-        for group in self._read(self.client.reservation_groups, self.plan.group_name):
-            if group.name != self.plan.group_name or group.id is None:
-                continue
-            if not group.reservations:
-                try:
-                    fresh = self._read(self.client.reservations, group.id)
-                except NotFoundError:
-                    return None
-                group = replace(group, reservations=tuple(fresh))
-            return group
-        return None
+        if self.batch_name is None:
+            return self._read_group(self.plan.group_name)
+        batch = self._read_group(self.batch_name)
+        mine = [
+            r for r in (batch.reservations if batch else ()) if same_host(r.host_id, self.plan.host)
+        ]
+        if batch is None or len(mine) != 1:
+            self.batch_name = None
+            return self._read_group(self.plan.group_name)
+        return replace(batch, reservations=(mine[0],))
+
+    def _read_group(self, name: str) -> ReservationGroup | None:
+        return group_named(self.client, name, self._read)
 
     def _write(self, fn: Callable[..., T], *args: object) -> T:
         return self._call(fn, args, write=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from vlm.domain import AllocationState, reservation_group_name
+from vlm.domain import AllocationState, is_batch_group, reservation_group_name
 from vlm.store.drift import (
     OBSERVED_DTYPES,
     held_allocation_rows,
@@ -81,9 +81,17 @@ def restart_reason(
     return None
 
 
-def held_by_group(rows: Iterable[tuple]) -> tuple[dict[str, HeldEntries], dict[int, str]]:
+def batch_held_key(host_type: str, host_id: str) -> str:
+    """Where held_by_group files a host's reservation in batch groups (no group name has NUL)."""
+    return f"\x00{host_type.upper()}\x00{host_id}"
+
+
+def held_by_group(
+    rows: Iterable[tuple], prefix: str | None = None
+) -> tuple[dict[str, HeldEntries], dict[int, str]]:
     """From mirror rows (MIRROR_COLUMNS order): each owned group's entries, and every group's
-    name by id."""
+    name by id. With the prefix, a host's reservation in a batch group is filed under
+    batch_held_key of the host instead (its `reservations` counts every batch holding it)."""
     held: dict[str, HeldEntries] = {}
     names: dict[int, str] = {}
     seen_reservations: dict[str, set] = defaultdict(set)
@@ -92,9 +100,12 @@ def held_by_group(rows: Iterable[tuple]) -> tuple[dict[str, HeldEntries], dict[i
             names[int(gid)] = name
         if not owned or (host_type == "" and host_id == ""):
             continue
-        group = held.setdefault(name, HeldEntries((str(host_type).upper(), host_id)))
-        seen_reservations[name].add((rid, str(host_type).upper(), host_id))
-        group.reservations = len(seen_reservations[name])
+        key = name
+        if prefix is not None and is_batch_group(prefix, name):
+            key = batch_held_key(str(host_type), host_id)
+        group = held.setdefault(key, HeldEntries((str(host_type).upper(), host_id)))
+        seen_reservations[key].add((name, rid, str(host_type).upper(), host_id))
+        group.reservations = len(seen_reservations[key])
         if fname == "":
             continue
         target = group.active if (state or ACTIVE_ENTRY).upper() == ACTIVE_ENTRY else group.disabled
@@ -121,6 +132,9 @@ def judge_held_allocations(
         group = held.get(name)
         sane = group is not None and group.reservations == 1
         sane = sane and group.host == (host_type.upper(), host_id)
+        if not sane:
+            group = held.get(batch_held_key(host_type, host_id))
+            sane = group is not None and group.reservations == 1
         needed = sum(int(r[5]) for r in rows)
         active = group.active.get(key, 0) if sane else 0
         disabled = group.disabled.get(key, 0) if sane else 0
@@ -168,7 +182,7 @@ def record_observation(
     """Inside the write that stores a fresh mirror of `rows`: restart detection, allocation
     states proved by the read, drift events. Call it BEFORE the mirror is replaced."""
     stored_instance, ever_read = server_identity(cur, server_id)
-    held, fresh_names = held_by_group(rows)
+    held, fresh_names = held_by_group(rows, prefix)
     restarted = restart_reason(
         stored_instance, instance_id, stored_owned_group_ids(cur, server_id), fresh_names
     )

@@ -44,6 +44,7 @@ class HostPlan:
     host_id: str
     group_name: str
     actual: ReservationGroup | None
+    batch_name: str | None = None  # actual is the host's reservation in this batch group
     rows: list[AllocRow] = field(default_factory=list)
     want: dict[Key, int] = field(default_factory=dict)
     applied: dict[Key, int] = field(default_factory=dict)
@@ -52,6 +53,11 @@ class HostPlan:
     @property
     def host(self) -> HostId:
         return HostId(self.host_type, self.host_id)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Tells the plans of one pass apart (a host may have a plan per group holding it)."""
+        return (self.batch_name or self.group_name, self.host_type.upper(), self.host_id)
 
     @property
     def wanted(self) -> bool:

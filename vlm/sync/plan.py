@@ -4,9 +4,11 @@ host wants, in_sync, frees_only) are in vlm.sync.ownership."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from vlm.context import ServiceContext
-from vlm.domain import reservation_group_name
-from vlm.flexnet import HostId
+from vlm.domain import is_batch_group, reservation_group_name
+from vlm.flexnet import HostId, ReservationGroup
 from vlm.store.reservations import plan_rows
 from vlm.sync.mirror import groups_from_mirror
 from vlm.sync.ownership import AllocRow, HostPlan, in_sync
@@ -33,8 +35,33 @@ def plan_unsettled(
         plan.add(AllocRow(int(aid), (fname, fver), int(count), state, bool(due)))
     result = list(plans.values())
     for name, group in groups.items():
+        if is_batch_group(prefix, name):
+            result.extend(_batch_plans(prefix, group, plans))
+            continue
         host = group.reservations[0].host_id if group.reservations else HostId("", "")
         result.append(HostPlan(host.type, host.value, name, group))
     for plan in result:
         plan.settle()
     return result, settled
+
+
+def _batch_plans(
+    prefix: str, group: ReservationGroup, plans: dict[tuple[str, str], HostPlan]
+) -> list[HostPlan]:
+    """The hosts a batch group holds: each reservation becomes the actual state of its host's
+    plan (seen as a group of that one reservation), unless the host already has a group, in
+    which case a plan of its own (no allocations) takes the extra reservation off. A batch
+    group without reservations gets a plan that deletes it."""
+    if not group.reservations:
+        return [HostPlan("", "", group.name, group)]
+    extra: list[HostPlan] = []
+    for reservation in group.reservations:
+        host = reservation.host_id
+        view = replace(group, reservations=(reservation,))
+        plan = plans.get((host.type, host.value))
+        if plan is not None and plan.actual is None and plan.batch_name is None:
+            plan.actual, plan.batch_name = view, group.name
+            continue
+        name = reservation_group_name(prefix, host.type, host.value)
+        extra.append(HostPlan(host.type, host.value, name, view, batch_name=group.name))
+    return extra

@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 
 from vlm.context import ServiceContext
+from vlm.domain import is_batch_group
 from vlm.flexnet import FlexNetClient, FlexNetError, ReservationGroup
 from vlm.store.drift import record_repairs
 from vlm.store.reservations import (
@@ -37,11 +38,12 @@ from vlm.store.reservations import (
     mark_applied,
     mark_failed,
     mark_retry,
-    replace_mirror_groups,
+    replace_mirror_parts,
     retry_pending_of_server,
 )
 from vlm.store.servers import load_servers, set_mirror_digest
 from vlm.store.timebox import finish_expiring
+from vlm.sync.batch import BatchCreate, BatchResult, batchable, batches
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
 from vlm.sync.host_task import Breaker, HostTask
 from vlm.sync.inventory import forget_stored_inventory, read_reservations
@@ -78,26 +80,48 @@ class ReconcileReport:
 
 
 def _run_tasks(
-    client: FlexNetClient, plans: list[HostPlan], workers: int, *, mirror_read: bool = True
-) -> dict[str, HostOutcome]:
-    """Run the host tasks: license-freeing hosts first, then the rest, each batch concurrently."""
+    client: FlexNetClient,
+    plans: list[HostPlan],
+    workers: int,
+    prefix: str,
+    *,
+    mirror_read: bool = True,
+) -> dict[tuple[str, str, str], HostOutcome]:
+    """Run the host tasks: license-freeing hosts first, then the rest, each batch concurrently;
+    new hosts of the second part go in batch groups (vlm.sync.batch), and the hosts of a batch
+    the server refused get their own tasks last."""
     breaker = Breaker()
-    outcomes: dict[str, HostOutcome] = {}
+    outcomes: dict[tuple[str, str, str], HostOutcome] = {}
 
     def run(plan: HostPlan) -> HostOutcome:
         return HostTask(client, plan, breaker, mirror_read=mirror_read).run()
 
     if len(plans) == 1:
-        outcomes[plans[0].group_name] = run(plans[0])
+        outcomes[plans[0].key] = run(plans[0])
         return outcomes
     first = [p for p in plans if frees_only(p)]
     second = [p for p in plans if not frees_only(p)]
+    grouped = batches([p for p in second if batchable(p)])
+    in_batches = {p.key for chunk in grouped for p in chunk}
+    second = [p for p in second if p.key not in in_batches]
+
+    def create(chunk: list[HostPlan]) -> BatchResult:
+        return BatchCreate(client, chunk, breaker, prefix).run()
+
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vlm-reconcile")
     try:
-        for batch in (first, second):
-            results = pool.map(run, batch)
-            for plan, outcome in zip(batch, results, strict=True):
-                outcomes[plan.group_name] = outcome
+        for plan, outcome in zip(first, pool.map(run, first), strict=True):
+            outcomes[plan.key] = outcome
+        created = [pool.submit(create, chunk) for chunk in grouped]
+        for plan, outcome in zip(second, pool.map(run, second), strict=True):
+            outcomes[plan.key] = outcome
+        left: list[HostPlan] = []
+        for future in created:
+            result = future.result()
+            outcomes.update(result.outcomes)
+            left.extend(result.one_by_one)
+        for plan, outcome in zip(left, pool.map(run, left), strict=True):
+            outcomes[plan.key] = outcome
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
@@ -110,32 +134,37 @@ def _record(
     ctx: ServiceContext,
     server_id: int,
     plans: list[HostPlan],
-    outcomes: dict[str, HostOutcome],
+    outcomes: dict[tuple[str, str, str], HostOutcome],
 ) -> tuple[int, int, int, int]:
     """Store the mirror of touched groups and every allocation verdict in one write."""
+    prefix = ctx.settings.group_prefix
     verdicts = Verdicts()
     touched: list[str] = []
+    touched_reservations: list[tuple[str, str, str]] = []
     groups: list[ReservationGroup] = []
     for plan in plans:
-        outcome = outcomes.get(plan.group_name)
+        outcome = outcomes.get(plan.key)
         if outcome is None:
             outcome = HostOutcome(plan.actual)
         elif outcome.known:
-            touched.append(plan.group_name)
+            names, reservations = _touched_by(prefix, plan, outcome.group)
+            touched.extend(names)
+            touched_reservations.extend(reservations)
             if outcome.group is not None:
                 groups.append(outcome.group)
         verdicts.judge(plan, outcome)
-    if not touched and verdicts.empty:
+    changed = bool(touched or touched_reservations)
+    if not changed and verdicts.empty:
         return 0, 0, 0, 0
-    mirror = groups_mirror_table(server_id, groups, ctx.settings.group_prefix)
+    mirror = groups_mirror_table(server_id, groups, prefix)
     applied, failed, retry = verdicts.frames()
-    if touched:
+    if changed:
         forget_stored_inventory(ctx, server_id)
 
     def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
-        if touched:
+        if changed:
             set_mirror_digest(cur, server_id, None, None)
-        replace_mirror_groups(cur, server_id, touched, mirror)
+        replace_mirror_parts(cur, server_id, touched, touched_reservations, mirror)
         record_repairs(cur, applied, MISSING)
         return (
             mark_applied(cur, applied),
@@ -145,6 +174,24 @@ def _record(
         )
 
     return ctx.db.write(store)
+
+
+def _touched_by(
+    prefix: str, plan: HostPlan, group: ReservationGroup | None
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Which mirror rows a host's known outcome replaces: whole groups by name, and (group,
+    host type, host id) of a host's reservation in a batch group (the batch's other hosts keep
+    theirs). A plan for an extra reservation in a batch never touches the host's own group."""
+    names: list[str] = []
+    reservations: list[tuple[str, str, str]] = []
+    if plan.batch_name is not None:
+        reservations.append((plan.batch_name, plan.host_type, plan.host_id))
+    if group is not None and is_batch_group(prefix, group.name):
+        if group.name != plan.batch_name:
+            reservations.append((group.name, plan.host_type, plan.host_id))
+    elif plan.batch_name is None or group is not None:
+        names.append(plan.group_name)
+    return names, reservations
 
 
 # -- public ------------------------------------------------------------------------------------
@@ -197,7 +244,8 @@ def reconcile_server(
                 plans, settled = plan_unsettled(ctx, server_id, force=force)
                 todo = [p for p in plans if not read_first or not in_sync(p)]
                 in_flight = workers or ctx.settings.sync_in_flight
-                outcomes = _run_tasks(api, todo, in_flight, mirror_read=read_first)
+                prefix = ctx.settings.group_prefix
+                outcomes = _run_tasks(api, todo, in_flight, prefix, mirror_read=read_first)
         except (FlexNetError, ServerConfigError) as exc:
             return _not_reached(ctx, server_id, str(exc), started, force)
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)

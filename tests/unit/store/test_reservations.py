@@ -71,6 +71,35 @@ def test_replace_mirror_groups_replaces_the_named_groups_only(db: Database) -> N
     assert len(mirror_of(db, east)) == 2
 
 
+def test_replace_mirror_parts_replaces_one_reservation_of_a_batch_and_keeps_the_others(
+    db: Database,
+) -> None:
+    east = add_server(db, "east")
+    batch = "vlm-~batch-0123456789abcdef0123"
+    store_mirror(
+        db,
+        east,
+        entry(east, 1, batch, "a", "cad", 2),
+        entry(east, 1, batch, "b", "cad", 1),
+        entry(east, 2, "vlm-USER-c", "c", "cad", 4),
+    )
+    fresh = mirror([entry(east, 1, batch, "a", "cad", 5)])
+    db.write(lambda cur: store.replace_mirror_parts(cur, east, [], [(batch, "user", "a")], fresh))
+    assert sorted(mirror_of(db, east)) == [
+        ("vlm-USER-c", "c", "cad", 4),
+        (batch, "a", "cad", 5),
+        (batch, "b", "cad", 1),
+    ]
+    db.write(
+        lambda cur: store.replace_mirror_parts(
+            cur, east, ["vlm-USER-c"], [(batch, "USER", "b")], mirror([])
+        )
+    )
+    assert mirror_of(db, east) == [(batch, "a", "cad", 5)]
+    db.write(lambda cur: store.replace_mirror_parts(cur, east, [], [], fresh))
+    assert mirror_of(db, east) == [(batch, "a", "cad", 5)]
+
+
 def test_stored_owned_group_ids_are_the_vlm_groups_with_an_id(db: Database) -> None:
     east = add_server(db, "east")
     store_mirror(

@@ -20,6 +20,7 @@ from vlm.sync.observed import (
     DISABLED_BY_SERVER,
     MISSING,
     Observation,
+    batch_held_key,
     held_by_group,
     judge_held_allocations,
     record_observation,
@@ -465,3 +466,45 @@ def test_an_entry_disabled_by_the_server_and_enabled_again_is_followed(estate):
         ("disabled", ANN_GROUP, "USER", "ann", "cad", "1.0", 3, DISABLED_BY_SERVER),
         ("re-enabled", ANN_GROUP, "USER", "ann", "cad", "1.0", 3, REENABLED),
     ]
+
+
+# -- hosts held in batch groups ---------------------------------------------------------------
+
+BATCH = "vlm-~batch-0123456789abcdef0123"
+
+
+def judge_with_batches(*allocs: tuple, groups: tuple[ReservationGroup, ...]) -> tuple[list, list]:
+    held = held_by_group(rows_of(*groups), PREFIX)[0]
+    return judge_held_allocations(SERVER, PREFIX, allocs, held)
+
+
+def test_an_allocation_held_by_its_reservation_in_a_batch_group_stays_applied():
+    batch = group(
+        BATCH,
+        reservation(ANN, entry(CAD, 3, 1), reservation_id=1),
+        reservation(BEN, entry(VIZ, 1, 2), reservation_id=2),
+    )
+    assert judge_with_batches(alloc(1, 3), alloc(2, 1, key=VIZ, host=BEN), groups=(batch,)) == (
+        [],
+        [],
+    )
+
+
+def test_a_batch_reservation_of_another_host_does_not_hold_an_allocation():
+    batch = group(BATCH, reservation(BEN, entry(CAD, 3, 1)))
+    changes, events = judge_with_batches(alloc(1, 3), groups=(batch,))
+    assert changes == [(1, 3, "applied", "pending", MISSING)]
+    assert events == [event("missing", 3, MISSING)]
+
+
+def test_a_host_held_by_two_batch_groups_is_held_by_neither():
+    first = group(BATCH, reservation(ANN, entry(CAD, 3, 1)))
+    second = group(BATCH[:-1] + "4", reservation(ANN, entry(CAD, 3, 2)), group_id=8)
+    changes, _ = judge_with_batches(alloc(1, 3), groups=(first, second))
+    assert changes == [(1, 3, "applied", "pending", MISSING)]
+
+
+def test_batch_reservations_are_filed_by_host_only_when_the_prefix_is_given():
+    batch = group(BATCH, reservation(ANN, entry(CAD, 3, 1)))
+    assert set(held_by_group(rows_of(batch))[0]) == {BATCH}
+    assert set(held_by_group(rows_of(batch), PREFIX)[0]) == {batch_held_key("user", "ann")}
