@@ -26,6 +26,8 @@ MIN_DISTINCT_CHARACTERS = 10
 MIN_GROUP_PREFIX_LENGTH = 3
 DEFAULT_IN_FLIGHT = 8
 MAX_IN_FLIGHT = 64
+DEFAULT_BATCH_HOSTS = 250  # new hosts one batch group holds at most (vlm.sync.batch)
+MAX_BATCH_HOSTS = 1000
 GROUP_PREFIX_SEPARATORS = "-_."
 PLACEHOLDER_MARKERS = (
     "<",
@@ -62,12 +64,14 @@ SECRET_FIELDS: dict[str, dict[str, str]] = {
         "group_prefix": "group_prefix",
         "sync_interval_seconds": "sync_interval_seconds",
         "sync_in_flight": "sync_in_flight",
+        "sync_batch_hosts": "sync_batch_hosts",
         "db_memory_limit": "db_memory_limit",
     },
 }
 NUMBER_FIELDS: dict[str, type] = {
     "sync_interval_seconds": float,
     "sync_in_flight": int,
+    "sync_batch_hosts": int,
     "cookie_expiry_days": float,
     "max_login_attempts": int,
 }
@@ -101,6 +105,7 @@ def _env_values() -> dict[str, object]:
         "group_prefix": "VLM_GROUP_PREFIX",
         "sync_interval_seconds": "VLM_SYNC_INTERVAL",
         "sync_in_flight": "VLM_SYNC_IN_FLIGHT",
+        "sync_batch_hosts": "VLM_SYNC_BATCH_HOSTS",
         "db_memory_limit": "VLM_DB_MEMORY_LIMIT",
         "cookie_key": "VLM_COOKIE_KEY",
         "secret_key": "VLM_SECRET_KEY",
@@ -237,6 +242,7 @@ class Settings:
     group_prefix: str = "vlm-"
     sync_interval_seconds: float = 60.0
     sync_in_flight: int = DEFAULT_IN_FLIGHT
+    sync_batch_hosts: int = DEFAULT_BATCH_HOSTS
     db_memory_limit: str = "512MB"
     cookie_key: str | None = field(default=None, repr=False)
     cookie_name: str = "vlm_auth"
@@ -284,6 +290,10 @@ class Settings:
         if not 1 <= self.sync_in_flight <= MAX_IN_FLIGHT:
             found.append(
                 f"sync_in_flight (VLM_SYNC_IN_FLIGHT) must be between 1 and {MAX_IN_FLIGHT}"
+            )
+        if not 0 <= self.sync_batch_hosts <= MAX_BATCH_HOSTS:
+            found.append(
+                f"sync_batch_hosts (VLM_SYNC_BATCH_HOSTS) must be between 0 and {MAX_BATCH_HOSTS}"
             )
         if self.max_login_attempts < 1:
             found.append("max_login_attempts (VLM_MAX_LOGIN_ATTEMPTS) must be at least 1")

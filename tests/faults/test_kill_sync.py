@@ -20,6 +20,7 @@ from tests.sync.conftest import (
     add_pool,
     add_synced_server,
     allocate_many,
+    by_host,
     control,
     desired_state,
     emulator_groups,
@@ -64,7 +65,16 @@ def _wait_until(condition, seconds: float) -> bool:
 
 
 @pytest.mark.slow
-def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path, db_target) -> None:
+@pytest.mark.parametrize(
+    ("batch_hosts", "written"),
+    [("0", 5), ("8", 1)],
+    ids=["a-group-per-host", "batch-groups"],
+)
+def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(
+    tmp_path, db_target, batch_hosts: str, written: int
+) -> None:
+    """Killed once `written` groups reached the server (hosts placed one group each, or in
+    batch groups of 8), before the pass recorded anything: the rerun finds what was written."""
     key = SecretBox.generate_key()
     database = database_setting(db_target)
     config = Settings(**database, secret_key=key, group_prefix=PREFIX)
@@ -74,6 +84,7 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path, db_targ
         "VLM_SECRET_KEY": key,
         "VLM_COOKIE_KEY": secrets.token_urlsafe(48),
         "VLM_GROUP_PREFIX": PREFIX,
+        "VLM_SYNC_BATCH_HOSTS": batch_hosts,
         "PYTHONPATH": str(ROOT),
     }
     with start_emulator({"features": DEFAULT_FEATURES}) as emulator:
@@ -92,14 +103,15 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path, db_targ
         )
         first = _sync(env, tmp_path)
         try:
-            assert _wait_until(lambda: _owned_groups(emulator) >= 5, 60), "no write reached"
+            reached = _wait_until(lambda: _owned_groups(emulator) >= written, 60)
+            assert reached, "no write reached"
             first.send_signal(signal.SIGKILL)
             first.wait(10)
         finally:
             if first.poll() is None:
                 first.kill()
         assert first.returncode == -signal.SIGKILL
-        assert 5 <= _owned_groups(emulator) < HOSTS
+        assert written <= _owned_groups(emulator) < HOSTS
 
         control(emulator, "DELETE", "faults")
         rerun = _sync(env, tmp_path)
@@ -109,7 +121,7 @@ def test_kill_9_in_the_middle_of_a_pass_then_a_rerun_converges(tmp_path, db_targ
         ctx = ServiceContext(open_database(db_target), config, SecretBox(key))
         try:
             assert states(ctx) == {"applied": HOSTS}
-            assert server_state(emulator) == desired_state(ctx, server)
+            assert by_host(server_state(emulator)) == by_host(desired_state(ctx, server))
         finally:
             ctx.db.close()
         assert foreign_snapshot(emulator) == foreign

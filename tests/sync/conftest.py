@@ -280,6 +280,17 @@ def desired_state(ctx: ServiceContext, server_id: int, prefix: str = PREFIX) -> 
     return state
 
 
+def by_host(state: State) -> dict[tuple[str, str], HostFeatures]:
+    """A State flattened to host -> features, whatever group holds each host (batch groups
+    hold many); fails on a host held twice."""
+    found: dict[tuple[str, str], HostFeatures] = {}
+    for hosts in state.values():
+        for host, features in hosts.items():
+            assert host not in found, f"{host} reserved twice"
+            found[host] = features
+    return found
+
+
 def emulator_groups(emu: RunningEmulator) -> list[dict[str, Any]]:
     response = httpx.get(f"{emu.url}/_emulator/state", timeout=10)
     response.raise_for_status()

@@ -10,10 +10,10 @@ import pytest
 from tests.faults.conftest import create_foreign_group, foreign_snapshot
 from tests.sync.conftest import (
     PREFIX,
-    State,
     add_pool,
     add_synced_server,
     allocate_many,
+    by_host,
     control,
     desired_state,
     emulator_groups,
@@ -54,16 +54,6 @@ def foreign(emulator: RunningEmulator) -> dict:
     with FlexNetClient(emulator.url, username="admin", password="admin", timeout=5) as api:
         create_foreign_group(api, "team-x", "xavier", {"cad": 1, "viz": 1})
     return foreign_snapshot(emulator)
-
-
-def by_host(state: State) -> dict[tuple[str, str], dict]:
-    """Group name -> host -> features flattened to host -> features (fails on a host twice)."""
-    found: dict[tuple[str, str], dict] = {}
-    for hosts in state.values():
-        for host, features in hosts.items():
-            assert host not in found, f"{host} reserved twice"
-            found[host] = features
-    return found
 
 
 def batch_names(emu: RunningEmulator) -> list[str]:

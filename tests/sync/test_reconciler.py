@@ -26,6 +26,7 @@ from tests.sync.conftest import (
     set_feature_count,
     states,
 )
+from vlm.config import DEFAULT_BATCH_HOSTS as BATCH_HOSTS
 from vlm.domain import is_batch_group, reservation_group_name
 from vlm.flexnet import (
     FlexNetClient,
@@ -37,7 +38,6 @@ from vlm.flexnet import (
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.store.drift import drift_report
 from vlm.sync import pull_inventory, reconcile_all, reconcile_server, sync_all
-from vlm.sync.batch import BATCH_HOSTS
 
 H1, H2, H3, H4, H5 = (f"0050569A000{i}" for i in range(1, 6))
 

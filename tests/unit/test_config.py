@@ -134,3 +134,23 @@ def test_requests_in_flight_per_server_are_between_1_and_64(in_flight, refused):
     problems = Settings(sync_in_flight=in_flight, **valid_keys()).problems()
     expected = ["sync_in_flight (VLM_SYNC_IN_FLIGHT) must be between 1 and 64"] if refused else []
     assert problems == expected
+
+
+def test_hosts_per_batch_group_come_from_the_environment_or_secrets(monkeypatch, tmp_path):
+    clear_vlm_environment(monkeypatch)
+    assert Settings.from_env().sync_batch_hosts == 250
+    monkeypatch.setenv("VLM_SYNC_BATCH_HOSTS", "0")
+    assert Settings.from_env().sync_batch_hosts == 0
+    secrets_toml = tmp_path / "secrets.toml"
+    secrets_toml.write_text("[vlm]\nsync_batch_hosts = 40\n")
+    monkeypatch.delenv("VLM_SYNC_BATCH_HOSTS")
+    assert Settings.from_env(**read_secrets_file(secrets_toml)).sync_batch_hosts == 40
+
+
+@pytest.mark.parametrize(
+    ("hosts", "refused"), [(-1, True), (0, False), (1000, False), (1001, True)]
+)
+def test_hosts_per_batch_group_are_between_0_and_1000(hosts, refused):
+    problems = Settings(sync_batch_hosts=hosts, **valid_keys()).problems()
+    expected = ["sync_batch_hosts (VLM_SYNC_BATCH_HOSTS) must be between 0 and 1000"]
+    assert problems == (expected if refused else [])

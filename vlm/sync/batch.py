@@ -1,8 +1,9 @@
 """Several new hosts of one server placed with one request: a batch group.
 
 A reconcile pass that has hosts with no group yet (new allocations from one grid's Apply, an
-import) creates one group holding a reservation per host, up to BATCH_HOSTS hosts a group,
-instead of one group per host. The server accepts or refuses a group as a whole, so a refused
+import) creates one group holding a reservation per host, up to sync_batch_hosts hosts a group,
+instead of one group per host (the sync_batch_hosts setting, VLM_SYNC_BATCH_HOSTS; 0 or 1
+turns batch groups off). The server accepts or refuses a group as a whole, so a refused
 batch (one host asks for more than is free) is not retried as a batch: its hosts go through
 their own host tasks, one group each, and only the hosts the server refuses fail.
 
@@ -30,7 +31,6 @@ from vlm.flexnet import (
 from vlm.sync.host_task import Breaker, group_named
 from vlm.sync.ownership import HostOutcome, HostPlan, same_host
 
-BATCH_HOSTS = 250  # hosts one batch group holds at most: one refusal sends them one by one
 BATCH_MIN_HOSTS = (
     16  # fewer new hosts get a group each, named after the host (readable on the server)
 )
@@ -41,9 +41,10 @@ def batchable(plan: HostPlan) -> bool:
     return plan.actual is None and plan.batch_name is None and bool(plan.want) and not plan.skip
 
 
-def batches(plans: list[HostPlan], size: int = BATCH_HOSTS) -> list[list[HostPlan]]:
-    """The plans split into batches of at most size hosts (none when fewer than BATCH_MIN_HOSTS)."""
-    if len(plans) < BATCH_MIN_HOSTS:
+def batches(plans: list[HostPlan], size: int) -> list[list[HostPlan]]:
+    """The plans split into batches of at most size hosts (none when fewer than BATCH_MIN_HOSTS
+    plans, or size below 2)."""
+    if len(plans) < BATCH_MIN_HOSTS or size < 2:
         return []
     ordered = sorted(plans, key=lambda p: (p.host_type, p.host_id))
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]

@@ -1,13 +1,15 @@
 """Level-triggered reconciler: desired allocations minus VLM's reservation groups -> operations.
 
-VLM owns one group per host id per server, named `reservation_group_name(prefix, type, id)`,
-holding one reservation (that host id) with one entry per feature+version whose count is the
-sum of the host's pending and applied allocations on that server. A pass:
+VLM owns one reservation per host id per server, with one entry per feature+version whose
+count is the sum of the host's pending and applied allocations on that server. It sits in a
+group of its own named `reservation_group_name(prefix, type, id)`, or in a batch group made for
+many new hosts at once (vlm.sync.batch). A pass:
 
 0. starts and ends the server's time-boxed allocations due today (vlm.sync.timebox);
 1. plans every host from DuckDB alone (allocations + the owned mirror rows);
 2. sends the HTTP writes of different hosts concurrently, without holding the DB write lock:
-   first hosts that only free licenses (deletions, decreases), then the others;
+   first hosts that only free licenses (deletions, decreases), then the others, new hosts in
+   batch groups when there are many;
 3. records the mirror and every allocation state in one batched write.
 
 Ownership is proven, never assumed: the mirror only says which hosts may need work. Before a
@@ -85,6 +87,7 @@ def _run_tasks(
     workers: int,
     prefix: str,
     *,
+    batch_hosts: int = 0,
     mirror_read: bool = True,
 ) -> dict[tuple[str, str, str], HostOutcome]:
     """Run the host tasks: license-freeing hosts first, then the rest, each batch concurrently;
@@ -101,7 +104,7 @@ def _run_tasks(
         return outcomes
     first = [p for p in plans if frees_only(p)]
     second = [p for p in plans if not frees_only(p)]
-    grouped = batches([p for p in second if batchable(p)])
+    grouped = batches([p for p in second if batchable(p)], batch_hosts)
     in_batches = {p.key for chunk in grouped for p in chunk}
     second = [p for p in second if p.key not in in_batches]
 
@@ -245,7 +248,14 @@ def reconcile_server(
                 todo = [p for p in plans if not read_first or not in_sync(p)]
                 in_flight = workers or ctx.settings.sync_in_flight
                 prefix = ctx.settings.group_prefix
-                outcomes = _run_tasks(api, todo, in_flight, prefix, mirror_read=read_first)
+                outcomes = _run_tasks(
+                    api,
+                    todo,
+                    in_flight,
+                    prefix,
+                    batch_hosts=ctx.settings.sync_batch_hosts,
+                    mirror_read=read_first,
+                )
         except (FlexNetError, ServerConfigError) as exc:
             return _not_reached(ctx, server_id, str(exc), started, force)
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)

@@ -117,7 +117,9 @@ def test_durations_are_audited_and_admin_only(ctx, pool):
 
 def test_extend_within_the_maximum_is_audited_and_beyond_is_refused_per_row(ctx, pool):
     pools.set_pool_durations(ctx, ADMIN, pool, max_days=60)
-    a = _add(ctx, pool, "a", ends_on="2026-12-10")
+    # a starts on the test's TODAY: without a start its first day would be the real day the
+    # database stamped it, and the latest end would move with the calendar
+    a = _add(ctx, pool, "a", starts_on=TODAY, ends_on="2026-12-10")
     b = _add(ctx, pool, "b", starts_on="2026-12-20", ends_on="2026-12-25")
     results = allocations.extend_allocations(ctx, MANAGER, pool, [a, b], "2027-01-30")
     assert [r.ok for r in results] == [True, True]

@@ -56,7 +56,9 @@ def test_only_hosts_to_create_from_nothing_without_backed_off_rows_are_batchable
 
 def test_batches_start_at_the_minimum_and_are_cut_at_the_size():
     plans = [plan_of(HostId("USER", f"u{i:03}"), pending(i)) for i in range(BATCH_MIN_HOSTS * 3)]
-    assert batches(plans[: BATCH_MIN_HOSTS - 1]) == []
+    assert batches(plans[: BATCH_MIN_HOSTS - 1], 250) == []
+    assert batches(plans, 1) == batches(plans, 0) == []
+    assert batches(plans, 250) == [sorted(plans, key=lambda p: p.host_id)]
     cut = batches(plans, size=BATCH_MIN_HOSTS + 1)
     assert [len(c) for c in cut] == [BATCH_MIN_HOSTS + 1, BATCH_MIN_HOSTS + 1, BATCH_MIN_HOSTS - 2]
     assert [p for c in cut for p in c] == sorted(plans, key=lambda p: p.host_id)
