@@ -119,6 +119,18 @@ def _int_param(request: Request, name: str) -> int:
     return int(request.path_params[name])
 
 
+def _json_bytes(content: Any) -> bytes:
+    """The body JSONResponse would send for content (the same bytes)."""
+    return JSONResponse(content).body
+
+
+def _rendered(state: EmulatorState, key: tuple[str, ...], build: Callable[[], Any]) -> Response:
+    """A 200 JSON answer of build(), rendered once and sent again while the state is unchanged
+    (EmulatorState.rendered_answer)."""
+    body = state.rendered_answer(key, lambda: _json_bytes(build()))
+    return Response(body, media_type="application/json")
+
+
 class ApiGateway:
     """ASGI wrapper: maps the instance prefix, counts requests and injects faults on /api/."""
 
@@ -320,7 +332,11 @@ class EmulatorApi:
 
     async def features(self, request: Request) -> Response:
         active_only = request.query_params.get("activeOnly", "false").lower() == "true"
-        return JSONResponse(self.state.list_features(active_only=active_only))
+        return _rendered(
+            self.state,
+            ("features", str(active_only)),
+            lambda: self.state.list_features(active_only=active_only),
+        )
 
     async def feature_summaries(self, request: Request) -> Response:
         return JSONResponse(self.state.feature_summaries())
@@ -341,7 +357,10 @@ class EmulatorApi:
     # -- reservations ----------------------------------------------------------------------
 
     async def list_groups(self, request: Request) -> Response:
-        return JSONResponse(self.state.list_groups(request.query_params.get("name")))
+        name = request.query_params.get("name")
+        if name is not None:
+            return JSONResponse(self.state.list_groups(name))
+        return _rendered(self.state, ("reservationgroups",), self.state.list_groups)
 
     async def create_group(self, request: Request) -> Response:
         body = await _json_body(request)
