@@ -29,6 +29,11 @@ form `/api/1.0/...`. Test-only controls live under `/_emulator/` (no auth, never
                                      group with its reservations and entries (id, feature,
                                      version, count, state), clients, faults, stats
 
+GET /features (per activeOnly) and GET /reservationgroups (without `name`) of unchanged state send
+the bytes rendered for the last such GET (the same bytes JSONResponse would send); any change of
+state (a reservation write, usage, a count, restart, fixture, reset, the clock or day) drops them.
+Authentication and faults apply before the handler, so they apply to such an answer too.
+
 Faults apply to /api/ requests only, in this order: `latency_ms` delays a request without
 blocking others (only requests whose path, after the instance prefix is removed, contains one
 of `slow_paths` when that list is non-empty); `drop_rate` closes the connection before the
