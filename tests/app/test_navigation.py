@@ -68,3 +68,26 @@ def test_a_page_opened_without_the_entrypoint_shows_nothing(demo_db):
     at.run()
     assert [e.value for e in at.error] == ["Open VLM from its start page."]
     assert not at.title and not at.dataframe
+
+
+def _menu_pages(at: AppTest, role: Role) -> list:
+    sections, _landing = at.session_state["_vlm_menus"][role]
+    return [page for pages in sections.values() for page in pages]
+
+
+def test_the_menu_is_built_once_per_session_and_reused_on_every_run(app):
+    at = app("admin")
+    first = _menu_pages(at, Role.ADMIN)
+    assert len(first) == len(PAGES)
+    open_page(at, "users")
+    at.run()
+    assert [id(page) for page in _menu_pages(at, Role.ADMIN)] == [id(page) for page in first]
+    assert at.title[0].value == "Users"
+
+
+def test_sessions_never_share_their_menu_pages(app):
+    one, two = app("admin"), app("admin")
+    shared = {id(p) for p in _menu_pages(one, Role.ADMIN)} & {
+        id(p) for p in _menu_pages(two, Role.ADMIN)
+    }
+    assert not shared

@@ -71,10 +71,15 @@ def _logout_button(auth: stauth.Authenticate) -> None:
     auth.logout("Log out", location="sidebar", key="vlm_logout", use_container_width=True)
 
 
-def _cookie_credentials(runtime: Runtime) -> dict:
+def _cookie_credentials(runtime: Runtime, signed_in_as: str | None = None) -> dict:
     """The enabled users for the cookie check, without their password hashes (never needed);
     read again after any write (a user disabled or added), and a fresh copy on every run, as
-    streamlit-authenticator marks in it who signed in."""
+    streamlit-authenticator marks in it who signed in.
+
+    A session already signed in (by the form or by a cookie checked on an earlier run) checks
+    no cookie: streamlit-authenticator only marks that user signed out on a logout, so it gets
+    that user's entry alone (none if the user is no longer enabled) instead of a copy of
+    every user's on each run."""
 
     def read() -> dict:
         credentials = users.authenticator_credentials(runtime.ctx)
@@ -82,12 +87,13 @@ def _cookie_credentials(runtime: Runtime) -> dict:
             entry.pop("password", None)
         return credentials
 
-    kept = remembered(runtime.ctx.db, ("sign-in: cookie credentials",), read)
+    kept = remembered(runtime.ctx.db, ("sign-in: cookie credentials",), read)["usernames"]
+    if signed_in_as is not None:
+        names = (signed_in_as,) if signed_in_as in kept else ()
+    else:
+        names = tuple(kept)
     return {
-        "usernames": {
-            name: {**entry, "roles": list(entry["roles"])}
-            for name, entry in kept["usernames"].items()
-        }
+        "usernames": {name: {**kept[name], "roles": list(kept[name]["roles"])} for name in names}
     }
 
 
@@ -176,11 +182,12 @@ def _show_identity(box: st.delta_generator.DeltaGenerator, signed_in: SignedIn) 
     )
 
 
-def _authenticator(runtime: Runtime) -> stauth.Authenticate:
-    """streamlit-authenticator over the enabled users (it draws the cookie component)."""
+def _authenticator(runtime: Runtime, signed_in_as: str | None = None) -> stauth.Authenticate:
+    """streamlit-authenticator over the enabled users, or only over the user a session is
+    already signed in as (it draws the cookie component)."""
     settings = runtime.settings
     return stauth.Authenticate(
-        _cookie_credentials(runtime),
+        _cookie_credentials(runtime, signed_in_as),
         settings.cookie_name,
         settings.cookie_key,
         settings.cookie_expiry_days,
@@ -319,7 +326,10 @@ def authenticate(runtime: Runtime) -> SignedIn | None:
         st.session_state.pop(ui_sso.SSO_SESSION_KEY, None)
         _url_notice(runtime)
     was_signed_in = bool(st.session_state.get("authentication_status"))
-    auth = _authenticator(runtime) if was_signed_in or _has_sign_in_cookie(runtime) else None
+    if was_signed_in:
+        auth = _authenticator(runtime, str(st.session_state.get("username") or ""))
+    else:
+        auth = _authenticator(runtime) if _has_sign_in_cookie(runtime) else None
     # the sidebar is drawn only for a signed-in session: the sign-in page has none
     identity = st.sidebar.container() if was_signed_in else None
     if auth is not None and was_signed_in:

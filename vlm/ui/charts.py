@@ -27,6 +27,22 @@ POOL_TREND_SERIES = (
 OVER_COMMITTED = "#d62728"
 
 
+class FinishedFigure(go.Figure):
+    """A figure that is complete when its builder returns it, then only shown.
+
+    The Dashboard keeps its figures until the next write and shows them again on every rerun;
+    st.plotly_chart asks the figure for its dict each time, which plotly builds anew with a
+    deep copy of every trace and a base64 pass over every array. This figure builds that dict
+    once, on the first show, and hands the same one out after: change it only before that."""
+
+    _finished: dict | None = None
+
+    def to_dict(self) -> dict:
+        if self._finished is None:
+            self._finished = super().to_dict()
+        return self._finished
+
+
 def _layout(fig: go.Figure, title: str, height: int = 340) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0, "font": {"size": 15}},
@@ -53,7 +69,7 @@ def stack_figure(frame: pd.DataFrame, title: str, *, show_total: bool = True) ->
     """
     deficit = frame["deficit"] if "deficit" in frame else pd.Series(0, index=frame.index)
     names = _names(frame, deficit > 0)
-    fig = go.Figure()
+    fig = FinishedFigure()
     for column, label, color in STACK_SERIES:
         fig.add_bar(
             x=names,
@@ -81,14 +97,14 @@ def stack_figure(frame: pd.DataFrame, title: str, *, show_total: bool = True) ->
 def pool_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     """Per pool: allocated and still available of its quantity."""
     names = _names(frame, frame.get("over_committed"))
-    fig = go.Figure()
+    fig = FinishedFigure()
     for column, label, color in POOL_SERIES:
         fig.add_bar(x=names, y=frame[column].fillna(0), name=label, marker={"color": color})
     return _layout(fig, title)
 
 
 def _lines(frame: pd.DataFrame, series: tuple[tuple[str, str, str], ...], title: str) -> go.Figure:
-    fig = go.Figure()
+    fig = FinishedFigure()
     for column, label, color in series:
         fig.add_scatter(
             x=frame["taken_at"],

@@ -22,6 +22,7 @@ EVERYONE = frozenset(Role)
 ADMIN_ONLY = frozenset({Role.ADMIN})
 POOL_MANAGERS = frozenset({Role.ADMIN, Role.MANAGER})
 _NO_ACCESS_KEY = "_vlm_no_access"
+_MENUS_KEY = "_vlm_menus"
 # wide tables get the page's whole width: the wide layout's 5rem side padding is cut to 1.5rem
 FULL_WIDTH_CSS = (
     "<style>[data-testid='stMainBlockContainer']{padding-left:1.5rem;padding-right:1.5rem;"
@@ -125,10 +126,19 @@ def _show_no_access_notice(chosen: st.Page, landing: st.Page) -> None:
         st.warning(no_access(str(title)), icon=":material/lock:")
 
 
-def role_navigation(role: Role) -> st.Page:
-    """st.navigation with exactly the role's pages, grouped by section; the URL of any other
-    page lands on the first page with "You don't have access to …" instead of a bare
-    "Page not found"."""
+def _role_menu(role: Role) -> tuple[dict[str, list[st.Page]], st.Page]:
+    """The role's menu sections (its pages, then the hidden refusals) and its landing page.
+
+    Built once per session and role and kept in the session (a "_vlm_" key: dropped at
+    sign-out): st.Page objects may be handed to st.navigation on every run, but they carry a
+    flag that st.navigation sets on the page it returns and page.run() clears, so they are
+    never shared between sessions, whose runs overlap."""
+    menus: dict[Role, tuple[dict[str, list[st.Page]], st.Page]] = st.session_state.setdefault(
+        _MENUS_KEY, {}
+    )
+    found = menus.get(role)
+    if found is not None:
+        return found
     allowed = pages_for(role)
     sections: dict[str, list[st.Page]] = {}
     pages = [_page(spec, role, default=index == 0) for index, spec in enumerate(allowed)]
@@ -137,9 +147,18 @@ def role_navigation(role: Role) -> st.Page:
     refused = [_no_access_page(spec, pages[0]) for spec in PAGES if spec not in allowed]
     if refused:
         sections.setdefault(allowed[0].section, []).extend(refused)
+    menus[role] = (sections, pages[0])
+    return menus[role]
+
+
+def role_navigation(role: Role) -> st.Page:
+    """st.navigation with exactly the role's pages, grouped by section; the URL of any other
+    page lands on the first page with "You don't have access to …" instead of a bare
+    "Page not found"."""
+    sections, landing = _role_menu(role)
     chosen = st.navigation(sections, expanded=True)  # an admin has 13 pages: show them all
     st.html(FULL_WIDTH_CSS)
-    _show_no_access_notice(chosen, pages[0])
+    _show_no_access_notice(chosen, landing)
     return chosen
 
 

@@ -26,3 +26,22 @@ def test_each_run_gets_a_fresh_copy_and_a_write_is_seen(ctx, monkeypatch):
 
     users.set_disabled(ctx, ADMIN, "bob", True)
     assert "bob" not in auth._cookie_credentials(runtime)["usernames"]
+
+
+def test_a_signed_in_session_gets_only_its_own_entry_as_a_fresh_copy(ctx, monkeypatch):
+    monkeypatch.setattr(memo.st, "session_state", {})
+    add_people(ctx)
+    runtime = SimpleNamespace(ctx=ctx)
+    first = auth._cookie_credentials(runtime, "bob")
+    assert list(first["usernames"]) == ["bob"]
+    assert "password" not in first["usernames"]["bob"]
+    first["usernames"]["bob"]["logged_in"] = True
+    first["usernames"]["bob"]["roles"].append("admin")
+
+    again = auth._cookie_credentials(runtime, "bob")
+    assert again["usernames"]["bob"]["logged_in"] is False
+    assert again["usernames"]["bob"]["roles"] == ["manager"]
+    assert len(auth._cookie_credentials(runtime)["usernames"]) > 1
+
+    users.set_disabled(ctx, ADMIN, "bob", True)
+    assert auth._cookie_credentials(runtime, "bob") == {"usernames": {}}

@@ -29,6 +29,11 @@ form `/api/1.0/...`. Test-only controls live under `/_emulator/` (no auth, never
                                      group with its reservations and entries (id, feature,
                                      version, count, state), clients, faults, stats
 
+GET /features (per activeOnly) and GET /reservationgroups (without `name`) of unchanged state send
+the bytes rendered for the last such GET (the same bytes JSONResponse would send); any change of
+state (a reservation write, usage, a count, restart, fixture, reset, the clock or day) drops them.
+Authentication and faults apply before the handler, so they apply to such an answer too.
+
 Faults apply to /api/ requests only, in this order: `latency_ms` delays a request without
 blocking others (only requests whose path, after the instance prefix is removed, contains one
 of `slow_paths` when that list is non-empty); `drop_rate` closes the connection before the
@@ -117,6 +122,18 @@ def _flag(body: dict[str, Any], name: str) -> bool:
 
 def _int_param(request: Request, name: str) -> int:
     return int(request.path_params[name])
+
+
+def _json_bytes(content: Any) -> bytes:
+    """The body JSONResponse would send for content (the same bytes)."""
+    return JSONResponse(content).body
+
+
+def _rendered(state: EmulatorState, key: tuple[str, ...], build: Callable[[], Any]) -> Response:
+    """A 200 JSON answer of build(), rendered once and sent again while the state is unchanged
+    (EmulatorState.rendered_answer)."""
+    body = state.rendered_answer(key, lambda: _json_bytes(build()))
+    return Response(body, media_type="application/json")
 
 
 class ApiGateway:
@@ -320,7 +337,11 @@ class EmulatorApi:
 
     async def features(self, request: Request) -> Response:
         active_only = request.query_params.get("activeOnly", "false").lower() == "true"
-        return JSONResponse(self.state.list_features(active_only=active_only))
+        return _rendered(
+            self.state,
+            ("features", str(active_only)),
+            lambda: self.state.list_features(active_only=active_only),
+        )
 
     async def feature_summaries(self, request: Request) -> Response:
         return JSONResponse(self.state.feature_summaries())
@@ -341,7 +362,10 @@ class EmulatorApi:
     # -- reservations ----------------------------------------------------------------------
 
     async def list_groups(self, request: Request) -> Response:
-        return JSONResponse(self.state.list_groups(request.query_params.get("name")))
+        name = request.query_params.get("name")
+        if name is not None:
+            return JSONResponse(self.state.list_groups(name))
+        return _rendered(self.state, ("reservationgroups",), self.state.list_groups)
 
     async def create_group(self, request: Request) -> Response:
         body = await _json_body(request)

@@ -8,12 +8,13 @@ the fixture format. Names other modules import from here are re-exported.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import string
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from vlm.flexnet.emulator import info
@@ -115,6 +116,9 @@ class EmulatorState:
         token_lifetime: int = 86400,
     ) -> None:
         self._lock = threading.RLock()
+        # rendered answers of unchanged state (GET /features, /reservationgroups): dropped by
+        # every change (see _changing), kept per calendar day (which slices are active)
+        self._answers: dict[Hashable, tuple[dt.date, bytes]] = {}
         self.security = security
         self.admin_password = admin_password
         self.token_lifetime = token_lifetime
@@ -138,7 +142,8 @@ class EmulatorState:
 
     @clock.setter
     def clock(self, clock: Callable[[], float]) -> None:
-        self._time.clock = clock
+        with self._changing():
+            self._time.clock = clock
 
     @property
     def today_override(self) -> dt.date | None:
@@ -146,7 +151,8 @@ class EmulatorState:
 
     @today_override.setter
     def today_override(self, day: dt.date | None) -> None:
-        self._time.today_override = day
+        with self._changing():
+            self._time.today_override = day
 
     @property
     def faults(self) -> Faults:
@@ -163,7 +169,8 @@ class EmulatorState:
 
     @model_definition.setter
     def model_definition(self, loaded: bool) -> None:
-        self._reservations.model_definition = loaded
+        with self._changing():
+            self._reservations.model_definition = loaded
 
     @property
     def users(self) -> dict[str, Account]:
@@ -217,6 +224,30 @@ class EmulatorState:
     def holders(self) -> dict[FeatureKey, dict[HostKey, None]]:
         return self._clients.holders
 
+    # -- rendered answers of unchanged state -------------------------------------------------
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the lock for a change of state; every rendered answer is dropped when it ends
+        (also when it failed half-way), so the next GET renders the state anew."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                self._answers.clear()
+
+    def rendered_answer(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        """render()'s bytes, kept under key until the state changes or the day does (an
+        unchanged server answers a repeated GET without building and serialising it again)."""
+        with self._lock:
+            today = self.today()
+            found = self._answers.get(key)
+            if found is not None and found[0] == today:
+                return found[1]
+            body = render()
+            self._answers[key] = (today, body)
+            return body
+
     # -- loading / resetting ---------------------------------------------------------------
 
     def today(self) -> dt.date:
@@ -224,7 +255,7 @@ class EmulatorState:
 
     def reset(self) -> None:
         """Back to the fixture the emulator started with; clears faults, tokens and counters."""
-        with self._lock:
+        with self._changing():
             self._faults.clear()
             self._tokens.rotate()
             self.authorize_calls = 0
@@ -252,7 +283,7 @@ class EmulatorState:
         """
         if restore is not None and keep_reservations:
             raise EmulatorError(400, "restore and keep_reservations exclude each other")
-        with self._lock:
+        with self._changing():
             if keep_reservations:
                 self._drop_all_clients()
             else:
@@ -286,7 +317,7 @@ class EmulatorState:
 
     def replace_fixture(self, fixture: Any) -> None:
         """Load a new fixture; on any error the previous one is restored and 400 raised."""
-        with self._lock:
+        with self._changing():
             previous = self._current_fixture
             try:
                 if not isinstance(fixture, dict):
@@ -299,7 +330,7 @@ class EmulatorState:
 
     def load_fixture(self, fixture: dict[str, Any]) -> None:
         """Replace features, groups, clients and users with the fixture's."""
-        with self._lock:
+        with self._changing():
             self._current_fixture = fixture
             self._clear()
             self.instance_id = str(fixture.get("instanceId") or DEFAULT_INSTANCE_ID)
@@ -426,7 +457,7 @@ class EmulatorState:
 
     def set_feature_count(self, name: str, version: str, count: int) -> dict[str, Any]:
         """Set the active counted total of a feature; entries that no longer fit get DISABLED."""
-        with self._lock:
+        with self._changing():
             self._features.set_count(name, version, count)
             self._reservations.rebalance((name, version))
             return {"featureName": name, "featureVersion": version, "count": count}
@@ -455,40 +486,40 @@ class EmulatorState:
 
     def create_group(self, body: Any, ip_address: str = "127.0.0.1") -> dict[str, Any]:
         """POST /reservationgroups: all-or-nothing creation of a group, its hosts and entries."""
-        with self._lock:
+        with self._changing():
             return self._reservations.create_group(body, ip_address)
 
     def add_entries(self, group_id: int, reservation_id: int, body: Any) -> list[dict[str, Any]]:
         """POST …/entries: add entries to an existing reservation (all-or-nothing)."""
-        with self._lock:
+        with self._changing():
             return self._reservations.add_entries(group_id, reservation_id, body)
 
     def delete_entry(self, group_id: int, reservation_id: int, entry_id: int) -> None:
-        with self._lock:
+        with self._changing():
             self._reservations.delete_entry(group_id, reservation_id, entry_id)
 
     def delete_reservation(self, group_id: int, reservation_id: int) -> None:
-        with self._lock:
+        with self._changing():
             self._reservations.delete_reservation(group_id, reservation_id)
 
     def delete_group(self, group_id: int) -> None:
-        with self._lock:
+        with self._changing():
             self._reservations.delete_group(group_id)
 
     # -- simulated clients -----------------------------------------------------------------
 
     def checkout(self, body: dict[str, Any]) -> dict[str, Any]:
         """Serve `count` of a feature to a host: its reservations first, then the shared pool."""
-        with self._lock:
+        with self._changing():
             return self._clients.checkout(body, self.server_host_ids[0])
 
     def checkin(self, body: dict[str, Any]) -> dict[str, Any]:
         """Return counts (all when `count` is absent): shared first, then reserved."""
-        with self._lock:
+        with self._changing():
             return self._clients.checkin(body, self.server_host_ids[0])
 
     def drop_client(self, client_id: int) -> None:
-        with self._lock:
+        with self._changing():
             self._clients.drop(client_id)
 
     def list_clients(self) -> list[dict[str, Any]]:
