@@ -5,6 +5,8 @@ everyone else's groups never change."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.faults.conftest import create_foreign_group, foreign_snapshot
@@ -254,3 +256,26 @@ def test_a_batch_create_retried_after_its_answer_and_read_were_lost_takes_its_ow
     assert second.applied == len(HOSTS) and second.failed == 0
     assert len(batch_names(emulator)) == 1
     assert_converged(ctx, emulator, server)
+
+
+def test_removing_every_host_of_a_batch_reads_the_batch_once_and_deletes_each_reservation(
+    ctx: ServiceContext, emulator: RunningEmulator, server: int, pool: int, cad: int, foreign: dict
+) -> None:
+    ids = _placed(ctx, emulator, server, pool, cad)
+    for alloc_id in ids:
+        remove(ctx, alloc_id)
+    counts = emulator.state.request_counts
+    reads, deletes = counts["GET /api/1.0/reservationgroups"], _reservation_deletes(emulator)
+
+    report = reconcile_server(ctx, server, read_first=False)
+
+    assert report.removed == len(HOSTS) and report.operations == len(HOSTS)
+    assert counts["GET /api/1.0/reservationgroups"] == reads + 1
+    assert _reservation_deletes(emulator) == deletes + len(HOSTS)
+    assert by_host(server_state(emulator)) == {}
+    assert foreign_snapshot(emulator) == foreign
+
+
+def _reservation_deletes(emu: RunningEmulator) -> int:
+    pattern = re.compile(r"DELETE /api/1\.0/reservationgroups/\d+/reservations/\d+")
+    return sum(n for path, n in emu.state.request_counts.items() if pattern.fullmatch(path))

@@ -29,7 +29,7 @@ from vlm.flexnet import (
     TransientError,
 )
 from vlm.sync.host_task import Breaker, group_named
-from vlm.sync.ownership import HostOutcome, HostPlan, same_host
+from vlm.sync.ownership import HostOutcome, HostPlan, host_key
 
 BATCH_MIN_HOSTS = (
     16  # fewer new hosts get a group each, named after the host (readable on the server)
@@ -128,8 +128,11 @@ class BatchCreate:
         """Each host's outcome is its reservation in the group, seen as a group of its own;
         a host the group does not hold goes to its own host task."""
         result = BatchResult()
+        held: dict[tuple[str, str], list[Reservation]] = {}
+        for reservation in group.reservations:
+            held.setdefault(host_key(reservation.host_id), []).append(reservation)
         for plan in self.plans:
-            mine = [r for r in group.reservations if same_host(r.host_id, plan.host)]
+            mine = held.get(host_key(plan.host), [])
             if len(mine) != 1 or group.id is None:
                 result.one_by_one.append(plan)
                 continue

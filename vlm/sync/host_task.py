@@ -59,6 +59,27 @@ def group_named(
     return None
 
 
+class BatchReads:
+    """The first read by name of each batch group in one pass, shared by the tasks of the
+    batch's hosts: one GET of the group instead of one per host. Each task takes only its own
+    host's reservation from it; any later read of a task is its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._groups: dict[str, ReservationGroup | None] = {}
+
+    def group(
+        self, name: str, read: Callable[[str], ReservationGroup | None]
+    ) -> ReservationGroup | None:
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._groups:
+                self._groups[name] = read(name)
+            return self._groups[name]
+
+
 class Breaker:
     """Stops a pass from hammering a server that fails every request (e.g. it is down)."""
 
@@ -91,7 +112,13 @@ class HostTask:
     """Brings one host's group on one server to the plan, then reports what it holds."""
 
     def __init__(
-        self, client: FlexNetClient, plan: HostPlan, breaker: Breaker, *, mirror_read: bool = True
+        self,
+        client: FlexNetClient,
+        plan: HostPlan,
+        breaker: Breaker,
+        *,
+        mirror_read: bool = True,
+        batch_reads: BatchReads | None = None,
     ) -> None:
         """mirror_read: plan.actual comes from a read of the server taken in this pass; when it
         does not (a pass pushed by a save), a host that creates nothing reads its group by name
@@ -101,6 +128,7 @@ class HostTask:
         self.breaker = breaker
         self.group = plan.actual
         self.batch_name = plan.batch_name  # the group holding self.group is a batch group
+        self.batch_reads = batch_reads
         self.check_absent = not mirror_read
         self.want = dict(plan.want)
         self.refused: dict[Key, str] = {}
@@ -130,7 +158,7 @@ class HostTask:
 
     def _converge(self) -> None:
         if self.group is not None or (self.check_absent and not self.want):
-            self.group = self._read_by_name()
+            self.group = self._read_by_name(shared=True)
         for _ in range(MAX_ROUNDS):
             if not self.plan.wanted:
                 self._delete_group()
@@ -265,15 +293,19 @@ class HostTask:
         self.group = None
         self.batch_name = None
 
-    def _read_by_name(self) -> ReservationGroup | None:
+    def _read_by_name(self, *, shared: bool = False) -> ReservationGroup | None:
         """The group that carries exactly this host's VLM name now, with its reservations; for
         a host held in a batch group, that group seen with the host's reservation alone (None,
-        and the batch forgotten, once the batch no longer holds the host).
+        and the batch forgotten, once the batch no longer holds the host). shared: the first
+        read of a batch group in a pass is shared by the tasks of its hosts (BatchReads).
 
         This read is the proof of ownership: every id written to afterwards comes from it."""
         if self.batch_name is None:
             return self._read_group(self.plan.group_name)
-        batch = self._read_group(self.batch_name)
+        if shared and self.batch_reads is not None:
+            batch = self.batch_reads.group(self.batch_name, self._read_group)
+        else:
+            batch = self._read_group(self.batch_name)
         mine = [
             r for r in (batch.reservations if batch else ()) if same_host(r.host_id, self.plan.host)
         ]

@@ -91,6 +91,11 @@ def same_host(a: HostId, b: HostId) -> bool:
     return a.type.upper() == b.type.upper() and a.value == b.value
 
 
+def host_key(host: HostId) -> tuple[str, str]:
+    """Equal for two host ids exactly when same_host says they are the same host."""
+    return (host.type.upper(), host.value)
+
+
 def is_sane(group: ReservationGroup, host: HostId) -> bool:
     """A VLM group holds exactly one reservation, for the host its name stands for."""
     return len(group.reservations) == 1 and same_host(group.reservations[0].host_id, host)

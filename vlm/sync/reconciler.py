@@ -47,7 +47,7 @@ from vlm.store.servers import load_servers, set_mirror_digest
 from vlm.store.timebox import finish_expiring
 from vlm.sync.batch import BatchCreate, BatchResult, batchable, batches
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
-from vlm.sync.host_task import Breaker, HostTask
+from vlm.sync.host_task import BatchReads, Breaker, HostTask
 from vlm.sync.inventory import forget_stored_inventory, read_reservations
 from vlm.sync.mirror import groups_mirror_table
 from vlm.sync.observed import MISSING
@@ -94,10 +94,12 @@ def _run_tasks(
     new hosts of the second part go in batch groups (vlm.sync.batch), and the hosts of a batch
     the server refused get their own tasks last."""
     breaker = Breaker()
+    batch_reads = BatchReads()
     outcomes: dict[tuple[str, str, str], HostOutcome] = {}
 
     def run(plan: HostPlan) -> HostOutcome:
-        return HostTask(client, plan, breaker, mirror_read=mirror_read).run()
+        task = HostTask(client, plan, breaker, mirror_read=mirror_read, batch_reads=batch_reads)
+        return task.run()
 
     if len(plans) == 1:
         outcomes[plans[0].key] = run(plans[0])
