@@ -28,10 +28,12 @@ from tests.sync.conftest import (
 )
 from vlm.context import ServiceContext
 from vlm.domain import is_batch_group, reservation_group_name
-from vlm.flexnet import FlexNetClient, TransientError
+from vlm.flexnet import FlexNetClient, ReservationEntry, TransientError
 from vlm.flexnet.emulator.server import RunningEmulator
+from vlm.store.reservations import MIRROR_COLUMNS
 from vlm.sync import pull_inventory, reconcile_server
 from vlm.sync.batch import BATCH_MIN_HOSTS
+from vlm.sync.plan import plan_unsettled
 
 HOSTS = [f"0050569B{i:04X}" for i in range(BATCH_MIN_HOSTS + 4)]
 
@@ -279,3 +281,58 @@ def test_removing_every_host_of_a_batch_reads_the_batch_once_and_deletes_each_re
 def _reservation_deletes(emu: RunningEmulator) -> int:
     pattern = re.compile(r"DELETE /api/1\.0/reservationgroups/\d+/reservations/\d+")
     return sum(n for path, n in emu.state.request_counts.items() if pattern.fullmatch(path))
+
+
+def test_hosts_held_in_a_batch_settle_and_a_change_outside_vlm_unsettles_only_that_host(
+    ctx: ServiceContext, emulator: RunningEmulator, server: int, pool: int, cad: int
+) -> None:
+    _placed(ctx, emulator, server, pool, cad)
+    plans, settled = plan_unsettled(ctx, server, force=True)
+    assert (plans, settled) == ([], len(HOSTS))
+
+    (name,) = batch_names(emulator)
+    group = _group(emulator, name)
+    changed = group["reservations"][3]
+    entry = changed["reservationEntries"][0]
+    with FlexNetClient(emulator.url, username="admin", password="admin", timeout=5) as api:
+        api.delete_entry(group["id"], changed["id"], entry["id"])
+        api.add_entries(group["id"], changed["id"], [ReservationEntry("cad", "1.0", 2)])
+    with new_client(ctx, server) as api:
+        pull_inventory(ctx, server, api)
+
+    plans, settled = plan_unsettled(ctx, server, force=True)
+    assert [(p.host_id, p.batch_name) for p in plans] == [(changed["hostId"]["value"], name)]
+    assert settled == len(HOSTS) - 1
+    report = reconcile_server(ctx, server)
+    assert report.operations == 2 and report.failed == 0
+    assert_converged(ctx, emulator, server)
+    assert plan_unsettled(ctx, server, force=True) == ([], len(HOSTS))
+
+
+def test_a_host_held_by_its_own_group_and_a_batch_keeps_its_own_and_the_batch_one_goes(
+    ctx: ServiceContext, emulator: RunningEmulator, server: int, pool: int, cad: int
+) -> None:
+    """The mirror (not the emulator, which refuses a host twice) says a host's own group and
+    a batch both hold it: its own group settles it, and the batch's reservation gets a plan of
+    its own that wants nothing (it is deleted)."""
+    _placed(ctx, emulator, server, pool, cad)
+    (name,) = batch_names(emulator)
+    host = HOSTS[0]
+    own = reservation_group_name(PREFIX, "ETHERNET", host)
+    extra = [(server, 999, own, True, 998, "ETHERNET", host, 997, "cad", "1.0", 1, "ACTIVE")]
+    ctx.db.write(lambda cur: _insert_mirror_rows(cur, extra))
+
+    plans, settled = plan_unsettled(ctx, server, force=True)
+
+    assert settled == len(HOSTS)
+    (plan,) = plans
+    assert (plan.group_name, plan.batch_name, plan.host_id) == (own, name, host)
+    assert not plan.wanted and plan.actual is not None and plan.actual.name == name
+
+
+def _insert_mirror_rows(cur, rows: list[tuple]) -> None:
+    cur.executemany(
+        f"INSERT INTO reservation_mirror ({', '.join(MIRROR_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(MIRROR_COLUMNS))})",
+        rows,
+    )

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from vlm.domain import GROUP_NAME_MAX_LENGTH, redact_userinfo
+from vlm.domain import BATCH_GROUP_MARK, GROUP_NAME_MAX_LENGTH, redact_userinfo
 from vlm.store.database import Database
 from vlm.store.frames import NOW, affected, registered
 
@@ -224,6 +224,37 @@ settled AS (
        AND COUNT(*) FILTER (WHERE part = 'mirror' AND feature_name <> '') = MAX(keys)
        AND COUNT(DISTINCT (feature_name, feature_version))
            FILTER (WHERE part = 'mirror' AND feature_name <> '') = MAX(keys)
+       AND COUNT(*) FILTER (WHERE part = 'match') = MAX(keys)),
+-- Hosts held in batch groups (vlm.sync.batch), keyed by host: settled when all the host's
+-- allocations are applied and exactly one owned reservation on the server holds it, in a batch
+-- group, with one entry per feature carrying the applied sum.
+batch_facts AS (
+    SELECT upper(host_type) AS ht, host_id AS hid, 'host' AS part, '' AS group_name,
+           CAST(NULL AS BIGINT) AS reservation_id, '' AS feature_name, '' AS feature_version,
+           settled, keys
+    FROM hosts
+    UNION ALL
+    SELECT upper(host_type), host_id, 'mirror', group_name, reservation_id, feature_name,
+           feature_version, NULL, NULL
+    FROM mirror WHERE NOT (host_type = '' AND host_id = '')
+    UNION ALL
+    SELECT upper(w.host_type), w.host_id, 'match', m.group_name, m.reservation_id, '', '',
+           NULL, NULL
+    FROM wanted w JOIN mirror m
+      ON upper(m.host_type) = upper(w.host_type) AND m.host_id = w.host_id
+     AND starts_with(m.group_name, $prefix || '{BATCH_GROUP_MARK}')
+     AND m.feature_name = w.feature_name AND m.feature_version = w.feature_version
+     AND m.count = w.want),
+batch_settled AS (
+    SELECT ht, hid FROM batch_facts GROUP BY ht, hid
+    HAVING COUNT(*) FILTER (WHERE part = 'host') = 1
+       AND BOOL_AND(settled) FILTER (WHERE part = 'host')
+       AND COUNT(DISTINCT (group_name, reservation_id)) FILTER (WHERE part = 'mirror') = 1
+       AND BOOL_AND(starts_with(group_name, $prefix || '{BATCH_GROUP_MARK}'))
+           FILTER (WHERE part = 'mirror')
+       AND COUNT(*) FILTER (WHERE part = 'mirror' AND feature_name <> '') = MAX(keys)
+       AND COUNT(DISTINCT (feature_name, feature_version))
+           FILTER (WHERE part = 'mirror' AND feature_name <> '') = MAX(keys)
        AND COUNT(*) FILTER (WHERE part = 'match') = MAX(keys))
 SELECT 'allocation' AS kind, a.id, NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT, a.host_type,
        a.host_id, NULL::BIGINT, a.feature_name, a.feature_version, a.count, a.state,
@@ -236,14 +267,18 @@ WHERE sf.server_id = $sid
   AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')
   AND NOT EXISTS (SELECT 1 FROM settled s
                   WHERE s.host_type = a.host_type AND s.host_id = a.host_id)
+  AND NOT EXISTS (SELECT 1 FROM batch_settled b
+                  WHERE b.ht = upper(a.host_type) AND b.hid = a.host_id)
 UNION ALL
 SELECT 'mirror', NULL, m.group_id, m.group_name, m.reservation_id, m.host_type, m.host_id,
        m.entry_id, m.feature_name, m.feature_version, m.count, m.entry_state, NULL,
        m.group_name, NULL, NULL, NULL, m.reservation_id, m.entry_id
 FROM mirror m
 WHERE m.group_name NOT IN (SELECT group_name FROM settled)
+  AND NOT EXISTS (SELECT 1 FROM batch_settled b
+                  WHERE b.ht = upper(m.host_type) AND b.hid = m.host_id)
 UNION ALL
-SELECT 'settled', (SELECT COUNT(*) FROM settled), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT 'settled', (SELECT COUNT(*) FROM settled) + (SELECT COUNT(*) FROM batch_settled), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 ORDER BY kind, t1, t2, t3, t4, n1, n2
 """
@@ -257,7 +292,8 @@ def plan_rows(
     Returns (allocation rows, owned mirror rows, settled hosts). A host is settled (and left
     out of both lists) when all its allocations are applied and its VLM group, under the
     plain name VLM gives it, holds exactly one reservation for that host with one entry per
-    feature carrying the applied sum: a reconcile pass could not change anything for it.
+    feature carrying the applied sum; or when exactly one owned reservation holds the host,
+    in a batch group, with such entries: a reconcile pass could not change anything for it.
     Allocation rows: (id, host_type, host_id, feature_name, feature_version, count, state,
     due), `due` False for backed-off rows. Mirror rows: MIRROR_COLUMNS order.
     """
