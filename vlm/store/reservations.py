@@ -278,8 +278,9 @@ WHERE m.group_name NOT IN (SELECT group_name FROM settled)
   AND NOT EXISTS (SELECT 1 FROM batch_settled b
                   WHERE b.ht = upper(m.host_type) AND b.hid = m.host_id)
 UNION ALL
-SELECT 'settled', (SELECT COUNT(*) FROM settled) + (SELECT COUNT(*) FROM batch_settled), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'settled', (SELECT COUNT(*) FROM settled) + (SELECT COUNT(*) FROM batch_settled), NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL
 ORDER BY kind, t1, t2, t3, t4, n1, n2
 """
 
