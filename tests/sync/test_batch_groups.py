@@ -336,3 +336,26 @@ def _insert_mirror_rows(cur, rows: list[tuple]) -> None:
         f"VALUES ({', '.join('?' * len(MIRROR_COLUMNS))})",
         rows,
     )
+
+
+def test_after_an_uncertain_batch_the_next_pushed_pass_reads_first_and_finds_it(
+    ctx: ServiceContext, emulator: RunningEmulator, server: int, pool: int, cad: int
+) -> None:
+    """The batch was made, but neither its answer nor a read came back. New hosts are added
+    before the next pass, a pass pushed by their save (no read asked for): it reads every group
+    first, takes the batch that was made, and sends only the new hosts."""
+    allocate_many(ctx, pool, cad, HOSTS)
+    control(emulator, "POST", "faults", {"lose_write_responses": 1})
+    with ReadsByNameFail(emulator) as api:
+        first = reconcile_server(ctx, server, api, read_first=False)
+    assert first.transient == len(HOSTS) and len(batch_names(emulator)) == 1
+    more = [f"0050569C{i:04X}" for i in range(3)]
+    allocate_many(ctx, pool, cad, more)
+
+    second = reconcile_server(ctx, server, read_first=False, force=True)
+
+    assert second.failed == 0 and second.applied == len(HOSTS) + len(more)
+    assert second.operations == len(more)
+    assert_converged(ctx, emulator, server)
+    third = reconcile_server(ctx, server, read_first=False)
+    assert third.operations == 0 and third.applied == 0

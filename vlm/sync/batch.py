@@ -15,6 +15,7 @@ a create retried after an uncertain answer meets its own group ("name taken") an
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 
 from vlm.domain import batch_group_name
@@ -64,6 +65,30 @@ class BatchResult:
 
     outcomes: dict[tuple[str, str, str], HostOutcome] = field(default_factory=dict)
     one_by_one: list[HostPlan] = field(default_factory=list)
+    uncertain: bool = False  # the group may exist on the server without VLM knowing it
+
+
+class UnreadBatches:
+    """Servers where a batch create ended uncertain (no answer, and no read could tell): their
+    next pass reads every group first, even a pass pushed by a save, so a batch group that was
+    made after all is found before other new hosts are sent (ctx.owned). A restart needs no
+    record of them: the first pass after it reads everything."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: set[int] = set()
+
+    def add(self, server_id: int) -> None:
+        with self._lock:
+            self._servers.add(server_id)
+
+    def pending(self, server_id: int) -> bool:
+        with self._lock:
+            return server_id in self._servers
+
+    def done(self, server_id: int) -> None:
+        with self._lock:
+            self._servers.discard(server_id)
 
 
 class BatchCreate:
@@ -119,7 +144,7 @@ class BatchCreate:
         return self._settled_by(found, operations=1)
 
     def _unknown(self, error: str) -> BatchResult:
-        result = BatchResult()
+        result = BatchResult(uncertain=True)
         for plan in self.plans:
             result.outcomes[plan.key] = HostOutcome(None, False, {}, error, 0)
         return result

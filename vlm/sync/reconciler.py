@@ -45,7 +45,7 @@ from vlm.store.reservations import (
 )
 from vlm.store.servers import load_servers, set_mirror_digest
 from vlm.store.timebox import finish_expiring
-from vlm.sync.batch import BatchCreate, BatchResult, batchable, batches
+from vlm.sync.batch import BatchCreate, BatchResult, UnreadBatches, batchable, batches
 from vlm.sync.clients import ClientCache, ServerConfigError, borrowed_client, server_lock
 from vlm.sync.host_task import BatchReads, Breaker, HostTask
 from vlm.sync.inventory import forget_stored_inventory, read_reservations
@@ -89,10 +89,10 @@ def _run_tasks(
     *,
     batch_hosts: int = 0,
     mirror_read: bool = True,
-) -> dict[tuple[str, str, str], HostOutcome]:
+) -> tuple[dict[tuple[str, str, str], HostOutcome], bool]:
     """Run the host tasks: license-freeing hosts first, then the rest, each batch concurrently;
     new hosts of the second part go in batch groups (vlm.sync.batch), and the hosts of a batch
-    the server refused get their own tasks last."""
+    the server refused get their own tasks last. Also whether a batch create ended uncertain."""
     breaker = Breaker()
     batch_reads = BatchReads()
     outcomes: dict[tuple[str, str, str], HostOutcome] = {}
@@ -103,7 +103,7 @@ def _run_tasks(
 
     if len(plans) == 1:
         outcomes[plans[0].key] = run(plans[0])
-        return outcomes
+        return outcomes, False
     first = [p for p in plans if frees_only(p)]
     second = [p for p in plans if not frees_only(p)]
     grouped = batches([p for p in second if batchable(p)], batch_hosts)
@@ -121,15 +121,17 @@ def _run_tasks(
         for plan, outcome in zip(second, pool.map(run, second), strict=True):
             outcomes[plan.key] = outcome
         left: list[HostPlan] = []
+        uncertain = False
         for future in created:
             result = future.result()
             outcomes.update(result.outcomes)
             left.extend(result.one_by_one)
+            uncertain = uncertain or result.uncertain
         for plan, outcome in zip(left, pool.map(run, left), strict=True):
             outcomes[plan.key] = outcome
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return outcomes
+    return outcomes, uncertain
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -238,19 +240,26 @@ def reconcile_server(
     groups_just_read=True: the caller read and stored every group of the server in the same
     server turn (the inventory pull of a full pass), so the pass plans from that read instead
     of reading the same answer again.
+
+    After a batch create of this server ended uncertain (vlm.sync.batch.UnreadBatches), the
+    next pass reads every group first whatever it was asked.
     """
     started = time.perf_counter()
+    unread = ctx.owned(UnreadBatches)
     with server_lock(ctx, server_id):
         advance_time_boxes(ctx, server_id)
         try:
             with borrowed_client(ctx, server_id, client) as api:
+                if unread.pending(server_id) and not (read_first and groups_just_read):
+                    read_first, groups_just_read = True, False
                 if read_first and not groups_just_read:
                     read_reservations(ctx, server_id, api)
+                unread.done(server_id)
                 plans, settled = plan_unsettled(ctx, server_id, force=force)
                 todo = [p for p in plans if not read_first or not in_sync(p)]
                 in_flight = workers or ctx.settings.sync_in_flight
                 prefix = ctx.settings.group_prefix
-                outcomes = _run_tasks(
+                outcomes, uncertain = _run_tasks(
                     api,
                     todo,
                     in_flight,
@@ -258,6 +267,8 @@ def reconcile_server(
                     batch_hosts=ctx.settings.sync_batch_hosts,
                     mirror_read=read_first,
                 )
+                if uncertain:
+                    unread.add(server_id)
         except (FlexNetError, ServerConfigError) as exc:
             return _not_reached(ctx, server_id, str(exc), started, force)
         applied, failed, retry, removed = _record(ctx, server_id, plans, outcomes)
