@@ -32,9 +32,8 @@ from vlm.flexnet import (
 from vlm.sync.host_task import Breaker, group_named
 from vlm.sync.ownership import HostOutcome, HostPlan, host_key
 
-BATCH_MIN_HOSTS = (
-    16  # fewer new hosts get a group each, named after the host (readable on the server)
-)
+# Fewer new hosts get a group each, named after the host (readable on the server).
+BATCH_MIN_HOSTS = 16
 
 
 def batchable(plan: HostPlan) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from vlm.domain import AllocationState, is_batch_group, reservation_group_name
+from vlm.domain import BATCH_GROUP_MARK, AllocationState, reservation_group_name
 from vlm.store.drift import (
     OBSERVED_DTYPES,
     held_allocation_rows,
@@ -95,13 +95,14 @@ def held_by_group(
     held: dict[str, HeldEntries] = {}
     names: dict[int, str] = {}
     seen_reservations: dict[str, set] = defaultdict(set)
+    batch_mark = None if prefix is None else f"{prefix}{BATCH_GROUP_MARK}"
     for _, gid, name, owned, rid, host_type, host_id, _, fname, fver, count, state in rows:
         if gid is not None:
             names[int(gid)] = name
         if not owned or (host_type == "" and host_id == ""):
             continue
         key = name
-        if prefix is not None and is_batch_group(prefix, name):
+        if batch_mark is not None and name.startswith(batch_mark):
             key = batch_held_key(str(host_type), host_id)
         group = held.setdefault(key, HeldEntries((str(host_type).upper(), host_id)))
         seen_reservations[key].add((name, rid, str(host_type).upper(), host_id))
