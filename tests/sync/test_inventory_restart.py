@@ -21,6 +21,7 @@ from tests.sync.conftest import (
     set_feature_count,
 )
 from vlm.context import ServiceContext
+from vlm.flexnet import client as client_module
 from vlm.flexnet.emulator.server import start_emulator
 from vlm.sync import inventory, pull_inventory, read_reservations
 from vlm.sync.inventory import StoredInventories
@@ -205,3 +206,41 @@ def test_a_read_that_differs_from_what_the_reconciler_wrote_is_judged(ctx, emu) 
 
     assert again.ok and again.observation is not None and again.observation.missing == 1
     assert ctx.db.scalar("SELECT state FROM allocations") == "pending"
+
+
+def test_an_answer_equal_to_what_the_reconciler_wrote_is_not_decoded_on_duckdb(
+    ctx, emu, monkeypatch, backend
+) -> None:
+    """DuckDB compares the answer's bytes with the stored mirror by digest (no Python object per
+    entry) and adopts the answer's fingerprint; PostgreSQL decodes it and compares row by row."""
+    server_id = _reconciled(ctx, emu.url)
+    decoded: list[int] = []
+    real_decode = client_module.decode_inline_groups
+    monkeypatch.setattr(
+        client_module,
+        "decode_inline_groups",
+        lambda body: decoded.append(len(body)) or real_decode(body),
+    )
+
+    again = pull_inventory(restarted(ctx), server_id)
+
+    assert again.ok and again.observation is None
+    assert (again.groups, again.owned_groups) == (2, 1)
+    assert (decoded == []) is (backend == "duckdb")
+    assert ctx.db.scalar(DIGEST_SQL, [server_id]) is not None
+    assert ctx.db.scalar(OTHERS_SQL) == 3
+    later = restarted(ctx)
+    decoded.clear()
+    assert pull_inventory(later, server_id).observation is None
+    assert decoded == [], "the adopted digest is kept: the next restart reads nothing"
+
+
+def test_the_reconcilers_read_adopts_an_answer_equal_to_its_writes(ctx, emu) -> None:
+    server_id = _reconciled(ctx, emu.url)
+
+    with new_client(ctx, server_id) as client:
+        assert read_reservations(restarted(ctx), server_id, client) is None
+
+    assert ctx.db.scalar(DIGEST_SQL, [server_id]) is not None
+    groups = {row[0] for row in ctx.db.query(MIRROR_SQL)}
+    assert groups == {"ops-team", f"{PREFIX}ETHERNET-CCCCCCCCCCCC"}

@@ -16,7 +16,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -169,12 +169,13 @@ class FlexNetClient:
         return self._with_reservations(body, fingerprint)
 
     def fingerprinted_group_answer(
-        self, unless: str | None = None
+        self, unless: str | None = None, known: Callable[[bytes], bool] | None = None
     ) -> tuple[GroupsAnswer | None, str | None]:
         """fingerprinted_reservation_groups, decoded into typed records where the answer allows
-        (vlm.flexnet.group_answer), else as JSON objects."""
+        (vlm.flexnet.group_answer), else as JSON objects. An answer whose bytes `known` accepts
+        is not decoded either (None, as for a fingerprint equal to `unless`)."""
         response, fingerprint = self._fingerprinted_response("/reservationgroups", None, unless)
-        if response is None:
+        if response is None or (known is not None and known(response.content)):
             return None, fingerprint
         docs = decode_inline_groups(response.content)
         if docs is not None:
@@ -261,7 +262,7 @@ class FlexNetClient:
     def _fingerprinted_list(
         self, path: str, params: Params, unless: str | None
     ) -> tuple[list[Any] | None, str]:
-        """GET a JSON array and the blake2b fingerprint of its bytes; None for the array when
+        """GET a JSON array and the SHA-256 fingerprint of its bytes; None for the array when
         the fingerprint equals `unless`."""
         response, fingerprint = self._fingerprinted_response(path, params, unless)
         if response is None:
@@ -271,10 +272,10 @@ class FlexNetClient:
     def _fingerprinted_response(
         self, path: str, params: Params, unless: str | None
     ) -> tuple[httpx.Response | None, str]:
-        """GET path and the blake2b fingerprint of the answer's bytes; None for the response
+        """GET path and the SHA-256 fingerprint of the answer's bytes; None for the response
         when the fingerprint equals `unless`."""
         response = self._request("GET", path, params=params)
-        fingerprint = hashlib.blake2b(response.content, digest_size=16).hexdigest()
+        fingerprint = hashlib.sha256(response.content).hexdigest()
         if unless is not None and fingerprint == unless:
             return None, fingerprint
         return response, fingerprint

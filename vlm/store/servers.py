@@ -77,13 +77,21 @@ def record_server_error(
     )
 
 
+SERVER_IDENTITY_SQL = (
+    """SELECT instance_id, last_success_at IS NOT NULL FROM license_servers WHERE id = ?"""
+)
+
+
 def server_identity(cur: duckdb.DuckDBPyConnection, server_id: int) -> tuple[str | None, bool]:
     """The instance id stored for a server and whether it was ever read successfully."""
-    row = cur.execute(
-        """SELECT instance_id, last_success_at IS NOT NULL FROM license_servers WHERE id = ?""",
-        [server_id],
-    ).fetchone()
+    row = cur.execute(SERVER_IDENTITY_SQL, [server_id]).fetchone()
     return (None, False) if row is None else (row[0], bool(row[1]))
+
+
+def read_server_identity(db: Database, server_id: int) -> tuple[str | None, bool]:
+    """server_identity, read outside a write."""
+    rows = db.query(SERVER_IDENTITY_SQL, [server_id])
+    return (None, False) if not rows else (rows[0][0], bool(rows[0][1]))
 
 
 def set_instance_id(cur: duckdb.DuckDBPyConnection, server_id: int, instance_id: str) -> None:

@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
@@ -35,7 +36,12 @@ from vlm.store.usage import record_sightings
 from vlm.sync import drift
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
 from vlm.sync.mirror import answer_mirror_rows, mirror_table
-from vlm.sync.observed import Observation, proves_nothing_new, record_observation
+from vlm.sync.observed import (
+    Observation,
+    answer_proves_nothing_new,
+    proves_nothing_new,
+    record_observation,
+)
 
 
 @dataclass(frozen=True)
@@ -184,11 +190,23 @@ def kept_digest(ctx: ServiceContext, server_id: int, instance_id: str | None) ->
 
 
 def kept_inventory(ctx: ServiceContext, server_id: int, digest: str) -> _StoredInventory:
-    """What the stored mirror says, for a groups answer whose digest matched kept_digest."""
+    """What the stored mirror says, for a groups answer it holds (its digest matched kept_digest,
+    or its rows the mirror's)."""
     others, groups, owned = mirror_summary(ctx.db, server_id)
     stored = _StoredInventory(digest, FEATURES_NOT_READ, [], others, groups, owned)
     ctx.owned(StoredInventories).remember(server_id, stored)
     return stored
+
+
+class GroupsRead(NamedTuple):
+    """A read of a server's groups: the answer (None when it is the one the stored mirror came
+    from), its fingerprint, the last pull it is compared with, and whether the stored mirror
+    was just found to hold this answer (its digest is then stored with the mirror's next write)."""
+
+    answer: GroupsAnswer | None
+    fingerprint: str | None
+    last: _StoredInventory | None
+    adopted: bool = False
 
 
 def _read_groups(
@@ -197,16 +215,27 @@ def _read_groups(
     api: FlexNetClient,
     last: _StoredInventory | None,
     instance_id: str | None,
-) -> tuple[GroupsAnswer | None, str | None, _StoredInventory | None]:
-    """The groups answer (None when it is the one the last pull stored, or after a restart the
-    one the kept mirror came from), its fingerprint, and the last pull it is compared with."""
+) -> GroupsRead:
+    """The groups answer, unless it is the one the last pull stored, or after a restart the one
+    the kept mirror came from. With neither known (the reconciler wrote the mirror since), an
+    answer whose rows equal the stored mirror's (by digest, observed.answer_proves_nothing_new)
+    is not decoded either, and its fingerprint is adopted as the mirror's."""
     kept = None if last else kept_digest(ctx, server_id, instance_id)
+    matched: list[bool] = []
+
+    def held_by_mirror(body: bytes) -> bool:
+        prefix = ctx.settings.group_prefix
+        matched.append(answer_proves_nothing_new(ctx.db, server_id, body, prefix, instance_id))
+        return matched[-1]
+
+    unknown = last is None and kept is None
     raw, fingerprint = api.fingerprinted_group_answer(
-        unless=last.groups_fingerprint if last else kept
+        unless=last.groups_fingerprint if last else kept,
+        known=held_by_mirror if unknown else None,
     )
-    if raw is None and kept is not None:
-        last = kept_inventory(ctx, server_id, kept)
-    return raw, fingerprint, last
+    if raw is None and last is None and fingerprint is not None:
+        last = kept_inventory(ctx, server_id, fingerprint)
+    return GroupsRead(raw, fingerprint, last, adopted=any(matched))
 
 
 @dataclass(frozen=True)
@@ -217,6 +246,7 @@ class _Answers:
     features_fingerprint: str
     groups: GroupsAnswer | None
     groups_fingerprint: str | None
+    groups_adopted: bool
     latency_ms: float
     instance_id: str | None
     usage: set[Sighting] | None
@@ -241,13 +271,15 @@ def _fetch(
     )
     latency_ms = (time.perf_counter() - t0) * 1000.0
     instance_id = instance_id_of(api)
-    groups, groups_fp, last = _read_groups(ctx, server_id, api, last, instance_id)
+    groups = _read_groups(ctx, server_id, api, last, instance_id)
+    last = groups.last
     usage, usage_fp, usage_error = _read_usage(api, last)
     answers = _Answers(
         totals,
         features_fp,
-        groups,
-        groups_fp,
+        groups.answer,
+        groups.fingerprint,
+        groups.adopted,
         latency_ms,
         instance_id,
         usage,
@@ -355,6 +387,7 @@ def pull_inventory(
                 observation = _store_read(
                     cur, server_id, prefix, mirror_rows_seen, answers.instance_id
                 )
+            if mirror_rows_seen is not None or answers.groups_adopted:
                 set_mirror_digest(cur, server_id, answers.groups_fingerprint, prefix)
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
@@ -391,10 +424,12 @@ def read_reservations(
     is not parsed again next pass."""
     last = _last_stored(ctx, server_id)
     instance_id = instance_id_of(client)
-    raw, fingerprint, last = _read_groups(ctx, server_id, client, last, instance_id)
-    if raw is None:
-        return None
+    raw, fingerprint, last, adopted = _read_groups(ctx, server_id, client, last, instance_id)
     prefix = ctx.settings.group_prefix
+    if raw is None:
+        if adopted:
+            ctx.db.write(lambda cur: set_mirror_digest(cur, server_id, fingerprint, prefix))
+        return None
     rows = answer_mirror_rows(server_id, raw, prefix)
 
     def store(cur: duckdb.DuckDBPyConnection) -> Observation | None:

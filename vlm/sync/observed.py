@@ -20,6 +20,8 @@ import duckdb
 import pyarrow as pa
 
 from vlm.domain import BATCH_GROUP_MARK, AllocationState, reservation_group_name
+from vlm.store.answer_digest import answer_mirror_digest, stored_mirror_digest
+from vlm.store.database import Database
 from vlm.store.drift import (
     OBSERVED_DTYPES,
     held_allocation_rows,
@@ -28,7 +30,7 @@ from vlm.store.drift import (
 )
 from vlm.store.frames import frame
 from vlm.store.reservations import mirror_holds_exactly, stored_owned_group_ids
-from vlm.store.servers import server_identity, set_instance_id
+from vlm.store.servers import read_server_identity, server_identity, set_instance_id
 
 MISSING = "missing on the license server (deleted outside VLM or lost); VLM re-creates it"
 DISABLED_BY_SERVER = "disabled by the license server (its feature count dropped below the reserved)"
@@ -171,6 +173,20 @@ def proves_nothing_new(
     if not ever_read or stored_instance != instance_id:
         return False
     return mirror_holds_exactly(cur, server_id, rows, table)
+
+
+def answer_proves_nothing_new(
+    db: Database, server_id: int, body: bytes, prefix: str, instance_id: str | None
+) -> bool:
+    """proves_nothing_new for a groups answer's bytes, without decoding them in Python: the
+    answer's mirror digest (vlm.store.answer_digest) equals the stored mirror's. False when the
+    digest cannot be read that way (PostgreSQL, an answer of another shape): the answer is then
+    decoded and compared row by row."""
+    stored_instance, ever_read = read_server_identity(db, server_id)
+    if not ever_read or stored_instance != instance_id:
+        return False
+    fresh = answer_mirror_digest(db, body, server_id, prefix)
+    return fresh is not None and fresh == stored_mirror_digest(db, server_id)
 
 
 def record_observation(
