@@ -249,8 +249,8 @@ class VanishingClient(FlexNetClient):
         super().__init__(*args, **kwargs)
         self.vanish = vanish
 
-    def fingerprinted_group_answer(self, unless: str | None = None) -> tuple:
-        answer = super().fingerprinted_group_answer(unless)
+    def group_answer_bytes(self) -> tuple[bytes, str]:
+        answer = super().group_answer_bytes()
         for group in super().reservation_groups(self.vanish):
             self.delete_group(group.id)
         return answer
@@ -371,8 +371,8 @@ class FailingAfterReadClient(FlexNetClient):
         self.emu = emu
         self.requests_at_failure = 0
 
-    def fingerprinted_group_answer(self, unless: str | None = None) -> tuple:
-        answer = super().fingerprinted_group_answer(unless)
+    def group_answer_bytes(self) -> tuple[bytes, str]:
+        answer = super().group_answer_bytes()
         control(self.emu, "POST", "faults", {"error_rate": 1.0, "error_statuses": [503]})
         self.requests_at_failure = _api_requests(self.emu)
         return answer

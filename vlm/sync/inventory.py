@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -215,27 +216,32 @@ def _read_groups(
     api: FlexNetClient,
     last: _StoredInventory | None,
     instance_id: str | None,
+    fetched: tuple[bytes, str] | None = None,
 ) -> GroupsRead:
-    """The groups answer, unless it is the one the last pull stored, or after a restart the one
-    the kept mirror came from. With neither known (the reconciler wrote the mirror since), an
-    answer whose rows equal the stored mirror's (by digest, observed.answer_proves_nothing_new)
-    is not decoded either, and its fingerprint is adopted as the mirror's."""
+    """The groups answer (`fetched`: its bytes and fingerprint, when already read), unless it
+    is the one the last pull stored, or after a restart the one the kept mirror came from.
+    With neither known (the reconciler wrote the mirror since), an answer whose rows equal the
+    stored mirror's (by digest, observed.answer_proves_nothing_new) is not decoded either, and
+    its fingerprint is adopted as the mirror's."""
     kept = None if last else kept_digest(ctx, server_id, instance_id)
-    matched: list[bool] = []
-
-    def held_by_mirror(body: bytes) -> bool:
-        prefix = ctx.settings.group_prefix
-        matched.append(answer_proves_nothing_new(ctx.db, server_id, body, prefix, instance_id))
-        return matched[-1]
-
-    unknown = last is None and kept is None
-    raw, fingerprint = api.fingerprinted_group_answer(
-        unless=last.groups_fingerprint if last else kept,
-        known=held_by_mirror if unknown else None,
-    )
-    if raw is None and last is None and fingerprint is not None:
+    body, fingerprint = fetched if fetched is not None else api.group_answer_bytes()
+    answer: GroupsAnswer | None = None
+    adopted = False
+    if fingerprint == (last.groups_fingerprint if last else kept):
+        pass
+    elif (
+        last is None
+        and kept is None
+        and answer_proves_nothing_new(
+            ctx.db, server_id, body, ctx.settings.group_prefix, instance_id
+        )
+    ):
+        adopted = True
+    else:
+        answer, fingerprint = api.decode_group_answer(body, fingerprint)
+    if answer is None and last is None:
         last = kept_inventory(ctx, server_id, fingerprint)
-    return GroupsRead(raw, fingerprint, last, adopted=any(matched))
+    return GroupsRead(answer, fingerprint, last, adopted)
 
 
 @dataclass(frozen=True)
@@ -260,20 +266,39 @@ def instance_id_of(api: FlexNetClient) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+def _timed_feature_totals(
+    api: FlexNetClient, last: _StoredInventory | None
+) -> tuple[list[FeatureTotal] | None, str, float]:
+    """The feature totals (None when the answer is the last pull's), their fingerprint, and how
+    long the server took to answer (ms)."""
+    started = time.perf_counter()
+    totals, fingerprint = api.fingerprinted_feature_totals(
+        active_only=True, unless=last.features_fingerprint if last else None
+    )
+    return totals, fingerprint, (time.perf_counter() - started) * 1000.0
+
+
 def _fetch(
     ctx: ServiceContext, server_id: int, api: FlexNetClient, last: _StoredInventory | None
 ) -> tuple[_Answers, _StoredInventory | None]:
     """The server's answers, and the last pull they are compared with (after a restart, what
-    the database kept when the groups answer is the one the stored mirror came from)."""
-    t0 = time.perf_counter()
-    totals, features_fp = api.fingerprinted_feature_totals(
-        active_only=True, unless=last.features_fingerprint if last else None
-    )
-    latency_ms = (time.perf_counter() - t0) * 1000.0
-    instance_id = instance_id_of(api)
-    groups = _read_groups(ctx, server_id, api, last, instance_id)
-    last = groups.last
-    usage, usage_fp, usage_error = _read_usage(api, last)
+    the database kept when the groups answer is the one the stored mirror came from).
+
+    The four GETs go out at once: features, health and usage on helper threads while this
+    thread reads the groups answer, so a pull waits about one round trip, not four. What is
+    done with the answers (decoding, comparing with the database) follows, in order."""
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="vlm-pull") as requests:
+        features = requests.submit(_timed_feature_totals, api, last)
+        health = requests.submit(instance_id_of, api)
+        usage = requests.submit(_read_usage, api, last)
+        try:
+            fetched = api.group_answer_bytes()
+        finally:
+            wait((features, health, usage))
+    totals, features_fp, latency_ms = features.result()
+    instance_id = health.result()
+    groups = _read_groups(ctx, server_id, api, last, instance_id, fetched)
+    usage_read, usage_fp, usage_error = usage.result()
     answers = _Answers(
         totals,
         features_fp,
@@ -282,11 +307,11 @@ def _fetch(
         groups.adopted,
         latency_ms,
         instance_id,
-        usage,
+        usage_read,
         usage_fp,
         usage_error,
     )
-    return answers, last
+    return answers, groups.last
 
 
 def _read_usage(
