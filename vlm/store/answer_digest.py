@@ -59,17 +59,18 @@ def answer_mirror_digest(
     db: Database, body: bytes, server_id: int, prefix: str
 ) -> tuple[int, int] | None:
     """(count, hash sum) of the mirror rows of a groups answer, as stored_mirror_digest gives
-    them for the stored mirror; None on PostgreSQL and for an answer of another shape."""
+    them for the stored mirror; None on PostgreSQL, for an answer of another shape, and when
+    the answer cannot be written to a temporary file."""
     if db.dialect != "duckdb" or ALTERNATE_HOST_KEY in body:
         return None
-    with tempfile.NamedTemporaryFile(prefix="vlm-groups-", suffix=".json") as answer:
-        answer.write(body)
-        answer.flush()
-        params = {"path": answer.name, "server_id": server_id, "prefix": prefix}
-        try:
+    try:
+        with tempfile.NamedTemporaryFile(prefix="vlm-groups-", suffix=".json") as answer:
+            answer.write(body)
+            answer.flush()
+            params = {"path": answer.name, "server_id": server_id, "prefix": prefix}
             ((count, total, not_inline),) = db.query(ANSWER_DIGEST_SQL, params)
-        except duckdb.Error:
-            return None
+    except (OSError, duckdb.Error):
+        return None
     if not_inline:
         return None
     return int(count), int(total or 0)

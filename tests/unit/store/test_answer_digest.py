@@ -5,6 +5,7 @@ have none."""
 from __future__ import annotations
 
 import json
+import tempfile
 
 import pytest
 
@@ -161,4 +162,12 @@ def test_any_change_of_a_row_changes_the_digest(db, change) -> None:
 )
 def test_an_answer_the_typed_decode_does_not_take_has_no_digest(db, body) -> None:
     assert decode_inline_groups(body) is None
+    assert answer_mirror_digest(db, body, SERVER, PREFIX) is None
+
+
+def test_no_temporary_file_means_no_digest(db, monkeypatch, tmp_path) -> None:
+    """The answer is then decoded and compared row by row, as on PostgreSQL."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    body = json.dumps(TYPED_SHAPES["owned and foreign groups"]).encode()
+
     assert answer_mirror_digest(db, body, SERVER, PREFIX) is None
