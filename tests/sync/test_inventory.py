@@ -346,9 +346,10 @@ def test_feature_changes_finds_new_changed_and_gone_rows() -> None:
          stored(4, "back", 0, present=False), stored(5, "long-gone", 0, present=False)],
         [row("same", 5), row("moved", 5, used=2), row("back", 0), row("new", 9)],
     )  # fmt: skip
-    assert sorted(changes.changed["feature_name"]) == ["back", "moved", "new"]
+    assert sorted(changes.changed_frame()["feature_name"]) == ["back", "moved", "new"]
     assert changes.absent == [("gone", "1.0")]
-    assert sorted(changes.previous["id"]) == [1, 2, 3, 4, 5]
+    assert sorted(changes.previous()["id"]) == [1, 2, 3, 4, 5]
+    assert changes.by_id is None
     assert feature_changes([stored(1, "same", 5)], [row("same", 5)]).empty
 
 

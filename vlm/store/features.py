@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from vlm.store.database import Database
 from vlm.store.figures import SERVER_FEATURE_FIGURES
-from vlm.store.frames import NOW, affected, frame, registered
+from vlm.store.frames import FEW_ROWS, NOW, affected, arrow_table, frame, registered
 
 FEATURE_DTYPES = {
     "feature_name": "object",
@@ -50,6 +51,45 @@ def upsert_features(cur: duckdb.DuckDBPyConnection, server_id: int, features: pd
             """,
             [server_id],
         )
+
+
+# A stored feature's id and its new figures (FEATURE_DTYPES order without name and version).
+UPDATE_TYPES = {
+    "id": pa.int64(),
+    "total": pa.int64(),
+    "used": pa.int64(),
+    "reserved": pa.int64(),
+    "reserved_by_others": pa.int64(),
+    "concurrent": pa.bool_(),
+    "uncounted": pa.bool_(),
+    "metered": pa.bool_(),
+    "expiry": pa.string(),
+    "slices": pa.int64(),
+}
+UPDATE_ONE_FEATURE_SQL = f"""
+UPDATE server_features SET total = ?, used = ?, reserved = ?, reserved_by_others = ?,
+    concurrent = ?, uncounted = ?, metered = ?, expiry = ?, slices = ?, present = TRUE,
+    updated_at = {NOW}
+WHERE id = ?
+"""
+UPDATE_FEATURES_SQL = f"""
+UPDATE server_features SET total = u.total, used = u.used, reserved = u.reserved,
+    reserved_by_others = u.reserved_by_others, concurrent = u.concurrent,
+    uncounted = u.uncounted, metered = u.metered, expiry = u.expiry, slices = u.slices,
+    present = TRUE, updated_at = {NOW}
+FROM sync_feature_updates u
+WHERE server_features.id = u.id
+"""
+
+
+def update_features_by_id(cur: duckdb.DuckDBPyConnection, updates: list[tuple]) -> None:
+    """Store new figures of features already stored, by id (UPDATE_TYPES order), as present."""
+    if len(updates) <= FEW_ROWS:
+        if updates:
+            cur.executemany(UPDATE_ONE_FEATURE_SQL, [(*row[1:], row[0]) for row in updates])
+        return
+    with registered(cur, "sync_feature_updates", arrow_table(updates, UPDATE_TYPES)):
+        cur.execute(UPDATE_FEATURES_SQL)
 
 
 def mark_absent_features(
@@ -115,6 +155,34 @@ def insert_changed_snapshots(
             {"sid": server_id},
         )
         return affected(result)
+
+
+SNAPSHOT_TYPES = {
+    "id": pa.int64(),
+    "total": pa.int64(),
+    "used": pa.int64(),
+    "reserved": pa.int64(),
+}
+INSERT_ONE_SNAPSHOT_SQL = f"""
+INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
+VALUES (?, {NOW}, ?, ?, ?)
+"""
+INSERT_SNAPSHOTS_SQL = f"""
+INSERT INTO utilization_snapshots (server_feature_id, taken_at, total, used, reserved)
+SELECT id, {NOW}, total, used, reserved FROM sync_snapshots
+"""
+
+
+def insert_snapshots(cur: duckdb.DuckDBPyConnection, figures: list[tuple]) -> int:
+    """A snapshot row for each of these features' figures (SNAPSHOT_TYPES order): what a pull
+    that updated them by id stored. Returns the rows added."""
+    if len(figures) <= FEW_ROWS:
+        if figures:
+            cur.executemany(INSERT_ONE_SNAPSHOT_SQL, figures)
+        return len(figures)
+    with registered(cur, "sync_snapshots", arrow_table(figures, SNAPSHOT_TYPES)):
+        cur.execute(INSERT_SNAPSHOTS_SQL)
+    return len(figures)
 
 
 def update_reserved_by_others(cur: duckdb.DuckDBPyConnection, server_id: int) -> None:

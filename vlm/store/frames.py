@@ -1,6 +1,8 @@
 """Bulk rows as DataFrames for SQL: typed frames, registering them for a statement, counts.
 
-Bulk data always travels as a registered DataFrame or Arrow table (`INSERT ... SELECT FROM frame`).
+Bulk data always travels as a registered DataFrame or Arrow table (`INSERT ... SELECT FROM frame`);
+a few rows (up to FEW_ROWS) go as parameters of one statement per row (`executemany`), which
+costs less than registering them and joining.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import pyarrow as pa
 
 NOW = "current_timestamp::TIMESTAMP"
 
+# Up to this many rows, one statement per row beats registering them (about 0.5 ms a statement
+# on DuckDB against 1-2 ms for registering and joining).
+FEW_ROWS = 8
+
 
 def frame(rows: list[tuple], dtypes: dict[str, str]) -> pd.DataFrame:
     """A DataFrame with fixed column types, also when there are no rows (built column by
@@ -23,6 +29,17 @@ def frame(rows: list[tuple], dtypes: dict[str, str]) -> pd.DataFrame:
         {
             name: pd.Series(values, dtype=dtype)
             for (name, dtype), values in zip(dtypes.items(), columns, strict=True)
+        }
+    )
+
+
+def arrow_table(rows: list[tuple], types: dict[str, pa.DataType]) -> pa.Table:
+    """The rows (in the order of `types`) as an Arrow table (cheaper to register than a frame)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(types)
+    return pa.table(
+        {
+            name: pa.array(values, kind)
+            for (name, kind), values in zip(types.items(), columns, strict=True)
         }
     )
 

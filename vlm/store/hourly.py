@@ -13,8 +13,9 @@ Because changes add up, a trend sums them over the hours of each grid bucket and
 sums forward (reports.COUNTED_TREND_SQL).
 
 The inventory pull adds its snapshots to the current hour of both in the same write
-(add_pull_to_hourly); a pull that changes a feature's kind rebuilds its server's sums; anything
-that writes older history rebuilds both (rebuild_hourly).
+(add_pull_to_hourly; add_moves_to_hourly when it updated known features by id and holds their
+moves); a pull that changes a feature's kind rebuilds its server's sums; anything that writes
+older history rebuilds both (rebuild_hourly).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from vlm.store.features import STORED_FEATURE_COLUMNS
 from vlm.store.figures import COUNTED, COUNTED_CONCURRENT, license_kind
-from vlm.store.frames import NOW, affected, registered
+from vlm.store.frames import FEW_ROWS, NOW, affected, arrow_table, registered
 
 
 def hour_end_of(moment: str) -> str:
@@ -131,6 +132,18 @@ START_COUNTED_SQL = f"""
 INSERT INTO counted_utilization_hourly ({COUNTED_COLUMNS}) VALUES (?, {CURRENT_HOUR}, ?, ?, ?, ?)
 """
 
+ADD_ONE_TO_CURRENT_HOUR_SQL = f"""
+UPDATE utilization_hourly SET samples = samples + 1, total_change = total_change + ?,
+    used_change = used_change + ?, reserved_change = reserved_change + ?,
+    total = ?, used = ?, reserved = ?
+WHERE server_feature_id = ? AND hour_end = {CURRENT_HOUR}
+"""
+
+START_ONE_CURRENT_HOUR_SQL = f"""
+INSERT INTO utilization_hourly ({HOURLY_COLUMNS})
+VALUES (?, {CURRENT_HOUR}, 1, ?, ?, ?, ?, ?, ?, ?)
+"""
+
 STORED_NAMES = [name.strip() for name in STORED_FEATURE_COLUMNS.split(",")]
 CHANGE_TYPES = {
     "id": pa.int64(),
@@ -154,20 +167,48 @@ def add_pull_to_hourly(
     before = {row[0]: dict(zip(STORED_NAMES, row, strict=True)) for row in stored_rows}
     now = cur.execute(FIGURES_NOW_SQL, [server_id]).fetchall()
     changes = [change for row in now if (change := _change(before.get(row[0]), row)) is not None]
-    if changes:
-        with registered(cur, "hourly_changes", _table(changes)):
-            _add_to_current_hour(cur, len(changes))
+    _add_changes(cur, changes)
     counted_now = {row[0]: bool(row[4]) for row in now}
     if any(_counted(old) != counted_now.get(key) for key, old in before.items()):
         for sql in REBUILD_SERVER_SQL:
             cur.execute(sql, {"sid": server_id})
         return
-    counted = [change for change in changes if counted_now[change[0]]]
-    if counted:
-        moves = [sum(column) for column in zip(*(change[4:7] for change in counted), strict=True)]
-        sums = [*moves, sum(1 for change in counted if change[7])]
-        if not affected(cur.execute(ADD_TO_COUNTED_SQL, [*sums, server_id])):
-            cur.execute(START_COUNTED_SQL, [server_id, *sums])
+    _add_to_counted(cur, server_id, [change for change in changes if counted_now[change[0]]])
+
+
+def add_moves_to_hourly(
+    cur: duckdb.DuckDBPyConnection,
+    server_id: int,
+    moves: Sequence[tuple],
+    counted: Sequence[tuple],
+) -> None:
+    """Add the snapshots a pull took of features it updated by id (none new, none of another
+    kind now) to the current hour of both summaries, without reading the features again:
+    `moves` (CHANGE_TYPES order) are the figures stored and their move since the stored ones,
+    `counted` those of them that are counted concurrent features."""
+    _add_changes(cur, moves)
+    _add_to_counted(cur, server_id, counted)
+
+
+def _add_changes(cur: duckdb.DuckDBPyConnection, changes: Sequence[tuple]) -> None:
+    """Add the changes (CHANGE_TYPES order) to the features' rows of the current hour: one
+    statement per row for a few, else registered once for all."""
+    if len(changes) <= FEW_ROWS:
+        for change in changes:
+            _add_one_to_current_hour(cur, change)
+        return
+    with registered(cur, "hourly_changes", arrow_table(list(changes), CHANGE_TYPES)):
+        _add_to_current_hour(cur, len(changes))
+
+
+def _add_one_to_current_hour(cur: duckdb.DuckDBPyConnection, change: tuple) -> None:
+    """Add one change to its feature's row of the current hour, or start that row."""
+    feature_id, total, used, reserved, total_change, used_change, reserved_change, new = change
+    moves = [total_change, used_change, reserved_change]
+    if not affected(
+        cur.execute(ADD_ONE_TO_CURRENT_HOUR_SQL, [*moves, total, used, reserved, feature_id])
+    ):
+        cur.execute(START_ONE_CURRENT_HOUR_SQL, [feature_id, total, used, reserved, *moves, new])
 
 
 def _add_to_current_hour(cur: duckdb.DuckDBPyConnection, changed: int) -> None:
@@ -179,15 +220,17 @@ def _add_to_current_hour(cur: duckdb.DuckDBPyConnection, changed: int) -> None:
         cur.execute(START_CURRENT_HOUR_SQL.format(unless_started=unless_started))
 
 
-def _table(changes: list[tuple]) -> pa.Table:
-    """The changes (CHANGE_TYPES order) as an Arrow table (cheaper to register than a frame)."""
-    columns = zip(*changes, strict=True)
-    return pa.table(
-        {
-            name: pa.array(values, kind)
-            for (name, kind), values in zip(CHANGE_TYPES.items(), columns, strict=True)
-        }
-    )
+def _add_to_counted(
+    cur: duckdb.DuckDBPyConnection, server_id: int, counted: Sequence[tuple]
+) -> None:
+    """Add the changes of counted concurrent features to the server's row of the current hour
+    (started when not there yet)."""
+    if not counted:
+        return
+    moves = [sum(column) for column in zip(*(change[4:7] for change in counted), strict=True)]
+    sums = [*moves, sum(1 for change in counted if change[7])]
+    if not affected(cur.execute(ADD_TO_COUNTED_SQL, [*sums, server_id])):
+        cur.execute(START_COUNTED_SQL, [server_id, *sums])
 
 
 def _change(old: dict[str, object] | None, now: tuple) -> tuple | None:

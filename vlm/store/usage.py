@@ -14,32 +14,44 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from vlm.store.database import Database
-from vlm.store.frames import affected, frame, registered
+from vlm.store.frames import FEW_ROWS, affected, arrow_table, registered
 
-SIGHTING_DTYPES = {
-    "host_type": "object",
-    "host_id": "object",
-    "feature_name": "object",
-    "feature_version": "object",
+SIGHTING_TYPES = {
+    "host_type": pa.string(),
+    "host_id": pa.string(),
+    "feature_name": pa.string(),
+    "feature_version": pa.string(),
 }
 _SAME_PAIR = (
     "u.host_type = s.host_type AND u.host_id = s.host_id "
     "AND u.feature_name = s.feature_name AND u.feature_version = s.feature_version"
 )
+OPEN_PAIRS_SQL = """
+SELECT host_type, host_id, feature_name, feature_version FROM usage_sightings
+WHERE server_id = ? AND seen_until IS NULL
+"""
+CLOSE_ONE_SIGHTING_SQL = """
+UPDATE usage_sightings SET seen_until = ?
+WHERE server_id = ? AND seen_until IS NULL AND host_type = ? AND host_id = ?
+  AND feature_name = ? AND feature_version = ?
+"""
 CLOSE_SIGHTINGS_SQL = f"""
 UPDATE usage_sightings AS u SET seen_until = ?
 WHERE u.server_id = ? AND u.seen_until IS NULL
-  AND NOT EXISTS (SELECT 1 FROM sync_seen AS s WHERE {_SAME_PAIR})
+  AND EXISTS (SELECT 1 FROM sync_gone AS s WHERE {_SAME_PAIR})
 """
-OPEN_SIGHTINGS_SQL = f"""
+OPEN_ONE_SIGHTING_SQL = """
 INSERT INTO usage_sightings (server_id, host_type, host_id, feature_name, feature_version,
     seen_from)
-SELECT ?, s.host_type, s.host_id, s.feature_name, s.feature_version, ?
-FROM sync_seen AS s
-WHERE NOT EXISTS (SELECT 1 FROM usage_sightings AS u
-                  WHERE u.server_id = ? AND u.seen_until IS NULL AND {_SAME_PAIR})
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+OPEN_SIGHTINGS_SQL = """
+INSERT INTO usage_sightings (server_id, host_type, host_id, feature_name, feature_version,
+    seen_from)
+SELECT ?, host_type, host_id, feature_name, feature_version, ? FROM sync_new
 """
 
 # Every allocation holding a reservation (applied), with when its host was last seen using its
@@ -81,12 +93,42 @@ def record_sightings(
     cur: duckdb.DuckDBPyConnection, server_id: int, seen: Iterable[tuple], at: datetime
 ) -> tuple[int, int]:
     """Close the episodes of pairs no longer seen and open those of pairs newly seen: (opened,
-    closed). Pairs are (host type, host id, feature name, feature version)."""
-    seen_frame = frame(sorted(set(seen)), SIGHTING_DTYPES)
-    with registered(cur, "sync_seen", seen_frame):
-        closed = affected(cur.execute(CLOSE_SIGHTINGS_SQL, [at, server_id]))
-        opened = affected(cur.execute(OPEN_SIGHTINGS_SQL, [server_id, at, server_id]))
-    return opened, closed
+    closed). Pairs are (host type, host id, feature name, feature version). The open pairs are
+    read first: nothing is written when they are the pairs seen, else only the differences."""
+    seen_pairs = {tuple(pair) for pair in seen}
+    open_rows = [tuple(row) for row in cur.execute(OPEN_PAIRS_SQL, [server_id]).fetchall()]
+    open_pairs = set(open_rows)
+    if open_pairs == seen_pairs:
+        return 0, 0
+    gone = sorted(open_pairs - seen_pairs)
+    new = sorted(seen_pairs - open_pairs)
+    _close_sightings(cur, server_id, gone, at)
+    _open_sightings(cur, server_id, new, at)
+    return len(new), sum(1 for row in open_rows if row not in seen_pairs)
+
+
+def _close_sightings(
+    cur: duckdb.DuckDBPyConnection, server_id: int, gone: list[tuple], at: datetime
+) -> None:
+    """End at `at` the open episodes of these pairs."""
+    if len(gone) <= FEW_ROWS:
+        if gone:
+            cur.executemany(CLOSE_ONE_SIGHTING_SQL, [(at, server_id, *pair) for pair in gone])
+        return
+    with registered(cur, "sync_gone", arrow_table(gone, SIGHTING_TYPES)):
+        cur.execute(CLOSE_SIGHTINGS_SQL, [at, server_id])
+
+
+def _open_sightings(
+    cur: duckdb.DuckDBPyConnection, server_id: int, new: list[tuple], at: datetime
+) -> None:
+    """Open an episode from `at` for each of these pairs."""
+    if len(new) <= FEW_ROWS:
+        if new:
+            cur.executemany(OPEN_ONE_SIGHTING_SQL, [(server_id, *pair, at) for pair in new])
+        return
+    with registered(cur, "sync_new", arrow_table(new, SIGHTING_TYPES)):
+        cur.execute(OPEN_SIGHTINGS_SQL, [server_id, at])
 
 
 def open_sightings(db: Database, server_id: int) -> set[tuple[str, str, str, str]]:

@@ -19,13 +19,16 @@ from vlm.flexnet.usage import Sighting
 from vlm.store.features import (
     FEATURE_DTYPES,
     insert_changed_snapshots,
+    insert_snapshots,
     mark_absent_features,
     stored_features,
+    update_features_by_id,
     update_reserved_by_others,
     upsert_features,
 )
+from vlm.store.figures import COUNTED, license_kind
 from vlm.store.frames import frame
-from vlm.store.hourly import add_pull_to_hourly
+from vlm.store.hourly import add_moves_to_hourly, add_pull_to_hourly
 from vlm.store.reservations import mirror_summary, replace_mirror
 from vlm.store.servers import (
     kept_mirror_digest,
@@ -85,15 +88,26 @@ def feature_rows(totals: list[FeatureTotal], others: dict[tuple[str, str], int])
 
 @dataclass(frozen=True)
 class FeatureChanges:
-    """What a pull must write for one server's features, found by comparing with the DB."""
+    """What a pull must write for one server's features, found by comparing with the DB:
+    `changed` rows (feature_rows order), `absent` keys, the `stored` rows compared with, and
+    `by_id` the (stored row, row) pairs of the changed rows when they can be written by id."""
 
-    changed: pd.DataFrame
+    changed: list[tuple]
     absent: list[tuple[str, str]]
-    previous: pd.DataFrame
+    stored: list[tuple]
+    by_id: list[tuple[tuple, tuple]] | None
 
     @property
     def empty(self) -> bool:
-        return self.changed.empty and not self.absent
+        return not self.changed and not self.absent
+
+    def changed_frame(self) -> pd.DataFrame:
+        """The changed rows as a frame (FEATURE_DTYPES)."""
+        return frame(self.changed, FEATURE_DTYPES)
+
+    def previous(self) -> pd.DataFrame:
+        """The stored (id, total, used, reserved) of every feature (PREVIOUS_DTYPES)."""
+        return frame([(row[0], row[3], row[4], row[5]) for row in self.stored], PREVIOUS_DTYPES)
 
 
 PREVIOUS_DTYPES = {"id": "int64", "total": "int64", "used": "int64", "reserved": "int64"}
@@ -114,21 +128,78 @@ def feature_changes(stored: list[tuple], rows: list[tuple]) -> FeatureChanges:
         for key, old in known.items()
         if key not in listed and (old[12] or old[3] or old[4] or old[5])
     ]
-    previous = [(row[0], row[3], row[4], row[5]) for row in stored]
-    return FeatureChanges(frame(changed, FEATURE_DTYPES), absent, frame(previous, PREVIOUS_DTYPES))
+    by_id = None if absent or len(listed) < len(rows) else _changed_by_id(known, changed)
+    return FeatureChanges(changed, absent, stored, by_id)
+
+
+def _kind(flags: tuple) -> str:
+    """The license kind of a feature from its (concurrent, uncounted, metered) flags."""
+    concurrent, uncounted, metered = flags
+    return license_kind(
+        concurrent=bool(concurrent), uncounted=bool(uncounted), metered=bool(metered)
+    )
+
+
+def _changed_by_id(
+    known: dict[tuple[str, str], tuple], changed: list[tuple]
+) -> list[tuple[tuple, tuple]] | None:
+    """(stored row, row) of each changed row, when every one is a feature stored as present
+    whose license kind stays; else None (a new feature, one back, or a change of kind)."""
+    pairs = []
+    for row in changed:
+        old = known.get((row[0], row[1]))
+        if old is None or not old[12] or _kind(old[7:10]) != _kind(row[6:9]):
+            return None
+        pairs.append((old, row))
+    return pairs
 
 
 def store_feature_changes(cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple]) -> int:
     """Write the features that changed (and mark the ones gone); returns the snapshots added."""
-    stored = stored_features(cur, server_id)
-    changes = feature_changes(stored, rows)
+    changes = feature_changes(stored_features(cur, server_id), rows)
     if changes.empty:
         return 0
-    upsert_features(cur, server_id, changes.changed)
+    if changes.by_id is not None:
+        return store_changes_by_id(cur, server_id, changes.by_id)
+    return store_changes_in_full(cur, server_id, changes)
+
+
+def store_changes_in_full(
+    cur: duckdb.DuckDBPyConnection, server_id: int, changes: FeatureChanges
+) -> int:
+    """The general path: upsert the changed rows, mark the absent ones, snapshot what moved by
+    comparing with the stored figures, and add it to the hourly summaries from a fresh read."""
+    upsert_features(cur, server_id, changes.changed_frame())
     mark_absent_features(cur, server_id, changes.absent)
-    added = insert_changed_snapshots(cur, server_id, changes.previous)
-    add_pull_to_hourly(cur, server_id, stored)
+    added = insert_changed_snapshots(cur, server_id, changes.previous())
+    add_pull_to_hourly(cur, server_id, changes.stored)
     return added
+
+
+def store_changes_by_id(
+    cur: duckdb.DuckDBPyConnection, server_id: int, pairs: list[tuple[tuple, tuple]]
+) -> int:
+    """Update features already stored by id and snapshot and summarise their moves from the
+    figures held (FeatureChanges.by_id): the same rows as the general path, fewer statements."""
+    update_features_by_id(cur, [(old[0], *row[2:]) for old, row in pairs])
+    moved = [(old, row) for old, row in pairs if old[3:6] != row[2:5]]
+    added = insert_snapshots(cur, [(old[0], *row[2:5]) for old, row in moved])
+    changes = [_hourly_change(old, row) for old, row in moved]
+    counted = [
+        change
+        for change, (_, row) in zip(changes, moved, strict=True)
+        if _kind(row[6:9]) == COUNTED
+    ]
+    add_moves_to_hourly(cur, server_id, changes, counted)
+    return added
+
+
+def _hourly_change(old: tuple, row: tuple) -> tuple:
+    """A moved feature's figures now and their move since the stored ones (CHANGE_TYPES order
+    of vlm.store.hourly)."""
+    figures = row[2:5]
+    moves = (now - before for now, before in zip(figures, old[3:6], strict=True))
+    return (old[0], *figures, *moves, False)
 
 
 @dataclass(frozen=True)
