@@ -55,13 +55,18 @@ FROM entries
 """
 
 
+def answer_digest_readable(db: Database, body: bytes) -> bool:
+    """Whether answer_mirror_digest can read this answer at all (DuckDB, no "hostid" key)."""
+    return db.dialect == "duckdb" and ALTERNATE_HOST_KEY not in body
+
+
 def answer_mirror_digest(
     db: Database, body: bytes, server_id: int, prefix: str
 ) -> tuple[int, int] | None:
     """(count, hash sum) of the mirror rows of a groups answer, as stored_mirror_digest gives
     them for the stored mirror; None on PostgreSQL, for an answer of another shape, and when
     the answer cannot be written to a temporary file."""
-    if db.dialect != "duckdb" or ALTERNATE_HOST_KEY in body:
+    if not answer_digest_readable(db, body):
         return None
     try:
         with tempfile.NamedTemporaryFile(prefix="vlm-groups-", suffix=".json") as answer:

@@ -153,7 +153,12 @@ def mirror_holds_exactly(
     return len(held) == len(rows) and Counter(held) == Counter(rows)
 
 
-def mirror_summary(db: Database, server_id: int) -> tuple[dict[tuple[str, str], int], int, int]:
+# The counts groups VLM does not own reserve per (feature name, version), the number of groups
+# and of VLM's groups among them.
+MirrorSummary = tuple[dict[tuple[str, str], int], int, int]
+
+
+def mirror_summary(db: Database, server_id: int) -> MirrorSummary:
     """What the stored mirror of one server says: the counts groups VLM does not own reserve per
     (feature name, version), how many groups there are and how many of them are VLM's."""
     others = db.query(

@@ -16,6 +16,7 @@ from vlm.context import ServiceContext
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError
 from vlm.flexnet.group_answer import GroupsAnswer
 from vlm.flexnet.usage import Sighting
+from vlm.store.answer_digest import answer_digest_readable
 from vlm.store.features import (
     FEATURE_DTYPES,
     insert_changed_snapshots,
@@ -29,7 +30,7 @@ from vlm.store.features import (
 from vlm.store.figures import COUNTED, license_kind
 from vlm.store.frames import frame
 from vlm.store.hourly import add_moves_to_hourly, add_pull_to_hourly
-from vlm.store.reservations import mirror_summary, replace_mirror
+from vlm.store.reservations import MirrorSummary, mirror_summary, replace_mirror
 from vlm.store.servers import (
     kept_mirror_digest,
     record_server_error,
@@ -261,10 +262,12 @@ def kept_digest(ctx: ServiceContext, server_id: int, instance_id: str | None) ->
     return digest
 
 
-def kept_inventory(ctx: ServiceContext, server_id: int, digest: str) -> _StoredInventory:
-    """What the stored mirror says, for a groups answer it holds (its digest matched kept_digest,
-    or its rows the mirror's)."""
-    others, groups, owned = mirror_summary(ctx.db, server_id)
+def kept_inventory(
+    ctx: ServiceContext, server_id: int, digest: str, summary: MirrorSummary | None = None
+) -> _StoredInventory:
+    """What the stored mirror says (its `summary`, read here when not given), for a groups
+    answer it holds (its digest matched kept_digest, or its rows the mirror's)."""
+    others, groups, owned = summary or mirror_summary(ctx.db, server_id)
     stored = _StoredInventory(digest, FEATURES_NOT_READ, [], others, groups, owned)
     ctx.owned(StoredInventories).remember(server_id, stored)
     return stored
@@ -296,23 +299,27 @@ def _read_groups(
     its fingerprint is adopted as the mirror's."""
     kept = None if last else kept_digest(ctx, server_id, instance_id)
     body, fingerprint = fetched if fetched is not None else api.group_answer_bytes()
-    answer: GroupsAnswer | None = None
-    adopted = False
     if fingerprint == (last.groups_fingerprint if last else kept):
-        pass
-    elif (
-        last is None
-        and kept is None
-        and answer_proves_nothing_new(
-            ctx.db, server_id, body, ctx.settings.group_prefix, instance_id
-        )
-    ):
-        adopted = True
-    else:
-        answer, fingerprint = api.decode_group_answer(body, fingerprint)
-    if answer is None and last is None:
-        last = kept_inventory(ctx, server_id, fingerprint)
-    return GroupsRead(answer, fingerprint, last, adopted)
+        return GroupsRead(None, fingerprint, last or kept_inventory(ctx, server_id, fingerprint))
+    if last is None and kept is None and answer_digest_readable(ctx.db, body):
+        summary = _summary_if_held(ctx, server_id, body, instance_id)
+        if summary is not None:
+            held = kept_inventory(ctx, server_id, fingerprint, summary)
+            return GroupsRead(None, fingerprint, held, adopted=True)
+    answer, fingerprint = api.decode_group_answer(body, fingerprint)
+    return GroupsRead(answer, fingerprint, last)
+
+
+def _summary_if_held(
+    ctx: ServiceContext, server_id: int, body: bytes, instance_id: str | None
+) -> MirrorSummary | None:
+    """The stored mirror's summary when it holds exactly the answer's rows (by digest,
+    observed.answer_proves_nothing_new), else None; read on a helper thread meanwhile."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-pull") as side:
+        summary = side.submit(mirror_summary, ctx.db, server_id)
+        prefix = ctx.settings.group_prefix
+        held = answer_proves_nothing_new(ctx.db, server_id, body, prefix, instance_id)
+        return summary.result() if held else None
 
 
 @dataclass(frozen=True)

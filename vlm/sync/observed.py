@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
 from vlm.domain import BATCH_GROUP_MARK, AllocationState, reservation_group_name
-from vlm.store.answer_digest import answer_mirror_digest, stored_mirror_digest
+from vlm.store.answer_digest import (
+    answer_digest_readable,
+    answer_mirror_digest,
+    stored_mirror_digest,
+)
 from vlm.store.database import Database
 from vlm.store.drift import (
     OBSERVED_DTYPES,
@@ -181,12 +186,17 @@ def answer_proves_nothing_new(
     """proves_nothing_new for a groups answer's bytes, without decoding them in Python: the
     answer's mirror digest (vlm.store.answer_digest) equals the stored mirror's. False when the
     digest cannot be read that way (PostgreSQL, an answer of another shape): the answer is then
-    decoded and compared row by row."""
+    decoded and compared row by row. The stored mirror's digest is read on a helper thread
+    while DuckDB reads the answer's."""
+    if not answer_digest_readable(db, body):
+        return False
     stored_instance, ever_read = read_server_identity(db, server_id)
     if not ever_read or stored_instance != instance_id:
         return False
-    fresh = answer_mirror_digest(db, body, server_id, prefix)
-    return fresh is not None and fresh == stored_mirror_digest(db, server_id)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-digest") as side:
+        stored = side.submit(stored_mirror_digest, db, server_id)
+        fresh = answer_mirror_digest(db, body, server_id, prefix)
+        return fresh is not None and fresh == stored.result()
 
 
 def record_observation(
