@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from vlm.store import csv as csv_store
 from vlm.store.csv import (
     first_char_ranges,
     formula_safe_sql,
@@ -68,8 +69,35 @@ def test_a_temporary_folder_with_a_quote_in_its_path_still_works(cur, tmp_path, 
     folder = tmp_path / "o'brien"
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setattr(csv_store, "scratch_dir", lambda: None)
     assert write_csv(cur, """SELECT id FROM cells ORDER BY id""") == b"id\n1\n2\n3\n"
     assert list(folder.iterdir()) == []
+
+
+def test_the_csv_is_written_in_dev_shm_only_when_it_has_plenty_of_room(monkeypatch, tmp_path):
+    monkeypatch.setattr(csv_store, "SHM_DIR", str(tmp_path))
+    monkeypatch.setattr(csv_store, "SHM_MIN_FREE", 1)
+    assert csv_store.scratch_dir() == str(tmp_path)
+    monkeypatch.setattr(csv_store, "SHM_MIN_FREE", 1 << 62)
+    assert csv_store.scratch_dir() is None
+    monkeypatch.setattr(csv_store, "SHM_DIR", str(tmp_path / "missing"))
+    assert csv_store.scratch_dir() is None
+
+
+def test_a_csv_that_does_not_fit_in_dev_shm_is_written_to_the_temp_folder(cur, monkeypatch):
+    folders: list[str | None] = []
+    real = csv_store._copy_to_file
+
+    def copy(cur, sql, params, folder):
+        folders.append(folder)
+        if folder is not None:
+            raise duckdb.IOException("No space left on device")
+        return real(cur, sql, params, folder)
+
+    monkeypatch.setattr(csv_store, "scratch_dir", lambda: "/dev/shm")
+    monkeypatch.setattr(csv_store, "_copy_to_file", copy)
+    assert write_csv(cur, """SELECT id FROM cells ORDER BY id""") == b"id\n1\n2\n3\n"
+    assert folders == ["/dev/shm", None]
 
 
 def test_the_first_characters_become_few_ranges_without_letters_or_digits() -> None:
