@@ -103,7 +103,9 @@ if pool_frame.empty:
 st.subheader("Edit or delete a pool")
 labels = per_generation(page, "virtual pools: pool labels", lambda: pool_labels(pool_frame))
 pool_id = st.selectbox("Pool", list(labels), format_func=labels.get, key="edit_pool")
-pool = pool_frame[pool_frame["id"] == pool_id].iloc[0]
+pool = per_generation(
+    page, "virtual pools: pool", lambda: pool_frame[pool_frame["id"] == pool_id].iloc[0], pool_id
+)
 bounds = per_generation(
     page,
     "virtual pools: bounds",

@@ -18,6 +18,7 @@ from vlm.context import ServiceContext
 from vlm.domain import DAYS_MAX, Actor, FeatureKey
 from vlm.services import pools
 from vlm.ui.grid.selection import FEATURE_PARAM, POOL_PARAM, feature_param
+from vlm.ui.memo import per_frame
 from vlm.ui.messages import FeatureBounds, quantity_problems
 from vlm.ui.widgets import Outcome, attempt, clear_banners, field_slots, flash
 
@@ -158,33 +159,68 @@ def _caption(bounds: FeatureBounds, total: int, deficit: int) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class QuantityField:
+    """One feature's number input: its label, key (after the form's prefix), value, caption."""
+
+    feature: FeatureKey
+    label: str
+    key_suffix: str
+    value: int
+    caption: str
+
+
+@dataclass(frozen=True)
+class QuantityFields:
+    """What a pool form's quantity inputs show, derived once from the bounds read."""
+
+    fields: tuple[QuantityField, ...]
+    bounds: dict[FeatureKey, FeatureBounds]
+
+
+def _field(row: Any, now: Mapping[FeatureKey, FeatureBounds]) -> QuantityField:
+    name, version = str(row.feature_name), str(row.feature_version)
+    return QuantityField(
+        (name, version),
+        f"{name} {version}",
+        _key("", name, version),
+        max(int(row.quantity), 0),
+        _caption(now[(name, version)], int(row.total), int(row.deficit)),
+    )
+
+
+def quantity_fields(bounds: pd.DataFrame) -> QuantityFields:
+    """The inputs of the features in bounds, in its order, with what each may be set to."""
+    now = feature_bounds(bounds)
+    return QuantityFields(tuple(_field(row, now) for row in bounds.itertuples()), now)
+
+
 def quantity_inputs(bounds: pd.DataFrame, *, key_prefix: str) -> QuantityInputs:
     """A number input per feature with what it may be set to written under it.
 
     The inputs take any whole number from 0: a bound on the input itself would reset a typed
     value the moment availability moved, and the browser would refuse a value above it
     without a word. What is typed is checked on submit instead (QuantityInputs.problems).
+    The fields are derived once per bounds frame (pages keep it until the next write), and
+    each caption is the place its problem replaces.
     """
     memo = f"_{key_prefix}_shown"
     shown_before = st.session_state.get(memo, {})
-    now = feature_bounds(bounds)
-    st.session_state[memo] = now
-    typed = QuantityInputs({}, now, shown_before)
+    prepared = per_frame(bounds, "quantity fields", lambda: quantity_fields(bounds))
+    st.session_state[memo] = prepared.bounds
+    typed = QuantityInputs({}, prepared.bounds, shown_before)
     columns = st.columns(COLUMNS_PER_ROW)
-    for index, row in enumerate(bounds.itertuples()):
-        name, version = str(row.feature_name), str(row.feature_version)
-        key = (name, version)
+    for index, field_ in enumerate(prepared.fields):
         column = columns[index % COLUMNS_PER_ROW]
         value = column.number_input(
-            f"{name} {version}",
+            field_.label,
             min_value=0,
-            value=max(int(row.quantity), 0),
+            value=field_.value,
             step=1,
-            key=_key(key_prefix, name, version),
+            key=f"{key_prefix}{field_.key_suffix}",
         )
-        typed.values[key] = int(value)
-        typed.slots[key] = column.empty()
-        typed.slots[key].caption(_caption(now[key], int(row.total), int(row.deficit)))
+        typed.values[field_.feature] = int(value)
+        typed.slots[field_.feature] = column.caption(field_.caption)
     return typed
 
 

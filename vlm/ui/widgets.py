@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -15,7 +16,15 @@ from vlm.domain import VlmError
 from vlm.flexnet.errors import FlexNetError
 from vlm.services.exports import to_csv_bytes
 from vlm.sync.clients import ServerConfigError
-from vlm.ui.local_time import in_zone, is_timestamp_column, to_user_time, user_zone, with_zone
+from vlm.ui.local_time import (
+    in_zone,
+    is_timestamp_column,
+    server_zone,
+    to_user_time,
+    user_zone,
+    with_zone,
+)
+from vlm.ui.memo import per_frame
 from vlm.ui.messages import Explained, explain_server_error
 from vlm.ui.session import current_actor, run_scratch
 
@@ -308,11 +317,15 @@ def _table(
     row_height: int | None,
     selection: str | None,
 ) -> Any:
-    stored = frame[list(column_order)] if column_order else frame
-    shown = in_user_time(stored)
+    columns = tuple(column_order or ())
+    stored, shown, arrow = per_frame(
+        frame,
+        ("table", columns, user_zone(), server_zone()),
+        lambda: _prepared(frame, columns),
+    )
     config = column_settings(shown, column_config)
     event = st.dataframe(
-        styler(shown) if styler else shown,
+        styler(shown) if styler else arrow,
         hide_index=True,
         column_config=config,
         height=height,
@@ -324,6 +337,25 @@ def _table(
     )
     download_csv(stored, name, key=f"download_{key}" if key else None, column_config=config)
     return event
+
+
+def _prepared(
+    frame: pd.DataFrame, columns: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, pa.Table | pd.DataFrame]:
+    """The columns shown (as stored), the same in the user's zone, and those as st.dataframe
+    sends them: built once per frame kept for reruns (memo.per_frame), not on every rerun."""
+    stored = frame[list(columns)] if columns else frame
+    shown = in_user_time(stored)
+    return stored, shown, _as_arrow(shown)
+
+
+def _as_arrow(shown: pd.DataFrame) -> pa.Table | pd.DataFrame:
+    """The frame as the Arrow table st.dataframe builds from it (pyarrow's from_pandas, then
+    sent as it is); the frame itself where pyarrow needs Streamlit's column fixes first."""
+    try:
+        return pa.Table.from_pandas(shown)
+    except (pa.ArrowException, OverflowError):
+        return shown
 
 
 def people_table(frame: pd.DataFrame) -> None:

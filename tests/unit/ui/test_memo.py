@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from vlm.domain import Actor, Role
@@ -97,3 +98,25 @@ def test_every_memo_name_is_used_at_one_call_site():
     names = [name for _, name in memo_names() if name not in ("name", "key")]
     assert len(names) >= 20
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+def test_what_is_derived_from_a_frame_is_kept_for_that_very_object(session):
+    frame, twin = pd.DataFrame({"a": [1]}), pd.DataFrame({"a": [1]})
+    calls, compute = counter()
+    assert memo.per_frame(frame, "shown", compute) == 1
+    assert memo.per_frame(frame, "shown", compute) == 1
+    assert memo.per_frame(frame, "other", compute) == 2
+    assert memo.per_frame(twin, "shown", compute) == 3  # an equal frame is another object
+    assert memo.per_frame(frame, "shown", compute) == 1
+    assert len(calls) == 3
+
+
+def test_the_frame_memo_keeps_its_frames_and_only_the_most_recent(session):
+    frames = [pd.DataFrame({"a": [n]}) for n in range(memo.MAX_FRAMES + 3)]
+    for n, frame in enumerate(frames):
+        memo.per_frame(frame, "shown", lambda n=n: n)
+    kept = session[memo.FRAMES_KEY]
+    assert len(kept) == memo.MAX_FRAMES
+    assert [entry[0] for entry in kept.values()] == frames[3:]
+    assert memo.per_frame(frames[3], "shown", lambda: -1) == 3  # used again: the most recent
+    assert list(kept.values())[-1][0] is frames[3]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pandas as pd
 import pytest
 
 from vlm.ui.grid.selection import FEATURE_PARAM, POOL_PARAM
-from vlm.ui.pool_forms import ALLOCATIONS_URL, allocations_url, with_grid_links
+from vlm.ui.messages import FeatureBounds
+from vlm.ui.pool_forms import ALLOCATIONS_URL, allocations_url, quantity_fields, with_grid_links
 
 FEATURES = [("cad", "1.0"), ("a&b=c", "2 0"), ("Ünïcode/€", "%20"), ("", "")]
 
@@ -49,3 +51,32 @@ def test_every_row_gets_its_own_link_and_share() -> None:
     pools = pd.DataFrame({"id": [5], "allocated": [1], "quantity": [3]})
     assert with_grid_links(pools)["allocations_link"].tolist() == [allocations_url(5)]
     assert with_grid_links(pools.head(0))["allocations_link"].tolist() == []
+
+
+def test_quantity_fields_keep_the_bounds_order_keys_and_captions() -> None:
+    bounds = pd.DataFrame(
+        {
+            "feature_name": ["cad", "sim"],
+            "feature_version": ["1.0", "2.0"],
+            "quantity": [3, -1],
+            "minimum": [2, 0],
+            "maximum": [1, 9],
+            "total": [10, 20],
+            "deficit": [4, 0],
+        }
+    )
+    prepared = quantity_fields(bounds)
+    cad, sim = prepared.fields
+    assert [f.feature for f in prepared.fields] == [("cad", "1.0"), ("sim", "2.0")]
+    assert (cad.label, cad.value, sim.value) == ("cad 1.0", 3, 0)
+    digest = hashlib.sha1(b"cad\x001.0").hexdigest()[:10]
+    assert cad.key_suffix == f"_{digest}"
+    assert prepared.bounds == {
+        ("cad", "1.0"): FeatureBounds(2, 2),
+        ("sim", "2.0"): FeatureBounds(0, 9),
+    }
+    assert (
+        cad.caption
+        == "2 available (VLM total 10); 2 allocated, so at least that; ⚠ over-committed by 4"
+    )
+    assert sim.caption == "9 available (VLM total 20)"
