@@ -13,10 +13,11 @@ from tests.sync.conftest import (
     feature,
     feature_id,
     fixture_group,
+    set_feature_count,
 )
 from vlm.context import ServiceContext
 from vlm.flexnet.emulator.server import start_emulator
-from vlm.sync import pull_inventory
+from vlm.sync import drift, pull_inventory
 
 FOREIGN_HOST = "AAAAAAAAAAAA"
 FIXTURE = {
@@ -82,3 +83,61 @@ def test_a_mirror_entry_written_between_unchanged_pulls_clears_its_conflict(ctx,
 
     assert unchanged_pull(ctx, server_id) == 1
     assert conflicts(ctx) == [("missing", FOREIGN_HOST, "viz")]
+
+
+def test_an_allocation_saved_while_a_pull_reads_is_still_reported(ctx, emu, monkeypatch) -> None:
+    """The pull reads the drift inputs ahead, beside its requests; a write committed after that
+    read moves the database generation, so the pull computes them again in its own write."""
+    server_id = add_synced_server(ctx, emu.url)
+    cad = feature_id(ctx, server_id, "cad")
+    pool_id = add_pool(ctx, {cad: 5})
+    assert unchanged_pull(ctx, server_id) == 0
+    real_read_ahead = drift.read_inputs_ahead
+
+    def saved_right_after(context, server):
+        ahead = real_read_ahead(context, server)
+        allocate(ctx, pool_id, cad, "BBBBBBBBBBBB", 2)
+        return ahead
+
+    monkeypatch.setattr(drift, "read_inputs_ahead", saved_right_after)
+
+    assert unchanged_pull(ctx, server_id) == 1
+    assert conflicts(ctx) == [("missing", "BBBBBBBBBBBB", "cad")]
+
+
+def test_an_unchanged_pull_takes_the_inputs_read_ahead(ctx, emu, monkeypatch, backend) -> None:
+    """On DuckDB nothing is hashed inside the pull's write; PostgreSQL reads nothing ahead."""
+    server_id = add_synced_server(ctx, emu.url)
+    cad = feature_id(ctx, server_id, "cad")
+    allocate(ctx, add_pool(ctx, {cad: 5}), cad, "BBBBBBBBBBBB", 2)
+    assert unchanged_pull(ctx, server_id) == 1
+    hashed_in_write: list[int] = []
+    real_inputs = drift.drift_inputs
+    monkeypatch.setattr(
+        drift, "drift_inputs", lambda cur, sid: hashed_in_write.append(sid) or real_inputs(cur, sid)
+    )
+
+    assert unchanged_pull(ctx, server_id) == 1
+
+    assert hashed_in_write == ([] if backend == "duckdb" else [server_id])
+    assert conflicts(ctx) == [("missing", "BBBBBBBBBBBB", "cad")]
+
+
+def test_a_pull_that_moves_a_features_total_computes_the_inputs_in_its_write(
+    ctx, emu, monkeypatch
+) -> None:
+    server_id = add_synced_server(ctx, emu.url)
+    cad = feature_id(ctx, server_id, "cad")
+    add_pool(ctx, {cad: 8})
+    assert unchanged_pull(ctx, server_id) == 0
+    set_feature_count(emu, "cad", 6)
+    hashed_in_write: list[int] = []
+    real_inputs = drift.drift_inputs
+    monkeypatch.setattr(
+        drift, "drift_inputs", lambda cur, sid: hashed_in_write.append(sid) or real_inputs(cur, sid)
+    )
+
+    result = pull_inventory(ctx, server_id)
+
+    assert result.ok and result.conflicts == 1 and hashed_in_write == [server_id]
+    assert conflicts(ctx) == [("over_committed", None, "cad")]

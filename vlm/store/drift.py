@@ -162,17 +162,29 @@ _DRIFT_INPUTS = {
 }
 
 
-def drift_inputs(cur: duckdb.DuckDBPyConnection, server_id: int) -> str:
-    """A fingerprint of every row the server's drift report reads (its allocations, mirror,
-    features and their pool portions): equal fingerprints, equal reports."""
-    row_hash = _ROW_HASH[dialect_of(cur)]
-    parts = [
+def _drift_inputs_sql(dialect: str) -> str:
+    """One statement giving a row per part of the drift inputs (a ? per part: the server)."""
+    row_hash = _ROW_HASH[dialect]
+    return " UNION ALL ".join(
         f"SELECT CAST(count(*) AS VARCHAR) || ':' || "
         f"CAST(coalesce(sum({row_hash.format(cols=cols)}), 0) AS VARCHAR) "
         f"FROM {source} WHERE sf.server_id = ?"
         for source, cols in _DRIFT_INPUTS.items()
-    ]
-    rows = cur.execute(" UNION ALL ".join(parts), [server_id] * len(parts)).fetchall()
+    )
+
+
+def drift_inputs(cur: duckdb.DuckDBPyConnection, server_id: int) -> str:
+    """A fingerprint of every row the server's drift report reads (its allocations, mirror,
+    features and their pool portions): equal fingerprints, equal reports."""
+    rows = cur.execute(
+        _drift_inputs_sql(dialect_of(cur)), [server_id] * len(_DRIFT_INPUTS)
+    ).fetchall()
+    return "|".join(str(r[0]) for r in rows)
+
+
+def read_drift_inputs(db: Database, server_id: int) -> str:
+    """drift_inputs, read outside a write."""
+    rows = db.query(_drift_inputs_sql(db.dialect), [server_id] * len(_DRIFT_INPUTS))
     return "|".join(str(r[0]) for r in rows)
 
 

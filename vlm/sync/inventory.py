@@ -102,6 +102,15 @@ class FeatureChanges:
     def empty(self) -> bool:
         return not self.changed and not self.absent
 
+    @property
+    def moves_drift_inputs(self) -> bool:
+        """Whether writing them moves a column the drift report reads (vlm.store.drift: a
+        feature's id, name, version, total, reserved_by_others): a feature new, back or absent,
+        or a stored one whose total or reserved_by_others changed."""
+        if self.by_id is None:
+            return not self.empty
+        return any(old[3] != row[2] or old[6] != row[5] for old, row in self.by_id)
+
     def changed_frame(self) -> pd.DataFrame:
         """The changed rows as a frame (FEATURE_DTYPES)."""
         return frame(self.changed, FEATURE_DTYPES)
@@ -157,7 +166,15 @@ def _changed_by_id(
 
 def store_feature_changes(cur: duckdb.DuckDBPyConnection, server_id: int, rows: list[tuple]) -> int:
     """Write the features that changed (and mark the ones gone); returns the snapshots added."""
-    changes = feature_changes(stored_features(cur, server_id), rows)
+    return write_feature_changes(
+        cur, server_id, feature_changes(stored_features(cur, server_id), rows)
+    )
+
+
+def write_feature_changes(
+    cur: duckdb.DuckDBPyConnection, server_id: int, changes: FeatureChanges
+) -> int:
+    """Write changes found by feature_changes; returns the snapshots added."""
     if changes.empty:
         return 0
     if changes.by_id is not None:
@@ -470,15 +487,18 @@ def pull_inventory(
     started = time.perf_counter()
     with server_lock(ctx, server_id):
         last = _last_stored(ctx, server_id)
-        try:
-            with borrowed_client(ctx, server_id, client) as api:
-                answers, last = _fetch(ctx, server_id, api, last)
-        except (FlexNetError, ServerConfigError) as exc:
-            message = str(exc)
-            ctx.db.write(lambda cur: record_server_error(cur, server_id, message, None))
-            return InventoryResult(
-                server_id, False, message, duration_s=time.perf_counter() - started
-            )
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-pull") as side:
+            reading_ahead = side.submit(drift.read_inputs_ahead, ctx, server_id)
+            try:
+                with borrowed_client(ctx, server_id, client) as api:
+                    answers, last = _fetch(ctx, server_id, api, last)
+            except (FlexNetError, ServerConfigError) as exc:
+                message = str(exc)
+                ctx.db.write(lambda cur: record_server_error(cur, server_id, message, None))
+                return InventoryResult(
+                    server_id, False, message, duration_s=time.perf_counter() - started
+                )
+            ahead = reading_ahead.result()
         prefix = ctx.settings.group_prefix
         seen, mirror_rows_seen = _inventory_seen(server_id, answers, last, prefix)
         unchanged = answers.totals is None and mirror_rows_seen is None
@@ -486,19 +506,24 @@ def pull_inventory(
         def store(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, Observation | None]:
             added = 0
             observation = None
+            inputs_moved = False
             if mirror_rows_seen is not None:
                 observation = _store_read(
                     cur, server_id, prefix, mirror_rows_seen, answers.instance_id
                 )
+                inputs_moved = observation is not None
             if mirror_rows_seen is not None or answers.groups_adopted:
                 set_mirror_digest(cur, server_id, answers.groups_fingerprint, prefix)
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
-                added = store_feature_changes(cur, server_id, rows)
+                changes = feature_changes(stored_features(cur, server_id), rows)
+                added = write_feature_changes(cur, server_id, changes)
+                inputs_moved = inputs_moved or changes.moves_drift_inputs
             if answers.usage is not None:
                 record_sightings(cur, server_id, answers.usage, datetime.now())
             record_server_success(cur, server_id, answers.latency_ms)
-            return added, drift.store_conflicts(ctx, server_id), observation
+            kept_inputs = None if inputs_moved else ahead
+            return added, drift.store_conflicts(ctx, server_id, kept_inputs), observation
 
         added, conflicts, observation = ctx.db.write(store)
         ctx.owned(StoredInventories).remember(server_id, seen)

@@ -207,3 +207,30 @@ def test_figures_that_moved_take_the_path_by_id(fresh_db: Database, paths: list[
         lambda cur: store_feature_changes(cur, server_id, listed({"f00": {"used": 2}}))
     )
     assert (paths, added) == (["store_changes_by_id"], 1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "moves"),
+    [
+        pytest.param(listed(), False, id="unchanged"),
+        pytest.param(listed({"f00": {"used": 2}}), False, id="used"),
+        pytest.param(listed({"f00": {"reserved": 1}}), False, id="reserved"),
+        pytest.param(listed({"f00": {"expiry": "2027-01-01"}}), False, id="expiry"),
+        pytest.param(listed({"f00": {"total": 21}}), True, id="total"),
+        pytest.param(listed({"f00": {"others": 3}}), True, id="reserved-by-others"),
+        pytest.param([*listed(), feature_row("new", 4)], True, id="new"),
+        pytest.param(listed()[1:], True, id="absent"),
+    ],
+)
+def test_only_changes_of_what_the_drift_report_reads_move_its_inputs(
+    fresh_db: Database, answer: list[tuple], moves: bool
+) -> None:
+    """A pull whose feature changes do not move the drift inputs keeps the inputs it read
+    ahead (vlm.sync.drift.read_inputs_ahead); the drift report reads a feature's id, name,
+    version, total and reserved_by_others."""
+    server_id = add_server(fresh_db, "east")
+    fresh_db.write(lambda cur: store_feature_changes(cur, server_id, listed()))
+
+    changes = fresh_db.write(lambda cur: feature_changes(stored_features(cur, server_id), answer))
+
+    assert changes.moves_drift_inputs is moves
