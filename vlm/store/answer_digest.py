@@ -5,12 +5,18 @@ It gives the rows vlm.sync.mirror.doc_mirror_rows gives for the answers the type
 (every group lists its reservations inline, each with its entries), and hashes them as
 MIRROR_DIGEST_SQL hashes the stored mirror. An answer of another shape, or one the reader
 cannot take, has no digest here (None), and is read the usual way. So has an answer that names
-a host under the client records' "hostid" key: the typed decode falls back to it, and the JSON
-reader's field names cannot hold both "hostId" and "hostid" (they are case-insensitive).
+a host with the client records' fields ("hostid", "hostidType", "hostidValue"): the typed
+decode reads them, and the JSON reader's field names cannot hold both "hostId" and "hostid"
+(they are case-insensitive); leaving them out also makes the read a quarter cheaper.
+
+The answer is read by an in-memory DuckDB of its own, on one thread: the read needs no table,
+and one thread is faster than two for an answer of a few megabytes (14 against 18 ms for the
+bench estate's 3 MB answers).
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
 
 import duckdb
@@ -18,14 +24,14 @@ import duckdb
 from vlm.store.database import Database
 from vlm.store.reservations import MIRROR_DIGEST_SQL
 
-_HOST = 'STRUCT("type" VARCHAR, "value" VARCHAR, "hostidType" VARCHAR, "hostidValue" VARCHAR)'
+_HOST = 'STRUCT("type" VARCHAR, "value" VARCHAR)'
 _ENTRY = (
     'STRUCT(id BIGINT, "featureName" VARCHAR, "featureVersion" VARCHAR, '
     '"featureCount" BIGINT, state VARCHAR)'
 )
 _RESERVATION = f'STRUCT(id BIGINT, "hostId" {_HOST}, "reservationEntries" {_ENTRY}[])'
 _COLUMNS = f"{{'id': 'BIGINT', 'name': 'VARCHAR', 'reservations': '{_RESERVATION}[]'}}"
-ALTERNATE_HOST_KEY = b'"hostid"'
+CLIENT_HOST_FIELDS = b'"hostid'
 
 # Parameters: the answer's file, the server id, the group prefix. One row: the rows' count and
 # hash sum (the columns as MIRROR_DIGEST_SQL hashes reservation_mirror's), and how many groups
@@ -46,8 +52,7 @@ entries AS (
 SELECT count(*),
        sum(hash(CAST($server_id AS BIGINT), group_id, group_name,
                 starts_with(group_name, $prefix), r.id,
-                coalesce(r."hostId"."type", r."hostId"."hostidType", ''),
-                coalesce(r."hostId"."value", r."hostId"."hostidValue", ''),
+                coalesce(r."hostId"."type", ''), coalesce(r."hostId"."value", ''),
                 e.id, coalesce(e."featureName", ''), coalesce(e."featureVersion", ''),
                 CAST(coalesce(e."featureCount", 0) AS INTEGER), e.state)::HUGEINT),
        count(*) FILTER (WHERE r IS NULL OR r."reservationEntries" IS NULL) AS not_inline
@@ -55,9 +60,16 @@ FROM entries
 """
 
 
+@functools.cache
+def _reader() -> duckdb.DuckDBPyConnection:
+    """The in-memory DuckDB that reads answers (each read on a cursor of its own)."""
+    return duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
+
+
 def answer_digest_readable(db: Database, body: bytes) -> bool:
-    """Whether answer_mirror_digest can read this answer at all (DuckDB, no "hostid" key)."""
-    return db.dialect == "duckdb" and ALTERNATE_HOST_KEY not in body
+    """Whether answer_mirror_digest can read this answer at all: the stored mirror is DuckDB's
+    (its digest hashes as the reader's), and no host is named with the client records' fields."""
+    return db.dialect == "duckdb" and CLIENT_HOST_FIELDS not in body
 
 
 def answer_mirror_digest(
@@ -73,7 +85,8 @@ def answer_mirror_digest(
             answer.write(body)
             answer.flush()
             params = {"path": answer.name, "server_id": server_id, "prefix": prefix}
-            ((count, total, not_inline),) = db.query(ANSWER_DIGEST_SQL, params)
+            with _reader().cursor() as cur:
+                ((count, total, not_inline),) = cur.execute(ANSWER_DIGEST_SQL, params).fetchall()
     except (OSError, duckdb.Error):
         return None
     if not_inline:
