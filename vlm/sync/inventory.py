@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -40,6 +40,7 @@ from vlm.store.servers import (
 from vlm.store.usage import record_sightings
 from vlm.sync import drift
 from vlm.sync.clients import ServerConfigError, borrowed_client, server_lock
+from vlm.sync.helper_threads import on_helper_thread
 from vlm.sync.mirror import answer_mirror_rows, mirror_table
 from vlm.sync.observed import (
     Observation,
@@ -332,11 +333,13 @@ def _summary_if_held(
 ) -> MirrorSummary | None:
     """The stored mirror's summary when it holds exactly the answer's rows (by digest,
     observed.answer_proves_nothing_new), else None; read on a helper thread meanwhile."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-pull") as side:
-        summary = side.submit(mirror_summary, ctx.db, server_id)
+    summary = on_helper_thread(mirror_summary, ctx.db, server_id)
+    try:
         prefix = ctx.settings.group_prefix
         held = answer_proves_nothing_new(ctx.db, server_id, body, prefix, instance_id)
-        return summary.result() if held else None
+    finally:
+        wait((summary,))
+    return summary.result() if held else None
 
 
 @dataclass(frozen=True)
@@ -382,14 +385,13 @@ def _fetch(
     The four GETs go out at once: features, health and usage on helper threads while this
     thread reads the groups answer, so a pull waits about one round trip, not four. What is
     done with the answers (decoding, comparing with the database) follows, in order."""
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="vlm-pull") as requests:
-        features = requests.submit(_timed_feature_totals, api, last)
-        health = requests.submit(instance_id_of, api)
-        usage = requests.submit(_read_usage, api, last)
-        try:
-            fetched = api.group_answer_bytes()
-        finally:
-            wait((features, health, usage))
+    features = on_helper_thread(_timed_feature_totals, api, last)
+    health = on_helper_thread(instance_id_of, api)
+    usage = on_helper_thread(_read_usage, api, last)
+    try:
+        fetched = api.group_answer_bytes()
+    finally:
+        wait((features, health, usage))
     totals, features_fp, latency_ms = features.result()
     instance_id = health.result()
     groups = _read_groups(ctx, server_id, api, last, instance_id, fetched)
@@ -487,18 +489,18 @@ def pull_inventory(
     started = time.perf_counter()
     with server_lock(ctx, server_id):
         last = _last_stored(ctx, server_id)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-pull") as side:
-            reading_ahead = side.submit(drift.read_inputs_ahead, ctx, server_id)
-            try:
-                with borrowed_client(ctx, server_id, client) as api:
-                    answers, last = _fetch(ctx, server_id, api, last)
-            except (FlexNetError, ServerConfigError) as exc:
-                message = str(exc)
-                ctx.db.write(lambda cur: record_server_error(cur, server_id, message, None))
-                return InventoryResult(
-                    server_id, False, message, duration_s=time.perf_counter() - started
-                )
-            ahead = reading_ahead.result()
+        reading_ahead = on_helper_thread(drift.read_inputs_ahead, ctx, server_id)
+        try:
+            with borrowed_client(ctx, server_id, client) as api:
+                answers, last = _fetch(ctx, server_id, api, last)
+        except (FlexNetError, ServerConfigError) as exc:
+            wait((reading_ahead,))
+            message = str(exc)
+            ctx.db.write(lambda cur: record_server_error(cur, server_id, message, None))
+            return InventoryResult(
+                server_id, False, message, duration_s=time.perf_counter() - started
+            )
+        ahead = reading_ahead.result()
         prefix = ctx.settings.group_prefix
         seen, mirror_rows_seen = _inventory_seen(server_id, answers, last, prefix)
         unchanged = answers.totals is None and mirror_rows_seen is None

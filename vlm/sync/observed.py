@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 
 import duckdb
@@ -36,6 +36,7 @@ from vlm.store.drift import (
 from vlm.store.frames import frame
 from vlm.store.reservations import mirror_holds_exactly, stored_owned_group_ids
 from vlm.store.servers import read_server_identity, server_identity, set_instance_id
+from vlm.sync.helper_threads import on_helper_thread
 
 MISSING = "missing on the license server (deleted outside VLM or lost); VLM re-creates it"
 DISABLED_BY_SERVER = "disabled by the license server (its feature count dropped below the reserved)"
@@ -193,10 +194,12 @@ def answer_proves_nothing_new(
     stored_instance, ever_read = read_server_identity(db, server_id)
     if not ever_read or stored_instance != instance_id:
         return False
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-digest") as side:
-        stored = side.submit(stored_mirror_digest, db, server_id)
+    stored = on_helper_thread(stored_mirror_digest, db, server_id)
+    try:
         fresh = answer_mirror_digest(db, body, server_id, prefix)
-        return fresh is not None and fresh == stored.result()
+    finally:
+        wait((stored,))
+    return fresh is not None and fresh == stored.result()
 
 
 def record_observation(
