@@ -16,7 +16,7 @@ from vlm.context import ServiceContext
 from vlm.flexnet import FeatureTotal, FlexNetClient, FlexNetError
 from vlm.flexnet.group_answer import GroupsAnswer
 from vlm.flexnet.usage import Sighting
-from vlm.store.answer_digest import answer_digest_readable
+from vlm.store.answer_digest import digests_comparable
 from vlm.store.features import (
     FEATURE_DTYPES,
     insert_changed_snapshots,
@@ -319,7 +319,7 @@ def _read_groups(
     body, fingerprint = fetched if fetched is not None else api.group_answer_bytes()
     if fingerprint == (last.groups_fingerprint if last else kept):
         return GroupsRead(None, fingerprint, last or kept_inventory(ctx, server_id, fingerprint))
-    if last is None and kept is None and answer_digest_readable(ctx.db, body):
+    if last is None and kept is None and digests_comparable(ctx.db):
         summary = _summary_if_held(ctx, server_id, body, instance_id)
         if summary is not None:
             held = kept_inventory(ctx, server_id, fingerprint, summary)

@@ -22,8 +22,8 @@ import pyarrow as pa
 
 from vlm.domain import BATCH_GROUP_MARK, AllocationState, reservation_group_name
 from vlm.store.answer_digest import (
-    answer_digest_readable,
     answer_mirror_digest,
+    digests_comparable,
     stored_mirror_digest,
 )
 from vlm.store.database import Database
@@ -189,7 +189,7 @@ def answer_proves_nothing_new(
     digest cannot be read that way (PostgreSQL, an answer of another shape): the answer is then
     decoded and compared row by row. The stored mirror's digest is read on a helper thread
     while DuckDB reads the answer's."""
-    if not answer_digest_readable(db, body):
+    if not digests_comparable(db):
         return False
     stored_instance, ever_read = read_server_identity(db, server_id)
     if not ever_read or stored_instance != instance_id:
