@@ -16,6 +16,7 @@ import pyarrow as pa
 from vlm.flexnet import HostId, Reservation, ReservationEntry, ReservationGroup
 from vlm.flexnet.group_answer import GroupDoc, GroupsAnswer
 from vlm.flexnet.models import int_or_none
+from vlm.store.frames import arrow_table
 from vlm.store.reservations import MIRROR_TYPES
 
 
@@ -104,13 +105,7 @@ def answer_mirror_rows(server_id: int, answer: GroupsAnswer, prefix: str) -> lis
 
 def mirror_table(rows: list[tuple]) -> pa.Table:
     """Mirror rows as an Arrow table with the reservation_mirror column types."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(MIRROR_TYPES)
-    return pa.table(
-        {
-            name: pa.array(values, type=kind)
-            for (name, kind), values in zip(MIRROR_TYPES.items(), columns, strict=True)
-        }
-    )
+    return arrow_table(rows, MIRROR_TYPES)
 
 
 def groups_mirror_table(
