@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from vlm.store.database import Database
 from vlm.store.figures import SERVER_FEATURE_FIGURES
-from vlm.store.frames import FEW_ROWS, NOW, affected, arrow_table, frame, registered
+from vlm.store.frames import NOW, affected, execute_for_rows, frame, registered
 
 FEATURE_DTYPES = {
     "feature_name": "object",
@@ -84,12 +84,12 @@ WHERE server_features.id = u.id
 
 def update_features_by_id(cur: duckdb.DuckDBPyConnection, updates: list[tuple]) -> None:
     """Store new figures of features already stored, by id (UPDATE_TYPES order), as present."""
-    if len(updates) <= FEW_ROWS:
-        if updates:
-            cur.executemany(UPDATE_ONE_FEATURE_SQL, [(*row[1:], row[0]) for row in updates])
-        return
-    with registered(cur, "sync_feature_updates", arrow_table(updates, UPDATE_TYPES)):
-        cur.execute(UPDATE_FEATURES_SQL)
+    execute_for_rows(
+        cur,
+        updates,
+        (UPDATE_ONE_FEATURE_SQL, lambda row: (*row[1:], row[0])),
+        (UPDATE_FEATURES_SQL, (), "sync_feature_updates", UPDATE_TYPES),
+    )
 
 
 def mark_absent_features(
@@ -176,12 +176,12 @@ SELECT id, {NOW}, total, used, reserved FROM sync_snapshots
 def insert_snapshots(cur: duckdb.DuckDBPyConnection, figures: list[tuple]) -> int:
     """A snapshot row for each of these features' figures (SNAPSHOT_TYPES order): what a pull
     that updated them by id stored. Returns the rows added."""
-    if len(figures) <= FEW_ROWS:
-        if figures:
-            cur.executemany(INSERT_ONE_SNAPSHOT_SQL, figures)
-        return len(figures)
-    with registered(cur, "sync_snapshots", arrow_table(figures, SNAPSHOT_TYPES)):
-        cur.execute(INSERT_SNAPSHOTS_SQL)
+    execute_for_rows(
+        cur,
+        figures,
+        (INSERT_ONE_SNAPSHOT_SQL, lambda row: row),
+        (INSERT_SNAPSHOTS_SQL, (), "sync_snapshots", SNAPSHOT_TYPES),
+    )
     return len(figures)
 
 

@@ -7,8 +7,9 @@ costs less than registering them and joining.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -42,6 +43,26 @@ def arrow_table(rows: list[tuple], types: dict[str, pa.DataType]) -> pa.Table:
             for (name, kind), values in zip(types.items(), columns, strict=True)
         }
     )
+
+
+def execute_for_rows(
+    cur: duckdb.DuckDBPyConnection,
+    rows: Sequence[tuple],
+    each: tuple[str, Callable[[tuple], Sequence[Any]]],
+    bulk: tuple[str, Sequence[Any], str, dict[str, pa.DataType]],
+) -> None:
+    """Run a write for the rows: up to FEW_ROWS one statement per row (`each`: its SQL and the
+    parameters of a row), more with the rows registered once (`bulk`: its SQL, parameters, the
+    table name it reads and the rows' column types)."""
+    if not rows:
+        return
+    if len(rows) <= FEW_ROWS:
+        sql, params_of = each
+        cur.executemany(sql, [params_of(row) for row in rows])
+        return
+    sql, params, name, types = bulk
+    with registered(cur, name, arrow_table(list(rows), types)):
+        cur.execute(sql, params)
 
 
 @contextmanager

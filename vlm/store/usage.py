@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from vlm.store.database import Database
-from vlm.store.frames import FEW_ROWS, affected, arrow_table, registered
+from vlm.store.frames import affected, execute_for_rows
 
 SIGHTING_TYPES = {
     "host_type": pa.string(),
@@ -111,32 +111,28 @@ def _close_sightings(
     cur: duckdb.DuckDBPyConnection, server_id: int, gone: list[tuple], at: datetime
 ) -> None:
     """End at `at` the open episodes of these pairs."""
-    if len(gone) <= FEW_ROWS:
-        if gone:
-            cur.executemany(CLOSE_ONE_SIGHTING_SQL, [(at, server_id, *pair) for pair in gone])
-        return
-    with registered(cur, "sync_gone", arrow_table(gone, SIGHTING_TYPES)):
-        cur.execute(CLOSE_SIGHTINGS_SQL, [at, server_id])
+    execute_for_rows(
+        cur,
+        gone,
+        (CLOSE_ONE_SIGHTING_SQL, lambda pair: (at, server_id, *pair)),
+        (CLOSE_SIGHTINGS_SQL, [at, server_id], "sync_gone", SIGHTING_TYPES),
+    )
 
 
 def _open_sightings(
     cur: duckdb.DuckDBPyConnection, server_id: int, new: list[tuple], at: datetime
 ) -> None:
     """Open an episode from `at` for each of these pairs."""
-    if len(new) <= FEW_ROWS:
-        if new:
-            cur.executemany(OPEN_ONE_SIGHTING_SQL, [(server_id, *pair, at) for pair in new])
-        return
-    with registered(cur, "sync_new", arrow_table(new, SIGHTING_TYPES)):
-        cur.execute(OPEN_SIGHTINGS_SQL, [server_id, at])
+    execute_for_rows(
+        cur,
+        new,
+        (OPEN_ONE_SIGHTING_SQL, lambda pair: (server_id, *pair, at)),
+        (OPEN_SIGHTINGS_SQL, [server_id, at], "sync_new", SIGHTING_TYPES),
+    )
 
 
 def open_sightings(db: Database, server_id: int) -> set[tuple[str, str, str, str]]:
-    rows = db.query(
-        "SELECT host_type, host_id, feature_name, feature_version FROM usage_sightings "
-        "WHERE server_id = ? AND seen_until IS NULL",
-        [server_id],
-    )
+    rows = db.query(OPEN_PAIRS_SQL, [server_id])
     return {(str(a), str(b), str(c), str(d)) for a, b, c, d in rows}
 
 
