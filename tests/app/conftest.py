@@ -15,6 +15,7 @@ from tests.app.signed_in import seed_signed_in
 from vlm.context import ServiceContext
 from vlm.demo import DEMO_USERS, prepare_demo_database, start_demo_emulators
 from vlm.domain import Role
+from vlm.flexnet.emulator.state import Checkpoint
 from vlm.ui.navigation import PAGES_DIR
 from vlm.ui.runtime import get_runtime
 
@@ -45,16 +46,32 @@ def demo_emulators() -> Iterator[dict]:
         emulator.stop()
 
 
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory, demo_emulators) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "template.duckdb"
-    prepare_demo_database(str(path), {n: e.url for n, e in demo_emulators.items()})
+# What each emulator held right after its template was seeded, by emulator URL: every test's
+# private database copy starts beside emulators rolled back to it, whatever the tests before it
+# reserved or released on them.
+SEEDED_EMULATORS: dict[str, Checkpoint] = {}
+
+
+def prepare_demo_template(path: Path, emulators: dict) -> Path:
+    """Seed the demo database at path on these emulators and keep their seeded state."""
+    prepare_demo_database(str(path), {n: e.url for n, e in emulators.items()})
+    SEEDED_EMULATORS.update({e.url: e.state.checkpoint() for e in emulators.values()})
     return path
 
 
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory, demo_emulators) -> Path:
+    return prepare_demo_template(
+        tmp_path_factory.mktemp("demo") / "template.duckdb", demo_emulators
+    )
+
+
 @pytest.fixture
-def demo_db(tmp_path, demo_template, monkeypatch) -> Path:
-    """A private copy of the seeded demo database, and the environment pointing the app at it."""
+def demo_db(tmp_path, demo_template, demo_emulators, monkeypatch) -> Path:
+    """A private copy of the seeded demo database, the emulators as they were when it was
+    seeded, and the environment pointing the app at it."""
+    for emulator in demo_emulators.values():
+        emulator.state.rollback(SEEDED_EMULATORS[emulator.url])
     path = tmp_path / "vlm.duckdb"
     shutil.copy(demo_template, path)
     wal = demo_template.with_name(demo_template.name + ".wal")

@@ -16,9 +16,15 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import open_page, open_section, service_context, wait_for
+from tests.app.conftest import (
+    open_page,
+    open_section,
+    prepare_demo_template,
+    service_context,
+    wait_for,
+)
 from tests.app.test_admin_pages import record_downloads
-from vlm.demo import EMULATOR_ADMIN_PASSWORD, prepare_demo_database, start_demo_emulators
+from vlm.demo import EMULATOR_ADMIN_PASSWORD, start_demo_emulators
 from vlm.domain import SYSTEM_ACTOR, reservation_group_name
 from vlm.flexnet import FlexNetClient
 from vlm.services import allocations, servers
@@ -39,8 +45,7 @@ def demo_emulators() -> Iterator[dict]:
 @pytest.fixture
 def demo_template(tmp_path_factory, demo_emulators) -> Path:
     path = tmp_path_factory.mktemp("drift-demo") / "template.duckdb"
-    prepare_demo_database(str(path), {n: e.url for n, e in demo_emulators.items()})
-    return path
+    return prepare_demo_template(path, demo_emulators)
 
 
 def the_hosts_allocation() -> dict:

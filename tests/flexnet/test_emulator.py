@@ -397,6 +397,39 @@ def test_fixture_replace_and_reset(http: httpx.Client, auth_headers: dict[str, s
     assert dump["stats"]["authorizeCalls"] == 0
 
 
+def test_rollback_returns_to_the_checkpoint_again_and_again() -> None:
+    state = EmulatorState(SMALL_FIXTURE)
+    feature = SMALL_FIXTURE["features"][0]
+    key = (feature["featureName"], feature["featureVersion"])
+    state.create_group(_group_body("kept", ("AA0000000001", [(*key, 1)])))
+    state.checkout(
+        {
+            "hostid": {"type": "ETHERNET", "value": "AA0000000002"},
+            "featureName": key[0],
+            "featureVersion": key[1],
+            "count": 1,
+        }
+    )
+    kept = state.checkpoint()
+    before = (state.list_features(), state.list_groups(), state.list_clients(), state.instance_id)
+
+    for round_ in range(2):
+        state.delete_group(state.group_ids_by_name["kept"])
+        state.create_group(_group_body(f"later-{round_}", ("AA0000000003", [(*key, 1)])))
+        state.restart(new_instance_id=True)
+        state.rollback(kept)
+        after = (
+            state.list_features(),
+            state.list_groups(),
+            state.list_clients(),
+            state.instance_id,
+        )
+        assert after == before
+        assert_invariants(state)
+    created = state.create_group(_group_body("next", ("AA0000000004", [(*key, 1)])))
+    assert created["id"] == max(g["id"] for g in before[1]) + 1, "group ids go on from there"
+
+
 @pytest.mark.parametrize("name", ["lls-east.json", "lls-west.json", "cls-cloud.json"])
 def test_demo_fixtures(name: str) -> None:
     state = EmulatorState(json.loads((DEMO / name).read_text()))

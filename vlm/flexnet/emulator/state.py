@@ -9,12 +9,14 @@ the fixture format. Names other modules import from here are re-exported.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import secrets
 import string
 import threading
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from vlm.flexnet.emulator import info
@@ -99,6 +101,17 @@ __all__ = [
     "resolve_date",
     "split",
 ]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What `EmulatorState.checkpoint` kept: features, reservations, clients and identity."""
+
+    parts: tuple[Any, ...]
+    instance_id: str
+    server_host_ids: list[Any]
+    started_at: str
+    fixture: dict[str, Any]
 
 
 class EmulatorState:
@@ -265,6 +278,32 @@ class EmulatorState:
             self.restarts = 0
             self.started_at = iso_utc(self._time.now())
             self.load_fixture(self._initial_fixture)
+
+    def checkpoint(self) -> Checkpoint:
+        """The features, reservation groups, clients and identity as they are now, deep-copied,
+        for `rollback` (tests that share one emulator start each from the same state)."""
+        with self._lock:
+            return Checkpoint(
+                self._copy_parts((self._features, self._reservations, self._clients)),
+                self.instance_id,
+                list(self.server_host_ids),
+                self.started_at,
+                self._current_fixture,
+            )
+
+    def rollback(self, checkpoint: Checkpoint) -> None:
+        """Back to `checkpoint` (reusable: its parts are copied again); faults are cleared."""
+        with self._changing():
+            self._faults.clear()
+            self._features, self._reservations, self._clients = self._copy_parts(checkpoint.parts)
+            self.instance_id = checkpoint.instance_id
+            self.server_host_ids = list(checkpoint.server_host_ids)
+            self.started_at = checkpoint.started_at
+            self._current_fixture = checkpoint.fixture
+
+    def _copy_parts(self, parts: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A deep copy whose callbacks still reach this state and its clock (not copies)."""
+        return copy.deepcopy(parts, {id(self): self, id(self._time): self._time})
 
     def restart(
         self,
