@@ -271,6 +271,12 @@ def list_servers(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     return frame
 
 
+def server_names(ctx: ServiceContext, actor: Actor) -> dict[int, str]:
+    """Every server's name by id, in name order (admins and analysts): for pickers."""
+    require_can_read_estate(actor)
+    return store.server_names(ctx.db)
+
+
 def require_can_read_estate(actor: Actor) -> None:
     """Physical-server detail is for admins and analysts, not managers."""
     if actor.role is Role.MANAGER:

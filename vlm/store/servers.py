@@ -36,6 +36,7 @@ SETTINGS_COLUMNS = frozenset(
 )
 LOAD_SERVER_SQL = f"""SELECT {SERVER_COLUMNS} FROM license_servers WHERE id = ?"""
 LOAD_SERVERS_SQL = f"""SELECT {SERVER_COLUMNS} FROM license_servers ORDER BY name, id"""
+SERVER_NAMES_SQL = "SELECT id, name FROM license_servers ORDER BY name, id"
 
 
 # -- the rows the sync reads and writes --------------------------------------------------------
@@ -50,6 +51,11 @@ def load_server(db: Database, server_id: int) -> dict[str, Any] | None:
 def load_servers(db: Database) -> list[dict[str, Any]]:
     """Every server's connection and sync-status row (SERVER_COLUMNS), by name."""
     return db.query_dicts(LOAD_SERVERS_SQL)
+
+
+def server_names(db: Database) -> dict[int, str]:
+    """Every server's name by id, in name order."""
+    return {int(server_id): str(name) for server_id, name in db.query(SERVER_NAMES_SQL)}
 
 
 def record_server_success(

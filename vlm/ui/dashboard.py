@@ -196,8 +196,7 @@ def _pool_labels(page: PageContext) -> dict[int, str]:
 
 
 def _server_labels(page: PageContext) -> dict[int, str]:
-    frame = servers.list_servers(page.ctx, page.actor)
-    return {0: "All license servers", **dict(zip(frame["id"], frame["name"], strict=True))}
+    return {0: "All license servers", **servers.server_names(page.ctx, page.actor)}
 
 
 def _trend_memo(page: PageContext, name: str, compute: Callable[[], T], *extra: Hashable) -> T:

@@ -105,3 +105,8 @@ def test_server_password_is_encrypted_and_never_returned(estate):
     with pytest.raises(PermissionDenied):
         servers.list_servers(ctx, MANAGER)
     assert len(servers.list_servers(ctx, ANALYST)) == 3
+    with pytest.raises(PermissionDenied):
+        servers.server_names(ctx, MANAGER)
+    listed = servers.list_servers(ctx, ADMIN)
+    named = dict(zip(listed["id"], listed["name"], strict=True))
+    assert servers.server_names(ctx, ANALYST) == named
