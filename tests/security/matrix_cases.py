@@ -955,6 +955,11 @@ MATRIX: dict[str, Case] = {
         ESTATE_READ,
         check=lambda e, c, frame: _assert_equal(len(frame), 3),
     ),
+    "servers.server_names": Case(
+        lambda e, a: servers.server_names(e.ctx, a),
+        ESTATE_READ,
+        check=lambda e, c, names: _assert_equal(len(names), 3),
+    ),
     "servers.server_features": Case(
         lambda e, a: servers.server_features(e.ctx, a),
         ESTATE_READ,

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,8 @@ from vlm.store import Database
 from vlm.store import reports as store
 from vlm.store.figures import COUNTED as COUNTED  # the UI reads the license kinds here
 from vlm.store.figures import LICENSE_KIND_LABELS, METERED, OTHER, UNCOUNTED
+
+T = TypeVar("T")
 
 
 def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
@@ -47,7 +50,7 @@ def kpis(ctx: ServiceContext, actor: Actor) -> dict[str, int]:
 def _estate_figures(ctx: ServiceContext) -> dict[str, int]:
     """Servers connected (and in error) and the counted concurrent license figures."""
     servers, in_error = store.server_counts(ctx.db)
-    row = store.counted_feature_totals(ctx.db)
+    row = _server_figures(ctx).counted_totals()
     return {
         "servers": servers,
         "server_features": row[0],
@@ -71,7 +74,7 @@ def _apart_from_counted(ctx: ServiceContext) -> dict[str, int]:
 
 
 def _kind_totals(ctx: ServiceContext) -> dict[str, dict[str, int]]:
-    rows = store.license_kind_totals(ctx.db)
+    rows = _server_figures(ctx).kind_totals()
     return {kind: {"features": f, "total": t, "used": u} for kind, f, t, u in rows}
 
 
@@ -99,13 +102,13 @@ def server_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Per server, over concurrent counted features: allocated / pooled unallocated / poolable /
     reserved outside VLM / total (metered and uncounted licenses are not poolable)."""
     require_can_read_estate(actor)
-    return store.server_stack(ctx.db).fillna(0)
+    return _server_figures(ctx).server_stack().fillna(0)
 
 
 def vlm_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Per VLM: the same stack as server_stack (over its counted concurrent features)."""
     require_can_read_estate(actor)
-    return store.vlm_stack(ctx.db)
+    return _server_figures(ctx).vlm_stack()
 
 
 def pool_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
@@ -116,11 +119,20 @@ def pool_stack(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
 def over_committed(ctx: ServiceContext, actor: Actor) -> pd.DataFrame:
     """Server features whose total fell below what is pooled, with the deficit."""
     require_can_read_estate(actor)
-    return store.over_committed_features(ctx.db)
+    return _server_figures(ctx).over_committed()
+
+
+def _copied(value: Any) -> Any:
+    return value.copy()
+
+
+def _kept(value: Any) -> Any:
+    return value
 
 
 class TrendCache:
-    """Trend frames by key, valid while the database has seen no write since (one per context).
+    """Trend frames (and the server feature figures) by key, valid while the database has seen
+    no write since (one per context).
 
     Trends over a long history are costly and a dashboard re-draws them every few seconds;
     any committed write (Database.generation moves) invalidates every entry.
@@ -129,32 +141,43 @@ class TrendCache:
     def __init__(self, size: int = 32) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._entries: dict[tuple, tuple[int, pd.DataFrame]] = {}
+        self._entries: dict[tuple, tuple[int, Any]] = {}
 
     def get_or_compute(
-        self, db: Database, key: tuple, compute: Callable[[], pd.DataFrame]
-    ) -> pd.DataFrame:
+        self, db: Database, key: tuple, compute: Callable[[], T], copy: Callable[[T], T] = _copied
+    ) -> T:
+        """compute()'s answer under key until the next write, as copy() of the kept one (a
+        frame by default: the caller may change what it gets)."""
         generation = db.generation
         with self._lock:
             found = self._entries.get(key)
         if found is not None and found[0] == generation:
-            return found[1].copy()
-        frame = compute()
+            return copy(found[1])
+        value = compute()
         with self._lock:
             entries = {k: v for k, v in self._entries.items() if v[0] == generation}
             if len(entries) >= self._size:
                 entries.pop(next(iter(entries)))
-            entries[key] = (generation, frame)
+            entries[key] = (generation, value)
             self._entries = entries
-        return frame.copy()
+        return copy(value)
 
     def clear(self) -> None:
         with self._lock:
             self._entries = {}
 
 
+def _server_figures(ctx: ServiceContext) -> store.ServerFigures:
+    """The server feature figures, read once per database generation for every sum the
+    Dashboard shows (they never change what they were read with: kept, not copied)."""
+    return ctx.owned(TrendCache).get_or_compute(
+        ctx.db, ("server feature figures",), lambda: store.read_server_figures(ctx.db), _kept
+    )
+
+
 def clear_caches(ctx: ServiceContext) -> None:
-    """Forget the context's cached trends (benchmarks and tests measure the queries themselves)."""
+    """Forget the context's cached trends and figures (benchmarks and tests measure the
+    queries themselves)."""
     ctx.owned(TrendCache).clear()
 
 

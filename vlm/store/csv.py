@@ -7,7 +7,6 @@ of a risky cell and the characters such a cell can start with (a cheap pre-check
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +15,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+
+from vlm.store.scratch import scratch_duckdb
 
 Params = Sequence[Any] | Mapping[str, Any]
 
@@ -187,15 +188,9 @@ def write_formula_safe_csv(
     return write_csv(cur, safe, params)
 
 
-@functools.cache
-def _scratch() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for writing DataFrames as CSV (each call uses its own cursor)."""
-    return duckdb.connect(":memory:", config={"threads": 2})
-
-
 def write_frame_csv(frame: pd.DataFrame, pattern: str, first_chars: Iterable[str]) -> bytes:
     """A DataFrame's rows as formula-safe UTF-8 CSV, written by a scratch in-memory DuckDB."""
-    with _scratch().cursor() as cur:
+    with scratch_duckdb().cursor() as cur:
         cur.register("export_frame", frame)
         return write_formula_safe_csv(
             cur, """SELECT * FROM export_frame""", (), pattern, first_chars

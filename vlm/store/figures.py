@@ -59,30 +59,48 @@ LEFT JOIN vlm_features vf ON vf.server_feature_id = sf.id
 LEFT JOIN vlms v ON v.id = vf.vlm_id
 """
 
-COUNTED_SERVER_FEATURES = f"""
-SELECT * FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures
+# The figures below sum the rows of SERVER_FEATURE_FIGURES; `source` is where those rows come
+# from: the query itself as a subquery (SERVER_FEATURES), or a table of them already read (the
+# Dashboard's sums, reports.ServerFigures).
+SERVER_FEATURES = f"({SERVER_FEATURE_FIGURES})"
+
+
+def counted_server_features(source: str) -> str:
+    """The counted concurrent rows of the server feature figures in source."""
+    return f"""
+SELECT * FROM {source} AS server_feature_figures
 WHERE license_kind = '{COUNTED}'
 """
 
-LICENSE_KIND_FIGURES = f"""
+
+def license_kind_figures(source: str) -> str:
+    """Per server and license kind: present features, total and used."""
+    return f"""
 SELECT server_id, server_name, license_kind,
     COUNT(*) FILTER (WHERE present)::INTEGER AS features,
     COALESCE(SUM(total), 0)::INTEGER AS total, COALESCE(SUM(used), 0)::INTEGER AS used
-FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures
+FROM {source} AS server_feature_figures
 GROUP BY server_id, server_name, license_kind
 """
 
-VLM_FEATURE_FIGURES = f"""
-WITH sff AS ({SERVER_FEATURE_FIGURES})
+
+def vlm_feature_figures(source: str) -> str:
+    """Per VLM feature, the figures of the server features it is made of."""
+    return f"""
 SELECT vlm_id, vlm_name, feature_name, feature_version, license_kind,
     SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
     SUM(reserved_by_others)::INTEGER AS reserved_by_others,
     SUM(pooled)::INTEGER AS pooled, SUM(allocated)::INTEGER AS allocated,
     SUM(poolable)::INTEGER AS available, SUM(deficit)::INTEGER AS deficit,
     COUNT(*)::INTEGER AS servers, MIN(expiry) AS expiry
-FROM sff WHERE vlm_id IS NOT NULL
+FROM {source} AS sff WHERE vlm_id IS NOT NULL
 GROUP BY vlm_id, vlm_name, feature_name, feature_version, license_kind
 """
+
+
+COUNTED_SERVER_FEATURES = counted_server_features(SERVER_FEATURES)
+LICENSE_KIND_FIGURES = license_kind_figures(SERVER_FEATURES)
+VLM_FEATURE_FIGURES = vlm_feature_figures(SERVER_FEATURES)
 
 # What every pool holds of a server feature is summed once and joined (a subquery per portion
 # scanned all portions for each one on PostgreSQL: 7 s over the bench estate's 20,000).

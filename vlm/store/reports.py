@@ -8,9 +8,11 @@ that a page can count, preview or stream them to CSV without a DataFrame.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import duckdb
 import pandas as pd
 
 from vlm.store.access import Scope
@@ -18,13 +20,16 @@ from vlm.store.csv import Params
 from vlm.store.database import Database
 from vlm.store.figures import (
     COUNTED,
-    COUNTED_SERVER_FEATURES,
     LICENSE_KIND,
-    LICENSE_KIND_FIGURES,
     POOL_FEATURE_FIGURES,
     SERVER_FEATURE_FIGURES,
-    VLM_FEATURE_FIGURES,
+    counted_server_features,
+    license_kind_figures,
+    vlm_feature_figures,
 )
+from vlm.store.scratch import scratch_duckdb
+
+T = TypeVar("T")
 
 POOL_TOTALS = f"""
 SELECT COUNT(DISTINCT pool_id)::INTEGER, COALESCE(SUM(quantity), 0)::INTEGER,
@@ -34,25 +39,26 @@ SELECT COUNT(DISTINCT pool_id)::INTEGER, COALESCE(SUM(quantity), 0)::INTEGER,
 FROM ({POOL_FEATURE_FIGURES}) f WHERE {{scope}}
 """
 
-SERVER_COUNTS = """
-SELECT COUNT(*)::INTEGER, COUNT(*) FILTER (WHERE status = 'error')::INTEGER
-FROM license_servers
-"""
 
-COUNTED_FEATURE_TOTALS = f"""
+def _counted_feature_totals(source: str) -> str:
+    return f"""
 SELECT COUNT(*) FILTER (WHERE present)::INTEGER,
     COALESCE(SUM(total), 0)::INTEGER, COALESCE(SUM(used), 0)::INTEGER,
     COALESCE(SUM(pooled), 0)::INTEGER, COALESCE(SUM(GREATEST(poolable, 0)), 0)::INTEGER,
     COUNT(*) FILTER (WHERE deficit > 0)::INTEGER
-FROM ({COUNTED_SERVER_FEATURES}) AS counted_features
+FROM ({counted_server_features(source)}) AS counted_features
 """
 
-LICENSE_KIND_TOTALS = f"""
+
+def _license_kind_totals(source: str) -> str:
+    return f"""
 SELECT license_kind, SUM(features)::INTEGER, SUM(total)::INTEGER, SUM(used)::INTEGER
-FROM ({LICENSE_KIND_FIGURES}) AS kinds GROUP BY license_kind
+FROM ({license_kind_figures(source)}) AS kinds GROUP BY license_kind ORDER BY license_kind
 """
 
-SERVER_STACK = f"""
+
+def _server_stack(source: str) -> str:
+    return f"""
 SELECT server_name AS name,
     SUM(allocated)::INTEGER AS allocated,
     SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
@@ -60,18 +66,43 @@ SELECT server_name AS name,
     SUM(reserved_by_others)::INTEGER AS reserved_outside,
     SUM(total)::INTEGER AS total, SUM(used)::INTEGER AS used,
     SUM(deficit)::INTEGER AS deficit
-FROM ({COUNTED_SERVER_FEATURES}) AS counted_features
+FROM ({counted_server_features(source)}) AS counted_features
 GROUP BY server_name ORDER BY server_name
 """
 
-VLM_STACK = f"""
+
+def _vlm_stack(source: str) -> str:
+    return f"""
 SELECT vlm_name AS name, SUM(allocated)::INTEGER AS allocated,
     SUM(GREATEST(pooled - allocated, 0))::INTEGER AS pooled_unallocated,
     SUM(GREATEST(available, 0))::INTEGER AS poolable,
     SUM(reserved_by_others)::INTEGER AS reserved_outside,
     SUM(total)::INTEGER AS total, SUM(deficit)::INTEGER AS deficit
-FROM ({VLM_FEATURE_FIGURES}) AS vlm_feature_figures
+FROM ({vlm_feature_figures(source)}) AS vlm_feature_figures
 WHERE license_kind = '{COUNTED}' GROUP BY vlm_name ORDER BY vlm_name
+"""
+
+
+def _over_committed(source: str) -> str:
+    return f"""
+SELECT server_name, feature_name, feature_version, total, reserved_by_others, pooled,
+    allocated, deficit, vlm_name
+FROM {source} AS server_feature_figures WHERE deficit > 0
+ORDER BY deficit DESC, server_name, feature_name, feature_version, vlm_name
+"""
+
+
+# The server feature figures read once (ServerFigures), under this name in the scratch DuckDB.
+FIGURES_TABLE = "server_feature_figures_read"
+COUNTED_FEATURE_TOTALS = _counted_feature_totals(FIGURES_TABLE)
+LICENSE_KIND_TOTALS = _license_kind_totals(FIGURES_TABLE)
+SERVER_STACK = _server_stack(FIGURES_TABLE)
+VLM_STACK = _vlm_stack(FIGURES_TABLE)
+OVER_COMMITTED = _over_committed(FIGURES_TABLE)
+
+SERVER_COUNTS = """
+SELECT COUNT(*)::INTEGER, COUNT(*) FILTER (WHERE status = 'error')::INTEGER
+FROM license_servers
 """
 
 POOL_STACK = f"""
@@ -80,13 +111,6 @@ SELECT vlm_name || ' / ' || pool_name AS name, pool_id, SUM(allocated)::INTEGER 
     BOOL_OR(over_committed) AS over_committed
 FROM ({POOL_FEATURE_FIGURES}) f
 WHERE {{scope}} GROUP BY 1, 2 ORDER BY 1
-"""
-
-OVER_COMMITTED = f"""
-SELECT server_name, feature_name, feature_version, total, reserved_by_others, pooled,
-    allocated, deficit, vlm_name
-FROM ({SERVER_FEATURE_FIGURES}) AS server_feature_figures WHERE deficit > 0
-ORDER BY deficit DESC, server_name
 """
 
 # Over the per-server sums of the hourly summary (hourly.py): each hour's changes of a server's
@@ -164,37 +188,51 @@ def server_counts(db: Database) -> tuple[int, int]:
     return db.query(SERVER_COUNTS)[0]
 
 
-def counted_feature_totals(db: Database) -> tuple[int, int, int, int, int, int]:
-    """Over counted concurrent server features: present features, total, used, pooled,
-    poolable (never below 0 per feature) and over-committed features."""
-    return db.query(COUNTED_FEATURE_TOTALS)[0]
-
-
-def license_kind_totals(db: Database) -> list[tuple[str, int, int, int]]:
-    """(license kind, present features, total, used) of each kind any server lists."""
-    return db.query(LICENSE_KIND_TOTALS)
-
-
-def server_stack(db: Database) -> pd.DataFrame:
-    """Per server, over counted concurrent features: allocated, pooled unallocated, poolable,
-    reserved outside VLM, total, used and deficit."""
-    return db.query_df(SERVER_STACK)
-
-
-def vlm_stack(db: Database) -> pd.DataFrame:
-    """Per VLM, over counted concurrent features: the same stack as server_stack."""
-    return db.query_df(VLM_STACK)
-
-
 def pool_stack(db: Database, scope: Scope) -> pd.DataFrame:
     """Per pool in scope (alias f): allocated, available, quantity and over-commitment."""
     where, params = scope
     return db.query_df(POOL_STACK.format(scope=where), params)
 
 
-def over_committed_features(db: Database) -> pd.DataFrame:
-    """Server features whose total fell below what is pooled, largest deficit first."""
-    return db.query_df(OVER_COMMITTED)
+class ServerFigures:
+    """The server feature figures (figures.SERVER_FEATURE_FIGURES) read from the database once,
+    and the Dashboard's sums over them, run in the scratch DuckDB: one read of the figures
+    instead of one per sum (each aggregates every allocation again)."""
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        self._rows = rows
+
+    def _query(self, sql: str, fetch: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        with scratch_duckdb().cursor() as cur:
+            cur.register(FIGURES_TABLE, self._rows)
+            return fetch(cur.execute(sql))
+
+    def counted_totals(self) -> tuple[int, int, int, int, int, int]:
+        """Over counted concurrent server features: present features, total, used, pooled,
+        poolable (never below 0 per feature) and over-committed features."""
+        return self._query(COUNTED_FEATURE_TOTALS, lambda r: r.fetchone())  # type: ignore[return-value]
+
+    def kind_totals(self) -> list[tuple[str, int, int, int]]:
+        """(license kind, present features, total, used) of each kind any server lists."""
+        return self._query(LICENSE_KIND_TOTALS, lambda r: r.fetchall())
+
+    def server_stack(self) -> pd.DataFrame:
+        """Per server, over counted concurrent features: allocated, pooled unallocated,
+        poolable, reserved outside VLM, total, used and deficit."""
+        return self._query(SERVER_STACK, lambda r: r.df())
+
+    def vlm_stack(self) -> pd.DataFrame:
+        """Per VLM, over counted concurrent features: the same stack as server_stack."""
+        return self._query(VLM_STACK, lambda r: r.df())
+
+    def over_committed(self) -> pd.DataFrame:
+        """Server features whose total fell below what is pooled, largest deficit first."""
+        return self._query(OVER_COMMITTED, lambda r: r.df())
+
+
+def read_server_figures(db: Database) -> ServerFigures:
+    """Every server feature's figures, read once for the sums of ServerFigures."""
+    return ServerFigures(db.query_df(SERVER_FEATURE_FIGURES))
 
 
 HOUR = timedelta(hours=1)

@@ -201,16 +201,9 @@ def test_pool_trend_shows_the_pools_own_quantity_and_allocated_over_time(ctx) ->
     assert {a for _, a in got} == {0, 5, 8, 10, 7}
 
 
-def test_trends_are_cached_until_the_next_write(ctx) -> None:
+def test_trends_are_cached_until_the_next_write(ctx, frame_reads) -> None:
     _seed(ctx, 5)
-    calls: list[str] = []
-    original = ctx.db.query_df
-
-    def counting(sql, params=()):
-        calls.append(sql)
-        return original(sql, params)
-
-    ctx.db.query_df = counting
+    calls = frame_reads
     first = reports.server_trend(ctx, ADMIN, None, days=1)
     first.loc[0, "total"] = -1
     again = reports.server_trend(ctx, ADMIN, None, days=1)

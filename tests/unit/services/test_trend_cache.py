@@ -31,15 +31,8 @@ def test_each_context_owns_one_trend_cache(ctx, tmp_path) -> None:
     assert not hasattr(reports, "_TREND_CACHE")
 
 
-def test_clear_caches_forgets_the_contexts_trends(ctx) -> None:
-    calls: list[str] = []
-    original = ctx.db.query_df
-
-    def counting(sql, params=()):
-        calls.append(sql)
-        return original(sql, params)
-
-    ctx.db.query_df = counting
+def test_clear_caches_forgets_the_contexts_trends(ctx, frame_reads) -> None:
+    calls = frame_reads
     reports.server_trend(ctx, ADMIN, None, days=1)
     reports.server_trend(ctx, ADMIN, None, days=1)
     assert len(calls) == 1
@@ -73,3 +66,22 @@ def test_the_oldest_entry_goes_when_the_cache_is_full() -> None:
         assert cache.get_or_compute(db, ("a",), compute)["call"].tolist() == [4]
     finally:
         db.close()
+
+
+def test_the_dashboards_sums_read_the_server_figures_once_per_write(ctx, frame_reads) -> None:
+    calls = frame_reads
+    before = reports.kpis(ctx, ADMIN)
+    reports.server_stack(ctx, ADMIN)
+    reports.vlm_stack(ctx, ADMIN)
+    reports.over_committed(ctx, ADMIN)
+    reports.license_kinds(ctx, ADMIN)
+    figures_reads = [sql for sql in calls if "reserved_by_others" in sql and "vlm_features" in sql]
+    assert len(figures_reads) == 1
+    ctx.db.write(
+        lambda cur: cur.execute(
+            "INSERT INTO license_servers (name, base_url, username) VALUES ('x', 'http://x', 'a')"
+        )
+    )
+    assert reports.kpis(ctx, ADMIN)["servers"] == before["servers"] + 1
+    figures_reads = [sql for sql in calls if "reserved_by_others" in sql and "vlm_features" in sql]
+    assert len(figures_reads) == 2, "a write moves the generation: the figures are read again"

@@ -89,23 +89,26 @@ def test_pool_totals_in_scope(db: Database) -> None:
 def test_server_counts_and_counted_feature_totals(db: Database) -> None:
     execute(db, """UPDATE license_servers SET status = 'error' WHERE id = 2""")
     assert store.server_counts(db) == (2, 1)
-    assert store.counted_feature_totals(db) == (3, 20, 0, 14, 5, 0)
+    assert store.read_server_figures(db).counted_totals() == (3, 20, 0, 14, 5, 0)
     execute(db, """UPDATE server_features SET total = 7, used = 4 WHERE id = 1""")
-    assert store.counted_feature_totals(db) == (3, 17, 4, 14, 4, 1)
+    assert store.read_server_figures(db).counted_totals() == (3, 17, 4, 14, 4, 1)
 
 
 def test_license_kind_totals_keep_metered_features_apart(db: Database) -> None:
-    assert store.license_kind_totals(db) == [("counted", 3, 20, 0)]
+    assert store.read_server_figures(db).kind_totals() == [("counted", 3, 20, 0)]
     execute(
         db,
         """INSERT INTO server_features (server_id, feature_name, feature_version, total, used,
         metered) VALUES (2, 'meter', '1.0', 100, 30, TRUE)""",
     )
-    assert sorted(store.license_kind_totals(db)) == [("counted", 3, 20, 0), ("metered", 1, 100, 30)]
+    assert sorted(store.read_server_figures(db).kind_totals()) == [
+        ("counted", 3, 20, 0),
+        ("metered", 1, 100, 30),
+    ]
 
 
 def test_server_and_vlm_stacks(db: Database) -> None:
-    servers = store.server_stack(db)
+    servers = store.read_server_figures(db).server_stack()
     assert servers.values.tolist() == [
         ["s1", 7, 4, 2, 1, 14, 0, 0],
         ["s2", 1, 2, 3, 0, 6, 0, 0],
@@ -120,7 +123,7 @@ def test_server_and_vlm_stacks(db: Database) -> None:
         "used",
         "deficit",
     ]
-    assert store.vlm_stack(db).values.tolist() == [["v1", 8, 6, 5, 1, 20, 0]]
+    assert store.read_server_figures(db).vlm_stack().values.tolist() == [["v1", 8, 6, 5, 1, 20, 0]]
 
 
 def test_pool_stack_in_scope(db: Database) -> None:
@@ -133,10 +136,10 @@ def test_pool_stack_in_scope(db: Database) -> None:
 
 
 def test_over_committed_features_largest_deficit_first(db: Database) -> None:
-    assert store.over_committed_features(db).empty
+    assert store.read_server_figures(db).over_committed().empty
     execute(db, """UPDATE server_features SET total = 7 WHERE id = 1""")
     execute(db, """UPDATE server_features SET total = 2 WHERE id = 2""")
-    frame = store.over_committed_features(db)
+    frame = store.read_server_figures(db).over_committed()
     assert frame[["server_name", "total", "pooled", "allocated", "deficit"]].values.tolist() == [
         ["s1", 7, 9, 5, 2],
         ["s2", 2, 3, 1, 1],
