@@ -290,6 +290,32 @@ ORDER BY kind, t1, t2, t3, t4, n1, n2
 """
 
 
+# What plan_rows reads of one server, as a count and a sum of row hashes each: the allocations
+# it plans from (with the server feature they are on) and the owned mirror rows. DuckDB only
+# (PostgreSQL has no hash()). Equal fingerprints: plan_rows would read the same rows again.
+PLAN_INPUTS_SQL = f"""
+SELECT (SELECT count(*) FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+        WHERE sf.server_id = $sid
+          AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')),
+       (SELECT sum(hash(a.id, a.server_feature_id, a.host_type, a.host_id, a.feature_name,
+                        a.feature_version, a.count, a.state))::HUGEINT
+        FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+        WHERE sf.server_id = $sid
+          AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')),
+       (SELECT count(*) FROM reservation_mirror WHERE server_id = $sid AND owned),
+       (SELECT sum(hash({", ".join(MIRROR_COLUMNS)}))::HUGEINT
+        FROM reservation_mirror WHERE server_id = $sid AND owned)
+"""
+
+
+def plan_inputs(db: Database, server_id: int) -> tuple | None:
+    """The fingerprint of what plan_rows reads of the server (PLAN_INPUTS_SQL); None where the
+    engine cannot hash rows (PostgreSQL): plan_rows then always runs."""
+    if db.dialect != "duckdb":
+        return None
+    return tuple(db.query(PLAN_INPUTS_SQL, {"sid": server_id})[0])
+
+
 def plan_rows(
     db: Database, server_id: int, force: bool, prefix: str
 ) -> tuple[list[tuple], list[tuple], int]:

@@ -4,16 +4,47 @@ host wants, in_sync, frees_only) are in vlm.sync.ownership."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 from vlm.context import ServiceContext
 from vlm.domain import is_batch_group, reservation_group_name
 from vlm.flexnet import HostId, ReservationGroup
-from vlm.store.reservations import plan_rows
+from vlm.store.reservations import plan_inputs, plan_rows
 from vlm.sync.mirror import groups_from_mirror
 from vlm.sync.ownership import AllocRow, HostPlan, in_sync
 
-__all__ = ["HostPlan", "in_sync", "plan_unsettled"]
+__all__ = ["HostPlan", "SettledServers", "in_sync", "plan_unsettled"]
+
+
+class SettledServers:
+    """Per server, the fingerprint of plan_rows' inputs (store.reservations.plan_inputs) when
+    its last plan found every host settled, and how many: while the fingerprint is unchanged a
+    plan would find the same (the reconciler's steady pass then skips plan_rows, ~40 ms of SQL
+    per server of the bench estate). Only an all-settled plan is kept: it has no allocation
+    row, so the clock and `force` (which only decide when a pending row is due) cannot change
+    it. It is kept when the fingerprint read after plan_rows equals the one read before (no
+    write fell between them). One per service context."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[int, tuple[str, tuple, int]] = {}
+
+    def settled(self, server_id: int, prefix: str, inputs: tuple) -> int | None:
+        """The settled hosts of the server's last all-settled plan if its inputs were these."""
+        with self._lock:
+            found = self._known.get(server_id)
+        if found is None or found[0] != prefix or found[1] != inputs:
+            return None
+        return found[2]
+
+    def remember(self, server_id: int, prefix: str, inputs: tuple, settled: int) -> None:
+        with self._lock:
+            self._known[server_id] = (prefix, inputs, settled)
+
+    def forget(self, server_id: int) -> None:
+        with self._lock:
+            self._known.pop(server_id, None)
 
 
 def plan_unsettled(
@@ -23,7 +54,17 @@ def plan_unsettled(
     except settled hosts (see vlm.store.reservations.plan_rows): nothing could change for them;
     and the number of settled hosts left out."""
     prefix = ctx.settings.group_prefix
+    known = ctx.owned(SettledServers)
+    inputs = plan_inputs(ctx.db, server_id)
+    if inputs is not None:
+        settled = known.settled(server_id, prefix, inputs)
+        if settled is not None:
+            return [], settled
     allocation_rows, mirror_rows, settled = plan_rows(ctx.db, server_id, force, prefix)
+    if allocation_rows or mirror_rows or inputs is None:
+        known.forget(server_id)
+    elif plan_inputs(ctx.db, server_id) == inputs:
+        known.remember(server_id, prefix, inputs, settled)
     groups = groups_from_mirror(mirror_rows)
     plans: dict[tuple[str, str], HostPlan] = {}
     for aid, host_type, host_id, fname, fver, count, state, due in allocation_rows:
