@@ -48,14 +48,17 @@ class SettledServers:
 
 
 def plan_unsettled(
-    ctx: ServiceContext, server_id: int, *, force: bool = False
+    ctx: ServiceContext, server_id: int, *, force: bool = False, settled_known: bool = True
 ) -> tuple[list[HostPlan], int]:
     """One plan per host with allocations or with a VLM-owned group on the server (no HTTP),
     except settled hosts (see vlm.store.reservations.plan_rows): nothing could change for them;
-    and the number of settled hosts left out."""
+    and the number of settled hosts left out.
+
+    settled_known=False (a pass pushed by a save or a due retry, which has work to do) plans
+    without reading the fingerprint of SettledServers first."""
     prefix = ctx.settings.group_prefix
     known = ctx.owned(SettledServers)
-    inputs = plan_inputs(ctx.db, server_id)
+    inputs = plan_inputs(ctx.db, server_id) if settled_known else None
     if inputs is not None:
         settled = known.settled(server_id, prefix, inputs)
         if settled is not None:

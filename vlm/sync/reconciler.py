@@ -255,7 +255,9 @@ def reconcile_server(
                 if read_first and not groups_just_read:
                     read_reservations(ctx, server_id, api)
                 unread.done(server_id)
-                plans, settled = plan_unsettled(ctx, server_id, force=force)
+                plans, settled = plan_unsettled(
+                    ctx, server_id, force=force, settled_known=read_first
+                )
                 todo = [p for p in plans if not read_first or not in_sync(p)]
                 in_flight = workers or ctx.settings.sync_in_flight
                 prefix = ctx.settings.group_prefix
