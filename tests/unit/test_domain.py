@@ -1,6 +1,8 @@
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vlm.domain import (
     DESCRIPTION_MAX_LENGTH,
@@ -8,6 +10,9 @@ from vlm.domain import (
     HostType,
     PortionRoom,
     ValidationError,
+    _allowed_char,
+    _first_refused,
+    _plain_ascii,
     bounded_float,
     bounded_int,
     clean_text,
@@ -118,6 +123,13 @@ def test_clean_text_strips_keeps_unicode_and_multiline_only_where_asked():
     with pytest.raises(ValidationError, match="name is empty"):
         clean_text("   ", "name", max_len=50)
     assert clean_text("   ", "description", max_len=50, required=False) == ""
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=30), st.booleans())
+def test_the_quick_ascii_check_refuses_what_the_per_character_one_refuses(text, multiline):
+    quick = None if _plain_ascii(text) else _first_refused(text, multiline=multiline)
+    thorough = next((c for c in text if not _allowed_char(c, multiline=multiline)), None)
+    assert quick == thorough
 
 
 @pytest.mark.parametrize("wrong", [5, 2.5, None, b"bytes", ["x"], True])
