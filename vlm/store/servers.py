@@ -59,14 +59,25 @@ def server_names(db: Database) -> dict[int, str]:
 
 
 def record_server_success(
-    cur: duckdb.DuckDBPyConnection, server_id: int, latency_ms: float
+    cur: duckdb.DuckDBPyConnection,
+    server_id: int,
+    latency_ms: float,
+    mirror_digest: tuple[str | None, str] | None = None,
 ) -> None:
+    """status 'ok' after a read; with mirror_digest (digest, prefix) also what set_mirror_digest
+    stores, in the same statement."""
+    digest_columns, params = "", [latency_ms]
+    if mirror_digest is not None:
+        digest, prefix = mirror_digest
+        digest_columns = ", mirror_digest = ?, mirror_prefix = ?"
+        params += [digest, prefix if digest is not None else None]
     cur.execute(
         f"""
         UPDATE license_servers SET status = 'ok', last_sync_at = {NOW},
-            last_success_at = {NOW}, last_error = NULL, last_latency_ms = ? WHERE id = ?
+            last_success_at = {NOW}, last_error = NULL, last_latency_ms = ?{digest_columns}
+        WHERE id = ?
         """,
-        [latency_ms, server_id],
+        [*params, server_id],
     )
 
 

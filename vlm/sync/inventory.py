@@ -514,8 +514,6 @@ def pull_inventory(
                     cur, server_id, prefix, mirror_rows_seen, answers.instance_id
                 )
                 inputs_moved = observation is not None
-            if mirror_rows_seen is not None or answers.groups_adopted:
-                set_mirror_digest(cur, server_id, answers.groups_fingerprint, prefix)
             if not unchanged:
                 rows = feature_rows(seen.totals, seen.others)
                 changes = feature_changes(stored_features(cur, server_id), rows)
@@ -523,7 +521,10 @@ def pull_inventory(
                 inputs_moved = inputs_moved or changes.moves_drift_inputs
             if answers.usage is not None:
                 record_sightings(cur, server_id, answers.usage, datetime.now())
-            record_server_success(cur, server_id, answers.latency_ms)
+            digest = None
+            if mirror_rows_seen is not None or answers.groups_adopted:
+                digest = (answers.groups_fingerprint, prefix)
+            record_server_success(cur, server_id, answers.latency_ms, digest)
             kept_inputs = None if inputs_moved else ahead
             return added, drift.store_conflicts(ctx, server_id, kept_inputs), observation
 
