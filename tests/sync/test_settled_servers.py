@@ -16,7 +16,7 @@ from tests.sync.conftest import (
     remove,
     server_state,
 )
-from vlm.store.reservations import plan_inputs
+from vlm.store.reservations import every_plan_inputs, plan_inputs
 from vlm.sync import plan as plan_module
 from vlm.sync import pull_inventory, reconcile_server
 from vlm.sync.plan import SettledServers
@@ -118,3 +118,35 @@ def test_a_write_between_the_two_fingerprints_is_not_remembered(ctx, emulator, m
     monkeypatch.setattr(plan_module, "plan_rows", original)
     report = reconcile_server(ctx, server)
     assert report.applied == 1, "the pending row is planned (and found on the server)"
+
+
+def test_a_steady_pass_reads_the_fingerprints_of_every_server_at_once(
+    ctx, emulator, emulator2, monkeypatch
+) -> None:
+    if ctx.db.dialect != "duckdb":
+        pytest.skip("PostgreSQL has no fingerprint: every pass plans")
+    server, _, _ = _settled_server(ctx, emulator)
+    empty = add_synced_server(ctx, emulator2.url, "lls-b")
+    every = every_plan_inputs(ctx.db)
+    assert every == {s: plan_inputs(ctx.db, s) for s in (server, empty)}
+    assert every[empty] == (0, None, 0, None)
+    for _ in range(2):
+        reconcile_server(ctx, server)
+        reconcile_server(ctx, empty)
+
+    reads: list[str] = []
+    for name in ("every_plan_inputs", "plan_inputs", "plan_rows"):
+        original = getattr(plan_module, name)
+        monkeypatch.setattr(
+            plan_module, name, lambda *a, _f=original, _n=name: reads.append(_n) or _f(*a)
+        )
+    generation = ctx.db.generation
+    assert reconcile_server(ctx, server).hosts == len(HOSTS)
+    assert reconcile_server(ctx, empty).hosts == 0
+    assert ctx.db.generation == generation, "a steady pass writes nothing"
+    assert reads == [], "the fingerprints read by the last pass are still current: no read"
+
+    ctx.db.write(lambda cur: None)
+    reconcile_server(ctx, server)
+    reconcile_server(ctx, empty)
+    assert reads == ["every_plan_inputs"], "after a write: one read for both servers"

@@ -290,21 +290,36 @@ ORDER BY kind, t1, t2, t3, t4, n1, n2
 """
 
 
-# What plan_rows reads of one server, as a count and a sum of row hashes each: the allocations
-# it plans from (with the server feature they are on) and the owned mirror rows. DuckDB only
+# What plan_rows reads of a server, as a count and a sum of row hashes each: the allocations it
+# plans from (with the server feature they are on) and the owned mirror rows. DuckDB only
 # (PostgreSQL has no hash()). Equal fingerprints: plan_rows would read the same rows again.
+_PLANNED_STATES = "('pending', 'applied', 'disabled', 'removing', 'expiring')"
+_ALLOCATION_HASH = """sum(hash(a.id, a.server_feature_id, a.host_type, a.host_id, a.feature_name,
+    a.feature_version, a.count, a.state))::HUGEINT"""
+_MIRROR_HASH = f"sum(hash({', '.join(MIRROR_COLUMNS)}))::HUGEINT"
+
 PLAN_INPUTS_SQL = f"""
-SELECT (SELECT count(*) FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-        WHERE sf.server_id = $sid
-          AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')),
-       (SELECT sum(hash(a.id, a.server_feature_id, a.host_type, a.host_id, a.feature_name,
-                        a.feature_version, a.count, a.state))::HUGEINT
-        FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
-        WHERE sf.server_id = $sid
-          AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')),
-       (SELECT count(*) FROM reservation_mirror WHERE server_id = $sid AND owned),
-       (SELECT sum(hash({", ".join(MIRROR_COLUMNS)}))::HUGEINT
-        FROM reservation_mirror WHERE server_id = $sid AND owned)
+WITH a AS (
+    SELECT count(*) AS n, {_ALLOCATION_HASH} AS h
+    FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+    WHERE sf.server_id = $sid AND a.state IN {_PLANNED_STATES}),
+m AS (
+    SELECT count(*) AS n, {_MIRROR_HASH} AS h
+    FROM reservation_mirror WHERE server_id = $sid AND owned)
+SELECT a.n, a.h, m.n, m.h FROM a, m
+"""
+
+# The same fingerprint of every server at once: one scan of each table, not one per server.
+EVERY_PLAN_INPUTS_SQL = f"""
+WITH a AS (
+    SELECT sf.server_id, count(*) AS n, {_ALLOCATION_HASH} AS h
+    FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
+    WHERE a.state IN {_PLANNED_STATES} GROUP BY sf.server_id),
+m AS (
+    SELECT server_id, count(*) AS n, {_MIRROR_HASH} AS h
+    FROM reservation_mirror WHERE owned GROUP BY server_id)
+SELECT s.id, coalesce(a.n, 0), a.h, coalesce(m.n, 0), m.h FROM license_servers s
+LEFT JOIN a ON a.server_id = s.id LEFT JOIN m ON m.server_id = s.id
 """
 
 
@@ -314,6 +329,13 @@ def plan_inputs(db: Database, server_id: int) -> tuple | None:
     if db.dialect != "duckdb":
         return None
     return tuple(db.query(PLAN_INPUTS_SQL, {"sid": server_id})[0])
+
+
+def every_plan_inputs(db: Database) -> dict[int, tuple] | None:
+    """plan_inputs of every server by id, read at once; None on PostgreSQL."""
+    if db.dialect != "duckdb":
+        return None
+    return {int(row[0]): tuple(row[1:]) for row in db.query(EVERY_PLAN_INPUTS_SQL)}
 
 
 def plan_rows(

@@ -10,7 +10,8 @@ from dataclasses import replace
 from vlm.context import ServiceContext
 from vlm.domain import is_batch_group, reservation_group_name
 from vlm.flexnet import HostId, ReservationGroup
-from vlm.store.reservations import plan_inputs, plan_rows
+from vlm.store import Database
+from vlm.store.reservations import every_plan_inputs, plan_inputs, plan_rows
 from vlm.sync.mirror import groups_from_mirror
 from vlm.sync.ownership import AllocRow, HostPlan, in_sync
 
@@ -23,12 +24,32 @@ class SettledServers:
     plan would find the same (the reconciler's steady pass then skips plan_rows, ~40 ms of SQL
     per server of the bench estate). Only an all-settled plan is kept: it has no allocation
     row, so the clock and `force` (which only decide when a pending row is due) cannot change
-    it. It is kept when the fingerprint read after plan_rows equals the one read before (no
-    write fell between them). One per service context."""
+    it. It is kept when the server's fingerprint read again after plan_rows equals the one read
+    before (no write fell between them).
+
+    The fingerprints a pass compares with are read for every server at once and kept for the
+    database generation they were read in (a steady pass writes nothing, so its servers share
+    one read of each table instead of one read per server, which grew with servers ×
+    allocations). One per service context."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
         self._known: dict[int, tuple[str, tuple, int]] = {}
+        self._inputs: tuple[int, dict[int, tuple]] | None = None
+
+    def inputs(self, db: Database, server_id: int) -> tuple | None:
+        """The server's fingerprint as of the current database generation (every server's read
+        at once when the generation moved); None on PostgreSQL or for an unknown server."""
+        with self._reading:
+            generation = db.generation
+            kept = self._inputs
+            if kept is None or kept[0] != generation:
+                every = every_plan_inputs(db)
+                if every is None:
+                    return None
+                kept = self._inputs = (generation, every)
+        return kept[1].get(server_id)
 
     def settled(self, server_id: int, prefix: str, inputs: tuple) -> int | None:
         """The settled hosts of the server's last all-settled plan if its inputs were these."""
@@ -58,7 +79,7 @@ def plan_unsettled(
     without reading the fingerprint of SettledServers first."""
     prefix = ctx.settings.group_prefix
     known = ctx.owned(SettledServers)
-    inputs = plan_inputs(ctx.db, server_id) if settled_known else None
+    inputs = known.inputs(ctx.db, server_id) if settled_known else None
     if inputs is not None:
         settled = known.settled(server_id, prefix, inputs)
         if settled is not None:
