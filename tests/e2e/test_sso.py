@@ -6,6 +6,7 @@ provider creates none, a disabled user is refused, and a token for another audie
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -51,10 +52,19 @@ def expect_signed_in(page: Page, role: Role) -> None:
     assert sorted(sidebar_links(page)) == sorted(titles(role))
 
 
+def expect_no_identity_cookie(page: Page, timeout_s: float = 10.0) -> None:
+    """The identity cookie is gone within timeout_s: the refusal or the sign-in page can show
+    before the response that deletes the cookie has reached the browser."""
+    deadline = time.monotonic() + timeout_s
+    while held := [c for c in page.context.cookies() if c["name"].startswith(IDENTITY_COOKIE)]:
+        assert time.monotonic() < deadline, f"identity cookie still set after {timeout_s} s: {held}"
+        page.wait_for_timeout(100)
+
+
 def expect_refused(page: Page, text: str) -> None:
     expect(page.get_by_test_id("stAlert").filter(has_text=text)).to_be_visible()
     expect(page.get_by_test_id("stSidebar")).to_have_count(0)
-    assert not [c for c in page.context.cookies() if c["name"].startswith(IDENTITY_COOKIE)]
+    expect_no_identity_cookie(page)
     expect(page.get_by_role("button", name="Sign in with Demo IdP")).to_be_visible()
 
 
@@ -64,7 +74,7 @@ def sign_out(page: Page) -> None:
     page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
     page.get_by_role("button", name="End session").click()
     expect(page.get_by_role("button", name="Sign in with Demo IdP")).to_be_visible()
-    assert not [c for c in page.context.cookies() if c["name"].startswith(IDENTITY_COOKIE)]
+    expect_no_identity_cookie(page)
 
 
 def test_sign_in_role_mapping_group_change_and_sign_out(browser, sso_server, sso_provider):
