@@ -180,13 +180,16 @@ def mirror_summary(db: Database, server_id: int) -> MirrorSummary:
     return {(name, version): int(total) for name, version, total in others}, int(groups), int(owned)
 
 
+# The allocation states the reconciler plans from (plan_rows and its fingerprint alike).
+_PLANNED_STATES = "('pending', 'applied', 'disabled', 'removing', 'expiring')"
+
 PLAN_ROWS_SQL = f"""
 WITH wanted AS (
     SELECT a.host_type, a.host_id, a.feature_name, a.feature_version, SUM(a.count) AS want,
            BOOL_AND(a.state = 'applied') AS settled
     FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
     WHERE sf.server_id = $sid
-      AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')
+      AND a.state IN {_PLANNED_STATES}
     GROUP BY a.host_type, a.host_id, a.feature_name, a.feature_version),
 hosts AS (
     SELECT host_type, host_id, BOOL_AND(settled) AS settled, COUNT(*) AS keys,
@@ -269,7 +272,7 @@ SELECT 'allocation' AS kind, a.id, NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT, a.
        NULL::BIGINT AS n1, a.id AS n2
 FROM allocations a JOIN server_features sf ON sf.id = a.server_feature_id
 WHERE sf.server_id = $sid
-  AND a.state IN ('pending', 'applied', 'disabled', 'removing', 'expiring')
+  AND a.state IN {_PLANNED_STATES}
   AND NOT EXISTS (SELECT 1 FROM settled s
                   WHERE s.host_type = a.host_type AND s.host_id = a.host_id)
   AND NOT EXISTS (SELECT 1 FROM batch_settled b
@@ -293,7 +296,6 @@ ORDER BY kind, t1, t2, t3, t4, n1, n2
 # What plan_rows reads of a server, as a count and a sum of row hashes each: the allocations it
 # plans from (with the server feature they are on) and the owned mirror rows. DuckDB only
 # (PostgreSQL has no hash()). Equal fingerprints: plan_rows would read the same rows again.
-_PLANNED_STATES = "('pending', 'applied', 'disabled', 'removing', 'expiring')"
 _ALLOCATION_HASH = """sum(hash(a.id, a.server_feature_id, a.host_type, a.host_id, a.feature_name,
     a.feature_version, a.count, a.state))::HUGEINT"""
 _MIRROR_HASH = f"sum(hash({', '.join(MIRROR_COLUMNS)}))::HUGEINT"

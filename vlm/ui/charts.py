@@ -58,7 +58,7 @@ def _default_template() -> dict:
 
 @functools.cache
 def _template_named(name: str) -> dict:
-    return go.Figure().to_dict()["layout"]["template"]
+    return go.Figure(layout={"template": name}).to_dict()["layout"]["template"]
 
 
 def _array(values: pd.Series) -> object:
